@@ -1,0 +1,430 @@
+//! Parsing of `#[cached(...)]` arguments into a typed struct.
+//!
+//! Syntax errors stop parsing; every other mistake (unknown or repeated
+//! argument, a value of the wrong kind) is collected, so one build reports
+//! all of them, each at its token.
+
+use proc_macro2::{Span, TokenStream};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Ident, Lit, LitStr, Path, Token};
+
+/// Collected errors, reported together (serde's `Ctxt`).
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+    pub(crate) fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, msg));
+    }
+    pub(crate) fn finish(self) -> Result<(), syn::Error> {
+        match self.0 {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `name = value` or `name(...)`.
+struct RawArg {
+    name: Ident,
+    value: RawValue,
+}
+
+enum RawValue {
+    Expr(Expr),
+    List(Punctuated<Adapter, Token![,]>),
+    Bare,
+}
+
+/// `param = expr` inside `adapt(...)`.
+pub(crate) struct Adapter {
+    pub(crate) param: Ident,
+    pub(crate) expr: Expr,
+}
+
+impl Parse for Adapter {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let param: Ident = input.parse()?;
+        input.parse::<Token![=]>()?;
+        let expr: Expr = input.parse()?;
+        Ok(Adapter { param, expr })
+    }
+}
+
+impl Parse for RawArg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        // `crate` is a keyword; accept it as an argument name.
+        let name = Ident::parse_any(input)?;
+        let value = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            RawValue::Expr(input.parse()?)
+        } else if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            RawValue::List(content.parse_terminated(Adapter::parse, Token![,])?)
+        } else {
+            RawValue::Bare
+        };
+        Ok(RawArg { name, value })
+    }
+}
+
+/// A duration argument, in milliseconds, with the span of its value.
+#[derive(Clone, Copy)]
+pub(crate) struct Dur {
+    pub(crate) ms: u64,
+    pub(crate) name_span: Span,
+}
+
+/// The arguments of one `#[cached]`.
+#[derive(Default)]
+pub(crate) struct CachedArgs {
+    pub(crate) key: Option<LitStr>,
+    pub(crate) ttl: Option<Dur>,
+    pub(crate) swr: Option<Dur>,
+    pub(crate) negative_ttl: Option<Dur>,
+    pub(crate) jitter: Option<(f64, Span)>,
+    pub(crate) name: Option<LitStr>,
+    pub(crate) cache: Option<Expr>,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) tags: Vec<LitStr>,
+    pub(crate) ignore: Vec<Ident>,
+    pub(crate) adapt: Vec<Adapter>,
+    pub(crate) krate: Option<Path>,
+}
+
+pub(crate) const CACHED_ARGS: &[&str] = &[
+    "key",
+    "ttl",
+    "swr",
+    "negative_ttl",
+    "jitter",
+    "smooth_expiry",
+    "name",
+    "cache",
+    "capacity",
+    "tags",
+    "ignore",
+    "adapt",
+    "crate",
+];
+
+fn list(valid: &[&str]) -> String {
+    valid
+        .iter()
+        .map(|v| format!("`{v}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl CachedArgs {
+    /// Parses the attribute's tokens. Syntax errors are returned at once;
+    /// mistakes in values are pushed to `errors` and the argument skipped.
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> syn::Result<Self> {
+        let raw =
+            syn::parse::Parser::parse2(Punctuated::<RawArg, Token![,]>::parse_terminated, tokens)?;
+        let mut args = CachedArgs::default();
+        let mut seen: Vec<String> = Vec::new();
+        for arg in raw {
+            let name = arg.name.to_string();
+            if !CACHED_ARGS.contains(&name.as_str()) {
+                errors.at(
+                    arg.name.span(),
+                    format!(
+                        "unknown argument `{name}` to #[cached]; valid arguments are {}",
+                        list(CACHED_ARGS)
+                    ),
+                );
+                continue;
+            }
+            let canonical = if name == "smooth_expiry" {
+                "jitter"
+            } else {
+                name.as_str()
+            };
+            if seen.iter().any(|s| s == canonical) {
+                errors.at(arg.name.span(), format!("`{name}` is given more than once"));
+                continue;
+            }
+            seen.push(canonical.to_string());
+            args.take(arg, errors);
+        }
+        Ok(args)
+    }
+
+    fn take(&mut self, arg: RawArg, errors: &mut Errors) {
+        let name = arg.name.to_string();
+        let span = arg.name.span();
+        if name == "adapt" {
+            match arg.value {
+                RawValue::List(l) => self.adapt = l.into_iter().collect(),
+                _ => errors.at(
+                    span,
+                    "`adapt` takes a list of key forms: `adapt(user = user.id, page = page.number)`",
+                ),
+            }
+            return;
+        }
+        let expr = match arg.value {
+            RawValue::Expr(e) => e,
+            RawValue::List(_) | RawValue::Bare => {
+                errors.at(span, format!("`{name}` takes a value: `{name} = ...`"));
+                return;
+            }
+        };
+        match name.as_str() {
+            "key" => self.key = string(&expr, "key", "\"user:<id>\"", errors),
+            "name" => {
+                self.name = string(&expr, "name", "\"GetUserProfile\"", errors).and_then(|s| {
+                    if s.value().trim().is_empty() {
+                        errors.at(s.span(), "`name` must not be empty");
+                        None
+                    } else {
+                        Some(s)
+                    }
+                })
+            }
+            "ttl" | "swr" | "negative_ttl" => {
+                if let Some(ms) = duration(&expr, &name, errors) {
+                    let d = Some(Dur {
+                        ms,
+                        name_span: span,
+                    });
+                    match name.as_str() {
+                        "ttl" => self.ttl = d,
+                        "swr" => self.swr = d,
+                        _ => self.negative_ttl = d,
+                    }
+                }
+            }
+            "jitter" => self.jitter = fraction(&expr, errors).map(|j| (j, span)),
+            "smooth_expiry" => match &expr {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) => {
+                    if b.value {
+                        self.jitter = Some((0.1, span));
+                    }
+                }
+                _ => errors.at(
+                    expr.span(),
+                    "`smooth_expiry` is `true` or `false` (true spreads each TTL by ±10 %)",
+                ),
+            },
+            "cache" => self.cache = Some(expr),
+            "capacity" => match &expr {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Int(i), ..
+                }) => match i.base10_parse::<usize>() {
+                    Ok(0) | Err(_) => errors.at(
+                        i.span(),
+                        "`capacity` is a whole number of entries, at least 1",
+                    ),
+                    Ok(n) => self.capacity = Some(n),
+                },
+                _ => errors.at(
+                    expr.span(),
+                    "`capacity` is a whole number of entries, such as `capacity = 1000`",
+                ),
+            },
+            "tags" => match &expr {
+                Expr::Array(a) => {
+                    for el in &a.elems {
+                        match el {
+                            Expr::Lit(ExprLit {
+                                lit: Lit::Str(s), ..
+                            }) => self.tags.push(s.clone()),
+                            other => errors.at(
+                                other.span(),
+                                "each tag is a string literal template, such as `\"org:<org_id>\"`",
+                            ),
+                        }
+                    }
+                }
+                _ => errors.at(
+                    expr.span(),
+                    "`tags` is an array of string literal templates: `tags = [\"org:<org_id>\"]`",
+                ),
+            },
+            "ignore" => match &expr {
+                Expr::Array(a) => {
+                    for el in &a.elems {
+                        match el {
+                            Expr::Path(p) if p.path.get_ident().is_some() => self.ignore.push(
+                                p.path
+                                    .get_ident()
+                                    .cloned()
+                                    .unwrap_or_else(|| Ident::new("_", p.span())),
+                            ),
+                            other => errors.at(
+                                other.span(),
+                                "`ignore` lists parameter names: `ignore = [db, trace_id]`",
+                            ),
+                        }
+                    }
+                }
+                _ => errors.at(
+                    expr.span(),
+                    "`ignore` lists parameter names: `ignore = [db, trace_id]`",
+                ),
+            },
+            "crate" => match string(&expr, "crate", "\"cachet\"", errors) {
+                Some(s) => match s.parse::<Path>() {
+                    Ok(p) => self.krate = Some(p),
+                    Err(_) => errors.at(
+                        s.span(),
+                        "`crate` is a path, such as `crate = \"my_cachet\"`",
+                    ),
+                },
+                None => {}
+            },
+            _ => {}
+        }
+    }
+}
+
+fn string(expr: &Expr, name: &str, example: &str, errors: &mut Errors) -> Option<LitStr> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s.clone()),
+        other => {
+            errors.at(
+                other.span(),
+                format!("`{name}` is a string literal, such as `{name} = {example}`"),
+            );
+            None
+        }
+    }
+}
+
+/// Whole seconds (`300`), fractional seconds (`0.5`) or a duration string
+/// (`"5m"`, `"250ms"`, `"1h30m"`), in milliseconds; zero and negatives are
+/// errors.
+fn duration(expr: &Expr, name: &str, errors: &mut Errors) -> Option<u64> {
+    let hint = format!(
+        "`{name}` is a duration: seconds (`{name} = 300`) or a string with units ms, s, m, h, d (`{name} = \"5m\"`, `\"250ms\"`, `\"1h30m\"`)"
+    );
+    let ms = match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => match i.base10_parse::<u64>() {
+            Ok(s) => s.checked_mul(1000),
+            Err(_) => None,
+        },
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => match f.base10_parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => Some((s * 1000.0).round() as u64),
+            _ => None,
+        },
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => parse_duration(&s.value()),
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
+            errors.at(expr.span(), format!("`{name}` must be positive"));
+            return None;
+        }
+        _ => None,
+    };
+    match ms {
+        Some(0) => {
+            errors.at(
+                expr.span(),
+                format!("`{name}` must be greater than zero (to turn caching off at run time, use the use case's ramp)"),
+            );
+            None
+        }
+        Some(ms) => Some(ms),
+        None => {
+            errors.at(expr.span(), hint);
+            None
+        }
+    }
+}
+
+/// Parses `"90"`, `"250ms"`, `"5m"`, `"1h30m"`, `"1.5s"` into milliseconds.
+pub(crate) fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(secs) = s.parse::<u64>() {
+        return secs.checked_mul(1000);
+    }
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_end] {
+            "ms" => 1.0,
+            "s" => 1_000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            "d" => 86_400_000.0,
+            _ => return None,
+        };
+        total += n * factor;
+        rest = rest[unit_end..].trim_start();
+    }
+    (total.is_finite() && total < u64::MAX as f64).then(|| total.round() as u64)
+}
+
+fn fraction(expr: &Expr, errors: &mut Errors) -> Option<f64> {
+    let v = match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<f64>().ok(),
+        _ => None,
+    };
+    match v {
+        Some(j) if j > 0.0 && j < 1.0 => Some(j),
+        _ => {
+            errors.at(
+                expr.span(),
+                "`jitter` is a fraction between 0 and 1, exclusive: `jitter = 0.1` spreads each TTL by up to ±10 %",
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("300"), Some(300_000));
+        assert_eq!(parse_duration("250ms"), Some(250));
+        assert_eq!(parse_duration("5m"), Some(300_000));
+        assert_eq!(parse_duration("1h30m"), Some(5_400_000));
+        assert_eq!(parse_duration("1.5s"), Some(1_500));
+        assert_eq!(parse_duration("2d"), Some(172_800_000));
+        for bad in ["", "m", "5x", "five", "5 m s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}

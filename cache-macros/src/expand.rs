@@ -1,0 +1,385 @@
+//! Expansion of `#[cached]`.
+//!
+//! The function keeps its signature; its body becomes:
+//!
+//! 1. a `static` use-case slot (the spec: name, templates, TTLs);
+//! 2. the key borrowed from the arguments and looked up in L1 (the hot
+//!    path: nothing built, nothing allocated);
+//! 3. on a stale hit with `swr`, one background refresh (sync: a thread;
+//!    async: a task), built from owned copies of the arguments;
+//! 4. on a miss, the original body as the loader, run through single-flight.
+//!
+//! Four named cases differ only in how the loader is wrapped and awaited:
+//! sync or async, each with or without `&self` (methods refresh by calling
+//! themselves on a clone of `self`, free functions by re-running the body).
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{ItemFn, Type};
+
+use crate::attr::{CachedArgs, Errors};
+use crate::check::{self, Func, KeyPlan, Param, Seg, ShapeKind};
+
+/// The whole macro: parse, validate, expand; on error, the function as it
+/// was plus every error, so the rest of the crate still type-checks.
+pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item_fn: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            let e = syn::Error::new(
+                e.span(),
+                format!("#[cached] goes on a function with a body: {e}"),
+            );
+            return with_error(item, e);
+        }
+    };
+    let mut errors = Errors::default();
+    let args = match CachedArgs::parse(args, &mut errors) {
+        Ok(a) => a,
+        Err(e) => {
+            errors.push(e);
+            return with_errors(item, errors);
+        }
+    };
+    let Some(func) = check::function(item_fn, &mut errors) else {
+        return with_errors(item, errors);
+    };
+    check::arguments(&args, &func, &mut errors);
+    let plan = check::key_plan(&args, &func, &mut errors);
+    match (errors.finish(), plan) {
+        (Ok(()), Some(plan)) => expand(&args, &func, &plan),
+        (Err(e), _) => with_error(item, e),
+        (Ok(()), None) => item,
+    }
+}
+
+fn with_errors(item: TokenStream, errors: Errors) -> TokenStream {
+    match errors.finish() {
+        Ok(()) => item,
+        Err(e) => with_error(item, e),
+    }
+}
+
+fn with_error(mut item: TokenStream, e: syn::Error) -> TokenStream {
+    item.extend(e.into_compile_error());
+    item
+}
+
+fn opt<T: ToTokens>(v: Option<T>) -> TokenStream {
+    match v {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn segments(p: &TokenStream, segs: &[Seg]) -> TokenStream {
+    let items = segs.iter().map(|s| match s {
+        Seg::Text(t) => quote!(#p::Segment::Text(#t)),
+        Seg::Value(i) => quote!(#p::Segment::Value(#i)),
+    });
+    quote!(&[#(#items),*])
+}
+
+/// `&T` with its lifetime dropped, so it can be re-borrowed from an owned
+/// copy inside a `'static` job.
+fn unlifetimed(ty: &Type) -> Type {
+    match ty {
+        Type::Reference(r) => {
+            let mut r = r.clone();
+            r.lifetime = None;
+            Type::Reference(r)
+        }
+        other => other.clone(),
+    }
+}
+
+fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
+    let krate = args
+        .krate
+        .as_ref()
+        .map(|p| quote!(#p))
+        .unwrap_or_else(|| quote!(::cachet));
+    let p = quote!(#krate::__private);
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = &f.item;
+    let ident = &sig.ident;
+    let ret = &f.shape.ret;
+    let value_ty = &f.shape.value;
+
+    // ---- the spec ----
+    let name = match &args.name {
+        Some(l) => quote!(#l),
+        None => quote!(::core::concat!(
+            ::core::module_path!(),
+            "::",
+            ::core::stringify!(#ident)
+        )),
+    };
+    let key_type = &plan.key_type;
+    let id = segments(&p, &plan.id);
+    let arg_specs = plan.args.iter().map(|(n, i)| quote!((#n, #i)));
+    let tags = plan.tags.iter().map(|t| segments(&p, t));
+    let ttl_ms = opt(args.ttl.map(|d| d.ms));
+    let swr_ms = args.swr.map_or(0, |d| d.ms);
+    let negative_ttl_ms = opt(args.negative_ttl.map(|d| d.ms));
+    let jitter = proc_macro2::Literal::f64_suffixed(args.jitter.map_or(0.0, |j| j.0));
+    let capacity = opt(args.capacity);
+
+    let cache = match &args.cache {
+        Some(c) => quote_spanned!(c.span()=> || #p::AsCache::as_cache(&(#c))),
+        None => quote!(|| ::core::clone::Clone::clone(#p::default_cache())),
+    };
+    let negative = match f.shape.kind {
+        ShapeKind::Option | ShapeKind::ResultOption => quote!(::core::option::Option::Some(
+            ::core::option::Option::is_none as fn(&#value_ty) -> bool
+        )),
+        _ => quote!(::core::option::Option::None),
+    };
+
+    // ---- shape adapters ----
+    let (wrap, into, unwrap) = shape_code(&p, f.shape.kind, ret);
+
+    // ---- key values ----
+    let adapters = plan
+        .adapters
+        .iter()
+        .map(|(local, expr)| quote_spanned!(expr.span()=> let #local = #expr;));
+    let key_parts: Vec<&TokenStream> = plan.values[..plan.n_key]
+        .iter()
+        .map(|v| &v.borrow)
+        .collect();
+    let q = quote!((#(#key_parts,)*));
+    let displays: Vec<TokenStream> = plan
+        .values
+        .iter()
+        .map(|v| {
+            let b = &v.borrow;
+            let span = b.span();
+            quote_spanned!(span=> &#b as &dyn ::core::fmt::Display)
+        })
+        .collect();
+    let key_asserts = plan.values.iter().take(plan.n_key).map(|v| {
+        let b = &v.borrow;
+        quote_spanned!(b.span()=> #p::assert_key_part(#b);)
+    });
+    let vspan = check::value_span(f);
+    let value_assert = quote_spanned!(vspan=> #p::assert_value::<#value_ty>(););
+
+    // ---- stale-while-revalidate ----
+    let refresh = if args.swr.is_some() {
+        refresh_code(&p, f, &displays, &into)
+    } else {
+        TokenStream::new()
+    };
+
+    // ---- the load ----
+    let load = if f.is_async {
+        quote! {
+            let __cachet_load = async move {
+                let __cachet_r: #ret = #block;
+                __cachet_r
+            };
+            match (__cachet_uc, __cachet_miss) {
+                (::core::option::Option::Some(__cachet_uc), ::core::option::Option::Some(__cachet_miss)) => {
+                    let __cachet_into = async move { #into(__cachet_load.await) };
+                    let __cachet_share = (&#p::probe_async(&__cachet_into)).share_error();
+                    #unwrap(__cachet_uc.load_async(__cachet_miss, __cachet_share, __cachet_into).await)
+                }
+                _ => __cachet_load.await,
+            }
+        }
+    } else {
+        quote! {
+            let __cachet_load = move || -> #ret #block;
+            match (__cachet_uc, __cachet_miss) {
+                (::core::option::Option::Some(__cachet_uc), ::core::option::Option::Some(__cachet_miss)) => {
+                    let __cachet_into = move || #into(__cachet_load());
+                    let __cachet_share = (&#p::probe_sync(&__cachet_into)).share_error();
+                    #unwrap(__cachet_uc.load_sync(__cachet_miss, __cachet_share, __cachet_into))
+                }
+                _ => __cachet_load(),
+            }
+        }
+    };
+
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #[allow(unused_imports)]
+            use #p::{ViaClone as _, ViaNothing as _};
+            static __CACHET_USE_CASE: #p::UseCaseSlot = #p::UseCaseSlot::new(#p::UseCaseSpec {
+                name: #name,
+                key_type: #key_type,
+                id: #id,
+                args: &[#(#arg_specs),*],
+                tags: &[#(#tags),*],
+                ttl_ms: #ttl_ms,
+                swr_ms: #swr_ms,
+                negative_ttl_ms: #negative_ttl_ms,
+                jitter: #jitter,
+                capacity: #capacity,
+            });
+            let (__cachet_uc, __cachet_miss) = {
+                #(#adapters)*
+                #(#key_asserts)*
+                #value_assert
+                let __cachet_q = #q;
+                let __cachet_uc = __CACHET_USE_CASE.get::<_, #value_ty>(&__cachet_q, #cache, #negative);
+                let __cachet_miss = match __cachet_uc {
+                    ::core::option::Option::Some(__cachet_uc) => match __cachet_uc.lookup(&__cachet_q) {
+                        #p::Lookup::Hit(__cachet_v) => return #wrap,
+                        #p::Lookup::Stale(__cachet_v) => {
+                            #refresh
+                            return #wrap;
+                        }
+                        #p::Lookup::Miss(__cachet_mode) => ::core::option::Option::Some(
+                            __cachet_uc.miss(&__cachet_q, &[#(#displays),*], __cachet_mode),
+                        ),
+                    },
+                    ::core::option::Option::None => ::core::option::Option::None,
+                };
+                (__cachet_uc, __cachet_miss)
+            };
+            #load
+        }
+    }
+}
+
+/// How a cached value becomes the return value (`wrap`), how the body's
+/// return value becomes `Result<V, E>` (`into`), and back (`unwrap`).
+fn shape_code(
+    p: &TokenStream,
+    kind: ShapeKind,
+    ret: &Type,
+) -> (TokenStream, TokenStream, TokenStream) {
+    let rspan = ret.span();
+    match kind {
+        ShapeKind::Value | ShapeKind::Option => (
+            quote!(__cachet_v),
+            quote_spanned!(rspan=> ::core::result::Result::Ok::<#ret, ::core::convert::Infallible>),
+            quote!(#p::unwrap_infallible),
+        ),
+        ShapeKind::Result | ShapeKind::ResultOption => (
+            quote!(::core::result::Result::Ok(__cachet_v)),
+            quote_spanned!(rspan=> ::core::convert::identity::<#ret>),
+            quote!(::core::convert::identity),
+        ),
+    }
+}
+
+/// Owned copies of every parameter, taken before a refresh is spawned.
+fn owned_copies(params: &[Param]) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let mut take = Vec::new();
+    let mut rebind = Vec::new();
+    for (i, prm) in params.iter().enumerate() {
+        let id = &prm.ident;
+        let owned = format_ident!("__cachet_owned_{}", i);
+        let span = prm.ty.span();
+        let source = if prm.by_ref {
+            quote!(#id)
+        } else {
+            quote!(&#id)
+        };
+        take.push(quote_spanned!(span=> let #owned = ::std::borrow::ToOwned::to_owned(#source);));
+        let ty = unlifetimed(&prm.ty);
+        let m = prm.mutable.then(|| quote!(mut));
+        rebind.push(if prm.by_ref {
+            quote_spanned!(span=> #[allow(unused_variables)] let #id: #ty = ::core::borrow::Borrow::borrow(&#owned);)
+        } else {
+            quote_spanned!(span=> #[allow(unused_variables, unused_mut)] let #m #id: #ty = #owned;)
+        });
+    }
+    (take, rebind)
+}
+
+/// Replaces the keyword `self` (not `self::` paths) with `__cachet_self`,
+/// inside macro invocations too, keeping each token's span.
+fn rename_self(tokens: TokenStream) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = TokenStream::new();
+    for (i, tt) in trees.iter().enumerate() {
+        let next_is_path = matches!(
+            (trees.get(i + 1), trees.get(i + 2)),
+            (Some(TokenTree::Punct(a)), Some(TokenTree::Punct(b))) if a.as_char() == ':' && b.as_char() == ':'
+        );
+        match tt {
+            TokenTree::Ident(id) if id == "self" && !next_is_path => {
+                out.extend([TokenTree::Ident(syn::Ident::new(
+                    "__cachet_self",
+                    id.span(),
+                ))]);
+            }
+            TokenTree::Group(g) => {
+                let mut ng = Group::new(g.delimiter(), rename_self(g.stream()));
+                ng.set_span(g.span());
+                out.extend([TokenTree::Group(ng)]);
+            }
+            other => out.extend([other.clone()]),
+        }
+    }
+    out
+}
+
+fn refresh_code(
+    p: &TokenStream,
+    f: &Func,
+    displays: &[TokenStream],
+    into: &TokenStream,
+) -> TokenStream {
+    let ret = &f.shape.ret;
+    let body = &f.item.block;
+    let (take, rebind) = owned_copies(&f.params);
+    // A method's body runs again on a copy of `self`: the body's `self`
+    // becomes a reference to that copy. (Calling the method itself would
+    // make an async method's future contain itself.)
+    let (self_copy, self_rebind, body) = if f.receiver {
+        (
+            quote!(let __cachet_owned_self = #p::clone_receiver(self);),
+            quote!(let __cachet_self: &Self = &__cachet_owned_self;),
+            rename_self(body.to_token_stream()),
+        )
+    } else {
+        (
+            TokenStream::new(),
+            TokenStream::new(),
+            body.to_token_stream(),
+        )
+    };
+    let job = if f.is_async {
+        quote! {
+            ::std::boxed::Box::pin(async move {
+                #self_rebind
+                #(#rebind)*
+                let __cachet_r: #ret = async move #body.await;
+                #p::discard_error(#into(__cachet_r))
+            })
+        }
+    } else {
+        quote! {
+            ::std::boxed::Box::new(move || {
+                #self_rebind
+                #(#rebind)*
+                let __cachet_r: #ret = (move || -> #ret #body)();
+                #p::discard_error(#into(__cachet_r))
+            })
+        }
+    };
+    let method = if f.is_async {
+        quote!(refresh_async)
+    } else {
+        quote!(refresh_sync)
+    };
+    quote! {
+        __cachet_uc.#method(&__cachet_q, &[#(#displays),*], || {
+            #self_copy
+            #(#take)*
+            #job
+        });
+    }
+}

@@ -1,0 +1,20 @@
+//! The attribute macros of [cachet](https://docs.rs/cachet).
+//!
+//! Use them through `cachet` (`#[cachet::cached]`); this crate holds only
+//! parsing, validation and expansion, and its output names nothing but
+//! `::cachet::__private` (or the path given with `crate = "..."`).
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![forbid(unsafe_code)]
+
+mod attr;
+mod check;
+mod expand;
+mod template;
+
+use proc_macro::TokenStream;
+
+/// Caches a function's results; see the `cachet` crate for the reference.
+#[proc_macro_attribute]
+pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::cached(args.into(), item.into()).into()
+}

@@ -1,0 +1,85 @@
+//! Small helpers of generated code: compile-time checks with messages that
+//! say what is missing, and shape conversions.
+
+use std::convert::Infallible;
+use std::fmt::Display;
+use std::future::Future;
+use std::hash::Hash;
+
+use crate::use_case::ErrorProbe;
+
+/// A type that can be part of a cache key.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of a cache key",
+    label = "a key value needs `Display` (for the URN), `Hash` and `Eq` (for the in-process layer) and an owned form that is `Clone + Send + Sync + 'static`",
+    note = "leave it out of the key with `ignore = [param]`, or give its key form with `adapt(param = expr)`"
+)]
+pub trait KeyPart {}
+
+impl<T> KeyPart for T
+where
+    T: ?Sized + Display + Hash + Eq + ToOwned,
+    T::Owned: Hash + Eq + Clone + Send + Sync + 'static,
+{
+}
+
+/// A type that can be cached.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached",
+    label = "cached values must be `Clone + Send + Sync + 'static`",
+    note = "wrap values that are not `Clone` (or are large) in `Arc`"
+)]
+pub trait CacheValue: Clone + Send + Sync + 'static {}
+
+impl<T: Clone + Send + Sync + 'static> CacheValue for T {}
+
+/// A receiver a background refresh can take a copy of.
+#[diagnostic::on_unimplemented(
+    message = "`swr` on a method needs `{Self}: Clone + Send + Sync + 'static`",
+    label = "the background refresh calls the method on a copy of `self`",
+    note = "keep a service's state behind an `Arc` and derive `Clone`"
+)]
+pub trait Receiver: Clone + Send + Sync + 'static {}
+
+impl<T: Clone + Send + Sync + 'static> Receiver for T {}
+
+/// Fails to compile, with a clear message, when `T` cannot be a key part.
+#[inline(always)]
+pub fn assert_key_part<T: ?Sized + KeyPart>(_: &T) {}
+
+/// Fails to compile, with a clear message, when `T` cannot be cached.
+#[inline(always)]
+pub fn assert_value<T: CacheValue>() {}
+
+/// A copy of `self` for a background refresh.
+#[inline]
+pub fn clone_receiver<T: Receiver>(t: &T) -> T {
+    t.clone()
+}
+
+/// The value of a result that cannot be an error.
+#[inline(always)]
+pub fn unwrap_infallible<V>(r: Result<V, Infallible>) -> V {
+    match r {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
+}
+
+/// A background result, its error already counted and logged.
+#[inline(always)]
+pub fn discard_error<V, E>(r: Result<V, E>) -> Result<V, ()> {
+    r.map_err(|_| ())
+}
+
+/// The error probe of a sync loader.
+#[inline(always)]
+pub const fn probe_sync<V, E, F: FnOnce() -> Result<V, E>>(_: &F) -> ErrorProbe<E> {
+    ErrorProbe::new()
+}
+
+/// The error probe of an async loader.
+#[inline(always)]
+pub const fn probe_async<V, E, F: Future<Output = Result<V, E>>>(_: &F) -> ErrorProbe<E> {
+    ErrorProbe::new()
+}

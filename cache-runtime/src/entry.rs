@@ -1,0 +1,83 @@
+//! What a layer stores for one key, and how its age is judged.
+
+use std::time::Duration;
+
+use crate::clock::{saturating_ms, Millis};
+
+/// Where an entry stands at a given moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Inside its TTL: served as it is.
+    Fresh,
+    /// Past its TTL but inside its stale-while-revalidate window: served
+    /// while one background refresh runs.
+    Stale,
+    /// Past both: treated as absent.
+    Expired,
+}
+
+/// One cached value and its lifetimes.
+///
+/// Times are Unix milliseconds from the cache's [`Clock`](crate::Clock);
+/// `u64::MAX` means "never".
+///
+/// # Examples
+///
+/// ```
+/// use cache_runtime::{Entry, Freshness};
+/// use std::time::Duration;
+///
+/// let e = Entry::new("v", 1_000, Some(Duration::from_secs(10)), Duration::from_secs(5));
+/// assert_eq!(e.freshness(5_000), Freshness::Fresh);
+/// assert_eq!(e.freshness(12_000), Freshness::Stale);
+/// assert_eq!(e.freshness(15_000), Freshness::Expired);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry<V> {
+    /// The cached value.
+    pub value: V,
+    /// When it was created.
+    pub created_ms: Millis,
+    /// Until when it is fresh.
+    pub fresh_until_ms: Millis,
+    /// Until when it may be served stale (at least `fresh_until_ms`).
+    pub stale_until_ms: Millis,
+    /// Whether it records an absence (a cached `None`).
+    pub negative: bool,
+    /// Its tags; the first is always the entity of its key.
+    pub tags: Box<[Box<str>]>,
+}
+
+impl<V> Entry<V> {
+    /// An entry created at `now_ms`, fresh for `ttl` (forever when `None`)
+    /// and servable stale for `swr` after that.
+    pub fn new(value: V, now_ms: Millis, ttl: Option<Duration>, swr: Duration) -> Self {
+        let fresh_until_ms = ttl.map_or(u64::MAX, |t| now_ms.saturating_add(saturating_ms(t)));
+        Entry {
+            value,
+            created_ms: now_ms,
+            fresh_until_ms,
+            stale_until_ms: fresh_until_ms.saturating_add(saturating_ms(swr)),
+            negative: false,
+            tags: Box::default(),
+        }
+    }
+
+    /// Where the entry stands at `now_ms`.
+    #[inline]
+    pub fn freshness(&self, now_ms: Millis) -> Freshness {
+        if now_ms < self.fresh_until_ms {
+            Freshness::Fresh
+        } else if now_ms < self.stale_until_ms {
+            Freshness::Stale
+        } else {
+            Freshness::Expired
+        }
+    }
+
+    /// Whether the entry can no longer be served at `now_ms`.
+    #[inline]
+    pub fn is_expired(&self, now_ms: Millis) -> bool {
+        now_ms >= self.stale_until_ms
+    }
+}

@@ -1,0 +1,283 @@
+//! Key URNs and the key material of L1.
+//!
+//! A key is a URN, built here and nowhere else:
+//!
+//! ```text
+//! urn:<namespace>:<version>:<key type>:<id>?<name>=<value>&...#<use case>
+//! ```
+//!
+//! Every value is percent-escaped: only `A-Z a-z 0-9 - . _ ~` stand for
+//! themselves, every other byte (of its UTF-8 form) becomes `%XX`. A template
+//! may only separate two placeholders with a character that escaping never
+//! lets through (the macros enforce it), so no two different calls of one use
+//! case render the same URN; the use case after `#` keeps use cases apart.
+
+use std::fmt::{self, Display, Write as _};
+use std::hash::Hash;
+
+/// One piece of a parsed key or tag template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segment {
+    /// Text written as it is (checked at compile time).
+    Text(&'static str),
+    /// The value at this index of the call's key values, escaped.
+    Value(usize),
+}
+
+/// A cache key: the URN of one cached value.
+///
+/// Build it with [`Cache::key`](crate::Cache::key) for the direct API; the
+/// macros build the same URNs from the function's arguments.
+///
+/// # Examples
+///
+/// ```
+/// use cache_runtime::Key;
+///
+/// let key = Key::new("app", "v1", "user", &"a:b").arg("page", &2).use_case("profile");
+/// assert_eq!(key.as_str(), "urn:app:v1:user:a%3Ab?page=2#profile");
+/// assert_eq!(key.entity(), "user:a%3Ab");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    urn: String,
+    entity_start: usize,
+    entity_end: usize,
+    has_args: bool,
+}
+
+impl Key {
+    /// The key of entity `key_type`/`id` in `namespace` at `version`.
+    pub fn new(namespace: &str, version: &str, key_type: &str, id: &dyn Display) -> Self {
+        let mut urn = String::with_capacity(64);
+        urn.push_str("urn:");
+        escape_into(&mut urn, &namespace);
+        urn.push(':');
+        escape_into(&mut urn, &version);
+        urn.push(':');
+        let entity_start = urn.len();
+        escape_into(&mut urn, &key_type);
+        urn.push(':');
+        escape_into(&mut urn, id);
+        let entity_end = urn.len();
+        Key {
+            urn,
+            entity_start,
+            entity_end,
+            has_args: false,
+        }
+    }
+
+    /// Adds an argument that sets this key apart from others of the same entity.
+    ///
+    /// Arguments are kept in the order they are added.
+    pub fn arg(mut self, name: &str, value: &dyn Display) -> Self {
+        let (base, fragment) = self.split_fragment();
+        let mut urn = String::with_capacity(self.urn.len() + 16);
+        urn.push_str(base);
+        urn.push(if self.has_args { '&' } else { '?' });
+        escape_into(&mut urn, &name);
+        urn.push('=');
+        escape_into(&mut urn, value);
+        if let Some(f) = fragment {
+            urn.push('#');
+            urn.push_str(f);
+        }
+        self.urn = urn;
+        self.has_args = true;
+        self
+    }
+
+    /// Names the use case this key belongs to (the URN's `#` part).
+    pub fn use_case(mut self, name: &str) -> Self {
+        let (base, _) = self.split_fragment();
+        let mut urn = String::with_capacity(base.len() + 1 + name.len());
+        urn.push_str(base);
+        urn.push('#');
+        urn.push_str(name);
+        self.urn = urn;
+        self
+    }
+
+    /// The URN.
+    pub fn as_str(&self) -> &str {
+        &self.urn
+    }
+
+    /// The entity (`<key type>:<id>`, escaped), which is also the key's
+    /// implicit tag.
+    pub fn entity(&self) -> &str {
+        &self.urn[self.entity_start..self.entity_end]
+    }
+
+    fn split_fragment(&self) -> (&str, Option<&str>) {
+        match self.urn[self.entity_end..].find('#') {
+            Some(i) => {
+                let at = self.entity_end + i;
+                (&self.urn[..at], Some(&self.urn[at + 1..]))
+            }
+            None => (&self.urn, None),
+        }
+    }
+
+    pub(crate) fn from_parts(urn: String, entity_start: usize, entity_end: usize) -> Self {
+        let has_args = urn[entity_end..].starts_with('?');
+        Key {
+            urn,
+            entity_start,
+            entity_end,
+            has_args,
+        }
+    }
+}
+
+impl Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.urn)
+    }
+}
+
+impl AsRef<str> for Key {
+    fn as_ref(&self) -> &str {
+        &self.urn
+    }
+}
+
+/// Writes `value`'s `Display` form into `out`, percent-escaped.
+pub fn escape_into(out: &mut String, value: &(impl Display + ?Sized)) {
+    struct Escaper<'a>(&'a mut String);
+    impl fmt::Write for Escaper<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for &b in s.as_bytes() {
+                if is_unreserved(b) {
+                    self.0.push(b as char);
+                } else {
+                    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                    self.0.push('%');
+                    self.0.push(HEX[(b >> 4) as usize] as char);
+                    self.0.push(HEX[(b & 15) as usize] as char);
+                }
+            }
+            Ok(())
+        }
+    }
+    // Writing into a String cannot fail; a Display impl that reports an error
+    // still leaves whatever it wrote, which is deterministic for that value.
+    let _ = write!(Escaper(out), "{value}");
+}
+
+/// Whether escaping lets `b` through unchanged.
+pub(crate) const fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Renders a template of `segments` with `values` into `out`.
+pub(crate) fn render(out: &mut String, segments: &[Segment], values: &[&dyn Display]) {
+    for seg in segments {
+        match *seg {
+            Segment::Text(t) => out.push_str(t),
+            Segment::Value(i) => match values.get(i) {
+                Some(v) => escape_into(out, *v),
+                // The macros index only values they pass; an index past the
+                // end is a bug in generated code, rendered visibly.
+                None => out.push_str("%00"),
+            },
+        }
+    }
+}
+
+/// The borrowed key material of one call: a tuple of references to the
+/// arguments (or fields of them) that identify the cached value.
+///
+/// L1 stores the owned form ([`KeyRef::Owned`]) and is searched with the
+/// borrowed one, so a hit builds no key and allocates nothing. The hash of a
+/// borrowed tuple equals the hash of its owned form (the `Borrow` contract),
+/// so the two find the same slot, and equality is checked on the values
+/// themselves: a hash collision never serves another key's value.
+pub trait KeyRef: Hash {
+    /// The owned key stored in L1.
+    type Owned: Hash + Eq + Send + Sync + 'static;
+    /// Whether `owned` is this key.
+    fn matches(&self, owned: &Self::Owned) -> bool;
+    /// The owned form of this key.
+    fn to_owned_key(&self) -> Self::Owned;
+}
+
+impl KeyRef for () {
+    type Owned = ();
+    #[inline]
+    fn matches(&self, _: &()) -> bool {
+        true
+    }
+    #[inline]
+    fn to_owned_key(&self) {}
+}
+
+macro_rules! key_ref_tuple {
+    ($($name:ident $idx:tt),+) => {
+        impl<'a, $($name),+> KeyRef for ($(&'a $name,)+)
+        where
+            $($name: ?Sized + ToOwned + Hash + Eq, <$name as ToOwned>::Owned: Hash + Eq + Send + Sync + 'static,)+
+        {
+            type Owned = ($(<$name as ToOwned>::Owned,)+);
+            #[inline]
+            fn matches(&self, owned: &Self::Owned) -> bool {
+                $( *self.$idx == *::std::borrow::Borrow::<$name>::borrow(&owned.$idx) )&&+
+            }
+            #[inline]
+            fn to_owned_key(&self) -> Self::Owned {
+                ($(ToOwned::to_owned(self.$idx),)+)
+            }
+        }
+    };
+}
+
+key_ref_tuple!(A 0);
+key_ref_tuple!(A 0, B 1);
+key_ref_tuple!(A 0, B 1, C 2);
+key_ref_tuple!(A 0, B 1, C 2, D 3);
+key_ref_tuple!(A 0, B 1, C 2, D 3, E 4);
+key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
+key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{BuildHasher, Hasher};
+
+    #[test]
+    fn escapes_every_reserved_byte() {
+        let mut s = String::new();
+        escape_into(&mut s, "a:b?c#d%e/f g<é>");
+        assert_eq!(s, "a%3Ab%3Fc%23d%25e%2Ff%20g%3C%C3%A9%3E");
+    }
+
+    #[test]
+    fn borrowed_and_owned_keys_hash_alike() {
+        let state = foldhash::fast::FixedState::with_seed(7);
+        let name = String::from("ada");
+        let borrowed = (&7u64, name.as_str());
+        let owned = borrowed.to_owned_key();
+        assert_eq!(owned, (7u64, "ada".to_string()));
+        assert_eq!(state.hash_one(borrowed), state.hash_one(&owned));
+        assert!(borrowed.matches(&owned));
+        assert!(!(&8u64, "ada").matches(&owned));
+        let mut h = state.build_hasher();
+        ().hash(&mut h);
+        let _ = h.finish();
+    }
+
+    #[test]
+    fn key_parts_and_args() {
+        let k = Key::new("ns", "v2", "org", &"x y");
+        assert_eq!(k.as_str(), "urn:ns:v2:org:x%20y");
+        let k = k.use_case("uc").arg("a", &1).arg("b", &"?");
+        assert_eq!(k.as_str(), "urn:ns:v2:org:x%20y?a=1&b=%3F#uc");
+        assert_eq!(k.entity(), "org:x%20y");
+    }
+}

@@ -1,0 +1,51 @@
+//! The semantics of [cachet](https://docs.rs/cachet): key URNs, entries,
+//! TTL / stale-while-revalidate / jitter, negative caching, single-flight,
+//! the bounded in-process layer, runtime controls and counters.
+//!
+//! Users depend on `cachet`, which re-exports this crate; the attribute
+//! macros expand to calls into it through `cachet::__private`.
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+#![forbid(unsafe_code)]
+
+mod cache;
+mod clock;
+mod context;
+mod entry;
+mod flight;
+mod key;
+mod spawn;
+mod stats;
+mod store;
+mod use_case;
+
+pub use cache::{
+    configure, default_cache, stats, stats_for, AsCache, Cache, CacheBuilder, ConfigError,
+    NamedCache, Setup, DEFAULT_CAPACITY,
+};
+pub use clock::{Clock, ManualClock, Millis};
+pub use context::{bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl};
+pub use entry::{Entry, Freshness};
+pub use key::{escape_into, Key, KeyRef, Segment};
+pub use stats::Stats;
+pub use use_case::UseCase;
+
+/// What generated code calls. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::cache::{default_cache, AsCache};
+    pub use crate::checks::*;
+    pub use crate::context::{take_mode, Mode};
+    pub use crate::flight::SharedError;
+    pub use crate::key::{KeyRef, Segment};
+    pub use crate::use_case::{
+        AsyncJob, ErrorProbe, Lookup, Miss, ShareError, SyncJob, UseCaseSlot, UseCaseSpec,
+        ViaClone, ViaNothing,
+    };
+}
+
+mod checks;

@@ -1,0 +1,172 @@
+//! Per-use-case counters and their snapshots.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Line(AtomicU64);
+
+/// The live counters of one use case. Hits sit on a cache line of their own,
+/// since every hit of every thread writes them.
+#[derive(Default)]
+pub(crate) struct Counters {
+    hits: Line,
+    misses: AtomicU64,
+    stale_hits: AtomicU64,
+    loads: AtomicU64,
+    load_errors: AtomicU64,
+    load_ns: AtomicU64,
+    refreshes: AtomicU64,
+    bypasses: AtomicU64,
+    evictions: AtomicU64,
+    negative_hits: AtomicU64,
+}
+
+impl std::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counters")
+            .field("hits", &self.hits.0.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Counters {
+    #[inline]
+    pub(crate) fn hit(&self) {
+        self.hits.0.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn miss(&self) {
+        self.misses.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn stale_hit(&self) {
+        self.stale_hits.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn negative_hit(&self) {
+        self.negative_hits.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn load(&self, took: Duration, ok: bool) {
+        self.loads.fetch_add(1, Relaxed);
+        self.load_ns
+            .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        if !ok {
+            self.load_errors.fetch_add(1, Relaxed);
+        }
+    }
+    pub(crate) fn refresh(&self) {
+        self.refreshes.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn bypass(&self) {
+        self.bypasses.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn evicted(&self, n: u64) {
+        self.evictions.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, use_case: &str, size: usize, capacity: usize) -> Stats {
+        let load_ns = self.load_ns.load(Relaxed);
+        Stats {
+            use_case: use_case.to_string(),
+            hits: self.hits.0.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            stale_hits: self.stale_hits.load(Relaxed),
+            negative_hits: self.negative_hits.load(Relaxed),
+            loads: self.loads.load(Relaxed),
+            load_errors: self.load_errors.load(Relaxed),
+            load_time: Duration::from_nanos(load_ns),
+            refreshes: self.refreshes.load(Relaxed),
+            bypasses: self.bypasses.load(Relaxed),
+            evictions: self.evictions.load(Relaxed),
+            size,
+            capacity,
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        for c in [
+            &self.hits.0,
+            &self.misses,
+            &self.stale_hits,
+            &self.negative_hits,
+            &self.loads,
+            &self.load_errors,
+            &self.load_ns,
+            &self.refreshes,
+            &self.bypasses,
+            &self.evictions,
+        ] {
+            c.store(0, Relaxed);
+        }
+    }
+}
+
+/// A snapshot of one use case's counters.
+///
+/// `hits` counts every call served from the cache, fresh or stale (so
+/// `hits + misses` is every cached call that was not bypassed); `stale_hits`
+/// and `negative_hits` say how many of those hits were stale or cached
+/// absences.
+///
+/// # Examples
+///
+/// ```
+/// #[cachet::cached(key = "stats_doc:<x>", name = "StatsDoc")]
+/// fn f(x: u32) -> u32 { x }
+///
+/// f(1);
+/// f(1);
+/// let s = cachet::stats_for("StatsDoc").unwrap();
+/// assert_eq!((s.hits, s.misses, s.loads), (1, 1, 1));
+/// assert_eq!(s.hit_rate(), 0.5);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The use case's name.
+    pub use_case: String,
+    /// Calls served from the cache (fresh or stale).
+    pub hits: u64,
+    /// Calls that found nothing servable.
+    pub misses: u64,
+    /// Hits served stale while a refresh ran.
+    pub stale_hits: u64,
+    /// Hits on a cached absence (`None`).
+    pub negative_hits: u64,
+    /// Loader runs (misses, refreshes and forced refreshes; not bypasses).
+    pub loads: u64,
+    /// Loader runs that returned an error (or `Err` from a refresh).
+    pub load_errors: u64,
+    /// Time spent in loaders, in total.
+    pub load_time: Duration,
+    /// Background (stale-while-revalidate) refreshes started.
+    pub refreshes: u64,
+    /// Calls that bypassed the cache.
+    pub bypasses: u64,
+    /// Entries pushed out to respect the capacity.
+    pub evictions: u64,
+    /// Entries held in the in-process layer.
+    pub size: usize,
+    /// The most entries the in-process layer holds.
+    pub capacity: usize,
+}
+
+impl Stats {
+    /// `hits / (hits + misses)`, or 0 with no calls.
+    pub fn hit_rate(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            self.hits as f64 / total as f64
+        }
+    }
+
+    /// The mean loader time, or zero with no loads.
+    pub fn mean_load_time(&self) -> Duration {
+        match u32::try_from(self.loads) {
+            Ok(0) => Duration::ZERO,
+            Ok(n) => self.load_time / n,
+            Err(_) => self.load_time / u32::MAX,
+        }
+    }
+}

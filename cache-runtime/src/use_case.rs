@@ -1,0 +1,774 @@
+//! A use case: one cached function (or one direct-API caller), its typed L1,
+//! its loads in flight and its counters.
+
+use std::any::Any;
+use std::fmt::{self, Display};
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::cache::Cache;
+use crate::clock::{Clock, Millis};
+use crate::context::{self, Directive, Mode};
+use crate::entry::{Entry, Freshness};
+use crate::flight::{Flights, Outcome, Role, SharedError};
+use crate::key::{self, Key, KeyRef, Segment};
+use crate::stats::{Counters, Stats};
+use crate::store::Store;
+
+/// What the macros know about a cached function at compile time.
+#[derive(Debug)]
+#[doc(hidden)]
+pub struct UseCaseSpec {
+    /// The use case's name.
+    pub name: &'static str,
+    /// The key type (the template's text before the first placeholder).
+    pub key_type: &'static str,
+    /// The id template.
+    pub id: &'static [Segment],
+    /// The arguments outside the template: name and value index.
+    pub args: &'static [(&'static str, usize)],
+    /// Tag templates.
+    pub tags: &'static [&'static [Segment]],
+    /// Fresh lifetime in milliseconds; `None` keeps entries until evicted.
+    pub ttl_ms: Option<u64>,
+    /// Stale-while-revalidate window in milliseconds.
+    pub swr_ms: u64,
+    /// Lifetime of a cached `None`; `None` does not cache absences.
+    pub negative_ttl_ms: Option<u64>,
+    /// Spread of each entry's TTL, as a fraction (0.1 = ±10 %).
+    pub jitter: f64,
+    /// The L1 bound for this use case; the cache's default when `None`.
+    pub capacity: Option<usize>,
+}
+
+/// The result of looking a call up in L1.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Lookup<V> {
+    /// A fresh value.
+    Hit(V),
+    /// A value past its TTL, inside its SWR window: serve it and refresh.
+    Stale(V),
+    /// Nothing servable; load, in this mode.
+    Miss(Mode),
+}
+
+/// A miss, with everything needed to load and store the value.
+#[doc(hidden)]
+pub struct Miss<K> {
+    hash: u64,
+    key: K,
+    urn: Key,
+    tags: Box<[Box<str>]>,
+    mode: Mode,
+}
+
+impl<K> fmt::Debug for Miss<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Miss")
+            .field("urn", &self.urn.as_str())
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A background refresh job of a sync function.
+#[doc(hidden)]
+pub type SyncJob<V> = Box<dyn FnOnce() -> Result<V, ()> + Send>;
+/// A background refresh job of an async function.
+#[doc(hidden)]
+pub type AsyncJob<V> = Pin<Box<dyn Future<Output = Result<V, ()>> + Send>>;
+
+/// A cached function's runtime state. Built once, on first call, and kept for
+/// the life of the process.
+pub struct UseCase<K, V> {
+    spec: &'static UseCaseSpec,
+    cache: Cache,
+    clock: Clock,
+    store: Store<K, Entry<V>>,
+    flights: Flights<K, V>,
+    counters: Counters,
+    negative: Option<fn(&V) -> bool>,
+    /// Per mille of calls that use the cache (1000 = all).
+    ramp: AtomicU32,
+}
+
+impl<K, V> fmt::Debug for UseCase<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UseCase")
+            .field("name", &self.spec.name)
+            .field("cache", &self.cache.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The static slot a macro emits per cached function.
+#[doc(hidden)]
+pub struct UseCaseSlot {
+    spec: UseCaseSpec,
+    cell: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for UseCaseSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UseCaseSlot")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UseCaseSlot {
+    /// A slot for `spec`, filled on first use.
+    pub const fn new(spec: UseCaseSpec) -> Self {
+        UseCaseSlot {
+            spec,
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// The use case, built on first call in `cache`. The key type follows
+    /// from the borrowed key `_q`. `None` only if one slot were used with two
+    /// value types, which generated code never does.
+    #[inline]
+    pub fn get<Q, V>(
+        &'static self,
+        _q: &Q,
+        cache: impl FnOnce() -> Cache,
+        negative: Option<fn(&V) -> bool>,
+    ) -> Option<&'static UseCase<Q::Owned, V>>
+    where
+        Q: KeyRef,
+        Q::Owned: Clone,
+        V: Clone + Send + Sync + 'static,
+    {
+        if let Some(b) = self.cell.get() {
+            return b.downcast_ref();
+        }
+        self.init(cache, negative)
+    }
+
+    #[cold]
+    fn init<K, V>(
+        &'static self,
+        cache: impl FnOnce() -> Cache,
+        negative: Option<fn(&V) -> bool>,
+    ) -> Option<&'static UseCase<K, V>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let mut built = false;
+        let b = self.cell.get_or_init(|| {
+            built = true;
+            let cache = cache();
+            Box::new(UseCase::<K, V>::new(&self.spec, cache, negative))
+        });
+        let uc = b.downcast_ref::<UseCase<K, V>>()?;
+        if built {
+            uc.cache.register(uc);
+        }
+        Some(uc)
+    }
+}
+
+/// What a cache needs of each of its use cases, whatever their types.
+pub(crate) trait UseCaseInfo: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn stats(&self) -> Stats;
+    fn reset_stats(&self);
+    fn clear(&self);
+    fn cleanup_expired(&self) -> usize;
+    fn set_ramp(&self, per_mille: u32);
+    fn ramp(&self) -> u32;
+}
+
+impl<K, V> UseCaseInfo for UseCase<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn name(&self) -> &'static str {
+        self.spec.name
+    }
+    fn stats(&self) -> Stats {
+        self.counters
+            .snapshot(self.spec.name, self.store.len(), self.store.capacity())
+    }
+    fn reset_stats(&self) {
+        self.counters.reset();
+    }
+    fn clear(&self) {
+        self.store.clear();
+    }
+    fn cleanup_expired(&self) -> usize {
+        let now = self.clock.now_ms();
+        self.store.remove_where(|_, e| e.is_expired(now))
+    }
+    fn set_ramp(&self, per_mille: u32) {
+        self.ramp.store(per_mille.min(1000), Ordering::Relaxed);
+    }
+    fn ramp(&self) -> u32 {
+        self.ramp.load(Ordering::Relaxed)
+    }
+}
+
+/// How a loader's error reaches the callers waiting on the same load: as a
+/// copy when the error type is `Clone + Send + 'static`, otherwise not at all
+/// (each waiter then runs the load itself, one at a time). Generated code
+/// picks the right one with [`ErrorProbe`].
+#[doc(hidden)]
+pub struct ShareError<E> {
+    share: fn(&E) -> Option<SharedError>,
+    copy: fn(&SharedError) -> Option<SharedError>,
+    take: fn(SharedError) -> Option<E>,
+}
+
+impl<E> Clone for ShareError<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E> Copy for ShareError<E> {}
+
+impl<E> fmt::Debug for ShareError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ShareError")
+    }
+}
+
+impl<E> ShareError<E> {
+    /// Errors are not shared.
+    pub const fn none() -> Self {
+        ShareError {
+            share: |_| None,
+            copy: |_| None,
+            take: |_| None,
+        }
+    }
+}
+
+impl<E: Clone + Send + 'static> ShareError<E> {
+    /// Errors are shared as clones.
+    pub const fn cloning() -> Self {
+        ShareError {
+            share: |e| Some(Box::new(e.clone())),
+            copy: |p| {
+                p.downcast_ref::<E>()
+                    .map(|e| Box::new(e.clone()) as SharedError)
+            },
+            take: |p| p.downcast::<E>().ok().map(|b| *b),
+        }
+    }
+}
+
+/// Picks [`ShareError::cloning`] when `E` allows it and
+/// [`ShareError::none`] otherwise, by autoref resolution:
+/// `(&ErrorProbe::<E>::new()).share_error()` with [`ViaClone`] and
+/// [`ViaNothing`] in scope.
+#[doc(hidden)]
+pub struct ErrorProbe<E>(std::marker::PhantomData<fn() -> E>);
+
+impl<E> fmt::Debug for ErrorProbe<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ErrorProbe")
+    }
+}
+
+impl<E> ErrorProbe<E> {
+    /// A probe.
+    pub const fn new() -> Self {
+        ErrorProbe(std::marker::PhantomData)
+    }
+}
+
+/// The probe's first choice; see [`ErrorProbe`].
+#[doc(hidden)]
+pub trait ViaClone<E> {
+    /// The sharing this error type allows.
+    fn share_error(&self) -> ShareError<E>;
+}
+
+impl<E: Clone + Send + 'static> ViaClone<E> for ErrorProbe<E> {
+    fn share_error(&self) -> ShareError<E> {
+        ShareError::cloning()
+    }
+}
+
+/// The probe's fallback; see [`ErrorProbe`].
+#[doc(hidden)]
+pub trait ViaNothing<E> {
+    /// The sharing this error type allows.
+    fn share_error(&self) -> ShareError<E>;
+}
+
+impl<E> ViaNothing<E> for &ErrorProbe<E> {
+    fn share_error(&self) -> ShareError<E> {
+        ShareError::none()
+    }
+}
+
+impl<K, V> UseCase<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn new(spec: &'static UseCaseSpec, cache: Cache, negative: Option<fn(&V) -> bool>) -> Self {
+        let capacity = spec.capacity.unwrap_or_else(|| cache.default_capacity());
+        UseCase {
+            spec,
+            clock: cache.clock().clone(),
+            store: Store::new(capacity),
+            flights: Flights::new(),
+            counters: Counters::default(),
+            negative,
+            ramp: AtomicU32::new(1000),
+            cache,
+        }
+    }
+
+    /// The use case's name.
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// The cache this use case stores into.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Looks a call up in L1. The hot path: no allocation, no key built, one
+    /// coarse clock read, one shard read lock.
+    #[inline]
+    pub fn lookup<Q: KeyRef<Owned = K>>(&self, q: &Q) -> Lookup<V> {
+        let mode = context::take_mode();
+        if mode != Mode::Normal || !self.ramped_in() {
+            return Lookup::Miss(if mode == Mode::Normal {
+                Mode::Bypass
+            } else {
+                mode
+            });
+        }
+        let hash = self.store.hash(q);
+        let now = self.clock.now_ms();
+        let found = self.store.with(
+            hash,
+            |k| q.matches(k),
+            |e| match e.freshness(now) {
+                Freshness::Fresh => Some((true, e.negative, e.value.clone())),
+                Freshness::Stale => Some((false, e.negative, e.value.clone())),
+                Freshness::Expired => None,
+            },
+        );
+        match found.flatten() {
+            Some((fresh, negative, v)) => {
+                self.counters.hit();
+                if negative {
+                    self.counters.negative_hit();
+                }
+                if fresh {
+                    tracing::trace!(use_case = self.spec.name, "cache hit");
+                    Lookup::Hit(v)
+                } else {
+                    self.counters.stale_hit();
+                    tracing::debug!(use_case = self.spec.name, "cache stale hit");
+                    Lookup::Stale(v)
+                }
+            }
+            None => Lookup::Miss(Mode::Normal),
+        }
+    }
+
+    #[inline]
+    fn ramped_in(&self) -> bool {
+        let ramp = self.ramp.load(Ordering::Relaxed);
+        ramp >= 1000 || (ramp > 0 && fastrand::u32(0..1000) < ramp)
+    }
+
+    /// Builds what a load needs (owned key, URN, tags) from the call's key
+    /// values. Runs on a miss only.
+    pub fn miss<Q: KeyRef<Owned = K>>(
+        &self,
+        q: &Q,
+        values: &[&dyn Display],
+        mode: Mode,
+    ) -> Miss<K> {
+        let (urn, tags) = self.render(values);
+        if mode == Mode::Normal {
+            self.counters.miss();
+            tracing::debug!(use_case = self.spec.name, key = urn.as_str(), "cache miss");
+        }
+        Miss {
+            hash: self.store.hash(q),
+            key: q.to_owned_key(),
+            urn,
+            tags,
+            mode,
+        }
+    }
+
+    fn render(&self, values: &[&dyn Display]) -> (Key, Box<[Box<str>]>) {
+        let spec = self.spec;
+        let mut urn = String::with_capacity(64);
+        urn.push_str("urn:");
+        key::escape_into(&mut urn, self.cache.namespace());
+        urn.push(':');
+        key::escape_into(&mut urn, self.cache.version());
+        urn.push(':');
+        let entity_start = urn.len();
+        urn.push_str(spec.key_type);
+        if !spec.id.is_empty() {
+            urn.push(':');
+            key::render(&mut urn, spec.id, values);
+        }
+        let entity_end = urn.len();
+        for (i, (name, idx)) in spec.args.iter().enumerate() {
+            urn.push(if i == 0 { '?' } else { '&' });
+            urn.push_str(name);
+            urn.push('=');
+            match values.get(*idx) {
+                Some(v) => key::escape_into(&mut urn, *v),
+                None => urn.push_str("%00"),
+            }
+        }
+        urn.push('#');
+        urn.push_str(spec.name);
+        let mut tags = Vec::with_capacity(1 + spec.tags.len());
+        tags.push(Box::<str>::from(&urn[entity_start..entity_end]));
+        for t in spec.tags {
+            let mut s = String::new();
+            key::render(&mut s, t, values);
+            if !tags.iter().any(|have| **have == *s) {
+                tags.push(s.into_boxed_str());
+            }
+        }
+        (
+            Key::from_parts(urn, entity_start, entity_end),
+            tags.into_boxed_slice(),
+        )
+    }
+
+    /// Loads a missed call through single-flight and stores the result.
+    pub fn load_sync<E>(
+        &self,
+        miss: Miss<K>,
+        share: ShareError<E>,
+        loader: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        match miss.mode {
+            Mode::Bypass => {
+                self.counters.bypass();
+                return loader();
+            }
+            Mode::Refresh => {
+                let (r, said) = self.timed(|| context::directed(loader));
+                if let Ok(v) = &r {
+                    self.store(&miss, v.clone(), said);
+                }
+                return r;
+            }
+            Mode::Normal => {}
+        }
+        let mut loader = Some(loader);
+        loop {
+            match self.flights.join(&miss.key) {
+                Role::Leader(lead) => {
+                    if let Some(v) = self.peek_fresh(&miss) {
+                        lead.finish(Outcome::Done(v.clone()));
+                        return Ok(v);
+                    }
+                    let Some(loader) = loader.take() else {
+                        // Unreachable: a caller leads at most once, since it
+                        // returns after leading.
+                        lead.finish(Outcome::Abandoned);
+                        continue;
+                    };
+                    let (r, said) = self.timed(|| context::directed(loader));
+                    return self.settle(&miss, lead, r, said, share);
+                }
+                Role::Waiter(flight) => {
+                    match flight.wait(share.copy) {
+                        Outcome::Done(v) => return Ok(v),
+                        Outcome::Failed(Some(e)) => {
+                            if let Some(e) = (share.take)(e) {
+                                return Err(e);
+                            }
+                        }
+                        Outcome::Failed(None) | Outcome::Abandoned | Outcome::Running => {}
+                    }
+                    // No copy of the leader's outcome: this caller tries
+                    // itself, through the same single-flight.
+                    if let Some(v) = self.peek_fresh(&miss) {
+                        return Ok(v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The async twin of [`load_sync`](Self::load_sync); waiting does not
+    /// block the executor, and a cancelled leader hands the load on.
+    pub async fn load_async<E, F>(
+        &self,
+        miss: Miss<K>,
+        share: ShareError<E>,
+        loader: F,
+    ) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        match miss.mode {
+            Mode::Bypass => {
+                self.counters.bypass();
+                return loader.await;
+            }
+            Mode::Refresh => {
+                let start = Instant::now();
+                let (r, said) = context::directed_async(loader).await;
+                self.counters.load(start.elapsed(), r.is_ok());
+                if let Ok(v) = &r {
+                    self.store(&miss, v.clone(), said);
+                }
+                return r;
+            }
+            Mode::Normal => {}
+        }
+        let mut loader = Some(loader);
+        loop {
+            match self.flights.join(&miss.key) {
+                Role::Leader(lead) => {
+                    if let Some(v) = self.peek_fresh(&miss) {
+                        lead.finish(Outcome::Done(v.clone()));
+                        return Ok(v);
+                    }
+                    let Some(loader) = loader.take() else {
+                        lead.finish(Outcome::Abandoned);
+                        continue;
+                    };
+                    let start = Instant::now();
+                    let (r, said) = context::directed_async(loader).await;
+                    self.counters.load(start.elapsed(), r.is_ok());
+                    return self.settle(&miss, lead, r, said, share);
+                }
+                Role::Waiter(flight) => {
+                    match flight.wait_async(share.copy).await {
+                        Outcome::Done(v) => return Ok(v),
+                        Outcome::Failed(Some(e)) => {
+                            if let Some(e) = (share.take)(e) {
+                                return Err(e);
+                            }
+                        }
+                        Outcome::Failed(None) | Outcome::Abandoned | Outcome::Running => {}
+                    }
+                    if let Some(v) = self.peek_fresh(&miss) {
+                        return Ok(v);
+                    }
+                }
+            }
+        }
+    }
+
+    fn timed<R: ResultLike>(&self, f: impl FnOnce() -> (R, Directive)) -> (R, Directive) {
+        let start = Instant::now();
+        let out = f();
+        self.counters.load(start.elapsed(), out.0.is_ok_like());
+        out
+    }
+
+    fn settle<E>(
+        &self,
+        miss: &Miss<K>,
+        lead: crate::flight::Lead<'_, K, V>,
+        r: Result<V, E>,
+        said: Directive,
+        share: ShareError<E>,
+    ) -> Result<V, E> {
+        match r {
+            Ok(v) => {
+                self.store(miss, v.clone(), said);
+                lead.finish(Outcome::Done(v.clone()));
+                Ok(v)
+            }
+            Err(e) => {
+                tracing::debug!(
+                    use_case = self.spec.name,
+                    key = miss.urn.as_str(),
+                    "loader failed"
+                );
+                lead.finish(Outcome::Failed((share.share)(&e)));
+                Err(e)
+            }
+        }
+    }
+
+    fn peek_fresh(&self, miss: &Miss<K>) -> Option<V> {
+        let now = self.clock.now_ms();
+        self.store
+            .with(
+                miss.hash,
+                |k| *k == miss.key,
+                |e| (e.freshness(now) == Freshness::Fresh).then(|| e.value.clone()),
+            )
+            .flatten()
+    }
+
+    /// How long a result is cached, or `None` to keep it out.
+    fn lifetime(&self, v: &V, said: Directive) -> Option<(Option<Duration>, Duration, bool)> {
+        let spec = self.spec;
+        let negative = self.negative.is_some_and(|f| f(v));
+        let ttl = match said {
+            Directive::Skip => return None,
+            Directive::Ttl(d) if d.is_zero() => return None,
+            Directive::Ttl(d) => Some(d),
+            Directive::Default if negative => Some(Duration::from_millis(spec.negative_ttl_ms?)),
+            Directive::Default => spec.ttl_ms.map(|ms| {
+                if spec.jitter > 0.0 {
+                    let spread = (fastrand::f64() * 2.0 - 1.0) * spec.jitter;
+                    Duration::from_millis(((ms as f64) * (1.0 + spread)).max(1.0) as u64)
+                } else {
+                    Duration::from_millis(ms)
+                }
+            }),
+        };
+        let swr = if negative {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(spec.swr_ms)
+        };
+        Some((ttl, swr, negative))
+    }
+
+    fn store(&self, miss: &Miss<K>, v: V, said: Directive) {
+        let Some((ttl, swr, negative)) = self.lifetime(&v, said) else {
+            tracing::debug!(
+                use_case = self.spec.name,
+                key = miss.urn.as_str(),
+                "result not cached"
+            );
+            return;
+        };
+        let now = self.clock.now_ms();
+        let mut entry = Entry::new(v, now, ttl, swr);
+        entry.negative = negative;
+        entry.tags = miss.tags.clone();
+        let (_, evicted) = self
+            .store
+            .insert(miss.hash, miss.key.clone(), entry, |e| e.is_expired(now));
+        if let Some((_, e)) = evicted {
+            if !e.is_expired(now) {
+                self.counters.evicted(1);
+            }
+        }
+    }
+
+    /// Starts the one background refresh of a stale key (sync functions), on
+    /// a thread of its own, unless a load of the key is already running.
+    pub fn refresh_sync<Q: KeyRef<Owned = K>>(
+        &'static self,
+        q: &Q,
+        values: &[&dyn Display],
+        job: impl FnOnce() -> SyncJob<V>,
+    ) {
+        let miss = self.miss_quiet(q, values);
+        let Role::Leader(lead) = self.flights.join(&miss.key) else {
+            return;
+        };
+        let job = job();
+        self.counters.refresh();
+        let spawned = std::thread::Builder::new()
+            .name("cachet-refresh".into())
+            .spawn(move || {
+                let (r, said) = self.timed(|| context::directed(job));
+                self.settle_background(&miss, lead, r, said);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(use_case = self.spec.name, error = %e, "could not start a refresh thread");
+        }
+    }
+
+    /// Starts the one background refresh of a stale key (async functions), as
+    /// a task on the current tokio runtime (or, outside one, on a thread).
+    pub fn refresh_async<Q: KeyRef<Owned = K>>(
+        &'static self,
+        q: &Q,
+        values: &[&dyn Display],
+        job: impl FnOnce() -> AsyncJob<V>,
+    ) {
+        let miss = self.miss_quiet(q, values);
+        let Role::Leader(lead) = self.flights.join(&miss.key) else {
+            return;
+        };
+        let job = job();
+        self.counters.refresh();
+        let task = async move {
+            let start = Instant::now();
+            let (r, said) = context::directed_async(job).await;
+            self.counters.load(start.elapsed(), r.is_ok());
+            self.settle_background(&miss, lead, r, said);
+        };
+        crate::spawn::spawn(task);
+    }
+
+    fn miss_quiet<Q: KeyRef<Owned = K>>(&self, q: &Q, values: &[&dyn Display]) -> Miss<K> {
+        let (urn, tags) = self.render(values);
+        Miss {
+            hash: self.store.hash(q),
+            key: q.to_owned_key(),
+            urn,
+            tags,
+            mode: Mode::Normal,
+        }
+    }
+
+    fn settle_background(
+        &self,
+        miss: &Miss<K>,
+        lead: crate::flight::Lead<'_, K, V>,
+        r: Result<V, ()>,
+        said: Directive,
+    ) {
+        match r {
+            Ok(v) => {
+                self.store(miss, v.clone(), said);
+                lead.finish(Outcome::Done(v));
+            }
+            Err(()) => {
+                tracing::warn!(
+                    use_case = self.spec.name,
+                    key = miss.urn.as_str(),
+                    "background refresh failed; the stale value stays until its window ends"
+                );
+                lead.finish(Outcome::Failed(None));
+            }
+        }
+    }
+
+    /// Drops the cached value of one call.
+    pub fn invalidate<Q: KeyRef<Owned = K>>(&self, q: &Q) -> bool {
+        let hash = self.store.hash(q);
+        self.store.remove(hash, |k| q.matches(k)).is_some()
+    }
+
+    /// A snapshot of this use case's counters.
+    pub fn stats(&self) -> Stats {
+        UseCaseInfo::stats(self)
+    }
+
+    /// Now, by this use case's clock.
+    pub fn now_ms(&self) -> Millis {
+        self.clock.now_ms()
+    }
+}
+
+trait ResultLike {
+    fn is_ok_like(&self) -> bool;
+}
+
+impl<V, E> ResultLike for Result<V, E> {
+    fn is_ok_like(&self) -> bool {
+        self.is_ok()
+    }
+}
