@@ -30,7 +30,7 @@ pub enum Freshness {
 /// let e = Entry::new("v", 1_000, Some(Duration::from_secs(10)), Duration::from_secs(5));
 /// assert_eq!(e.freshness(5_000), Freshness::Fresh);
 /// assert_eq!(e.freshness(12_000), Freshness::Stale);
-/// assert_eq!(e.freshness(15_000), Freshness::Expired);
+/// assert_eq!(e.freshness(16_000), Freshness::Expired);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry<V> {

@@ -248,7 +248,42 @@ key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::hash::{BuildHasher, Hasher};
+
+    /// Strings rich in the characters that break naive keys.
+    fn nasty() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[a:?#%/<> &=.~é\\u{0}-]{0,8}").unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// Different calls of one use case never share a URN.
+        #[test]
+        fn different_values_render_different_urns(
+            a in (nasty(), nasty(), nasty()),
+            b in (nasty(), nasty(), nasty()),
+        ) {
+            const ID: &[Segment] = &[Segment::Value(0), Segment::Text(":posts:"), Segment::Value(1)];
+            let render_all = |v: &(String, String, String)| {
+                let mut s = String::new();
+                render(&mut s, ID, &[&v.0, &v.1]);
+                Key::new("ns", "v1", "user", &s).arg("page", &v.2).use_case("uc").as_str().to_owned()
+            };
+            prop_assert_eq!(render_all(&a) == render_all(&b), a == b);
+        }
+
+        /// Escaping is injective and leaves no reserved character behind.
+        #[test]
+        fn escaping_is_injective(a in nasty(), b in nasty()) {
+            let (mut ea, mut eb) = (String::new(), String::new());
+            escape_into(&mut ea, &a);
+            escape_into(&mut eb, &b);
+            prop_assert_eq!(ea == eb, a == b);
+            prop_assert!(ea.bytes().all(|c| is_unreserved(c) || c == b'%'));
+        }
+    }
 
     #[test]
     fn escapes_every_reserved_byte() {

@@ -1,0 +1,144 @@
+//! The direct `Cache` API: typed get/set/delete/exists/set_if_not_exists/
+//! clear/get_or_load, sync and async, with the keys the macros use.
+
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use cachet::{Cache, Clock, ManualClock};
+
+fn cache() -> (Cache, ManualClock) {
+    let clock = ManualClock::new(0);
+    (Cache::builder().namespace("app").version("v2").clock(Clock::manual(&clock)).build(), clock)
+}
+
+#[test]
+fn typed_get_set_with_ttl() {
+    let (c, clock) = cache();
+    let k = c.key("user", &7);
+    assert_eq!(k.as_str(), "urn:app:v2:user:7");
+    assert_eq!(c.get::<String>(&k), None);
+    c.set(&k, "ada".to_string(), Some(Duration::from_secs(5)));
+    assert_eq!(c.get::<String>(&k).as_deref(), Some("ada"));
+    assert_eq!(c.get::<u32>(&k), None, "another type reads as absent");
+    assert!(c.exists(&k));
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(c.get::<String>(&k), None, "expired");
+    assert!(!c.exists(&k));
+}
+
+#[test]
+fn delete_and_clear() {
+    let (c, _) = cache();
+    let a = c.key("a", &1);
+    let b = c.key("b", &1);
+    c.set(&a, 1u8, None);
+    c.set(&b, 2u8, None);
+    assert!(c.delete(&a));
+    assert!(!c.delete(&a), "already gone");
+    assert_eq!(c.get::<u8>(&b), Some(2));
+    c.clear();
+    assert_eq!(c.get::<u8>(&b), None);
+}
+
+#[test]
+fn set_if_not_exists_is_a_lock_with_a_lease() {
+    let (c, clock) = cache();
+    let lock = c.key("lock", &"nightly-report");
+    let winners = Arc::new(AtomicU32::new(0));
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let (c, lock, winners, barrier) = (c.clone(), lock.clone(), winners.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                if c.set_if_not_exists(&lock, i, Some(Duration::from_secs(30))) {
+                    winners.fetch_add(1, SeqCst);
+                }
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(winners.load(SeqCst), 1, "exactly one holder");
+    clock.advance(Duration::from_secs(31));
+    assert!(c.set_if_not_exists(&lock, 99, Some(Duration::from_secs(30))), "the lease ran out");
+    assert_eq!(c.get::<i32>(&lock), Some(99));
+}
+
+#[test]
+fn get_or_load_runs_one_loader_for_concurrent_callers() {
+    let (c, _) = cache();
+    let k = c.key("report", &"q3");
+    let calls = Arc::new(AtomicU32::new(0));
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (c, k, calls, barrier) = (c.clone(), k.clone(), calls.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                c.get_or_load(&k, None, || {
+                    calls.fetch_add(1, SeqCst);
+                    std::thread::sleep(Duration::from_millis(30));
+                    Ok::<_, String>(vec![1, 2, 3])
+                })
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), Ok(vec![1, 2, 3]));
+    }
+    assert_eq!(calls.load(SeqCst), 1);
+}
+
+#[test]
+fn get_or_load_does_not_cache_errors() {
+    let (c, _) = cache();
+    let k = c.key("flaky", &1);
+    let r: Result<u8, &str> = c.get_or_load(&k, None, || Err("down"));
+    assert_eq!(r, Err("down"));
+    let r: Result<u8, &str> = c.get_or_load(&k, None, || Ok(4));
+    assert_eq!(r, Ok(4));
+}
+
+#[tokio::test]
+async fn async_forms() {
+    let (c, _) = cache();
+    let k = c.key("x", &1).arg("page", &2).use_case("listing");
+    assert_eq!(k.as_str(), "urn:app:v2:x:1?page=2#listing");
+    c.set_async(&k, 5u64, None).await;
+    assert_eq!(c.get_async::<u64>(&k).await, Some(5));
+    assert!(c.exists_async(&k).await);
+    assert!(!c.set_if_not_exists_async(&k, 6u64, None).await);
+    let v: Result<u64, ()> = c.get_or_load_async(&k, None, async { Ok(7) }).await;
+    assert_eq!(v, Ok(5), "present: the loader is not run");
+    assert!(c.delete_async(&k).await);
+    let v: Result<u64, ()> = c.get_or_load_async(&k, None, async { Ok(7) }).await;
+    assert_eq!(v, Ok(7));
+    c.clear_async().await;
+    assert_eq!(c.get_async::<u64>(&k).await, None);
+}
+
+#[test]
+fn adaptive_ttl_in_get_or_load() {
+    let (c, clock) = cache();
+    let k = c.key("adaptive", &1);
+    let _: Result<u8, ()> = c.get_or_load(&k, Some(Duration::from_secs(100)), || {
+        cachet::set_ttl(Duration::from_secs(1));
+        Ok(1)
+    });
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(c.get::<u8>(&k), None, "the loader's 1 s TTL won over 100 s");
+}
+
+#[test]
+fn stats_of_the_direct_api() {
+    let (c, _) = cache();
+    let k = c.key("s", &1);
+    c.get::<u8>(&k);
+    c.set(&k, 1u8, None);
+    c.get::<u8>(&k);
+    let s = c.stats_for("direct").unwrap();
+    assert_eq!((s.hits, s.misses), (1, 1));
+    c.reset_stats();
+    assert_eq!(c.stats_for("direct").unwrap().hits, 0);
+}

@@ -1,0 +1,7 @@
+// `adapt` may only name parameters of the function.
+#[cachet::cached(key = "user:<id>", ttl = 60, adapt(ids = id + 1))]
+fn get_user(id: u64) -> u64 {
+    id
+}
+
+fn main() {}

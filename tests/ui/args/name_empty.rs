@@ -1,0 +1,7 @@
+// A use case's name shows up in stats and logs; it may not be blank.
+#[cachet::cached(key = "user:<id>", ttl = 60, name = "  ")]
+fn get_user(id: u64) -> u64 {
+    id
+}
+
+fn main() {}

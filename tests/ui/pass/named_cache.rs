@@ -1,0 +1,11 @@
+static SOME_STATIC: cachet::NamedCache = cachet::NamedCache::new("x");
+
+#[cachet::cached(key = "user:<id>", ttl = 60, cache = SOME_STATIC, capacity = 100, name = "GetUser")]
+fn get_user(id: u64) -> u64 {
+    id + 1
+}
+
+fn main() {
+    assert_eq!(get_user(1), 2);
+    assert_eq!(get_user(1), 2);
+}

@@ -1,0 +1,7 @@
+// `()` is nothing worth caching; the error points at the return type.
+#[cachet::cached(key = "user:<id>", ttl = 60)]
+fn touch(id: u64) -> () {
+    let _ = id;
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+// `<>` names nothing.
+#[cachet::cached(key = "user:<>", ttl = 60)]
+fn get_user(id: u64) -> u64 {
+    id
+}
+
+fn main() {}

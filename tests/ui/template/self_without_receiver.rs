@@ -1,0 +1,7 @@
+// `<self.field>` needs a `&self` method.
+#[cachet::cached(key = "t:<self.tenant>:<id>", ttl = 60)]
+fn get_user(id: u64) -> u64 {
+    id
+}
+
+fn main() {}

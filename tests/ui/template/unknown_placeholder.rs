@@ -1,0 +1,7 @@
+// A placeholder must name a parameter; the message lists the real ones.
+#[cachet::cached(key = "user:<idd>", ttl = 60)]
+fn get_user(id: u64) -> u64 {
+    id
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+// Tag templates are checked like the key template.
+#[cachet::cached(key = "user:<id>", ttl = 60, tags = ["org:<org>"])]
+fn get_user(id: u64, org_id: u64) -> u64 {
+    id + org_id
+}
+
+fn main() {}
