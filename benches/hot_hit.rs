@@ -117,7 +117,9 @@ async fn stampede_user(id: u64) -> User {
 
 /// The async floor: the map get + clone inside an `async fn`.
 async fn floor_user_async(map: &HashMap<u64, User>, id: u64) -> User {
-    map.get(&id).expect("the floor map holds the hot key").clone()
+    map.get(&id)
+        .expect("the floor map holds the hot key")
+        .clone()
 }
 
 fn floor_map<V>(value: impl Fn(u64) -> V) -> HashMap<u64, V> {
@@ -263,9 +265,7 @@ fn hot_hit_2_threads(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("hot_hit_2_threads");
     g.bench_function("floor", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, || map.get(&black_box(HOT)).expect("hot").clone())
-        })
+        b.iter_custom(|iters| two_threads(iters, || map.get(&black_box(HOT)).expect("hot").clone()))
     });
     g.bench_function("cachet_sync", |b| {
         b.iter_custom(|iters| two_threads(iters, || cachet_user(black_box(HOT))))
@@ -338,9 +338,7 @@ fn pieces(c: &mut Criterion) {
     g.bench_function("user_clone", |b| b.iter(|| black_box(&user).clone()));
 
     let sip = RandomState::new();
-    g.bench_function("siphash_u64", |b| {
-        b.iter(|| sip.hash_one(black_box(HOT)))
-    });
+    g.bench_function("siphash_u64", |b| b.iter(|| sip.hash_one(black_box(HOT))));
 
     g.finish();
 }

@@ -9,7 +9,14 @@ use cachet::{Cache, Clock, ManualClock};
 
 fn cache() -> (Cache, ManualClock) {
     let clock = ManualClock::new(0);
-    (Cache::builder().namespace("app").version("v2").clock(Clock::manual(&clock)).build(), clock)
+    (
+        Cache::builder()
+            .namespace("app")
+            .version("v2")
+            .clock(Clock::manual(&clock))
+            .build(),
+        clock,
+    )
 }
 
 #[test]
@@ -49,7 +56,8 @@ fn set_if_not_exists_is_a_lock_with_a_lease() {
     let barrier = Arc::new(Barrier::new(8));
     let handles: Vec<_> = (0..8)
         .map(|i| {
-            let (c, lock, winners, barrier) = (c.clone(), lock.clone(), winners.clone(), barrier.clone());
+            let (c, lock, winners, barrier) =
+                (c.clone(), lock.clone(), winners.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
                 if c.set_if_not_exists(&lock, i, Some(Duration::from_secs(30))) {
@@ -61,7 +69,10 @@ fn set_if_not_exists_is_a_lock_with_a_lease() {
     handles.into_iter().for_each(|h| h.join().unwrap());
     assert_eq!(winners.load(SeqCst), 1, "exactly one holder");
     clock.advance(Duration::from_secs(31));
-    assert!(c.set_if_not_exists(&lock, 99, Some(Duration::from_secs(30))), "the lease ran out");
+    assert!(
+        c.set_if_not_exists(&lock, 99, Some(Duration::from_secs(30))),
+        "the lease ran out"
+    );
     assert_eq!(c.get::<i32>(&lock), Some(99));
 }
 

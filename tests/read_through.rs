@@ -82,7 +82,11 @@ async fn a_loader_error_reaches_every_waiter_and_is_not_cached() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), Err(DbError("no row 3".into())));
     }
-    assert_eq!(ERR_CALLS.load(SeqCst), 1, "one load for fifty concurrent callers");
+    assert_eq!(
+        ERR_CALLS.load(SeqCst),
+        1,
+        "one load for fifty concurrent callers"
+    );
     assert!(failing(3).await.is_err());
     assert_eq!(ERR_CALLS.load(SeqCst), 2, "the error was not cached");
     let s = stats("errs");
@@ -119,9 +123,17 @@ fn waiters_of_a_non_clone_error_load_again_one_at_a_time() {
         })
         .collect();
     let results: Vec<Option<u32>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(results.iter().filter(|r| r.is_none()).count(), 1, "only the leader saw the error");
+    assert_eq!(
+        results.iter().filter(|r| r.is_none()).count(),
+        1,
+        "only the leader saw the error"
+    );
     assert_eq!(results.iter().filter(|r| **r == Some(5)).count(), 3);
-    assert_eq!(OPAQUE_CALLS.load(SeqCst), 2, "after the failure, one retry served the rest");
+    assert_eq!(
+        OPAQUE_CALLS.load(SeqCst),
+        2,
+        "after the failure, one retry served the rest"
+    );
 }
 
 static PANIC_CALLS: AtomicU32 = AtomicU32::new(0);
@@ -148,8 +160,16 @@ fn a_panicking_loader_does_not_wedge_the_key() {
         })
         .collect();
     let results: Vec<Option<u32>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(results.iter().filter(|r| r.is_none()).count(), 1, "the leader panicked");
-    assert_eq!(results.iter().filter(|r| **r == Some(8)).count(), 2, "waiters recovered");
+    assert_eq!(
+        results.iter().filter(|r| r.is_none()).count(),
+        1,
+        "the leader panicked"
+    );
+    assert_eq!(
+        results.iter().filter(|r| **r == Some(8)).count(),
+        2,
+        "waiters recovered"
+    );
     assert_eq!(panics_first(8), 8);
     assert_eq!(PANIC_CALLS.load(SeqCst), 2);
 }
@@ -190,7 +210,11 @@ fn page(user: u32, page: u32, trace_id: &str) -> String {
 fn arguments_outside_the_template_are_part_of_the_key_unless_ignored() {
     assert_eq!(page(1, 1, "a"), "1/1/a");
     assert_eq!(page(1, 2, "a"), "1/2/a", "another page is another entry");
-    assert_eq!(page(1, 1, "b"), "1/1/a", "the ignored trace id does not split entries");
+    assert_eq!(
+        page(1, 1, "b"),
+        "1/1/a",
+        "the ignored trace id does not split entries"
+    );
     assert_eq!(ARGS_CALLS.load(SeqCst), 2);
 }
 
@@ -222,18 +246,41 @@ static FIELD_CALLS: AtomicU32 = AtomicU32::new(0);
 )]
 fn latest_runs(user: &User, kind: Kind, pagination: &Pagination) -> Vec<String> {
     FIELD_CALLS.fetch_add(1, SeqCst);
-    vec![format!("{}:{kind:?}:{}:{}", user.name, pagination.token, pagination.limit)]
+    vec![format!(
+        "{}:{kind:?}:{}:{}",
+        user.name, pagination.token, pagination.limit
+    )]
 }
 
 #[test]
 fn fields_and_adapters_give_the_key_form_of_complex_arguments() {
-    let ada = User { id: 1, name: "ada".into() };
-    let ada_renamed = User { id: 1, name: "countess".into() };
-    let p = Pagination { token: "t0".into(), limit: 10 };
+    let ada = User {
+        id: 1,
+        name: "ada".into(),
+    };
+    let ada_renamed = User {
+        id: 1,
+        name: "countess".into(),
+    };
+    let p = Pagination {
+        token: "t0".into(),
+        limit: 10,
+    };
     let first = latest_runs(&ada, Kind::Draft, &p);
-    assert_eq!(latest_runs(&ada_renamed, Kind::Draft, &p), first, "keyed by user.id only");
+    assert_eq!(
+        latest_runs(&ada_renamed, Kind::Draft, &p),
+        first,
+        "keyed by user.id only"
+    );
     latest_runs(&ada, Kind::Published, &p);
-    latest_runs(&ada, Kind::Draft, &Pagination { token: "t0".into(), limit: 20 });
+    latest_runs(
+        &ada,
+        Kind::Draft,
+        &Pagination {
+            token: "t0".into(),
+            limit: 20,
+        },
+    );
     assert_eq!(FIELD_CALLS.load(SeqCst), 3);
 }
 
@@ -248,7 +295,9 @@ fn by_email(email: &str) -> usize {
 #[test]
 fn ids_with_separator_characters_never_collide() {
     // Each of these would collide under naive concatenation.
-    let ids = ["a:b", "a%3Ab", "a", "a:", ":a", "a?b", "a#b", "a b", "a/b", "é", "e\u{301}", ""];
+    let ids = [
+        "a:b", "a%3Ab", "a", "a:", ":a", "a?b", "a#b", "a b", "a/b", "é", "e\u{301}", "",
+    ];
     for id in ids {
         by_email(id);
     }
@@ -282,8 +331,14 @@ impl Repo {
 #[tokio::test]
 async fn methods_key_on_fields_of_self() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let a = Repo { tenant: "a".into(), calls: calls.clone() };
-    let b = Repo { tenant: "b".into(), calls: calls.clone() };
+    let a = Repo {
+        tenant: "a".into(),
+        calls: calls.clone(),
+    };
+    let b = Repo {
+        tenant: "b".into(),
+        calls: calls.clone(),
+    };
     assert_eq!(a.item(1), "a-1");
     assert_eq!(b.item(1), "b-1", "another tenant, another entry");
     assert_eq!(a.item(1), "a-1");
@@ -361,7 +416,10 @@ fn ramp_controls_the_share_of_calls_using_the_cache() {
         ramped(1);
     }
     let loads = RAMP_CALLS.load(SeqCst) - 11;
-    assert!((300..700).contains(&loads), "about half of 1000 calls load, got {loads}");
+    assert!(
+        (300..700).contains(&loads),
+        "about half of 1000 calls load, got {loads}"
+    );
     assert!(TEST_CACHE.set_enabled("ramped", true));
     assert!(!TEST_CACHE.set_ramp("no such use case", 10.0));
 }

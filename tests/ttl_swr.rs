@@ -9,8 +9,12 @@ use std::time::Duration;
 use cachet::{cached, Cache, Clock, ManualClock};
 
 static CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
-static CACHE: LazyLock<Cache> =
-    LazyLock::new(|| Cache::builder().name("ttl-tests").clock(Clock::manual(&CLOCK)).build());
+static CACHE: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("ttl-tests")
+        .clock(Clock::manual(&CLOCK))
+        .build()
+});
 
 /// Tests here share one clock; each takes this lock so that one test's
 /// `advance` does not move another's entries.
@@ -80,8 +84,8 @@ fn sync_stale_value_served_while_one_refresh_runs() {
     let (tx, rx) = mpsc::channel();
     *SWR_GATE.lock().unwrap() = Some(rx);
     CLOCK.advance(Duration::from_secs(12)); // past the TTL, inside the window
-    // Many stale reads while the refresh is held: all served the old value,
-    // without waiting, and only one refresh starts.
+                                            // Many stale reads while the refresh is held: all served the old value,
+                                            // without waiting, and only one refresh starts.
     for _ in 0..20 {
         assert_eq!(swr_fn(7), 7);
     }
@@ -149,7 +153,11 @@ fn none_is_cached_for_the_negative_ttl_only() {
     assert_eq!(find(4), Some(4));
     CLOCK.advance(Duration::from_secs(6));
     assert_eq!(find(4), Some(4));
-    assert_eq!(NEG_CALLS.load(SeqCst), 3, "a present value keeps its 100 s TTL");
+    assert_eq!(
+        NEG_CALLS.load(SeqCst),
+        3,
+        "a present value keeps its 100 s TTL"
+    );
 }
 
 static OPT_CALLS: AtomicU32 = AtomicU32::new(0);
@@ -221,7 +229,11 @@ fn jitter_spreads_expiry_of_a_batch() {
     for id in 0..200 {
         jittered(id);
     }
-    assert_eq!(JITTER_CALLS.load(SeqCst), 200, "nothing expires before ttl * (1 - jitter)");
+    assert_eq!(
+        JITTER_CALLS.load(SeqCst),
+        200,
+        "nothing expires before ttl * (1 - jitter)"
+    );
     CLOCK.advance(Duration::from_secs(51));
     for id in 0..200 {
         jittered(id);
@@ -251,12 +263,20 @@ fn smooth_expiry_is_ten_percent_jitter() {
     for id in 0..100 {
         smooth(id);
     }
-    assert_eq!(SMOOTH_CALLS.load(SeqCst), 100, "nothing expires before 90 s");
+    assert_eq!(
+        SMOOTH_CALLS.load(SeqCst),
+        100,
+        "nothing expires before 90 s"
+    );
     CLOCK.advance(Duration::from_secs(22));
     for id in 0..100 {
         smooth(id);
     }
-    assert_eq!(SMOOTH_CALLS.load(SeqCst), 200, "everything expired after 110 s");
+    assert_eq!(
+        SMOOTH_CALLS.load(SeqCst),
+        200,
+        "everything expired after 110 s"
+    );
 }
 
 static ADAPT_CALLS: AtomicU32 = AtomicU32::new(0);
@@ -294,7 +314,11 @@ fn loader_decides_its_own_ttl_or_not_to_cache() {
     CLOCK.advance(Duration::from_secs(2));
     fetch_status(404).unwrap();
     fetch_status(200).unwrap();
-    assert_eq!(ADAPT_CALLS.load(SeqCst), 5, "the 404's own 1 s TTL ended; 200 still fresh");
+    assert_eq!(
+        ADAPT_CALLS.load(SeqCst),
+        5,
+        "the 404's own 1 s TTL ended; 200 still fresh"
+    );
 }
 
 static FOREVER_CALLS: AtomicU32 = AtomicU32::new(0);
