@@ -116,6 +116,8 @@ async fn swr_async(id: u32) -> Result<u32, String> {
 }
 
 #[tokio::test(flavor = "current_thread")]
+// The guard serialises whole tests (each has its own runtime); nothing else awaits it.
+#[allow(clippy::await_holding_lock)]
 async fn async_stale_value_served_while_one_refresh_runs() {
     let _g = serial();
     assert_eq!(swr_async(1).await, Ok(1));
@@ -192,6 +194,7 @@ async fn result_option(id: u32) -> Result<Option<u32>, String> {
 }
 
 #[tokio::test]
+#[allow(clippy::await_holding_lock)]
 async fn result_option_caches_ok_none_negatively_and_never_errors() {
     let _g = serial();
     assert!(result_option(0).await.is_err());

@@ -277,16 +277,17 @@ impl CachedArgs {
                     "`ignore` lists parameter names: `ignore = [db, trace_id]`",
                 ),
             },
-            "crate" => match string(&expr, "crate", "\"cachet\"", errors) {
-                Some(s) => match s.parse::<Path>() {
-                    Ok(p) => self.krate = Some(p),
-                    Err(_) => errors.at(
-                        s.span(),
-                        "`crate` is a path, such as `crate = \"my_cachet\"`",
-                    ),
-                },
-                None => {}
-            },
+            "crate" => {
+                if let Some(s) = string(&expr, "crate", "\"cachet\"", errors) {
+                    match s.parse::<Path>() {
+                        Ok(p) => self.krate = Some(p),
+                        Err(_) => errors.at(
+                            s.span(),
+                            "`crate` is a path, such as `crate = \"my_cachet\"`",
+                        ),
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -391,7 +391,7 @@ pub(crate) fn key_plan(args: &CachedArgs, f: &Func, errors: &mut Errors) -> Opti
     let in_key: Vec<String> = key.holes().map(|h| h.root.clone()).collect();
     for p in &f.params {
         let name = p.ident.to_string();
-        if in_key.contains(&name) || args.ignore.iter().any(|i| *i == p.ident) {
+        if in_key.contains(&name) || args.ignore.contains(&p.ident) {
             continue;
         }
         let hole = Placeholder {
@@ -448,7 +448,7 @@ fn check_ignore_and_adapt(args: &CachedArgs, f: &Func, key: &Template, errors: &
                 a.param.span(),
                 format!("`adapt` names `{n}`, which is not a parameter of this function"),
             );
-        } else if args.ignore.iter().any(|i| *i == a.param) {
+        } else if args.ignore.contains(&a.param) {
             errors.at(
                 a.param.span(),
                 format!("`{n}` is both ignored and adapted; pick one"),

@@ -6,7 +6,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::hash::Hash;
 
-use crate::use_case::ErrorProbe;
+use crate::use_case::{ErrorProbe, RefreshFailed};
 
 /// A type that can be part of a cache key.
 #[diagnostic::on_unimplemented(
@@ -68,8 +68,8 @@ pub fn unwrap_infallible<V>(r: Result<V, Infallible>) -> V {
 
 /// A background result, its error already counted and logged.
 #[inline(always)]
-pub fn discard_error<V, E>(r: Result<V, E>) -> Result<V, ()> {
-    r.map_err(|_| ())
+pub fn discard_error<V, E>(r: Result<V, E>) -> Result<V, RefreshFailed> {
+    r.map_err(|_| RefreshFailed)
 }
 
 /// The error probe of a sync loader.

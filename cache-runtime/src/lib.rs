@@ -43,8 +43,8 @@ pub mod __private {
     pub use crate::flight::SharedError;
     pub use crate::key::{KeyRef, Segment};
     pub use crate::use_case::{
-        AsyncJob, ErrorProbe, Lookup, Miss, ShareError, SyncJob, UseCaseSlot, UseCaseSpec,
-        ViaClone, ViaNothing,
+        AsyncJob, ErrorProbe, Lookup, Miss, RefreshFailed, ShareError, SyncJob, UseCaseSlot,
+        UseCaseSpec, ViaClone, ViaNothing,
     };
 }
 

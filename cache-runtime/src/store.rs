@@ -36,8 +36,10 @@ struct Shard<K, V> {
     capacity: usize,
 }
 
+type ShardLock<K, V> = Padded<RwLock<Shard<K, V>>>;
+
 pub(crate) struct Store<K, V> {
-    shards: Box<[Padded<RwLock<Shard<K, V>>>]>,
+    shards: Box<[ShardLock<K, V>]>,
     hasher: foldhash::fast::RandomState,
     mask: usize,
 }

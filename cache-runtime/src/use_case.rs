@@ -76,12 +76,18 @@ impl<K> fmt::Debug for Miss<K> {
     }
 }
 
+/// A background refresh that failed (its error is the loader's; only the
+/// fact is kept, since the caller is long gone).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshFailed;
+
 /// A background refresh job of a sync function.
 #[doc(hidden)]
-pub type SyncJob<V> = Box<dyn FnOnce() -> Result<V, ()> + Send>;
+pub type SyncJob<V> = Box<dyn FnOnce() -> Result<V, RefreshFailed> + Send>;
 /// A background refresh job of an async function.
 #[doc(hidden)]
-pub type AsyncJob<V> = Pin<Box<dyn Future<Output = Result<V, ()>> + Send>>;
+pub type AsyncJob<V> = Pin<Box<dyn Future<Output = Result<V, RefreshFailed>> + Send>>;
 
 /// A cached function's runtime state. Built once, on first call, and kept for
 /// the life of the process.
@@ -275,6 +281,12 @@ pub struct ErrorProbe<E>(std::marker::PhantomData<fn() -> E>);
 impl<E> fmt::Debug for ErrorProbe<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ErrorProbe")
+    }
+}
+
+impl<E> Default for ErrorProbe<E> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -727,7 +739,7 @@ where
         &self,
         miss: &Miss<K>,
         lead: crate::flight::Lead<'_, K, V>,
-        r: Result<V, ()>,
+        r: Result<V, RefreshFailed>,
         said: Directive,
     ) {
         match r {
@@ -735,7 +747,7 @@ where
                 self.store(miss, v.clone(), said);
                 lead.finish(Outcome::Done(v));
             }
-            Err(()) => {
+            Err(RefreshFailed) => {
                 tracing::warn!(
                     use_case = self.spec.name,
                     key = miss.urn.as_str(),
