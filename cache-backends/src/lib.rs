@@ -1,1 +1,209 @@
+//! Storage layers of [cachet](https://docs.rs/cachet): the [`Backend`] trait
+//! and its implementations, each behind a feature of the same name.
+//!
+//! A backend stores bytes under string keys with a TTL per write. It knows
+//! nothing of entries, codecs or tags: the runtime encodes an entry into an
+//! envelope, and reads it back, with a format version, so a backend only
+//! moves bytes. That keeps a custom backend small:
+//!
+//! ```
+//! use cache_backends::{async_trait, Backend, BackendError};
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//! use std::time::Duration;
+//!
+//! /// A toy backend that ignores TTLs.
+//! #[derive(Debug, Default)]
+//! struct Toy(Mutex<HashMap<String, Vec<u8>>>);
+//!
+//! #[async_trait]
+//! impl Backend for Toy {
+//!     fn name(&self) -> &str { "toy" }
+//!     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+//!         Ok(self.0.lock().unwrap().get(key).cloned())
+//!     }
+//!     async fn set(&self, key: &str, value: Vec<u8>, _ttl: Duration) -> Result<(), BackendError> {
+//!         self.0.lock().unwrap().insert(key.to_owned(), value);
+//!         Ok(())
+//!     }
+//!     async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+//!         Ok(self.0.lock().unwrap().remove(key).is_some())
+//!     }
+//! }
+//! # let toy = Toy::default();
+//! # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! # rt.block_on(async {
+//! toy.set("k", b"v".to_vec(), Duration::from_secs(1)).await.unwrap();
+//! assert_eq!(toy.get("k").await.unwrap(), Some(b"v".to_vec()));
+//! # });
+//! ```
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod io;
+mod memory;
+pub use memory::MemoryBackend;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+
+#[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
+pub mod file;
+
+pub use async_trait::async_trait;
+
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+/// Why a backend operation failed. The runtime never passes these to callers
+/// of cached functions: it counts them, logs them and carries on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The store could not be reached, or the connection broke.
+    #[error("connection to {backend} failed")]
+    Connection {
+        /// Which backend.
+        backend: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store answered with an error.
+    #[error("{backend} refused the operation: {message}")]
+    Refused {
+        /// Which backend.
+        backend: String,
+        /// What it said.
+        message: String,
+    },
+    /// Local I/O failed.
+    #[error("i/o error in {backend}")]
+    Io {
+        /// Which backend.
+        backend: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backend was configured wrongly.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The backend does not offer this operation.
+    #[error("{backend} does not support {operation}")]
+    Unsupported {
+        /// Which backend.
+        backend: String,
+        /// Which operation.
+        operation: &'static str,
+    },
+}
+
+/// Where a value's content hash and its rewritable header sit in the bytes
+/// given to [`Backend::set_dedupe`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dedupe {
+    /// The header (times, format version) that may be rewritten in place.
+    pub header: Range<usize>,
+    /// The content hash inside the header: equal bytes here mean equal value.
+    pub hash: Range<usize>,
+}
+
+/// What [`Backend::set_dedupe`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The value was written.
+    Value,
+    /// The same value was there: only its header and TTL were renewed.
+    Renewed,
+}
+
+/// A storage layer: bytes under string keys, each write with a TTL.
+///
+/// Implementations must be safe to call concurrently. Only [`get`],
+/// [`set`] and [`delete`] are required; the batch and conditional operations
+/// have default implementations built on them (override them when the store
+/// can do better, as Redis does with `MGET`, pipelines and `SET NX`).
+///
+/// [`get`]: Backend::get
+/// [`set`]: Backend::set
+/// [`delete`]: Backend::delete
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and metrics (`"redis"`, `"file"`).
+    fn name(&self) -> &str;
+
+    /// The bytes under `key`, if present and not expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError>;
+
+    /// Stores `value` under `key` for `ttl`.
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), BackendError>;
+
+    /// Removes `key`; returns whether it was there.
+    async fn delete(&self, key: &str) -> Result<bool, BackendError>;
+
+    /// The bytes under each of `keys`, in order.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get(k).await?);
+        }
+        Ok(out)
+    }
+
+    /// Stores every `(key, value, ttl)`.
+    async fn set_many(&self, items: Vec<(String, Vec<u8>, Duration)>) -> Result<(), BackendError> {
+        for (k, v, ttl) in items {
+            self.set(&k, v, ttl).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores `value` unless `key` holds a value; returns whether it stored.
+    /// The default is not atomic; stores that can be (Redis) override it.
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        if self.get(key).await?.is_some() {
+            return Ok(false);
+        }
+        self.set(key, value, ttl).await?;
+        Ok(true)
+    }
+
+    /// Stores `value`, unless the stored value has the same content hash (at
+    /// `dedupe.hash`): then only its header and TTL are renewed. The default
+    /// always writes.
+    async fn set_dedupe(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        dedupe: &Dedupe,
+    ) -> Result<Written, BackendError> {
+        let _ = dedupe;
+        self.set(key, value, ttl).await?;
+        Ok(Written::Value)
+    }
+
+    /// Removes every key that starts with `prefix`; returns how many.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BackendError> {
+        let _ = prefix;
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "delete_prefix",
+        })
+    }
+}

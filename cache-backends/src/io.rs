@@ -1,0 +1,65 @@
+//! cachet's own small runtime for background I/O.
+//!
+//! Connections are created here (so their driver tasks live independently of
+//! any user runtime), and sync callers run backend operations here, waiting
+//! on a channel, since a sync function cannot `.await`.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+
+static IO: OnceLock<Option<Runtime>> = OnceLock::new();
+
+/// The handle of cachet's I/O runtime (one worker thread, started on first
+/// use), or `None` if the OS refused to start it.
+pub fn handle() -> Option<Handle> {
+    IO.get_or_init(|| {
+        match Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cachet-io")
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => Some(rt),
+            Err(e) => {
+                tracing::error!(error = %e, "cachet could not start its i/o runtime; remote layers are skipped by sync callers");
+                None
+            }
+        }
+    })
+    .as_ref()
+    .map(|rt| rt.handle().clone())
+}
+
+/// Why [`block_on`] returned no output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    /// The operation did not finish within its time limit.
+    TimedOut,
+    /// The I/O runtime is not available, or the task was lost.
+    Unavailable,
+}
+
+/// Runs `fut` on the I/O runtime and blocks the calling thread until it
+/// finishes or `limit` passes. For sync callers only: async code awaits.
+pub fn block_on<F>(fut: F, limit: Duration) -> Result<F::Output, Blocked>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = handle().ok_or(Blocked::Unavailable)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let out = tokio::time::timeout(limit, fut).await;
+        let _ = tx.send(out);
+    });
+    // The task applies the limit itself; the margin here only covers a
+    // runtime too busy to report.
+    match rx.recv_timeout(limit + Duration::from_millis(250)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(_)) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Blocked::TimedOut),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Blocked::Unavailable),
+    }
+}

@@ -1,0 +1,402 @@
+//! Redis (standalone) over one auto-reconnecting multiplexed connection.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError, Script};
+
+use crate::{Backend, BackendError, Dedupe, Written};
+
+const NAME: &str = "redis";
+
+/// Renews header and TTL when the stored content hash equals the new one,
+/// otherwise writes the value. ARGV: value, ttl ms, hash start, hash end
+/// (inclusive), hash bytes, header bytes.
+const DEDUPE: &str = r#"
+local cur = redis.call('GETRANGE', KEYS[1], ARGV[3], ARGV[4])
+if cur ~= '' and cur == ARGV[5] then
+  redis.call('SETRANGE', KEYS[1], 0, ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"#;
+
+/// A Redis layer: one `ConnectionManager` (a multiplexed connection that
+/// reconnects by itself with bounded exponential back-off), created lazily,
+/// so a Redis that is down at startup delays nothing.
+///
+/// # Examples
+///
+/// ```no_run
+/// use cache_backends::redis::RedisBackend;
+///
+/// let redis = RedisBackend::builder()
+///     .url("redis://:secret@127.0.0.1:6379/2")
+///     .build()
+///     .expect("a valid configuration");
+/// ```
+#[derive(Clone)]
+pub struct RedisBackend {
+    conn: ConnectionManager,
+    dedupe: Script,
+    target: String,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`RedisBackend`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct RedisBuilder {
+    url: Option<String>,
+    client: Option<Client>,
+    connection_timeout: Option<Duration>,
+    response_timeout: Option<Duration>,
+    max_reconnect_delay: Option<Duration>,
+}
+
+impl RedisBuilder {
+    /// Connect with a URL: `redis://[user][:password@]host[:port][/db]`, or
+    /// `rediss://` for TLS (TLS needs one of the `redis` crate's TLS features
+    /// enabled in your build).
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Use a client you built (custom credentials, TLS settings, ...).
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// How long one connection attempt may take (default 1 s).
+    pub fn connection_timeout(mut self, d: Duration) -> Self {
+        self.connection_timeout = Some(d);
+        self
+    }
+
+    /// How long the connection waits for a reply before failing a request
+    /// (default 1 s; the cache applies its own, smaller layer timeout).
+    pub fn response_timeout(mut self, d: Duration) -> Self {
+        self.response_timeout = Some(d);
+        self
+    }
+
+    /// The longest pause between reconnection attempts (default 500 ms).
+    pub fn max_reconnect_delay(mut self, d: Duration) -> Self {
+        self.max_reconnect_delay = Some(d);
+        self
+    }
+
+    /// Builds the backend. Does not connect: the first operation does.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError::Config`] when both or neither of a URL and a client
+    /// are given, or the URL is not a Redis URL.
+    pub fn build(self) -> Result<RedisBackend, BackendError> {
+        let client = match (self.url, self.client) {
+            (Some(_), Some(_)) => {
+                return Err(BackendError::Config(
+                    "give the Redis backend a URL or a client, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(BackendError::Config(
+                    "the Redis backend needs a URL (`.url(..)`) or a client (`.client(..)`)".into(),
+                ))
+            }
+            (Some(url), None) => Client::open(url.as_str()).map_err(|e| {
+                BackendError::Config(format!("`{}` is not a usable Redis URL: {e}", redact(&url)))
+            })?,
+            (None, Some(c)) => c,
+        };
+        let target = format!("{:?}", client.get_connection_info().addr());
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(
+                self.connection_timeout.unwrap_or(Duration::from_secs(1)),
+            ))
+            .set_response_timeout(Some(
+                self.response_timeout.unwrap_or(Duration::from_secs(1)),
+            ))
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(
+                self.max_reconnect_delay
+                    .unwrap_or(Duration::from_millis(500)),
+            )
+            .set_number_of_retries(6);
+        let handle = crate::io::handle().ok_or_else(|| {
+            BackendError::Config("cachet's i/o runtime could not be started".into())
+        })?;
+        // The connection's driver task lives on cachet's runtime, so it works
+        // from sync code and from any user runtime alike.
+        let _entered = handle.enter();
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+            BackendError::Config(format!("could not set up the Redis connection: {e}"))
+        })?;
+        Ok(RedisBackend {
+            conn,
+            dedupe: Script::new(DEDUPE),
+            target,
+        })
+    }
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+fn err(e: RedisError) -> BackendError {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+        BackendError::Connection {
+            backend: NAME.into(),
+            source: Box::new(e),
+        }
+    } else {
+        BackendError::Refused {
+            backend: NAME.into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn px(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Escapes glob characters for `SCAN MATCH`.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 1);
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl RedisBackend {
+    /// A builder; give it a URL or a client.
+    pub fn builder() -> RedisBuilder {
+        RedisBuilder::default()
+    }
+
+    /// A backend for `url`, with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisBuilder::build`].
+    pub fn from_url(url: &str) -> Result<Self, BackendError> {
+        Self::builder().url(url).build()
+    }
+
+    /// The connection, for commands of your own (it is cheap to clone).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+#[async_trait]
+impl Backend for RedisBackend {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        let mut c = self.conn.clone();
+        redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .map_err(err)
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), BackendError> {
+        let mut c = self.conn.clone();
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(px(ttl))
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(err)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        let mut c = self.conn.clone();
+        let n: i64 = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(n > 0)
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn.clone();
+        redis::cmd("MGET")
+            .arg(keys)
+            .query_async(&mut c)
+            .await
+            .map_err(err)
+    }
+
+    async fn set_many(&self, items: Vec<(String, Vec<u8>, Duration)>) -> Result<(), BackendError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (k, v, ttl) in items {
+            pipe.cmd("SET")
+                .arg(k)
+                .arg(v)
+                .arg("PX")
+                .arg(px(ttl))
+                .ignore();
+        }
+        let mut c = self.conn.clone();
+        pipe.query_async::<()>(&mut c).await.map_err(err)
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        let mut c = self.conn.clone();
+        let r: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(px(ttl))
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(r.is_some())
+    }
+
+    async fn set_dedupe(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        dedupe: &Dedupe,
+    ) -> Result<Written, BackendError> {
+        let (Some(hash), Some(header)) = (
+            value.get(dedupe.hash.clone()),
+            value.get(dedupe.header.clone()),
+        ) else {
+            self.set(key, value, ttl).await?;
+            return Ok(Written::Value);
+        };
+        if dedupe.header.start != 0 || dedupe.hash.is_empty() {
+            self.set(key, value, ttl).await?;
+            return Ok(Written::Value);
+        }
+        let (hash, header) = (hash.to_vec(), header.to_vec());
+        let mut c = self.conn.clone();
+        let wrote: i64 = self
+            .dedupe
+            .key(key)
+            .arg(value)
+            .arg(px(ttl))
+            .arg(dedupe.hash.start)
+            .arg(dedupe.hash.end - 1)
+            .arg(hash)
+            .arg(header)
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(if wrote == 1 {
+            Written::Value
+        } else {
+            Written::Renewed
+        })
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BackendError> {
+        let mut c = self.conn.clone();
+        let pattern = format!("{}*", glob_escape(prefix));
+        let mut cursor: u64 = 0;
+        let mut deleted = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut c)
+                .await
+                .map_err(err)?;
+            if !keys.is_empty() {
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(err)?;
+                deleted += n;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_and_client_together_is_a_configuration_error() {
+        let client = Client::open("redis://127.0.0.1:1").unwrap();
+        let e = RedisBackend::builder()
+            .url("redis://127.0.0.1:1")
+            .client(client)
+            .build()
+            .unwrap_err();
+        assert!(matches!(e, BackendError::Config(m) if m.contains("not both")));
+        assert!(matches!(
+            RedisBackend::builder().build(),
+            Err(BackendError::Config(_))
+        ));
+        assert!(matches!(
+            RedisBackend::from_url("http://x"),
+            Err(BackendError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(redact("redis://user:pw@host:1/0"), "redis://***@host:1/0");
+        assert_eq!(glob_escape("a*b?[c]"), "a\\*b\\?\\[c\\]");
+    }
+
+    #[test]
+    fn builds_without_a_server() {
+        // Nothing listens on port 1: building must still succeed (lazy).
+        assert!(RedisBackend::from_url("redis://127.0.0.1:1").is_ok());
+    }
+}
