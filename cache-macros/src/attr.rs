@@ -100,6 +100,10 @@ pub(crate) struct CachedArgs {
     pub(crate) ignore: Vec<Ident>,
     pub(crate) adapt: Vec<Adapter>,
     pub(crate) krate: Option<Path>,
+    /// Bit 1: in-process layer; bit 2: remote layers. `None`: all the cache has.
+    pub(crate) layers: Option<(u8, Span)>,
+    pub(crate) local_ttl: Option<Dur>,
+    pub(crate) remote_ttl: Option<Dur>,
 }
 
 pub(crate) const CACHED_ARGS: &[&str] = &[
@@ -115,6 +119,9 @@ pub(crate) const CACHED_ARGS: &[&str] = &[
     "tags",
     "ignore",
     "adapt",
+    "layers",
+    "local_ttl",
+    "remote_ttl",
     "crate",
 ];
 
@@ -193,7 +200,7 @@ impl CachedArgs {
                     }
                 })
             }
-            "ttl" | "swr" | "negative_ttl" => {
+            "ttl" | "swr" | "negative_ttl" | "local_ttl" | "remote_ttl" => {
                 if let Some(ms) = duration(&expr, &name, errors) {
                     let d = Some(Dur {
                         ms,
@@ -202,10 +209,13 @@ impl CachedArgs {
                     match name.as_str() {
                         "ttl" => self.ttl = d,
                         "swr" => self.swr = d,
+                        "local_ttl" => self.local_ttl = d,
+                        "remote_ttl" => self.remote_ttl = d,
                         _ => self.negative_ttl = d,
                     }
                 }
             }
+            "layers" => self.layers = layers(&expr, errors).map(|l| (l, span)),
             "jitter" => self.jitter = fraction(&expr, errors).map(|j| (j, span)),
             "smooth_expiry" => match &expr {
                 Expr::Lit(ExprLit {
@@ -290,6 +300,42 @@ impl CachedArgs {
             }
             _ => {}
         }
+    }
+}
+
+/// `local`, `remote`, `all`, or a list such as `[local, remote]`.
+fn layers(expr: &Expr, errors: &mut Errors) -> Option<u8> {
+    const HINT: &str = "`layers` is `local` (in process only), `remote` (the cache's remote layers only) or `all` (the default), or a list: `[local, remote]`";
+    let one = |e: &Expr, errors: &mut Errors| -> Option<u8> {
+        match e {
+            Expr::Path(p) => match p.path.get_ident().map(|i| i.to_string()).as_deref() {
+                Some("local") => Some(1),
+                Some("remote") => Some(2),
+                Some("all") => Some(3),
+                _ => {
+                    errors.at(e.span(), HINT);
+                    None
+                }
+            },
+            _ => {
+                errors.at(e.span(), HINT);
+                None
+            }
+        }
+    };
+    match expr {
+        Expr::Array(a) if !a.elems.is_empty() => {
+            let mut bits = 0;
+            for el in &a.elems {
+                bits |= one(el, errors)?;
+            }
+            Some(bits)
+        }
+        Expr::Array(a) => {
+            errors.at(a.span(), HINT);
+            None
+        }
+        other => one(other, errors),
     }
 }
 

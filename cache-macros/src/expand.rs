@@ -129,6 +129,18 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
     let negative_ttl_ms = opt(args.negative_ttl.map(|d| d.ms));
     let jitter = proc_macro2::Literal::f64_suffixed(args.jitter.map_or(0.0, |j| j.0));
     let capacity = opt(args.capacity);
+    let layers = args.layers.map_or(3u8, |l| l.0);
+    let local_ttl_ms = opt(args.local_ttl.map(|d| d.ms));
+    let remote_ttl_ms = opt(args.remote_ttl.map(|d| d.ms));
+    // Asking for remote layers by name makes a value type without serde a
+    // compile error; by default such a type stays in process (with a warning
+    // at run time when the cache has remote layers).
+    let serde_assert = match args.layers {
+        Some((bits, span)) if bits & 2 != 0 => {
+            quote_spanned!(span=> #p::assert_serde::<#value_ty>();)
+        }
+        _ => TokenStream::new(),
+    };
 
     let cache = match &args.cache {
         Some(c) => quote_spanned!(c.span()=> || #p::AsCache::as_cache(&(#c))),
@@ -211,7 +223,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
         #(#attrs)*
         #vis #sig {
             #[allow(unused_imports)]
-            use #p::{ViaClone as _, ViaNothing as _};
+            use #p::{ViaClone as _, ViaNothing as _, ViaOpaque as _, ViaSerde as _};
             static __CACHET_USE_CASE: #p::UseCaseSlot = #p::UseCaseSlot::new(#p::UseCaseSpec {
                 name: #name,
                 key_type: #key_type,
@@ -223,13 +235,22 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 negative_ttl_ms: #negative_ttl_ms,
                 jitter: #jitter,
                 capacity: #capacity,
+                layers: #layers,
+                local_ttl_ms: #local_ttl_ms,
+                remote_ttl_ms: #remote_ttl_ms,
             });
             let (__cachet_uc, __cachet_miss) = {
                 #(#adapters)*
                 #(#key_asserts)*
                 #value_assert
+                #serde_assert
                 let __cachet_q = #q;
-                let __cachet_uc = __CACHET_USE_CASE.get::<_, #value_ty>(&__cachet_q, #cache, #negative);
+                let __cachet_uc = __CACHET_USE_CASE.get::<_, #value_ty>(
+                    &__cachet_q,
+                    #cache,
+                    #negative,
+                    (&#p::CodecProbe::<#value_ty>::new()).value_codec(),
+                );
                 let __cachet_miss = match __cachet_uc {
                     ::core::option::Option::Some(__cachet_uc) => match __cachet_uc.lookup(&__cachet_q) {
                         #p::Lookup::Hit(__cachet_v) => return #wrap,

@@ -8,11 +8,16 @@ use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::clock::Clock;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::clock::{saturating_ms, Clock};
 use crate::context::Directive;
 use crate::entry::{Entry, Freshness};
+use crate::envelope::{self, Codec};
 use crate::flight::{Flights, Outcome, Role};
 use crate::key::Key;
+use crate::layer::{LayerConfig, LayerStats, RemoteLayer};
 use crate::stats::{Counters, Stats};
 use crate::use_case::UseCaseInfo;
 use crate::{context, store::Store};
@@ -57,6 +62,9 @@ struct Inner {
     flights: Flights<String, AnyValue>,
     counters: Counters,
     use_cases: Mutex<Vec<&'static dyn UseCaseInfo>>,
+    layers: Vec<RemoteLayer>,
+    local_ttl: Option<Duration>,
+    codec: Codec,
 }
 
 impl fmt::Debug for Cache {
@@ -95,6 +103,9 @@ pub struct CacheBuilder {
     version: String,
     capacity: usize,
     clock: Clock,
+    layers: Vec<LayerConfig>,
+    local_ttl: Option<Duration>,
+    codec: Codec,
 }
 
 impl Default for CacheBuilder {
@@ -105,6 +116,9 @@ impl Default for CacheBuilder {
             version: "v1".into(),
             capacity: DEFAULT_CAPACITY,
             clock: Clock::system(),
+            layers: Vec::new(),
+            local_ttl: None,
+            codec: Codec::Json,
         }
     }
 }
@@ -143,6 +157,44 @@ impl CacheBuilder {
         self
     }
 
+    /// Adds a remote layer below the in-process one (and below the layers
+    /// added before it): Redis, a file tier, your own [`Backend`]. Lookups go
+    /// top down; a hit fills the layers above; a load writes every layer.
+    ///
+    /// [`Backend`]: cache_backends::Backend
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, LayerConfig};
+    /// use cache_backends::MemoryBackend;
+    /// use std::time::Duration;
+    ///
+    /// // L1 capped at 30 s, then a shared layer capped at 300 s.
+    /// let cache = Cache::builder()
+    ///     .local_ttl(Duration::from_secs(30))
+    ///     .layer(LayerConfig::new(MemoryBackend::new()).ttl_cap(Duration::from_secs(300)))
+    ///     .build();
+    /// # assert_eq!(cache.layer_stats()[0].backend, "memory");
+    /// ```
+    pub fn layer(mut self, layer: LayerConfig) -> Self {
+        self.layers.push(layer);
+        self
+    }
+
+    /// Caps how long any entry lives in the in-process layer (for example
+    /// 30 s in front of a Redis holding it for 300 s).
+    pub fn local_ttl(mut self, cap: Duration) -> Self {
+        self.local_ttl = Some(cap);
+        self
+    }
+
+    /// The codec of values in remote layers (JSON by default).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
     /// Builds the cache.
     pub fn build(self) -> Cache {
         Cache {
@@ -151,6 +203,9 @@ impl CacheBuilder {
                 flights: Flights::new(),
                 counters: Counters::default(),
                 use_cases: Mutex::new(Vec::new()),
+                layers: self.layers.into_iter().map(RemoteLayer::new).collect(),
+                local_ttl: self.local_ttl,
+                codec: self.codec,
                 name: self.name,
                 namespace: self.namespace,
                 version: self.version,
@@ -191,6 +246,27 @@ impl Cache {
     /// Its clock.
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
+    }
+
+    pub(crate) fn layers(&self) -> &[RemoteLayer] {
+        &self.inner.layers
+    }
+
+    pub(crate) fn local_ttl(&self) -> Option<Duration> {
+        self.inner.local_ttl
+    }
+
+    pub(crate) fn codec(&self) -> Codec {
+        self.inner.codec
+    }
+
+    /// Counters of each remote layer, top down.
+    pub fn layer_stats(&self) -> Vec<LayerStats> {
+        self.inner.layers.iter().map(|l| l.stats()).collect()
+    }
+
+    fn remote_budget(&self) -> Duration {
+        self.inner.layers.iter().map(|l| l.budget()).sum()
     }
 
     /// The key of entity `key_type`/`id` in this cache's namespace and
@@ -278,12 +354,6 @@ impl Cache {
             .map(|u| f64::from(u.ramp()) / 10.0)
     }
 
-    /// Drops every entry of every use case and of the direct API.
-    pub fn clear(&self) {
-        self.use_cases().iter().for_each(|u| u.clear());
-        self.inner.store.clear();
-    }
-
     /// Removes every expired entry now (they are also dropped lazily, when
     /// read or when room is needed); returns how many.
     ///
@@ -311,7 +381,7 @@ impl Cache {
                 .sum::<usize>()
     }
 
-    // ---- direct API -------------------------------------------------------
+    // ---- direct API ----
 
     fn direct_hash(&self, key: &Key) -> u64 {
         self.inner.store.hash(key.as_str())
@@ -335,42 +405,198 @@ impl Cache {
             .flatten()
     }
 
-    fn entry(&self, key: &Key, value: AnyValue, ttl: Option<Duration>) -> Entry<AnyValue> {
+    fn entry_for<T>(&self, key: &Key, value: T, ttl: Option<Duration>) -> Entry<T> {
         let mut e = Entry::new(value, self.inner.clock.now_ms(), ttl, Duration::ZERO);
         e.tags = vec![Box::<str>::from(key.entity())].into_boxed_slice();
         e
     }
 
-    /// The value under `key`, if one of type `T` is there and not expired.
-    /// A value of another type reads as absent.
-    pub fn get<T: Clone + Send + Sync + 'static>(&self, key: &Key) -> Option<T> {
-        match self.read::<T>(key) {
-            Some((_, v)) => {
-                self.inner.counters.hit();
-                Some(v)
-            }
-            None => {
-                self.inner.counters.miss();
+    fn put_local<T: Send + Sync + 'static>(&self, key: &Key, entry: Entry<T>) {
+        let now = self.inner.clock.now_ms();
+        let Entry {
+            value,
+            created_ms,
+            mut fresh_until_ms,
+            mut stale_until_ms,
+            negative,
+            tags,
+        } = entry;
+        if let Some(cap) = self.inner.local_ttl {
+            let until = now.saturating_add(saturating_ms(cap));
+            fresh_until_ms = fresh_until_ms.min(until);
+            stale_until_ms = stale_until_ms.min(until);
+        }
+        let any: AnyValue = Arc::new(value);
+        let e = Entry {
+            value: any,
+            created_ms,
+            fresh_until_ms,
+            stale_until_ms,
+            negative,
+            tags,
+        };
+        self.inner
+            .store
+            .insert(self.direct_hash(key), key.as_str().to_owned(), e, |old| {
+                old.is_expired(now)
+            });
+    }
+
+    fn encode_for_layers<T: Serialize>(
+        &self,
+        key: &Key,
+        entry: &Entry<T>,
+    ) -> Option<(Vec<u8>, Duration)> {
+        if self.inner.layers.is_empty() {
+            return None;
+        }
+        let remaining = Duration::from_millis(
+            entry
+                .stale_until_ms
+                .saturating_sub(self.inner.clock.now_ms()),
+        );
+        match envelope::encode(entry, self.inner.codec) {
+            Ok(b) => Some((b, remaining)),
+            Err(e) => {
+                tracing::warn!(key = key.as_str(), error = %e, "value does not encode; kept in process only");
                 None
             }
         }
     }
 
+    async fn put_remote(&self, key: &Key, bytes: Vec<u8>, remaining: Duration, upto: usize) {
+        for layer in self.inner.layers.iter().take(upto) {
+            let _ = layer
+                .put(
+                    &self.inner.clock,
+                    key.as_str(),
+                    bytes.clone(),
+                    layer.capped(remaining),
+                )
+                .await;
+        }
+    }
+
+    async fn get_remote<T>(&self, key: &Key) -> Option<T>
+    where
+        T: Clone + Send + Sync + DeserializeOwned + 'static,
+    {
+        let clock = &self.inner.clock;
+        for (i, layer) in self.inner.layers.iter().enumerate() {
+            let Ok(Some(bytes)) = layer.get(clock, key.as_str()).await else {
+                continue;
+            };
+            let entry: Entry<T> = match envelope::decode(&bytes, self.inner.codec) {
+                Ok(e) => e,
+                Err(e) => {
+                    layer.decode_error(key.as_str(), &e);
+                    continue;
+                }
+            };
+            let now = clock.now_ms();
+            if entry.freshness(now) == Freshness::Expired {
+                continue;
+            }
+            if i > 0 {
+                let remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
+                self.put_remote(key, bytes, remaining, i).await;
+            }
+            let value = entry.value.clone();
+            self.put_local(key, entry);
+            return Some(value);
+        }
+        None
+    }
+
+    /// Runs the remote phase of a sync direct-API call on cachet's i/o
+    /// runtime; `None` when it could not finish in the layers' time budget.
+    fn remote_blocking<R, F>(&self, f: impl FnOnce(Cache) -> F) -> Option<R>
+    where
+        F: Future<Output = R> + Send + 'static,
+        R: Send + 'static,
+    {
+        if self.inner.layers.is_empty() {
+            return None;
+        }
+        cache_backends::io::block_on(f(self.clone()), self.remote_budget()).ok()
+    }
+
+    fn count(&self, found: bool) {
+        if found {
+            self.inner.counters.hit();
+        } else {
+            self.inner.counters.miss();
+        }
+    }
+
+    /// The value under `key`, if one of type `T` is there and not expired,
+    /// in process or in a remote layer (which then fills the layers above
+    /// it). A value of another type reads as absent.
+    pub fn get<T>(&self, key: &Key) -> Option<T>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if let Some((_, v)) = self.read::<T>(key) {
+            self.count(true);
+            return Some(v);
+        }
+        let key2 = key.clone();
+        let v = self
+            .remote_blocking(|c| async move { c.get_remote::<T>(&key2).await })
+            .flatten();
+        self.count(v.is_some());
+        v
+    }
+
+    /// The async twin of [`get`](Self::get).
+    pub async fn get_async<T>(&self, key: &Key) -> Option<T>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if let Some((_, v)) = self.read::<T>(key) {
+            self.count(true);
+            return Some(v);
+        }
+        let v = self.get_remote::<T>(key).await;
+        self.count(v.is_some());
+        v
+    }
+
     /// Stores `value` under `key` for `ttl` (forever, until evicted, when
-    /// `None`), replacing what was there.
-    pub fn set<T: Send + Sync + 'static>(&self, key: &Key, value: T, ttl: Option<Duration>) {
-        let now = self.inner.clock.now_ms();
-        let entry = self.entry(key, Arc::new(value), ttl);
-        self.inner
-            .store
-            .insert(self.direct_hash(key), key.as_str().to_owned(), entry, |e| {
-                e.is_expired(now)
+    /// `None`) in every layer, replacing what was there.
+    pub fn set<T>(&self, key: &Key, value: T, ttl: Option<Duration>)
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let entry = self.entry_for(key, value, ttl);
+        let remote = self.encode_for_layers(key, &entry);
+        self.put_local(key, entry);
+        if let Some((bytes, remaining)) = remote {
+            let key = key.clone();
+            self.remote_blocking(|c| async move {
+                c.put_remote(&key, bytes, remaining, usize::MAX).await
             });
+        }
+    }
+
+    /// The async twin of [`set`](Self::set).
+    pub async fn set_async<T>(&self, key: &Key, value: T, ttl: Option<Duration>)
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let entry = self.entry_for(key, value, ttl);
+        let remote = self.encode_for_layers(key, &entry);
+        self.put_local(key, entry);
+        if let Some((bytes, remaining)) = remote {
+            self.put_remote(key, bytes, remaining, usize::MAX).await;
+        }
     }
 
     /// Stores `value` under `key` unless a live value is there; returns
     /// whether it stored. Atomic: of concurrent callers exactly one wins, so
-    /// it serves as a simple lock with a lease of `ttl`.
+    /// it serves as a simple lock with a lease of `ttl`. With remote layers,
+    /// the first one decides (so the lock holds across processes); if it
+    /// cannot be reached, nobody gets the lock (`false`).
     ///
     /// # Examples
     ///
@@ -380,28 +606,94 @@ impl Cache {
     ///
     /// let cache = Cache::builder().build();
     /// let lock = cache.key("lock", &"report");
-    /// assert!(cache.set_if_not_exists(&lock, "worker-1", Some(Duration::from_secs(10))));
-    /// assert!(!cache.set_if_not_exists(&lock, "worker-2", Some(Duration::from_secs(10))));
-    /// assert_eq!(cache.get::<&str>(&lock), Some("worker-1"));
+    /// assert!(cache.set_if_not_exists(&lock, "worker-1".to_string(), Some(Duration::from_secs(10))));
+    /// assert!(!cache.set_if_not_exists(&lock, "worker-2".to_string(), Some(Duration::from_secs(10))));
+    /// assert_eq!(cache.get::<String>(&lock).as_deref(), Some("worker-1"));
     /// ```
-    pub fn set_if_not_exists<T: Send + Sync + 'static>(
-        &self,
-        key: &Key,
-        value: T,
-        ttl: Option<Duration>,
-    ) -> bool {
+    pub fn set_if_not_exists<T>(&self, key: &Key, value: T, ttl: Option<Duration>) -> bool
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if self.inner.layers.is_empty() {
+            return self.set_if_vacant_local(key, self.entry_for(key, value, ttl));
+        }
+        let key2 = key.clone();
+        self.remote_blocking(|c| async move { c.set_if_not_exists_async(&key2, value, ttl).await })
+            .unwrap_or(false)
+    }
+
+    fn set_if_vacant_local<T: Send + Sync + 'static>(&self, key: &Key, entry: Entry<T>) -> bool {
         let now = self.inner.clock.now_ms();
-        let entry = self.entry(key, Arc::new(value), ttl);
+        let Entry {
+            value,
+            created_ms,
+            fresh_until_ms,
+            stale_until_ms,
+            negative,
+            tags,
+        } = entry;
+        let any: AnyValue = Arc::new(value);
+        let e = Entry {
+            value: any,
+            created_ms,
+            fresh_until_ms,
+            stale_until_ms,
+            negative,
+            tags,
+        };
         self.inner
             .store
-            .insert_if_vacant(self.direct_hash(key), key.as_str().to_owned(), entry, |e| {
-                e.is_expired(now)
+            .insert_if_vacant(self.direct_hash(key), key.as_str().to_owned(), e, |old| {
+                old.is_expired(now)
             })
             .0
     }
 
-    /// Whether a live value (of any type) is under `key`.
+    /// The async twin of [`set_if_not_exists`](Self::set_if_not_exists).
+    pub async fn set_if_not_exists_async<T>(
+        &self,
+        key: &Key,
+        value: T,
+        ttl: Option<Duration>,
+    ) -> bool
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let entry = self.entry_for(key, value, ttl);
+        let Some(first) = self.inner.layers.first() else {
+            return self.set_if_vacant_local(key, entry);
+        };
+        let Some((bytes, remaining)) = self.encode_for_layers(key, &entry) else {
+            return false;
+        };
+        match first
+            .set_if_absent(
+                &self.inner.clock,
+                key.as_str(),
+                bytes,
+                first.capped(remaining),
+            )
+            .await
+        {
+            Ok(true) => {
+                self.put_local(key, entry);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a live value (of any type) is under `key`, in any layer.
     pub fn exists(&self, key: &Key) -> bool {
+        if self.exists_local(key) {
+            return true;
+        }
+        let key2 = key.clone();
+        self.remote_blocking(|c| async move { c.exists_remote(&key2).await })
+            .unwrap_or(false)
+    }
+
+    fn exists_local(&self, key: &Key) -> bool {
         let now = self.inner.clock.now_ms();
         self.inner
             .store
@@ -413,8 +705,21 @@ impl Cache {
             .unwrap_or(false)
     }
 
-    /// Removes the value under `key`; returns whether a live one was there.
-    pub fn delete(&self, key: &Key) -> bool {
+    async fn exists_remote(&self, key: &Key) -> bool {
+        for layer in &self.inner.layers {
+            if let Ok(Some(_)) = layer.get(&self.inner.clock, key.as_str()).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The async twin of [`exists`](Self::exists).
+    pub async fn exists_async(&self, key: &Key) -> bool {
+        self.exists_local(key) || self.exists_remote(key).await
+    }
+
+    fn delete_local(&self, key: &Key) -> bool {
         let now = self.inner.clock.now_ms();
         self.inner
             .store
@@ -422,7 +727,36 @@ impl Cache {
             .is_some_and(|e| !e.is_expired(now))
     }
 
-    /// The value under `key`, or the loader's, stored for `ttl`.
+    async fn delete_remote(&self, key: &Key) -> bool {
+        let mut any = false;
+        for layer in &self.inner.layers {
+            any |= layer
+                .delete(&self.inner.clock, key.as_str())
+                .await
+                .unwrap_or(false);
+        }
+        any
+    }
+
+    /// Removes the value under `key` from every layer; returns whether a
+    /// live one was there.
+    pub fn delete(&self, key: &Key) -> bool {
+        let local = self.delete_local(key);
+        let key2 = key.clone();
+        let remote = self
+            .remote_blocking(|c| async move { c.delete_remote(&key2).await })
+            .unwrap_or(false);
+        local || remote
+    }
+
+    /// The async twin of [`delete`](Self::delete).
+    pub async fn delete_async(&self, key: &Key) -> bool {
+        let local = self.delete_local(key);
+        self.delete_remote(key).await || local
+    }
+
+    /// The value under `key`, or the loader's, stored for `ttl` in every
+    /// layer.
     ///
     /// Concurrent calls for one absent key run `loader` once; the others
     /// wait for its value. An error is returned to the caller that ran the
@@ -447,9 +781,10 @@ impl Cache {
         loader: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E>
     where
-        T: Clone + Send + Sync + 'static,
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
-        if let Some(v) = self.get::<T>(key) {
+        if let Some((_, v)) = self.read::<T>(key) {
+            self.count(true);
             return Ok(v);
         }
         let mut loader = Some(loader);
@@ -460,6 +795,16 @@ impl Cache {
                         lead.finish(Outcome::Done(Arc::new(v.clone())));
                         return Ok(v);
                     }
+                    let key2 = key.clone();
+                    if let Some(v) = self
+                        .remote_blocking(|c| async move { c.get_remote::<T>(&key2).await })
+                        .flatten()
+                    {
+                        self.count(true);
+                        lead.finish(Outcome::Done(Arc::new(v.clone())));
+                        return Ok(v);
+                    }
+                    self.count(false);
                     let Some(loader) = loader.take() else {
                         lead.finish(Outcome::Abandoned);
                         continue;
@@ -467,7 +812,12 @@ impl Cache {
                     let start = Instant::now();
                     let (r, said) = context::directed(loader);
                     self.inner.counters.load(start.elapsed(), r.is_ok());
-                    return self.settle(key, ttl, lead, r, said);
+                    if let Ok(v) = &r {
+                        if let Some(ttl) = Self::ttl_said(said, ttl) {
+                            self.set(key, v.clone(), ttl);
+                        }
+                    }
+                    return Self::settle(lead, r);
                 }
                 Role::Waiter(f) => {
                     if let Some(v) = self.waited::<T>(f.wait(|_| None)) {
@@ -500,10 +850,11 @@ impl Cache {
         loader: F,
     ) -> Result<T, E>
     where
-        T: Clone + Send + Sync + 'static,
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
         F: Future<Output = Result<T, E>>,
     {
-        if let Some(v) = self.get::<T>(key) {
+        if let Some((_, v)) = self.read::<T>(key) {
+            self.count(true);
             return Ok(v);
         }
         let mut loader = Some(loader);
@@ -514,6 +865,12 @@ impl Cache {
                         lead.finish(Outcome::Done(Arc::new(v.clone())));
                         return Ok(v);
                     }
+                    if let Some(v) = self.get_remote::<T>(key).await {
+                        self.count(true);
+                        lead.finish(Outcome::Done(Arc::new(v.clone())));
+                        return Ok(v);
+                    }
+                    self.count(false);
                     let Some(loader) = loader.take() else {
                         lead.finish(Outcome::Abandoned);
                         continue;
@@ -521,7 +878,12 @@ impl Cache {
                     let start = Instant::now();
                     let (r, said) = context::directed_async(loader).await;
                     self.inner.counters.load(start.elapsed(), r.is_ok());
-                    return self.settle(key, ttl, lead, r, said);
+                    if let Ok(v) = &r {
+                        if let Some(ttl) = Self::ttl_said(said, ttl) {
+                            self.set_async(key, v.clone(), ttl).await;
+                        }
+                    }
+                    return Self::settle(lead, r);
                 }
                 Role::Waiter(f) => {
                     if let Some(v) = self.waited::<T>(f.wait_async(|_| None).await) {
@@ -529,6 +891,15 @@ impl Cache {
                     }
                 }
             }
+        }
+    }
+
+    /// The TTL to store a loaded value with, or `None` not to store it.
+    fn ttl_said(said: Directive, ttl: Option<Duration>) -> Option<Option<Duration>> {
+        match said {
+            Directive::Skip => None,
+            Directive::Ttl(d) => Some(Some(d)),
+            Directive::Default => Some(ttl),
         }
     }
 
@@ -540,25 +911,15 @@ impl Cache {
     }
 
     fn settle<T, E>(
-        &self,
-        key: &Key,
-        ttl: Option<Duration>,
         lead: crate::flight::Lead<'_, String, AnyValue>,
         r: Result<T, E>,
-        said: Directive,
     ) -> Result<T, E>
     where
         T: Clone + Send + Sync + 'static,
     {
         match r {
             Ok(v) => {
-                let shared: AnyValue = Arc::new(v.clone());
-                match said {
-                    Directive::Skip => {}
-                    Directive::Ttl(d) => self.set(key, v.clone(), Some(d)),
-                    Directive::Default => self.set(key, v.clone(), ttl),
-                }
-                lead.finish(Outcome::Done(shared));
+                lead.finish(Outcome::Done(Arc::new(v.clone())));
                 Ok(v)
             }
             Err(e) => {
@@ -568,45 +929,43 @@ impl Cache {
         }
     }
 
-    /// [`get`](Self::get), for async code (the in-process layer never waits,
-    /// so this is `get`; layers below it make it differ).
-    pub async fn get_async<T: Clone + Send + Sync + 'static>(&self, key: &Key) -> Option<T> {
-        self.get(key)
+    /// The URN prefix of every key of this cache (`urn:<ns>:<version>:`).
+    pub fn key_prefix(&self) -> String {
+        let mut p = String::from("urn:");
+        crate::key::escape_into(&mut p, &self.inner.namespace);
+        p.push(':');
+        crate::key::escape_into(&mut p, &self.inner.version);
+        p.push(':');
+        p
     }
 
-    /// [`set`](Self::set), for async code.
-    pub async fn set_async<T: Send + Sync + 'static>(
-        &self,
-        key: &Key,
-        value: T,
-        ttl: Option<Duration>,
-    ) {
-        self.set(key, value, ttl)
+    fn clear_local(&self) {
+        self.use_cases().iter().for_each(|u| u.clear());
+        self.inner.store.clear();
     }
 
-    /// [`delete`](Self::delete), for async code.
-    pub async fn delete_async(&self, key: &Key) -> bool {
-        self.delete(key)
+    async fn clear_remote(&self) {
+        let prefix = self.key_prefix();
+        for layer in &self.inner.layers {
+            let _ = layer.delete_prefix(&self.inner.clock, &prefix).await;
+        }
     }
 
-    /// [`exists`](Self::exists), for async code.
-    pub async fn exists_async(&self, key: &Key) -> bool {
-        self.exists(key)
+    /// Drops every entry of this cache's namespace and version: in process
+    /// (every use case and the direct API) and in every remote layer.
+    pub fn clear(&self) {
+        self.clear_local();
+        let budget = self.remote_budget() * 50;
+        if !self.inner.layers.is_empty() {
+            let c = self.clone();
+            let _ = cache_backends::io::block_on(async move { c.clear_remote().await }, budget);
+        }
     }
 
-    /// [`set_if_not_exists`](Self::set_if_not_exists), for async code.
-    pub async fn set_if_not_exists_async<T: Send + Sync + 'static>(
-        &self,
-        key: &Key,
-        value: T,
-        ttl: Option<Duration>,
-    ) -> bool {
-        self.set_if_not_exists(key, value, ttl)
-    }
-
-    /// [`clear`](Self::clear), for async code.
+    /// The async twin of [`clear`](Self::clear).
     pub async fn clear_async(&self) {
-        self.clear()
+        self.clear_local();
+        self.clear_remote().await;
     }
 }
 

@@ -33,6 +33,20 @@ pub trait CacheValue: Clone + Send + Sync + 'static {}
 
 impl<T: Clone + Send + Sync + 'static> CacheValue for T {}
 
+/// A type remote layers can store.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in remote layers",
+    label = "`layers` names remote layers, so the value must be `serde::Serialize + serde::de::DeserializeOwned`",
+    note = "derive `Serialize` and `Deserialize`, or keep it in process with `layers = local`"
+)]
+pub trait RemoteValue: serde::Serialize + serde::de::DeserializeOwned {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> RemoteValue for T {}
+
+/// Fails to compile, with a clear message, when `T` cannot go to a remote layer.
+#[inline(always)]
+pub fn assert_serde<T: RemoteValue>() {}
+
 /// A receiver a background refresh can take a copy of.
 #[diagnostic::on_unimplemented(
     message = "`swr` on a method needs `{Self}: Clone + Send + Sync + 'static`",

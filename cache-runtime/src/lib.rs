@@ -16,8 +16,10 @@ mod cache;
 mod clock;
 mod context;
 mod entry;
+mod envelope;
 mod flight;
 mod key;
+mod layer;
 mod spawn;
 mod stats;
 mod store;
@@ -27,10 +29,13 @@ pub use cache::{
     configure, default_cache, stats, stats_for, AsCache, Cache, CacheBuilder, ConfigError,
     NamedCache, Setup, DEFAULT_CAPACITY,
 };
+pub use cache_backends as backends;
 pub use clock::{Clock, ManualClock, Millis};
 pub use context::{bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl};
 pub use entry::{Entry, Freshness};
+pub use envelope::{Codec, DecodeError};
 pub use key::{escape_into, Key, KeyRef, Segment};
+pub use layer::{LayerConfig, LayerStats};
 pub use stats::Stats;
 pub use use_case::UseCase;
 
@@ -43,8 +48,9 @@ pub mod __private {
     pub use crate::flight::SharedError;
     pub use crate::key::{KeyRef, Segment};
     pub use crate::use_case::{
-        AsyncJob, ErrorProbe, Lookup, Miss, RefreshFailed, ShareError, SyncJob, UseCaseSlot,
-        UseCaseSpec, ViaClone, ViaNothing,
+        AsyncJob, CodecProbe, ErrorProbe, Lookup, Miss, RefreshFailed, ShareError, SyncJob,
+        UseCaseSlot, UseCaseSpec, ValueCodec, ViaClone, ViaNothing, ViaOpaque, ViaSerde,
+        LAYER_LOCAL, LAYER_REMOTE,
     };
 }
 

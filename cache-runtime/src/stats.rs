@@ -21,6 +21,7 @@ pub(crate) struct Counters {
     bypasses: AtomicU64,
     evictions: AtomicU64,
     negative_hits: AtomicU64,
+    remote_hits: AtomicU64,
 }
 
 impl std::fmt::Debug for Counters {
@@ -41,6 +42,9 @@ impl Counters {
     }
     pub(crate) fn stale_hit(&self) {
         self.stale_hits.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn remote_hit(&self) {
+        self.remote_hits.fetch_add(1, Relaxed);
     }
     pub(crate) fn negative_hit(&self) {
         self.negative_hits.fetch_add(1, Relaxed);
@@ -71,6 +75,7 @@ impl Counters {
             misses: self.misses.load(Relaxed),
             stale_hits: self.stale_hits.load(Relaxed),
             negative_hits: self.negative_hits.load(Relaxed),
+            remote_hits: self.remote_hits.load(Relaxed),
             loads: self.loads.load(Relaxed),
             load_errors: self.load_errors.load(Relaxed),
             load_time: Duration::from_nanos(load_ns),
@@ -88,6 +93,7 @@ impl Counters {
             &self.misses,
             &self.stale_hits,
             &self.negative_hits,
+            &self.remote_hits,
             &self.loads,
             &self.load_errors,
             &self.load_ns,
@@ -102,9 +108,10 @@ impl Counters {
 
 /// A snapshot of one use case's counters.
 ///
-/// `hits` counts every call served from the cache, fresh or stale (so
-/// `hits + misses` is every cached call that was not bypassed); `stale_hits`
-/// and `negative_hits` say how many of those hits were stale or cached
+/// `hits` counts calls served by the in-process layer, fresh or stale, and
+/// `misses` the others (so `hits + misses` is every cached call that was not
+/// bypassed); `remote_hits` says how many misses a remote layer served;
+/// `stale_hits` and `negative_hits` how many hits were stale or cached
 /// absences.
 ///
 /// # Examples
@@ -124,14 +131,16 @@ impl Counters {
 pub struct Stats {
     /// The use case's name.
     pub use_case: String,
-    /// Calls served from the cache (fresh or stale).
+    /// Calls served by the in-process layer (fresh or stale).
     pub hits: u64,
-    /// Calls that found nothing servable.
+    /// Calls the in-process layer could not serve.
     pub misses: u64,
     /// Hits served stale while a refresh ran.
     pub stale_hits: u64,
     /// Hits on a cached absence (`None`).
     pub negative_hits: u64,
+    /// Misses of the in-process layer served by a remote layer (Redis, file).
+    pub remote_hits: u64,
     /// Loader runs (misses, refreshes and forced refreshes; not bypasses).
     pub loads: u64,
     /// Loader runs that returned an error (or `Err` from a refresh).
@@ -151,13 +160,14 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// `hits / (hits + misses)`, or 0 with no calls.
+    /// Share of cached calls served from any layer:
+    /// `(hits + remote_hits) / (hits + misses)`, or 0 with no calls.
     pub fn hit_rate(&self) -> f64 {
         let total = self.hits + self.misses;
         if total == 0 {
             0.0
         } else {
-            self.hits as f64 / total as f64
+            (self.hits + self.remote_hits) as f64 / total as f64
         }
     }
 

@@ -10,10 +10,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::cache::Cache;
-use crate::clock::{Clock, Millis};
+use crate::clock::{saturating_ms, Clock, Millis};
 use crate::context::{self, Directive, Mode};
 use crate::entry::{Entry, Freshness};
+use crate::envelope::{self, Codec, DecodeError};
 use crate::flight::{Flights, Outcome, Role, SharedError};
 use crate::key::{self, Key, KeyRef, Segment};
 use crate::stats::{Counters, Stats};
@@ -43,6 +47,95 @@ pub struct UseCaseSpec {
     pub jitter: f64,
     /// The L1 bound for this use case; the cache's default when `None`.
     pub capacity: Option<usize>,
+    /// Which layers: [`LAYER_LOCAL`], [`LAYER_REMOTE`] or both.
+    pub layers: u8,
+    /// Cap of this use case's TTL in the in-process layer.
+    pub local_ttl_ms: Option<u64>,
+    /// Cap of this use case's TTL in remote layers.
+    pub remote_ttl_ms: Option<u64>,
+}
+
+/// The in-process layer.
+#[doc(hidden)]
+pub const LAYER_LOCAL: u8 = 1;
+/// The cache's remote layers (Redis, file, ...).
+#[doc(hidden)]
+pub const LAYER_REMOTE: u8 = 2;
+
+/// How a use case's values are encoded for remote layers; `None` when its
+/// value type is not `Serialize + DeserializeOwned` (it then stays in
+/// process). Generated code picks it with [`CodecProbe`].
+#[doc(hidden)]
+pub struct ValueCodec<V> {
+    encode: fn(&Entry<V>, Codec) -> Result<Vec<u8>, String>,
+    decode: fn(&[u8], Codec) -> Result<Entry<V>, DecodeError>,
+}
+
+impl<V> Clone for ValueCodec<V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<V> Copy for ValueCodec<V> {}
+
+impl<V> fmt::Debug for ValueCodec<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ValueCodec")
+    }
+}
+
+/// Picks a [`ValueCodec`] when `V` is serde-capable, by autoref resolution:
+/// `(&CodecProbe::<V>::new()).value_codec()` with [`ViaSerde`] and
+/// [`ViaOpaque`] in scope.
+#[doc(hidden)]
+pub struct CodecProbe<V>(std::marker::PhantomData<fn() -> V>);
+
+impl<V> fmt::Debug for CodecProbe<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CodecProbe")
+    }
+}
+
+impl<V> Default for CodecProbe<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> CodecProbe<V> {
+    /// A probe.
+    pub const fn new() -> Self {
+        CodecProbe(std::marker::PhantomData)
+    }
+}
+
+/// The codec probe's first choice.
+#[doc(hidden)]
+pub trait ViaSerde<V> {
+    /// The codec this value type allows.
+    fn value_codec(&self) -> Option<ValueCodec<V>>;
+}
+
+impl<V: Serialize + DeserializeOwned> ViaSerde<V> for CodecProbe<V> {
+    fn value_codec(&self) -> Option<ValueCodec<V>> {
+        Some(ValueCodec {
+            encode: envelope::encode::<V>,
+            decode: envelope::decode::<V>,
+        })
+    }
+}
+
+/// The codec probe's fallback.
+#[doc(hidden)]
+pub trait ViaOpaque<V> {
+    /// The codec this value type allows.
+    fn value_codec(&self) -> Option<ValueCodec<V>>;
+}
+
+impl<V> ViaOpaque<V> for &CodecProbe<V> {
+    fn value_codec(&self) -> Option<ValueCodec<V>> {
+        None
+    }
 }
 
 /// The result of looking a call up in L1.
@@ -101,6 +194,12 @@ pub struct UseCase<K, V> {
     negative: Option<fn(&V) -> bool>,
     /// Per mille of calls that use the cache (1000 = all).
     ramp: AtomicU32,
+    /// Whether values live in the in-process layer.
+    local: bool,
+    /// How values are encoded for the remote layers, if they use them.
+    remote: Option<ValueCodec<V>>,
+    local_cap: Option<Duration>,
+    remote_cap: Option<Duration>,
 }
 
 impl<K, V> fmt::Debug for UseCase<K, V> {
@@ -145,6 +244,7 @@ impl UseCaseSlot {
         _q: &Q,
         cache: impl FnOnce() -> Cache,
         negative: Option<fn(&V) -> bool>,
+        codec: Option<ValueCodec<V>>,
     ) -> Option<&'static UseCase<Q::Owned, V>>
     where
         Q: KeyRef,
@@ -154,7 +254,7 @@ impl UseCaseSlot {
         if let Some(b) = self.cell.get() {
             return b.downcast_ref();
         }
-        self.init(cache, negative)
+        self.init(cache, negative, codec)
     }
 
     #[cold]
@@ -162,6 +262,7 @@ impl UseCaseSlot {
         &'static self,
         cache: impl FnOnce() -> Cache,
         negative: Option<fn(&V) -> bool>,
+        codec: Option<ValueCodec<V>>,
     ) -> Option<&'static UseCase<K, V>>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -171,7 +272,7 @@ impl UseCaseSlot {
         let b = self.cell.get_or_init(|| {
             built = true;
             let cache = cache();
-            Box::new(UseCase::<K, V>::new(&self.spec, cache, negative))
+            Box::new(UseCase::<K, V>::new(&self.spec, cache, negative, codec))
         });
         let uc = b.downcast_ref::<UseCase<K, V>>()?;
         if built {
@@ -328,8 +429,28 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn new(spec: &'static UseCaseSpec, cache: Cache, negative: Option<fn(&V) -> bool>) -> Self {
+    fn new(
+        spec: &'static UseCaseSpec,
+        cache: Cache,
+        negative: Option<fn(&V) -> bool>,
+        codec: Option<ValueCodec<V>>,
+    ) -> Self {
         let capacity = spec.capacity.unwrap_or_else(|| cache.default_capacity());
+        let wants_remote = spec.layers & LAYER_REMOTE != 0 && !cache.layers().is_empty();
+        if wants_remote && codec.is_none() {
+            tracing::warn!(
+                use_case = spec.name,
+                "the value type is not Serialize + DeserializeOwned: cached in process only"
+            );
+        }
+        let remote = if wants_remote { codec } else { None };
+        // With no layer to keep values in, keep them in process after all.
+        let local = spec.layers & LAYER_LOCAL != 0 || remote.is_none();
+        let ms = |v: Option<u64>| v.map(Duration::from_millis);
+        let local_cap = match (ms(spec.local_ttl_ms), cache.local_ttl()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         UseCase {
             spec,
             clock: cache.clock().clone(),
@@ -338,6 +459,10 @@ where
             counters: Counters::default(),
             negative,
             ramp: AtomicU32::new(1000),
+            local,
+            remote,
+            local_cap,
+            remote_cap: ms(spec.remote_ttl_ms),
             cache,
         }
     }
@@ -465,7 +590,7 @@ where
 
     /// Loads a missed call through single-flight and stores the result.
     pub fn load_sync<E>(
-        &self,
+        &'static self,
         miss: Miss<K>,
         share: ShareError<E>,
         loader: impl FnOnce() -> Result<V, E>,
@@ -478,7 +603,7 @@ where
             Mode::Refresh => {
                 let (r, said) = self.timed(|| context::directed(loader));
                 if let Ok(v) = &r {
-                    self.store(&miss, v.clone(), said);
+                    self.store_blocking(&miss, v.clone(), said);
                 }
                 return r;
             }
@@ -492,6 +617,10 @@ where
                         lead.finish(Outcome::Done(v.clone()));
                         return Ok(v);
                     }
+                    if let Some(v) = self.read_remote_blocking(&miss) {
+                        lead.finish(Outcome::Done(v.clone()));
+                        return Ok(v);
+                    }
                     let Some(loader) = loader.take() else {
                         // Unreachable: a caller leads at most once, since it
                         // returns after leading.
@@ -499,7 +628,10 @@ where
                         continue;
                     };
                     let (r, said) = self.timed(|| context::directed(loader));
-                    return self.settle(&miss, lead, r, said, share);
+                    if let Ok(v) = &r {
+                        self.store_blocking(&miss, v.clone(), said);
+                    }
+                    return self.settle(&miss, lead, r, share);
                 }
                 Role::Waiter(flight) => {
                     match flight.wait(share.copy) {
@@ -524,7 +656,7 @@ where
     /// The async twin of [`load_sync`](Self::load_sync); waiting does not
     /// block the executor, and a cancelled leader hands the load on.
     pub async fn load_async<E, F>(
-        &self,
+        &'static self,
         miss: Miss<K>,
         share: ShareError<E>,
         loader: F,
@@ -542,7 +674,7 @@ where
                 let (r, said) = context::directed_async(loader).await;
                 self.counters.load(start.elapsed(), r.is_ok());
                 if let Ok(v) = &r {
-                    self.store(&miss, v.clone(), said);
+                    self.store_async(&miss, v.clone(), said).await;
                 }
                 return r;
             }
@@ -556,6 +688,10 @@ where
                         lead.finish(Outcome::Done(v.clone()));
                         return Ok(v);
                     }
+                    if let Some(v) = self.read_remote(&miss.urn, miss.hash, &miss.key).await {
+                        lead.finish(Outcome::Done(v.clone()));
+                        return Ok(v);
+                    }
                     let Some(loader) = loader.take() else {
                         lead.finish(Outcome::Abandoned);
                         continue;
@@ -563,7 +699,10 @@ where
                     let start = Instant::now();
                     let (r, said) = context::directed_async(loader).await;
                     self.counters.load(start.elapsed(), r.is_ok());
-                    return self.settle(&miss, lead, r, said, share);
+                    if let Ok(v) = &r {
+                        self.store_async(&miss, v.clone(), said).await;
+                    }
+                    return self.settle(&miss, lead, r, share);
                 }
                 Role::Waiter(flight) => {
                     match flight.wait_async(share.copy).await {
@@ -590,17 +729,16 @@ where
         out
     }
 
+    /// Hands the (already stored) outcome to the waiters.
     fn settle<E>(
         &self,
         miss: &Miss<K>,
         lead: crate::flight::Lead<'_, K, V>,
         r: Result<V, E>,
-        said: Directive,
         share: ShareError<E>,
     ) -> Result<V, E> {
         match r {
             Ok(v) => {
-                self.store(miss, v.clone(), said);
                 lead.finish(Outcome::Done(v.clone()));
                 Ok(v)
             }
@@ -617,6 +755,9 @@ where
     }
 
     fn peek_fresh(&self, miss: &Miss<K>) -> Option<V> {
+        if !self.local {
+            return None;
+        }
         let now = self.clock.now_ms();
         self.store
             .with(
@@ -653,27 +794,157 @@ where
         Some((ttl, swr, negative))
     }
 
-    fn store(&self, miss: &Miss<K>, v: V, said: Directive) {
+    /// The entry to store for a loaded value, or `None` to keep it out.
+    fn entry(&self, miss: &Miss<K>, v: V, said: Directive) -> Option<Entry<V>> {
         let Some((ttl, swr, negative)) = self.lifetime(&v, said) else {
             tracing::debug!(
                 use_case = self.spec.name,
                 key = miss.urn.as_str(),
                 "result not cached"
             );
-            return;
+            return None;
         };
-        let now = self.clock.now_ms();
-        let mut entry = Entry::new(v, now, ttl, swr);
+        let mut entry = Entry::new(v, self.clock.now_ms(), ttl, swr);
         entry.negative = negative;
         entry.tags = miss.tags.clone();
+        Some(entry)
+    }
+
+    /// Puts `entry` in L1, its lifetime capped by the local TTL cap.
+    fn fill_local(&self, hash: u64, key: &K, entry: &Entry<V>) {
+        if !self.local {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let mut e = entry.clone();
+        if let Some(cap) = self.local_cap {
+            let until = now.saturating_add(saturating_ms(cap));
+            e.fresh_until_ms = e.fresh_until_ms.min(until);
+            e.stale_until_ms = e.stale_until_ms.min(until);
+        }
         let (_, evicted) = self
             .store
-            .insert(miss.hash, miss.key.clone(), entry, |e| e.is_expired(now));
-        if let Some((_, e)) = evicted {
-            if !e.is_expired(now) {
+            .insert(hash, key.clone(), e, |old| old.is_expired(now));
+        if let Some((_, old)) = evicted {
+            if !old.is_expired(now) {
                 self.counters.evicted(1);
             }
         }
+    }
+
+    /// What to write to remote layers: the encoded entry and how long it
+    /// lives from now (before each layer's cap).
+    fn encoded(&self, urn: &str, entry: &Entry<V>) -> Option<(Vec<u8>, Duration)> {
+        let codec = self.remote?;
+        let now = self.clock.now_ms();
+        let mut remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
+        if let Some(cap) = self.remote_cap {
+            remaining = remaining.min(cap);
+        }
+        if remaining.is_zero() {
+            return None;
+        }
+        match (codec.encode)(entry, self.cache.codec()) {
+            Ok(bytes) => Some((bytes, remaining)),
+            Err(e) => {
+                tracing::warn!(use_case = self.spec.name, key = urn, error = %e, "value does not encode; kept in process only");
+                None
+            }
+        }
+    }
+
+    async fn write_remote(&self, urn: &str, bytes: Vec<u8>, remaining: Duration, upto: usize) {
+        let clock = &self.clock;
+        for layer in self.cache.layers().iter().take(upto) {
+            let _ = layer
+                .put(clock, urn, bytes.clone(), layer.capped(remaining))
+                .await;
+        }
+    }
+
+    async fn store_async(&self, miss: &Miss<K>, v: V, said: Directive) {
+        let Some(entry) = self.entry(miss, v, said) else {
+            return;
+        };
+        self.fill_local(miss.hash, &miss.key, &entry);
+        if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
+            self.write_remote(miss.urn.as_str(), bytes, remaining, usize::MAX)
+                .await;
+        }
+    }
+
+    fn store_blocking(&'static self, miss: &Miss<K>, v: V, said: Directive) {
+        let Some(entry) = self.entry(miss, v, said) else {
+            return;
+        };
+        self.fill_local(miss.hash, &miss.key, &entry);
+        if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
+            let urn = miss.urn.as_str().to_owned();
+            let budget = self.remote_budget();
+            let _ = cache_backends::io::block_on(
+                async move { self.write_remote(&urn, bytes, remaining, usize::MAX).await },
+                budget,
+            );
+        }
+    }
+
+    fn remote_budget(&self) -> Duration {
+        self.cache.layers().iter().map(|l| l.budget()).sum()
+    }
+
+    /// Looks the key up in the remote layers, top down. A hit fills L1 and
+    /// the layers above the one that had it.
+    async fn read_remote(&self, urn: &Key, hash: u64, key: &K) -> Option<V> {
+        let codec = self.remote?;
+        let clock = &self.clock;
+        for (i, layer) in self.cache.layers().iter().enumerate() {
+            let Ok(Some(bytes)) = layer.get(clock, urn.as_str()).await else {
+                continue;
+            };
+            let entry = match (codec.decode)(&bytes, self.cache.codec()) {
+                Ok(e) => e,
+                Err(e) => {
+                    // Another build, another type or garbage: a miss; the
+                    // load that follows overwrites it.
+                    layer.decode_error(urn.as_str(), &e);
+                    continue;
+                }
+            };
+            let now = self.clock.now_ms();
+            let freshness = entry.freshness(now);
+            if freshness == Freshness::Expired {
+                continue;
+            }
+            self.counters.remote_hit();
+            if freshness == Freshness::Stale {
+                self.counters.stale_hit();
+            }
+            self.fill_local(hash, key, &entry);
+            if i > 0 {
+                let remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
+                self.write_remote(urn.as_str(), bytes, remaining, i).await;
+            }
+            tracing::debug!(
+                use_case = self.spec.name,
+                key = urn.as_str(),
+                layer = layer.backend.name(),
+                "remote hit"
+            );
+            return Some(entry.value);
+        }
+        None
+    }
+
+    fn read_remote_blocking(&'static self, miss: &Miss<K>) -> Option<V> {
+        self.remote?;
+        let (urn, hash, key) = (miss.urn.clone(), miss.hash, miss.key.clone());
+        let budget = self.remote_budget();
+        cache_backends::io::block_on(
+            async move { self.read_remote(&urn, hash, &key).await },
+            budget,
+        )
+        .ok()
+        .flatten()
     }
 
     /// Starts the one background refresh of a stale key (sync functions), on
@@ -694,7 +965,10 @@ where
             .name("cachet-refresh".into())
             .spawn(move || {
                 let (r, said) = self.timed(|| context::directed(job));
-                self.settle_background(&miss, lead, r, said);
+                if let Ok(v) = &r {
+                    self.store_blocking(&miss, v.clone(), said);
+                }
+                self.settle_background(&miss, lead, r);
             });
         if let Err(e) = spawned {
             tracing::warn!(use_case = self.spec.name, error = %e, "could not start a refresh thread");
@@ -719,7 +993,10 @@ where
             let start = Instant::now();
             let (r, said) = context::directed_async(job).await;
             self.counters.load(start.elapsed(), r.is_ok());
-            self.settle_background(&miss, lead, r, said);
+            if let Ok(v) = &r {
+                self.store_async(&miss, v.clone(), said).await;
+            }
+            self.settle_background(&miss, lead, r);
         };
         crate::spawn::spawn(task);
     }
@@ -740,13 +1017,9 @@ where
         miss: &Miss<K>,
         lead: crate::flight::Lead<'_, K, V>,
         r: Result<V, RefreshFailed>,
-        said: Directive,
     ) {
         match r {
-            Ok(v) => {
-                self.store(miss, v.clone(), said);
-                lead.finish(Outcome::Done(v));
-            }
+            Ok(v) => lead.finish(Outcome::Done(v)),
             Err(RefreshFailed) => {
                 tracing::warn!(
                     use_case = self.spec.name,

@@ -1,0 +1,431 @@
+//! A remote layer as the cache uses it: a [`Backend`] behind a TTL cap, a
+//! timeout, a circuit breaker and counters. Every failure ends here: it is
+//! counted, logged and turned into "skip this layer"; callers of cached
+//! functions never see it.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_backends::{io, Backend, BackendError, Dedupe, Written};
+
+/// The most an entry without a TTL is kept in a layer without a cap.
+const UNCAPPED: Duration = Duration::from_secs(30 * 86_400);
+
+use crate::clock::{saturating_ms, Clock};
+
+/// Settings of one remote layer.
+///
+/// # Examples
+///
+/// ```
+/// use cache_runtime::{LayerConfig, Cache};
+/// use cache_backends::MemoryBackend;
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder()
+///     .layer(
+///         LayerConfig::new(MemoryBackend::new())
+///             .ttl_cap(Duration::from_secs(300))
+///             .timeout(Duration::from_millis(50))
+///             .dedupe_writes(true),
+///     )
+///     .build();
+/// assert_eq!(cache.layer_stats().len(), 1);
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct LayerConfig {
+    backend: Arc<dyn Backend>,
+    ttl_cap: Option<Duration>,
+    timeout: Duration,
+    failures_to_open: u32,
+    retry_after: Duration,
+    dedupe: bool,
+}
+
+impl fmt::Debug for LayerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LayerConfig")
+            .field("backend", &self.backend.name())
+            .field("ttl_cap", &self.ttl_cap)
+            .field("timeout", &self.timeout)
+            .field("failures_to_open", &self.failures_to_open)
+            .field("retry_after", &self.retry_after)
+            .field("dedupe", &self.dedupe)
+            .finish()
+    }
+}
+
+impl LayerConfig {
+    /// A layer over `backend`: no TTL cap, a 100 ms timeout, a breaker that
+    /// opens after 3 consecutive failures and retries every 500 ms.
+    pub fn new(backend: impl Backend) -> Self {
+        Self::shared(Arc::new(backend))
+    }
+
+    /// A layer over a backend shared with other caches.
+    pub fn shared(backend: Arc<dyn Backend>) -> Self {
+        LayerConfig {
+            backend,
+            ttl_cap: None,
+            timeout: Duration::from_millis(100),
+            failures_to_open: 3,
+            retry_after: Duration::from_millis(500),
+            dedupe: false,
+        }
+    }
+
+    /// The longest an entry lives in this layer, whatever its own TTL.
+    pub fn ttl_cap(mut self, cap: Duration) -> Self {
+        self.ttl_cap = Some(cap);
+        self
+    }
+
+    /// How long one operation may take before the layer is skipped for it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// After `failures` consecutive failures the layer is skipped, and tried
+    /// again with one probe every `retry_after` until one succeeds.
+    pub fn breaker(mut self, failures: u32, retry_after: Duration) -> Self {
+        self.failures_to_open = failures.max(1);
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// Skip writing a value the layer already holds (by content hash): only
+    /// its times and TTL are renewed.
+    pub fn dedupe_writes(mut self, on: bool) -> Self {
+        self.dedupe = on;
+        self
+    }
+}
+
+/// A snapshot of one layer's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LayerStats {
+    /// The backend's name.
+    pub backend: String,
+    /// Reads that found a value.
+    pub hits: u64,
+    /// Reads that found nothing.
+    pub misses: u64,
+    /// Values written.
+    pub writes: u64,
+    /// Writes skipped because the same value was there (TTL renewed).
+    pub renewals: u64,
+    /// Operations that failed (errors and timeouts).
+    pub errors: u64,
+    /// Of those, timeouts.
+    pub timeouts: u64,
+    /// Operations not tried because the breaker was open.
+    pub skipped: u64,
+    /// Stored bytes that did not decode (treated as misses, overwritten).
+    pub decode_errors: u64,
+    /// Whether the breaker is open now.
+    pub open: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    writes: AtomicU64,
+    renewals: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+    skipped: AtomicU64,
+    decode_errors: AtomicU64,
+}
+
+/// Consecutive-failure circuit breaker on the cache's clock.
+struct Breaker {
+    failures: AtomicU32,
+    open_until_ms: AtomicU64,
+    probing: AtomicBool,
+    threshold: u32,
+    retry_after_ms: u64,
+}
+
+impl Breaker {
+    fn allow(&self, now: u64) -> bool {
+        if self.failures.load(Relaxed) < self.threshold {
+            return true;
+        }
+        // Open: one caller at a time probes once the retry time has come.
+        now >= self.open_until_ms.load(Relaxed) && !self.probing.swap(true, Relaxed)
+    }
+
+    fn success(&self) {
+        if self.failures.swap(0, Relaxed) >= self.threshold {
+            tracing::info!("remote layer answers again; breaker closed");
+        }
+        self.probing.store(false, Relaxed);
+    }
+
+    fn failure(&self, now: u64) {
+        let n = self.failures.fetch_add(1, Relaxed).saturating_add(1);
+        if n >= self.threshold {
+            self.open_until_ms
+                .store(now.saturating_add(self.retry_after_ms), Relaxed);
+            if n == self.threshold {
+                tracing::warn!(
+                    failures = n,
+                    "remote layer failing; breaker open, skipping it"
+                );
+            }
+        }
+        self.probing.store(false, Relaxed);
+    }
+
+    fn is_open(&self) -> bool {
+        self.failures.load(Relaxed) >= self.threshold
+    }
+}
+
+/// One remote layer of a cache.
+pub(crate) struct RemoteLayer {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) ttl_cap: Option<Duration>,
+    timeout: Duration,
+    dedupe: bool,
+    breaker: Breaker,
+    counters: Counters,
+}
+
+/// Why an operation produced nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Skip {
+    /// The breaker is open.
+    Open,
+    /// Timed out or failed (counted already).
+    Failed,
+}
+
+impl RemoteLayer {
+    pub(crate) fn new(c: LayerConfig) -> Self {
+        RemoteLayer {
+            backend: c.backend,
+            ttl_cap: c.ttl_cap,
+            timeout: c.timeout,
+            dedupe: c.dedupe,
+            breaker: Breaker {
+                failures: AtomicU32::new(0),
+                open_until_ms: AtomicU64::new(0),
+                probing: AtomicBool::new(false),
+                threshold: c.failures_to_open,
+                retry_after_ms: saturating_ms(c.retry_after),
+            },
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> LayerStats {
+        let c = &self.counters;
+        LayerStats {
+            backend: self.backend.name().to_owned(),
+            hits: c.hits.load(Relaxed),
+            misses: c.misses.load(Relaxed),
+            writes: c.writes.load(Relaxed),
+            renewals: c.renewals.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            timeouts: c.timeouts.load(Relaxed),
+            skipped: c.skipped.load(Relaxed),
+            decode_errors: c.decode_errors.load(Relaxed),
+            open: self.breaker.is_open(),
+        }
+    }
+
+    pub(crate) fn decode_error(&self, key: &str, e: &dyn fmt::Display) {
+        self.counters.decode_errors.fetch_add(1, Relaxed);
+        tracing::warn!(layer = self.backend.name(), key, error = %e, "stored bytes do not decode; treated as a miss");
+    }
+
+    /// The TTL of a write of an entry that lives `remaining` more.
+    pub(crate) fn capped(&self, remaining: Duration) -> Duration {
+        remaining.min(self.ttl_cap.unwrap_or(UNCAPPED))
+    }
+
+    /// The sum of this layer's time limits for one read and one write.
+    pub(crate) fn budget(&self) -> Duration {
+        self.timeout * 2
+    }
+
+    fn settle<T>(
+        &self,
+        clock: &Clock,
+        op: &str,
+        key: &str,
+        r: Result<Result<T, BackendError>, Timeout>,
+    ) -> Result<T, Skip> {
+        match r {
+            Ok(Ok(v)) => {
+                self.breaker.success();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                self.counters.errors.fetch_add(1, Relaxed);
+                self.breaker.failure(clock.now_ms());
+                tracing::warn!(layer = self.backend.name(), op, key, error = %e, "remote layer error; skipped");
+                Err(Skip::Failed)
+            }
+            Err(Timeout) => {
+                self.counters.errors.fetch_add(1, Relaxed);
+                self.counters.timeouts.fetch_add(1, Relaxed);
+                self.breaker.failure(clock.now_ms());
+                tracing::warn!(layer = self.backend.name(), op, key, timeout = ?self.timeout, "remote layer timed out; skipped");
+                Err(Skip::Failed)
+            }
+        }
+    }
+
+    fn admit(&self, clock: &Clock) -> Result<(), Skip> {
+        if self.breaker.allow(clock.now_ms()) {
+            Ok(())
+        } else {
+            self.counters.skipped.fetch_add(1, Relaxed);
+            Err(Skip::Open)
+        }
+    }
+
+    fn count_read(&self, found: bool) {
+        if found {
+            self.counters.hits.fetch_add(1, Relaxed);
+        } else {
+            self.counters.misses.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn count_write(&self, w: Written) {
+        match w {
+            Written::Value => self.counters.writes.fetch_add(1, Relaxed),
+            Written::Renewed => self.counters.renewals.fetch_add(1, Relaxed),
+        };
+    }
+
+    // ---- async ------------------------------------------------------------------
+
+    pub(crate) async fn get(&self, clock: &Clock, key: &str) -> Result<Option<Vec<u8>>, Skip> {
+        self.admit(clock)?;
+        let b = self.backend.clone();
+        let k = key.to_owned();
+        let r = run(self.timeout, async move { b.get(&k).await }).await;
+        let v = self.settle(clock, "get", key, r)?;
+        self.count_read(v.is_some());
+        Ok(v)
+    }
+
+    pub(crate) async fn put(
+        &self,
+        clock: &Clock,
+        key: &str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), Skip> {
+        self.admit(clock)?;
+        let b = self.backend.clone();
+        let k = key.to_owned();
+        let dedupe = self.dedupe;
+        let r = run(self.timeout, async move {
+            write(&*b, &k, bytes, ttl, dedupe).await
+        })
+        .await;
+        let w = self.settle(clock, "set", key, r)?;
+        self.count_write(w);
+        Ok(())
+    }
+
+    pub(crate) async fn delete(&self, clock: &Clock, key: &str) -> Result<bool, Skip> {
+        self.admit(clock)?;
+        let b = self.backend.clone();
+        let k = key.to_owned();
+        let r = run(self.timeout, async move { b.delete(&k).await }).await;
+        self.settle(clock, "delete", key, r)
+    }
+
+    pub(crate) async fn set_if_absent(
+        &self,
+        clock: &Clock,
+        key: &str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, Skip> {
+        self.admit(clock)?;
+        let b = self.backend.clone();
+        let k = key.to_owned();
+        let r = run(self.timeout, async move {
+            b.set_if_absent(&k, bytes, ttl).await
+        })
+        .await;
+        self.settle(clock, "set_if_absent", key, r)
+    }
+
+    pub(crate) async fn get_many(
+        &self,
+        clock: &Clock,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, Skip> {
+        self.admit(clock)?;
+        let b = self.backend.clone();
+        let first = keys.first().cloned().unwrap_or_default();
+        let r = run(self.timeout, async move { b.get_many(&keys).await }).await;
+        let v = self.settle(clock, "get_many", &first, r)?;
+        for x in &v {
+            self.count_read(x.is_some());
+        }
+        Ok(v)
+    }
+
+    pub(crate) async fn delete_prefix(&self, clock: &Clock, prefix: &str) -> Result<u64, Skip> {
+        self.admit(clock)?;
+        let b = self.backend.clone();
+        let p = prefix.to_owned();
+        // Scanning a large keyspace may take longer than one read.
+        let r = run(self.timeout * 50, async move { b.delete_prefix(&p).await }).await;
+        self.settle(clock, "delete_prefix", prefix, r)
+    }
+}
+
+async fn write(
+    b: &dyn Backend,
+    key: &str,
+    bytes: Vec<u8>,
+    ttl: Duration,
+    dedupe: bool,
+) -> Result<Written, BackendError> {
+    if dedupe {
+        let spec = Dedupe {
+            header: 0..crate::envelope::HEADER_LEN,
+            hash: crate::envelope::HASH_AT,
+        };
+        b.set_dedupe(key, bytes, ttl, &spec).await
+    } else {
+        b.set(key, bytes, ttl).await.map(|()| Written::Value)
+    }
+}
+
+struct Timeout;
+
+/// Runs a backend future with a time limit: in the caller's tokio runtime
+/// when there is one, otherwise on cachet's i/o runtime.
+async fn run<T: Send + 'static>(
+    limit: Duration,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> Result<T, Timeout> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return tokio::time::timeout(limit, fut).await.map_err(|_| Timeout);
+    }
+    let Some(handle) = io::handle() else {
+        return Err(Timeout);
+    };
+    match handle.spawn(tokio::time::timeout(limit, fut)).await {
+        Ok(Ok(v)) => Ok(v),
+        _ => Err(Timeout),
+    }
+}
