@@ -894,6 +894,81 @@ impl Cache {
         }
     }
 
+    /// The values under `keys`, in order: from process memory, then in one
+    /// batch per remote layer (`MGET` on Redis) for the rest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use cache_runtime::Cache;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let keys: Vec<_> = (0..3).map(|i| cache.key("n", &i)).collect();
+    /// cache.set_async(&keys[1], 10u32, None).await;
+    /// assert_eq!(cache.get_many_async::<u32>(&keys).await, vec![None, Some(10), None]);
+    /// # }
+    /// ```
+    pub async fn get_many_async<T>(&self, keys: &[Key]) -> Vec<Option<T>>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let mut out: Vec<Option<T>> = keys
+            .iter()
+            .map(|k| self.read::<T>(k).map(|(_, v)| v))
+            .collect();
+        for layer in &self.inner.layers {
+            let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+            if missing.is_empty() {
+                break;
+            }
+            let names = missing
+                .iter()
+                .map(|&i| keys[i].as_str().to_owned())
+                .collect();
+            let Ok(found) = layer.get_many(&self.inner.clock, names).await else {
+                continue;
+            };
+            let now = self.inner.clock.now_ms();
+            for (&i, bytes) in missing.iter().zip(found) {
+                let Some(bytes) = bytes else { continue };
+                match envelope::decode::<T>(&bytes, self.inner.codec) {
+                    Ok(e) if e.freshness(now) != Freshness::Expired => {
+                        out[i] = Some(e.value.clone());
+                        self.put_local(&keys[i], e);
+                    }
+                    Ok(_) => {}
+                    Err(e) => layer.decode_error(keys[i].as_str(), &e),
+                }
+            }
+        }
+        for v in &out {
+            self.count(v.is_some());
+        }
+        out
+    }
+
+    /// The sync twin of [`get_many_async`](Self::get_many_async).
+    pub fn get_many<T>(&self, keys: &[Key]) -> Vec<Option<T>>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let local: Vec<Option<T>> = keys
+            .iter()
+            .map(|k| self.read::<T>(k).map(|(_, v)| v))
+            .collect();
+        if local.iter().all(Option::is_some) || self.inner.layers.is_empty() {
+            for v in &local {
+                self.count(v.is_some());
+            }
+            return local;
+        }
+        let keys2 = keys.to_vec();
+        self.remote_blocking(|c| async move { c.get_many_async::<T>(&keys2).await })
+            .unwrap_or(local)
+    }
+
     /// The TTL to store a loaded value with, or `None` not to store it.
     fn ttl_said(said: Directive, ttl: Option<Duration>) -> Option<Option<Duration>> {
         match said {

@@ -269,6 +269,15 @@ impl RemoteLayer {
                 self.breaker.success();
                 Ok(v)
             }
+            Ok(Err(BackendError::Unsupported { .. })) => {
+                // A backend that does not offer an operation is not failing.
+                tracing::debug!(
+                    layer = self.backend.name(),
+                    op,
+                    "operation not supported by this layer"
+                );
+                Err(Skip::Failed)
+            }
             Ok(Err(e)) => {
                 self.counters.errors.fetch_add(1, Relaxed);
                 self.breaker.failure(clock.now_ms());

@@ -603,7 +603,7 @@ where
             Mode::Refresh => {
                 let (r, said) = self.timed(|| context::directed(loader));
                 if let Ok(v) = &r {
-                    self.store_blocking(&miss, v.clone(), said);
+                    self.store_blocking(&miss, v.clone(), said, 0);
                 }
                 return r;
             }
@@ -617,7 +617,8 @@ where
                         lead.finish(Outcome::Done(v.clone()));
                         return Ok(v);
                     }
-                    if let Some(v) = self.read_remote_blocking(&miss) {
+                    let (found, failed) = self.read_remote_blocking(&miss);
+                    if let Some(v) = found {
                         lead.finish(Outcome::Done(v.clone()));
                         return Ok(v);
                     }
@@ -629,7 +630,7 @@ where
                     };
                     let (r, said) = self.timed(|| context::directed(loader));
                     if let Ok(v) = &r {
-                        self.store_blocking(&miss, v.clone(), said);
+                        self.store_blocking(&miss, v.clone(), said, failed);
                     }
                     return self.settle(&miss, lead, r, share);
                 }
@@ -674,7 +675,7 @@ where
                 let (r, said) = context::directed_async(loader).await;
                 self.counters.load(start.elapsed(), r.is_ok());
                 if let Ok(v) = &r {
-                    self.store_async(&miss, v.clone(), said).await;
+                    self.store_async(&miss, v.clone(), said, 0).await;
                 }
                 return r;
             }
@@ -688,7 +689,8 @@ where
                         lead.finish(Outcome::Done(v.clone()));
                         return Ok(v);
                     }
-                    if let Some(v) = self.read_remote(&miss.urn, miss.hash, &miss.key).await {
+                    let (found, failed) = self.read_remote(&miss.urn, miss.hash, &miss.key).await;
+                    if let Some(v) = found {
                         lead.finish(Outcome::Done(v.clone()));
                         return Ok(v);
                     }
@@ -700,7 +702,7 @@ where
                     let (r, said) = context::directed_async(loader).await;
                     self.counters.load(start.elapsed(), r.is_ok());
                     if let Ok(v) = &r {
-                        self.store_async(&miss, v.clone(), said).await;
+                        self.store_async(&miss, v.clone(), said, failed).await;
                     }
                     return self.settle(&miss, lead, r, share);
                 }
@@ -853,36 +855,54 @@ where
         }
     }
 
-    async fn write_remote(&self, urn: &str, bytes: Vec<u8>, remaining: Duration, upto: usize) {
+    /// Writes to the first `upto` layers, except those in `skip` (bit `i`).
+    async fn write_remote(
+        &self,
+        urn: &str,
+        bytes: Vec<u8>,
+        remaining: Duration,
+        upto: usize,
+        skip: u64,
+    ) {
         let clock = &self.clock;
-        for layer in self.cache.layers().iter().take(upto) {
+        for (i, layer) in self.cache.layers().iter().enumerate().take(upto) {
+            if skip & (1u64 << i.min(63)) != 0 {
+                continue;
+            }
             let _ = layer
                 .put(clock, urn, bytes.clone(), layer.capped(remaining))
                 .await;
         }
     }
 
-    async fn store_async(&self, miss: &Miss<K>, v: V, said: Directive) {
+    async fn store_async(&self, miss: &Miss<K>, v: V, said: Directive, skip: u64) {
         let Some(entry) = self.entry(miss, v, said) else {
             return;
         };
         self.fill_local(miss.hash, &miss.key, &entry);
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
-            self.write_remote(miss.urn.as_str(), bytes, remaining, usize::MAX)
+            self.write_remote(miss.urn.as_str(), bytes, remaining, usize::MAX, skip)
                 .await;
         }
     }
 
-    fn store_blocking(&'static self, miss: &Miss<K>, v: V, said: Directive) {
+    fn store_blocking(&'static self, miss: &Miss<K>, v: V, said: Directive, skip: u64) {
         let Some(entry) = self.entry(miss, v, said) else {
             return;
         };
         self.fill_local(miss.hash, &miss.key, &entry);
+        if skip == u64::MAX {
+            // The remote phase could not even run: do not try again now.
+            return;
+        }
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
             let urn = miss.urn.as_str().to_owned();
             let budget = self.remote_budget();
             let _ = cache_backends::io::block_on(
-                async move { self.write_remote(&urn, bytes, remaining, usize::MAX).await },
+                async move {
+                    self.write_remote(&urn, bytes, remaining, usize::MAX, skip)
+                        .await
+                },
                 budget,
             );
         }
@@ -894,12 +914,24 @@ where
 
     /// Looks the key up in the remote layers, top down. A hit fills L1 and
     /// the layers above the one that had it.
-    async fn read_remote(&self, urn: &Key, hash: u64, key: &K) -> Option<V> {
-        let codec = self.remote?;
+    ///
+    /// Also returns which layers failed (bit `i` for layer `i`): the store
+    /// after a load skips them, so a slow layer costs one timeout per call,
+    /// not two.
+    async fn read_remote(&self, urn: &Key, hash: u64, key: &K) -> (Option<V>, u64) {
+        let mut failed = 0u64;
+        let Some(codec) = self.remote else {
+            return (None, failed);
+        };
         let clock = &self.clock;
         for (i, layer) in self.cache.layers().iter().enumerate() {
-            let Ok(Some(bytes)) = layer.get(clock, urn.as_str()).await else {
-                continue;
+            let bytes = match layer.get(clock, urn.as_str()).await {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(_) => {
+                    failed |= 1u64 << i.min(63);
+                    continue;
+                }
             };
             let entry = match (codec.decode)(&bytes, self.cache.codec()) {
                 Ok(e) => e,
@@ -922,7 +954,8 @@ where
             self.fill_local(hash, key, &entry);
             if i > 0 {
                 let remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
-                self.write_remote(urn.as_str(), bytes, remaining, i).await;
+                self.write_remote(urn.as_str(), bytes, remaining, i, 0)
+                    .await;
             }
             tracing::debug!(
                 use_case = self.spec.name,
@@ -930,21 +963,22 @@ where
                 layer = layer.backend.name(),
                 "remote hit"
             );
-            return Some(entry.value);
+            return (Some(entry.value), failed);
         }
-        None
+        (None, failed)
     }
 
-    fn read_remote_blocking(&'static self, miss: &Miss<K>) -> Option<V> {
-        self.remote?;
+    fn read_remote_blocking(&'static self, miss: &Miss<K>) -> (Option<V>, u64) {
+        if self.remote.is_none() {
+            return (None, 0);
+        }
         let (urn, hash, key) = (miss.urn.clone(), miss.hash, miss.key.clone());
         let budget = self.remote_budget();
         cache_backends::io::block_on(
             async move { self.read_remote(&urn, hash, &key).await },
             budget,
         )
-        .ok()
-        .flatten()
+        .unwrap_or((None, u64::MAX))
     }
 
     /// Starts the one background refresh of a stale key (sync functions), on
@@ -966,7 +1000,7 @@ where
             .spawn(move || {
                 let (r, said) = self.timed(|| context::directed(job));
                 if let Ok(v) = &r {
-                    self.store_blocking(&miss, v.clone(), said);
+                    self.store_blocking(&miss, v.clone(), said, 0);
                 }
                 self.settle_background(&miss, lead, r);
             });
@@ -994,7 +1028,7 @@ where
             let (r, said) = context::directed_async(job).await;
             self.counters.load(start.elapsed(), r.is_ok());
             if let Ok(v) = &r {
-                self.store_async(&miss, v.clone(), said).await;
+                self.store_async(&miss, v.clone(), said, 0).await;
             }
             self.settle_background(&miss, lead, r);
         };
