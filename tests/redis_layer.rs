@@ -28,6 +28,12 @@ fn redis_cache(url: &str, version: &str) -> Cache {
         .build()
 }
 
+/// Waits until the cache's invalidation bus is subscribed: until then its
+/// in-process layer is (rightly) not used.
+fn wait_bus(cache: &Cache) {
+    eventually("the invalidation bus connects", || cache.bus_connected());
+}
+
 fn raw_get(server: &RedisServer, key: &str) -> Option<Vec<u8>> {
     redis::cmd("GET")
         .arg(key)
@@ -406,6 +412,7 @@ fn l1_ttl_cap_falls_back_to_redis_which_refills_l1() {
         )
         .unwrap();
     let cache = CAP_CACHE.get().unwrap();
+    wait_bus(cache);
     capped(1);
     capped(1);
     clock.advance(Duration::from_secs(11)); // past L1's cap, well inside the 300 s TTL
@@ -559,6 +566,7 @@ async fn batch_reads_use_one_round_trip_per_layer() {
         writer.set_async(k, i as u32, None).await;
     }
     let reader = redis_cache(&server.url(), "batch");
+    wait_bus(&reader);
     let got = reader.get_many_async::<u32>(&keys).await;
     assert_eq!(got, vec![Some(0), Some(1), Some(2), None]);
     let l = &reader.layer_stats()[0];

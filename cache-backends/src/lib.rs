@@ -108,6 +108,32 @@ pub enum BackendError {
     },
 }
 
+/// What an invalidation bus reports to its subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusEvent {
+    /// Subscribed: from now on every message published reaches us.
+    Connected,
+    /// The subscription broke: messages may be missed until `Connected`.
+    Disconnected,
+    /// A message published by some process (possibly this one).
+    Message(Vec<u8>),
+}
+
+/// What a subscriber says after each event: go on, or stop listening.
+pub type BusSink = std::sync::Arc<dyn Fn(BusEvent) -> bool + Send + Sync>;
+
+/// A publish/subscribe channel that carries invalidations (never values)
+/// between the processes sharing a cache. Redis pub/sub is the one shipped.
+#[async_trait]
+pub trait Bus: Send + Sync + fmt::Debug + 'static {
+    /// Publishes `payload` on `channel`.
+    async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), BackendError>;
+
+    /// Starts listening on `channel` in the background, reconnecting by
+    /// itself, and hands every event to `sink` until it returns `false`.
+    fn subscribe(&self, channel: &str, sink: BusSink);
+}
+
 /// Where a value's content hash and its rewritable header sit in the bytes
 /// given to [`Backend::set_dedupe`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,6 +222,12 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         let _ = dedupe;
         self.set(key, value, ttl).await?;
         Ok(Written::Value)
+    }
+
+    /// The invalidation bus that comes with this store, if any (Redis: its
+    /// pub/sub). A cache whose layers offer one uses the first.
+    fn bus(&self) -> Option<std::sync::Arc<dyn Bus>> {
+        None
     }
 
     /// Removes every key that starts with `prefix`; returns how many.

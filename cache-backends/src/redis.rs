@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError, Script};
 
-use crate::{Backend, BackendError, Dedupe, Written};
+use crate::{Backend, BackendError, Bus, BusEvent, BusSink, Dedupe, Written};
 
 const NAME: &str = "redis";
 
@@ -43,6 +43,7 @@ pub struct RedisBackend {
     conn: ConnectionManager,
     dedupe: Script,
     target: String,
+    client: Client,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -141,13 +142,15 @@ impl RedisBuilder {
         // The connection's driver task lives on cachet's runtime, so it works
         // from sync code and from any user runtime alike.
         let _entered = handle.enter();
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-            BackendError::Config(format!("could not set up the Redis connection: {e}"))
-        })?;
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| {
+                BackendError::Config(format!("could not set up the Redis connection: {e}"))
+            })?;
         Ok(RedisBackend {
             conn,
             dedupe: Script::new(DEDUPE),
             target,
+            client,
         })
     }
 }
@@ -334,6 +337,13 @@ impl Backend for RedisBackend {
         })
     }
 
+    fn bus(&self) -> Option<std::sync::Arc<dyn Bus>> {
+        Some(std::sync::Arc::new(RedisBus {
+            client: self.client.clone(),
+            conn: self.conn.clone(),
+        }))
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BackendError> {
         let mut c = self.conn.clone();
         let pattern = format!("{}*", glob_escape(prefix));
@@ -362,6 +372,75 @@ impl Backend for RedisBackend {
             }
             cursor = next;
         }
+    }
+}
+
+/// Redis pub/sub as an invalidation bus: publishes on the backend's
+/// multiplexed connection, listens on a dedicated connection of its own that
+/// is re-established (and reported `Disconnected`/`Connected`) whenever it
+/// breaks.
+pub struct RedisBus {
+    client: Client,
+    conn: ConnectionManager,
+}
+
+impl std::fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBus").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), BackendError> {
+        let mut c = self.conn.clone();
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async::<i64>(&mut c)
+            .await
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn subscribe(&self, channel: &str, sink: BusSink) {
+        let Some(handle) = crate::io::handle() else {
+            tracing::error!("no i/o runtime: the invalidation bus cannot listen");
+            let _ = sink(BusEvent::Disconnected);
+            return;
+        };
+        let client = self.client.clone();
+        let channel = channel.to_owned();
+        handle.spawn(async move {
+            use futures_util::StreamExt;
+            let mut pause = Duration::from_millis(50);
+            loop {
+                let connected = tokio::time::timeout(Duration::from_secs(2), async {
+                    let mut ps = client.get_async_pubsub().await?;
+                    ps.subscribe(&channel).await?;
+                    Ok::<_, RedisError>(ps)
+                })
+                .await;
+                if let Ok(Ok(ps)) = connected {
+                    pause = Duration::from_millis(50);
+                    if !sink(BusEvent::Connected) {
+                        return;
+                    }
+                    let mut messages = ps.into_on_message();
+                    while let Some(msg) = messages.next().await {
+                        if !sink(BusEvent::Message(msg.get_payload_bytes().to_vec())) {
+                            return;
+                        }
+                    }
+                    tracing::warn!(channel, "invalidation bus disconnected; the in-process layer is not trusted until it is back");
+                    if !sink(BusEvent::Disconnected) {
+                        return;
+                    }
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+        });
     }
 }
 

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::clock::{saturating_ms, Clock};
 use crate::context::Directive;
+use crate::entry::Held;
 use crate::entry::{Entry, Freshness};
 use crate::envelope::{self, Codec};
 use crate::flight::{Flights, Outcome, Role};
@@ -20,7 +21,9 @@ use crate::key::Key;
 use crate::layer::{LayerConfig, LayerStats, RemoteLayer};
 use crate::stats::{Counters, Stats};
 use crate::use_case::UseCaseInfo;
+use crate::watermark::{tag_hash, Watermarks};
 use crate::{context, store::Store};
+use cache_backends::{Bus, BusEvent};
 
 /// The default bound of each use case's in-process layer.
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -58,13 +61,58 @@ struct Inner {
     version: String,
     capacity: usize,
     clock: Clock,
-    store: Store<String, Entry<AnyValue>>,
+    store: Store<String, Held<AnyValue>>,
     flights: Flights<String, AnyValue>,
     counters: Counters,
     use_cases: Mutex<Vec<&'static dyn UseCaseInfo>>,
     layers: Vec<RemoteLayer>,
     local_ttl: Option<Duration>,
     codec: Codec,
+    marks: Arc<Watermarks>,
+    bus: Option<Arc<dyn Bus>>,
+    /// Identifies this cache's messages on the bus, so it skips its own.
+    origin: u64,
+}
+
+/// What travels on the invalidation bus: never values, only what to drop.
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+struct BusMessage {
+    origin: u64,
+    kind: BusKind,
+    #[serde(default)]
+    items: Vec<String>,
+    at: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum BusKind {
+    /// Tags invalidated at `at` (watermarks).
+    Tags,
+    /// Keys written or deleted at `at`: older copies are stale.
+    Keys,
+    /// The namespace was cleared.
+    Clear,
+}
+
+/// Which invalidation bus a cache uses.
+#[derive(Clone, Default)]
+enum BusChoice {
+    /// The first remote layer's, if it has one (Redis pub/sub).
+    #[default]
+    Auto,
+    Off,
+    Custom(Arc<dyn Bus>),
+}
+
+impl fmt::Debug for BusChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BusChoice::Auto => "Auto",
+            BusChoice::Off => "Off",
+            BusChoice::Custom(_) => "Custom",
+        })
+    }
 }
 
 impl fmt::Debug for Cache {
@@ -106,6 +154,7 @@ pub struct CacheBuilder {
     layers: Vec<LayerConfig>,
     local_ttl: Option<Duration>,
     codec: Codec,
+    bus: BusChoice,
 }
 
 impl Default for CacheBuilder {
@@ -119,6 +168,7 @@ impl Default for CacheBuilder {
             layers: Vec::new(),
             local_ttl: None,
             codec: Codec::Json,
+            bus: BusChoice::Auto,
         }
     }
 }
@@ -195,10 +245,35 @@ impl CacheBuilder {
         self
     }
 
-    /// Builds the cache.
+    /// Uses `bus` to tell other processes about invalidations, instead of
+    /// the first remote layer's own (Redis pub/sub, used by default).
+    pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
+        self.bus = BusChoice::Custom(bus);
+        self
+    }
+
+    /// No invalidation bus: other processes' in-process layers are not told
+    /// about invalidations (they see them in shared layers only), and this
+    /// process's in-process layer is always trusted.
+    pub fn without_bus(mut self) -> Self {
+        self.bus = BusChoice::Off;
+        self
+    }
+
+    /// Builds the cache. With a bus, it starts listening in the background;
+    /// until it is subscribed the in-process layer is not used (it could
+    /// not learn of invalidations).
     pub fn build(self) -> Cache {
-        Cache {
+        let bus = match self.bus {
+            BusChoice::Off => None,
+            BusChoice::Custom(b) => Some(b),
+            BusChoice::Auto => self.layers.iter().find_map(|l| l.backend().bus()),
+        };
+        let cache = Cache {
             inner: Arc::new(Inner {
+                marks: Arc::new(Watermarks::new(bus.is_none())),
+                bus,
+                origin: fastrand::u64(..),
                 store: Store::new(self.capacity),
                 flights: Flights::new(),
                 counters: Counters::default(),
@@ -212,7 +287,9 @@ impl CacheBuilder {
                 capacity: self.capacity,
                 clock: self.clock,
             }),
-        }
+        };
+        cache.listen();
+        cache
     }
 }
 
@@ -250,6 +327,170 @@ impl Cache {
 
     pub(crate) fn layers(&self) -> &[RemoteLayer] {
         &self.inner.layers
+    }
+
+    pub(crate) fn marks(&self) -> &Arc<Watermarks> {
+        &self.inner.marks
+    }
+
+    /// The bus channel of this cache's namespace and version.
+    fn channel(&self) -> String {
+        format!("cachet:bus:{}", self.key_prefix())
+    }
+
+    /// Subscribes to the bus, holding only a weak reference: listening stops
+    /// once the cache is dropped.
+    fn listen(&self) {
+        let Some(bus) = &self.inner.bus else { return };
+        let weak = Arc::downgrade(&self.inner);
+        let sink: cache_backends::BusSink = Arc::new(move |event| {
+            let Some(inner) = weak.upgrade() else {
+                return false;
+            };
+            Cache { inner }.on_bus(event);
+            true
+        });
+        bus.subscribe(&self.channel(), sink);
+    }
+
+    fn on_bus(&self, event: BusEvent) {
+        let marks = &self.inner.marks;
+        match event {
+            BusEvent::Connected => {
+                // Whatever was invalidated while we were not listening is
+                // unknown: nothing held from before is trusted.
+                marks.reset(self.inner.clock.now_ms());
+                self.clear_local();
+                marks.set_trusted(true);
+                tracing::info!(cache = %self.inner.name, "invalidation bus connected");
+            }
+            BusEvent::Disconnected => {
+                marks.set_trusted(false);
+                self.clear_local();
+            }
+            BusEvent::Message(bytes) => {
+                let Ok(msg) = serde_json::from_slice::<BusMessage>(&bytes) else {
+                    tracing::warn!(cache = %self.inner.name, "unreadable message on the invalidation bus; ignored");
+                    return;
+                };
+                if msg.origin == self.inner.origin {
+                    return;
+                }
+                self.inner.counters.bus_message();
+                match msg.kind {
+                    BusKind::Tags | BusKind::Keys => {
+                        for item in &msg.items {
+                            marks.raise(tag_hash(item), msg.at);
+                        }
+                    }
+                    BusKind::Clear => self.clear_local(),
+                }
+                tracing::debug!(cache = %self.inner.name, kind = ?msg.kind, items = msg.items.len(), "invalidation received");
+            }
+        }
+    }
+
+    fn message(
+        &self,
+        kind: BusKind,
+        items: Vec<String>,
+        at: u64,
+    ) -> Option<(Arc<dyn Bus>, Vec<u8>)> {
+        let bus = self.inner.bus.clone()?;
+        let msg = BusMessage {
+            origin: self.inner.origin,
+            kind,
+            items,
+            at,
+        };
+        serde_json::to_vec(&msg).ok().map(|b| (bus, b))
+    }
+
+    async fn publish(&self, kind: BusKind, items: Vec<String>, at: u64) {
+        let Some((bus, bytes)) = self.message(kind, items, at) else {
+            return;
+        };
+        let channel = self.channel();
+        match tokio::time::timeout(Duration::from_secs(1), bus.publish(&channel, bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not publish an invalidation"),
+            Err(_) => tracing::warn!("publishing an invalidation timed out"),
+        }
+    }
+
+    /// Tells other processes that `urn` was (re)written at `at`, without
+    /// waiting: their older in-process copies are dropped.
+    pub(crate) fn announce_write(&self, urn: &str, at: u64) {
+        let Some((bus, bytes)) = self.message(BusKind::Keys, vec![urn.to_owned()], at) else {
+            return;
+        };
+        let channel = self.channel();
+        if let Some(h) = cache_backends::io::handle() {
+            h.spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(1), bus.publish(&channel, bytes))
+                    .await;
+            });
+        }
+    }
+
+    /// The key under which a tag's watermark lives in the first remote
+    /// layer. `~` cannot start a key type, so it never meets an entry.
+    fn watermark_key(&self, tag: &str) -> String {
+        format!("{}~tag:{tag}", self.key_prefix())
+    }
+
+    /// Whether an entry read from a remote layer is still valid: its tags
+    /// and key against the watermarks this process knows, and, for tags it
+    /// has not yet heard of, those stored in the first remote layer.
+    pub(crate) async fn remote_valid(&self, created: u64, tags: &[Box<str>], urn: &str) -> bool {
+        let marks = &self.inner.marks;
+        let hashes: Vec<u64> = tags
+            .iter()
+            .map(|t| tag_hash(t))
+            .chain(std::iter::once(tag_hash(urn)))
+            .collect();
+        if !marks.valid(created, &hashes) {
+            return false;
+        }
+        let Some(first) = self.inner.layers.first() else {
+            return true;
+        };
+        // With the bus up, a tag fetched once stays known: later
+        // invalidations arrive as messages.
+        let listening = self.inner.bus.is_some() && marks.trusted();
+        let unknown: Vec<&str> = tags
+            .iter()
+            .map(|t| &**t)
+            .filter(|t| !(listening && marks.known(tag_hash(t))))
+            .collect();
+        if unknown.is_empty() {
+            return true;
+        }
+        let keys = unknown.iter().map(|t| self.watermark_key(t)).collect();
+        let Ok(found) = first.get_many(&self.inner.clock, keys).await else {
+            // Cannot verify: not served.
+            return false;
+        };
+        for (t, v) in unknown.iter().zip(found) {
+            let h = tag_hash(t);
+            if let Some(at) =
+                v.and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse::<u64>().ok())
+            {
+                if marks.get(h).is_none_or(|w| w < at) {
+                    marks.raise(h, at);
+                }
+            }
+            if listening {
+                marks.know(h);
+            }
+        }
+        marks.valid(created, &hashes)
+    }
+
+    /// Whether this cache's in-process layer is in use: always without a
+    /// bus; with one, once it is subscribed (and not while it is down).
+    pub fn bus_connected(&self) -> bool {
+        self.inner.marks.trusted()
     }
 
     pub(crate) fn local_ttl(&self) -> Option<Duration> {
@@ -372,7 +613,10 @@ impl Cache {
     /// ```
     pub fn cleanup_expired(&self) -> usize {
         let now = self.inner.clock.now_ms();
-        let direct = self.inner.store.remove_where(|_, e| e.is_expired(now));
+        let direct = self
+            .inner
+            .store
+            .remove_where(|_, e| e.entry.is_expired(now));
         direct
             + self
                 .use_cases()
@@ -394,12 +638,12 @@ impl Cache {
             .with(
                 self.direct_hash(key),
                 |k| k == key.as_str(),
-                |e| {
-                    let f = e.freshness(now);
-                    if f == Freshness::Expired {
+                |h| {
+                    let f = h.entry.freshness(now);
+                    if f == Freshness::Expired || !h.valid(&self.inner.marks) {
                         return None;
                     }
-                    e.value.downcast_ref::<T>().map(|v| (f, v.clone()))
+                    h.entry.value.downcast_ref::<T>().map(|v| (f, v.clone()))
                 },
             )
             .flatten()
@@ -411,7 +655,10 @@ impl Cache {
         e
     }
 
-    fn put_local<T: Send + Sync + 'static>(&self, key: &Key, entry: Entry<T>) {
+    /// The entry as the in-process layer holds it, capped by the local TTL;
+    /// `None` when it is invalidated already or the layer is not trusted.
+    fn held<T: Send + Sync + 'static>(&self, key: &Key, entry: Entry<T>) -> Option<Held<AnyValue>> {
+        let epoch = self.inner.marks.epoch();
         let now = self.inner.clock.now_ms();
         let Entry {
             value,
@@ -427,19 +674,32 @@ impl Cache {
             stale_until_ms = stale_until_ms.min(until);
         }
         let any: AnyValue = Arc::new(value);
-        let e = Entry {
-            value: any,
-            created_ms,
-            fresh_until_ms,
-            stale_until_ms,
-            negative,
-            tags,
-        };
-        self.inner
-            .store
-            .insert(self.direct_hash(key), key.as_str().to_owned(), e, |old| {
-                old.is_expired(now)
-            });
+        let held = Held::new(
+            Entry {
+                value: any,
+                created_ms,
+                fresh_until_ms,
+                stale_until_ms,
+                negative,
+                tags,
+            },
+            key.as_str(),
+            epoch,
+            now,
+        );
+        held.admissible(&self.inner.marks).then_some(held)
+    }
+
+    fn put_local<T: Send + Sync + 'static>(&self, key: &Key, entry: Entry<T>) {
+        let now = self.inner.clock.now_ms();
+        if let Some(held) = self.held(key, entry) {
+            self.inner.store.insert(
+                self.direct_hash(key),
+                key.as_str().to_owned(),
+                held,
+                |old| old.entry.is_expired(now),
+            );
+        }
     }
 
     fn encode_for_layers<T: Serialize>(
@@ -494,7 +754,11 @@ impl Cache {
                 }
             };
             let now = clock.now_ms();
-            if entry.freshness(now) == Freshness::Expired {
+            if entry.freshness(now) == Freshness::Expired
+                || !self
+                    .remote_valid(entry.created_ms, &entry.tags, key.as_str())
+                    .await
+            {
                 continue;
             }
             if i > 0 {
@@ -624,28 +888,17 @@ impl Cache {
 
     fn set_if_vacant_local<T: Send + Sync + 'static>(&self, key: &Key, entry: Entry<T>) -> bool {
         let now = self.inner.clock.now_ms();
-        let Entry {
-            value,
-            created_ms,
-            fresh_until_ms,
-            stale_until_ms,
-            negative,
-            tags,
-        } = entry;
-        let any: AnyValue = Arc::new(value);
-        let e = Entry {
-            value: any,
-            created_ms,
-            fresh_until_ms,
-            stale_until_ms,
-            negative,
-            tags,
+        let Some(held) = self.held(key, entry) else {
+            return false;
         };
         self.inner
             .store
-            .insert_if_vacant(self.direct_hash(key), key.as_str().to_owned(), e, |old| {
-                old.is_expired(now)
-            })
+            .insert_if_vacant(
+                self.direct_hash(key),
+                key.as_str().to_owned(),
+                held,
+                |old| old.entry.is_expired(now) || !old.valid(&self.inner.marks),
+            )
             .0
     }
 
@@ -700,7 +953,7 @@ impl Cache {
             .with(
                 self.direct_hash(key),
                 |k| k == key.as_str(),
-                |e| !e.is_expired(now),
+                |h| !h.entry.is_expired(now) && h.valid(&self.inner.marks),
             )
             .unwrap_or(false)
     }
@@ -724,7 +977,7 @@ impl Cache {
         self.inner
             .store
             .remove(self.direct_hash(key), |k| k == key.as_str())
-            .is_some_and(|e| !e.is_expired(now))
+            .is_some_and(|h| !h.entry.is_expired(now) && h.valid(&self.inner.marks))
     }
 
     async fn delete_remote(&self, key: &Key) -> bool {
@@ -934,7 +1187,12 @@ impl Cache {
             for (&i, bytes) in missing.iter().zip(found) {
                 let Some(bytes) = bytes else { continue };
                 match envelope::decode::<T>(&bytes, self.inner.codec) {
-                    Ok(e) if e.freshness(now) != Freshness::Expired => {
+                    Ok(e)
+                        if e.freshness(now) != Freshness::Expired
+                            && self
+                                .remote_valid(e.created_ms, &e.tags, keys[i].as_str())
+                                .await =>
+                    {
                         out[i] = Some(e.value.clone());
                         self.put_local(&keys[i], e);
                     }
@@ -1020,18 +1278,196 @@ impl Cache {
     }
 
     async fn clear_remote(&self) {
-        let prefix = self.key_prefix();
+        self.delete_prefix_everywhere(&self.key_prefix()).await;
+        self.publish(BusKind::Clear, Vec::new(), self.inner.clock.now_ms())
+            .await;
+    }
+
+    async fn delete_prefix_everywhere(&self, prefix: &str) {
         for layer in &self.inner.layers {
-            let _ = layer.delete_prefix(&self.inner.clock, &prefix).await;
+            let _ = layer.delete_prefix(&self.inner.clock, prefix).await;
         }
     }
 
+    /// Drops every cachet entry this cache can reach, of every namespace:
+    /// in process, in every remote layer (all `urn:` keys) and, through the
+    /// bus, in other processes. For tests and emergencies.
+    pub async fn flush_all_async(&self) {
+        self.clear_local();
+        self.delete_prefix_everywhere("urn:").await;
+        self.publish(BusKind::Clear, Vec::new(), self.inner.clock.now_ms())
+            .await;
+    }
+
+    /// The sync twin of [`flush_all_async`](Self::flush_all_async).
+    pub fn flush_all(&self) {
+        self.clear_local();
+        let budget = self.remote_budget() * 50 + Duration::from_secs(1);
+        let c = self.clone();
+        let _ = cache_backends::io::block_on(async move { c.flush_all_async().await }, budget);
+    }
+
+    // ---- invalidation -------------------------------------------------------------
+
+    /// Raises the watermarks of `tags` to `at` here, in the first remote
+    /// layer and, through the bus, in every other process.
+    async fn invalidate_at(&self, tags: Vec<String>, at: u64) {
+        self.raise_local(&tags, at);
+        if let Some(first) = self.inner.layers.first() {
+            let ttl = self
+                .inner
+                .layers
+                .iter()
+                .map(|l| l.longest())
+                .max()
+                .unwrap_or_default()
+                + Duration::from_secs(60);
+            let items = tags
+                .iter()
+                .map(|t| (self.watermark_key(t), at.to_string().into_bytes(), ttl))
+                .collect();
+            let _ = first.set_many_raw(&self.inner.clock, items).await;
+        }
+        self.publish(BusKind::Tags, tags, at).await;
+    }
+
+    fn raise_local(&self, items: &[String], at: u64) {
+        for t in items {
+            self.inner.marks.raise(tag_hash(t), at);
+        }
+        self.inner.counters.invalidation(items.len() as u64);
+        tracing::debug!(cache = %self.inner.name, items = ?items, at, "invalidated");
+    }
+
+    fn at(&self, buffer: Duration) -> u64 {
+        self.inner
+            .clock
+            .now_ms()
+            .saturating_add(saturating_ms(buffer))
+    }
+
+    /// Runs the remote part of a sync invalidation (this process already
+    /// knows; the wait is bounded by the layer and bus timeouts).
+    fn spread<F: Future<Output = ()> + Send + 'static>(&self, f: impl FnOnce(Cache) -> F) {
+        if self.inner.layers.is_empty() && self.inner.bus.is_none() {
+            return;
+        }
+        let budget = self.remote_budget() + Duration::from_secs(1);
+        let _ = cache_backends::io::block_on(f(self.clone()), budget);
+    }
+
+    /// Invalidates every entry carrying any of `tags`, in every layer and,
+    /// through the bus, in every process: one write per tag, whatever the
+    /// number of entries. Tags are rendered as in templates: build them
+    /// with [`tag`](crate::tag) (`tag("org", &5)` for `"org:<org_id>"`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// static LOADS: AtomicU32 = AtomicU32::new(0);
+    ///
+    /// #[cachet::cached(key = "member:<id>", tags = ["org:<org>"])]
+    /// fn member(id: u32, org: u32) -> u32 { LOADS.fetch_add(1, Ordering::SeqCst) }
+    ///
+    /// member(1, 5);
+    /// member(1, 5);
+    /// cachet::default_cache().invalidate_tags([cachet::tag("org", &5)]);
+    /// member(1, 5);
+    /// assert_eq!(LOADS.load(Ordering::SeqCst), 2);
+    /// ```
+    pub fn invalidate_tags<I, S>(&self, tags: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.invalidate_tags_buffered(tags, Duration::ZERO)
+    }
+
+    /// [`invalidate_tags`](Self::invalidate_tags) with the watermark set
+    /// `buffer` into the future: entries stored during the next `buffer` are
+    /// discarded too, so a read that raced the write that caused this
+    /// invalidation, and stored an old value just after it, is not served.
+    pub fn invalidate_tags_buffered<I, S>(&self, tags: I, buffer: Duration)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
+        let at = self.at(buffer);
+        self.raise_local(&tags, at);
+        self.spread(move |c| async move { c.invalidate_at(tags, at).await });
+    }
+
+    /// The async twin of [`invalidate_tags_buffered`](Self::invalidate_tags_buffered)
+    /// (pass `Duration::ZERO` for no buffer).
+    pub async fn invalidate_tags_async<I, S>(&self, tags: I, buffer: Duration)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
+        let at = self.at(buffer);
+        self.invalidate_at(tags, at).await;
+    }
+
+    /// Invalidates every entry about one entity, across all use cases:
+    /// `invalidate_entity("user", &123)` drops everything keyed
+    /// `"user:<...>"` with 123 as first value.
+    pub fn invalidate_entity(&self, key_type: &str, id: &dyn fmt::Display) {
+        self.invalidate_tags([crate::tag(key_type, id)]);
+    }
+
+    /// The async twin of [`invalidate_entity`](Self::invalidate_entity).
+    pub async fn invalidate_entity_async(&self, key_type: &str, id: &dyn fmt::Display) {
+        self.invalidate_tags_async([crate::tag(key_type, id)], Duration::ZERO)
+            .await;
+    }
+
+    async fn invalidate_key_at(&self, key: &Key, at: u64) -> bool {
+        let removed = self.delete_remote(key).await;
+        self.publish(BusKind::Keys, vec![key.as_str().to_owned()], at)
+            .await;
+        removed
+    }
+
+    /// Invalidates one exact key (a URN, as `#[cached]` or [`key`](Self::key)
+    /// build it): removed from every layer, and dropped from every
+    /// process's in-process layer. Returns whether a layer held it.
+    pub fn invalidate_key(&self, key: &Key) -> bool {
+        let at = self.inner.clock.now_ms();
+        self.raise_local(&[key.as_str().to_owned()], at);
+        let local = self.delete_local(key);
+        let key2 = key.clone();
+        let budget = self.remote_budget() + Duration::from_secs(1);
+        let remote = if self.inner.layers.is_empty() && self.inner.bus.is_none() {
+            false
+        } else {
+            let c = self.clone();
+            cache_backends::io::block_on(
+                async move { c.invalidate_key_at(&key2, at).await },
+                budget,
+            )
+            .unwrap_or(false)
+        };
+        local || remote
+    }
+
+    /// The async twin of [`invalidate_key`](Self::invalidate_key).
+    pub async fn invalidate_key_async(&self, key: &Key) -> bool {
+        let at = self.inner.clock.now_ms();
+        self.raise_local(&[key.as_str().to_owned()], at);
+        let local = self.delete_local(key);
+        self.invalidate_key_at(key, at).await || local
+    }
+
     /// Drops every entry of this cache's namespace and version: in process
-    /// (every use case and the direct API) and in every remote layer.
+    /// (every use case and the direct API), in every remote layer, and in
+    /// the in-process layers of the other processes on the bus.
     pub fn clear(&self) {
         self.clear_local();
-        let budget = self.remote_budget() * 50;
-        if !self.inner.layers.is_empty() {
+        let budget = self.remote_budget() * 50 + Duration::from_secs(1);
+        if !self.inner.layers.is_empty() || self.inner.bus.is_some() {
             let c = self.clone();
             let _ = cache_backends::io::block_on(async move { c.clear_remote().await }, budget);
         }

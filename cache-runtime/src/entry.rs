@@ -81,3 +81,61 @@ impl<V> Entry<V> {
         now_ms >= self.stale_until_ms
     }
 }
+
+/// An entry as the in-process layer holds it: with the hashes of its tags
+/// (and of its own key), and the invalidation epoch in which it was last
+/// found valid. While the epoch has not moved, a hit checks nothing else.
+#[derive(Debug)]
+pub(crate) struct Held<V> {
+    pub(crate) entry: Entry<V>,
+    /// When it was put in process memory.
+    filled_ms: u64,
+    checked: std::sync::atomic::AtomicU64,
+    hashes: Box<[u64]>,
+}
+
+impl<V> Held<V> {
+    /// Holds `entry` stored under `urn` at `filled_ms`, valid as of `epoch`.
+    pub(crate) fn new(entry: Entry<V>, urn: &str, epoch: u64, filled_ms: u64) -> Self {
+        let hashes = entry
+            .tags
+            .iter()
+            .map(|t| crate::watermark::tag_hash(t))
+            .chain(std::iter::once(crate::watermark::tag_hash(urn)))
+            .collect();
+        Held {
+            entry,
+            filled_ms,
+            checked: std::sync::atomic::AtomicU64::new(epoch),
+            hashes,
+        }
+    }
+
+    /// Whether it may be put in process memory now: not invalidated yet,
+    /// and the layer trusted.
+    pub(crate) fn admissible(&self, marks: &crate::watermark::Watermarks) -> bool {
+        marks.trusted()
+            && marks.valid_in_process(self.filled_ms, self.entry.created_ms, &self.hashes)
+    }
+
+    /// Whether no invalidation known to `marks` covers this entry. One
+    /// atomic load while nothing has changed since the last check.
+    #[inline]
+    pub(crate) fn valid(&self, marks: &crate::watermark::Watermarks) -> bool {
+        let epoch = marks.epoch();
+        if self.checked.load(std::sync::atomic::Ordering::Relaxed) == epoch {
+            return true;
+        }
+        self.revalidate(marks, epoch)
+    }
+
+    #[cold]
+    fn revalidate(&self, marks: &crate::watermark::Watermarks, epoch: u64) -> bool {
+        if !self.admissible(marks) {
+            return false;
+        }
+        self.checked
+            .store(epoch, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
+}

@@ -78,6 +78,10 @@ impl LayerConfig {
         }
     }
 
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
     /// The longest an entry lives in this layer, whatever its own TTL.
     pub fn ttl_cap(mut self, cap: Duration) -> Self {
         self.ttl_cap = Some(cap);
@@ -348,6 +352,23 @@ impl RemoteLayer {
         let w = self.settle(clock, "set", key, r)?;
         self.count_write(w);
         Ok(())
+    }
+
+    pub(crate) async fn set_many_raw(
+        &self,
+        clock: &Clock,
+        items: Vec<(String, Vec<u8>, Duration)>,
+    ) -> Result<(), Skip> {
+        self.admit(clock)?;
+        let b = self.backend.clone();
+        let first = items.first().map(|i| i.0.clone()).unwrap_or_default();
+        let r = run(self.timeout, async move { b.set_many(items).await }).await;
+        self.settle(clock, "set_many", &first, r)
+    }
+
+    /// How long something must stay in this layer to outlive its entries.
+    pub(crate) fn longest(&self) -> Duration {
+        self.ttl_cap.unwrap_or(UNCAPPED)
     }
 
     pub(crate) async fn delete(&self, clock: &Clock, key: &str) -> Result<bool, Skip> {

@@ -24,6 +24,7 @@ mod spawn;
 mod stats;
 mod store;
 mod use_case;
+mod watermark;
 
 pub use cache::{
     configure, default_cache, stats, stats_for, AsCache, Cache, CacheBuilder, ConfigError,
@@ -37,6 +38,23 @@ pub use envelope::{Codec, DecodeError};
 pub use key::{escape_into, Key, KeyRef, Segment};
 pub use layer::{LayerConfig, LayerStats};
 pub use stats::Stats;
+
+/// A tag as templates render it: `tag("org", &5)` is the tag of
+/// `tags = ["org:<org_id>"]` for `org_id = 5`, and the entity tag of
+/// `key = "org:<id>"` for `id = 5`. Values are escaped exactly as in keys.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(cachet::tag("user", &"a:b"), "user:a%3Ab");
+/// ```
+pub fn tag(prefix: &str, value: &dyn std::fmt::Display) -> String {
+    let mut t = String::with_capacity(prefix.len() + 16);
+    t.push_str(prefix);
+    t.push(':');
+    key::escape_into(&mut t, value);
+    t
+}
 pub use use_case::UseCase;
 
 /// What generated code calls. Not a public API: it changes without notice.

@@ -22,6 +22,8 @@ pub(crate) struct Counters {
     evictions: AtomicU64,
     negative_hits: AtomicU64,
     remote_hits: AtomicU64,
+    invalidations: AtomicU64,
+    bus_messages: AtomicU64,
 }
 
 impl std::fmt::Debug for Counters {
@@ -42,6 +44,12 @@ impl Counters {
     }
     pub(crate) fn stale_hit(&self) {
         self.stale_hits.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn bus_message(&self) {
+        self.bus_messages.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn invalidation(&self, n: u64) {
+        self.invalidations.fetch_add(n, Relaxed);
     }
     pub(crate) fn remote_hit(&self) {
         self.remote_hits.fetch_add(1, Relaxed);
@@ -76,6 +84,8 @@ impl Counters {
             stale_hits: self.stale_hits.load(Relaxed),
             negative_hits: self.negative_hits.load(Relaxed),
             remote_hits: self.remote_hits.load(Relaxed),
+            invalidations: self.invalidations.load(Relaxed),
+            bus_messages: self.bus_messages.load(Relaxed),
             loads: self.loads.load(Relaxed),
             load_errors: self.load_errors.load(Relaxed),
             load_time: Duration::from_nanos(load_ns),
@@ -94,6 +104,8 @@ impl Counters {
             &self.stale_hits,
             &self.negative_hits,
             &self.remote_hits,
+            &self.invalidations,
+            &self.bus_messages,
             &self.loads,
             &self.load_errors,
             &self.load_ns,
@@ -141,6 +153,12 @@ pub struct Stats {
     pub negative_hits: u64,
     /// Misses of the in-process layer served by a remote layer (Redis, file).
     pub remote_hits: u64,
+    /// Tags, entities and keys invalidated through this cache (counted on
+    /// the cache's `"direct"` row).
+    pub invalidations: u64,
+    /// Invalidations received from other processes over the bus (on the
+    /// `"direct"` row).
+    pub bus_messages: u64,
     /// Loader runs (misses, refreshes and forced refreshes; not bypasses).
     pub loads: u64,
     /// Loader runs that returned an error (or `Err` from a refresh).

@@ -16,12 +16,13 @@ use serde::Serialize;
 use crate::cache::Cache;
 use crate::clock::{saturating_ms, Clock, Millis};
 use crate::context::{self, Directive, Mode};
-use crate::entry::{Entry, Freshness};
+use crate::entry::{Entry, Freshness, Held};
 use crate::envelope::{self, Codec, DecodeError};
 use crate::flight::{Flights, Outcome, Role, SharedError};
 use crate::key::{self, Key, KeyRef, Segment};
 use crate::stats::{Counters, Stats};
 use crate::store::Store;
+use crate::watermark::Watermarks;
 
 /// What the macros know about a cached function at compile time.
 #[derive(Debug)]
@@ -188,7 +189,8 @@ pub struct UseCase<K, V> {
     spec: &'static UseCaseSpec,
     cache: Cache,
     clock: Clock,
-    store: Store<K, Entry<V>>,
+    store: Store<K, Held<V>>,
+    marks: std::sync::Arc<Watermarks>,
     flights: Flights<K, V>,
     counters: Counters,
     negative: Option<fn(&V) -> bool>,
@@ -313,7 +315,7 @@ where
     }
     fn cleanup_expired(&self) -> usize {
         let now = self.clock.now_ms();
-        self.store.remove_where(|_, e| e.is_expired(now))
+        self.store.remove_where(|_, e| e.entry.is_expired(now))
     }
     fn set_ramp(&self, per_mille: u32) {
         self.ramp.store(per_mille.min(1000), Ordering::Relaxed);
@@ -455,6 +457,7 @@ where
             spec,
             clock: cache.clock().clone(),
             store: Store::new(capacity),
+            marks: cache.marks().clone(),
             flights: Flights::new(),
             counters: Counters::default(),
             negative,
@@ -491,13 +494,22 @@ where
         }
         let hash = self.store.hash(q);
         let now = self.clock.now_ms();
+        let marks = &*self.marks;
         let found = self.store.with(
             hash,
             |k| q.matches(k),
-            |e| match e.freshness(now) {
-                Freshness::Fresh => Some((true, e.negative, e.value.clone())),
-                Freshness::Stale => Some((false, e.negative, e.value.clone())),
-                Freshness::Expired => None,
+            |h| {
+                let e = &h.entry;
+                let fresh = match e.freshness(now) {
+                    Freshness::Fresh => true,
+                    Freshness::Stale => false,
+                    Freshness::Expired => return None,
+                };
+                // Invalidated (by tag, entity or key), or L1 not trusted.
+                if !h.valid(marks) {
+                    return None;
+                }
+                Some((fresh, e.negative, e.value.clone()))
             },
         );
         match found.flatten() {
@@ -574,7 +586,18 @@ where
         urn.push('#');
         urn.push_str(spec.name);
         let mut tags = Vec::with_capacity(1 + spec.tags.len());
-        tags.push(Box::<str>::from(&urn[entity_start..entity_end]));
+        // The entity: key type and first value (`user:7` for "user:<id>:posts:<page>").
+        let mut entity = String::from(spec.key_type);
+        if let Some(first) = spec.id.iter().find_map(|s| match s {
+            Segment::Value(i) => Some(*i),
+            Segment::Text(_) => None,
+        }) {
+            entity.push(':');
+            if let Some(v) = values.get(first) {
+                key::escape_into(&mut entity, *v);
+            }
+        }
+        tags.push(entity.into_boxed_str());
         for t in spec.tags {
             let mut s = String::new();
             key::render(&mut s, t, values);
@@ -761,11 +784,15 @@ where
             return None;
         }
         let now = self.clock.now_ms();
+        let marks = &*self.marks;
         self.store
             .with(
                 miss.hash,
                 |k| *k == miss.key,
-                |e| (e.freshness(now) == Freshness::Fresh).then(|| e.value.clone()),
+                |h| {
+                    (h.entry.freshness(now) == Freshness::Fresh && h.valid(marks))
+                        .then(|| h.entry.value.clone())
+                },
             )
             .flatten()
     }
@@ -812,11 +839,14 @@ where
         Some(entry)
     }
 
-    /// Puts `entry` in L1, its lifetime capped by the local TTL cap.
-    fn fill_local(&self, hash: u64, key: &K, entry: &Entry<V>) {
+    /// Puts `entry` in L1, its lifetime capped by the local TTL cap, unless
+    /// an invalidation already covers it (a future buffer) or L1 is not
+    /// trusted (bus down).
+    fn fill_local(&self, hash: u64, key: &K, urn: &str, entry: &Entry<V>) {
         if !self.local {
             return;
         }
+        let epoch = self.marks.epoch();
         let now = self.clock.now_ms();
         let mut e = entry.clone();
         if let Some(cap) = self.local_cap {
@@ -824,11 +854,20 @@ where
             e.fresh_until_ms = e.fresh_until_ms.min(until);
             e.stale_until_ms = e.stale_until_ms.min(until);
         }
+        let held = Held::new(e, urn, epoch, now);
+        if !held.admissible(&self.marks) {
+            tracing::debug!(
+                use_case = self.spec.name,
+                key = urn,
+                "not kept in process: invalidated already, or the bus is down"
+            );
+            return;
+        }
         let (_, evicted) = self
             .store
-            .insert(hash, key.clone(), e, |old| old.is_expired(now));
+            .insert(hash, key.clone(), held, |old| old.entry.is_expired(now));
         if let Some((_, old)) = evicted {
-            if !old.is_expired(now) {
+            if !old.entry.is_expired(now) {
                 self.counters.evicted(1);
             }
         }
@@ -879,10 +918,13 @@ where
         let Some(entry) = self.entry(miss, v, said) else {
             return;
         };
-        self.fill_local(miss.hash, &miss.key, &entry);
+        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
             self.write_remote(miss.urn.as_str(), bytes, remaining, usize::MAX, skip)
                 .await;
+            // Other processes drop their older copies of this key.
+            self.cache
+                .announce_write(miss.urn.as_str(), entry.created_ms);
         }
     }
 
@@ -890,7 +932,7 @@ where
         let Some(entry) = self.entry(miss, v, said) else {
             return;
         };
-        self.fill_local(miss.hash, &miss.key, &entry);
+        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
         if skip == u64::MAX {
             // The remote phase could not even run: do not try again now.
             return;
@@ -898,6 +940,7 @@ where
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
             let urn = miss.urn.as_str().to_owned();
             let budget = self.remote_budget();
+            let created = entry.created_ms;
             let _ = cache_backends::io::block_on(
                 async move {
                     self.write_remote(&urn, bytes, remaining, usize::MAX, skip)
@@ -905,6 +948,7 @@ where
                 },
                 budget,
             );
+            self.cache.announce_write(miss.urn.as_str(), created);
         }
     }
 
@@ -947,11 +991,19 @@ where
             if freshness == Freshness::Expired {
                 continue;
             }
+            if !self
+                .cache
+                .remote_valid(entry.created_ms, &entry.tags, urn.as_str())
+                .await
+            {
+                // Invalidated since it was written (or not verifiable now).
+                continue;
+            }
             self.counters.remote_hit();
             if freshness == Freshness::Stale {
                 self.counters.stale_hit();
             }
-            self.fill_local(hash, key, &entry);
+            self.fill_local(hash, key, urn.as_str(), &entry);
             if i > 0 {
                 let remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
                 self.write_remote(urn.as_str(), bytes, remaining, i, 0)
