@@ -467,7 +467,7 @@ impl Cache {
             return true;
         }
         let keys = unknown.iter().map(|t| self.watermark_key(t)).collect();
-        let Ok(found) = first.get_many(&self.inner.clock, keys).await else {
+        let Ok(found) = first.get_many_uncounted(&self.inner.clock, keys).await else {
             // Cannot verify: not served.
             return false;
         };

@@ -401,15 +401,24 @@ impl RemoteLayer {
         clock: &Clock,
         keys: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, Skip> {
-        self.admit(clock)?;
-        let b = self.backend.clone();
-        let first = keys.first().cloned().unwrap_or_default();
-        let r = run(self.timeout, async move { b.get_many(&keys).await }).await;
-        let v = self.settle(clock, "get_many", &first, r)?;
+        let v = self.get_many_uncounted(clock, keys).await?;
         for x in &v {
             self.count_read(x.is_some());
         }
         Ok(v)
+    }
+
+    /// A batch read that does not count as hits or misses (watermarks).
+    pub(crate) async fn get_many_uncounted(
+        &self,
+        clock: &Clock,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, Skip> {
+        self.admit(clock)?;
+        let b = self.backend.clone();
+        let first = keys.first().cloned().unwrap_or_default();
+        let r = run(self.timeout, async move { b.get_many(&keys).await }).await;
+        self.settle(clock, "get_many", &first, r)
     }
 
     pub(crate) async fn delete_prefix(&self, clock: &Clock, prefix: &str) -> Result<u64, Skip> {

@@ -190,12 +190,12 @@ mod tests {
         assert!(w.valid(10_000_000, &[0]));
         w.reset(20_000_000);
         assert!(
-            !w.valid_in_process(10_000_000, 5, &[]),
+            !w.valid_in_process(10_000_000, 10_000_000, &[]),
             "after a reset, in-process entries from before are invalid"
         );
         assert!(
-            w.valid_in_process(20_000_000, 5, &[]),
-            "old entries filled after it are fine"
+            w.valid_in_process(20_000_000, 10_000_000, &[]),
+            "entries filled after it are judged by watermarks"
         );
         assert!(
             w.valid(10_000_000, &[]),
