@@ -650,7 +650,7 @@ impl Cache {
     }
 
     fn entry_for<T>(&self, key: &Key, value: T, ttl: Option<Duration>) -> Entry<T> {
-        let mut e = Entry::new(value, self.inner.clock.now_ms(), ttl, Duration::ZERO);
+        let mut e = Entry::new(value, self.inner.clock.precise_ms(), ttl, Duration::ZERO);
         e.tags = vec![Box::<str>::from(key.entity())].into_boxed_slice();
         e
     }
@@ -1342,8 +1342,38 @@ impl Cache {
     fn at(&self, buffer: Duration) -> u64 {
         self.inner
             .clock
-            .now_ms()
+            .precise_ms()
             .saturating_add(saturating_ms(buffer))
+    }
+
+    /// Waits (at most a few milliseconds) until the clock is past `at`, so
+    /// that values stored from now on count as newer than an invalidation
+    /// at `at`. For `recache` after a write.
+    #[doc(hidden)]
+    pub fn wait_past(&self, at: u64) {
+        for _ in 0..20 {
+            if self.inner.clock.precise_ms() > at || self.inner.clock.is_manual() {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(250));
+        }
+    }
+
+    /// The async twin of [`wait_past`](Self::wait_past).
+    #[doc(hidden)]
+    pub async fn wait_past_async(&self, at: u64) {
+        for _ in 0..20 {
+            if self.inner.clock.precise_ms() > at || self.inner.clock.is_manual() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_micros(250)).await;
+        }
+    }
+
+    /// The time an invalidation made now, with `buffer`, is stamped with.
+    #[doc(hidden)]
+    pub fn invalidation_time(&self, buffer: Duration) -> u64 {
+        self.at(buffer)
     }
 
     /// Runs the remote part of a sync invalidation (this process already
@@ -1435,7 +1465,7 @@ impl Cache {
     /// build it): removed from every layer, and dropped from every
     /// process's in-process layer. Returns whether a layer held it.
     pub fn invalidate_key(&self, key: &Key) -> bool {
-        let at = self.inner.clock.now_ms();
+        let at = self.inner.clock.precise_ms();
         self.raise_local(&[key.as_str().to_owned()], at);
         let local = self.delete_local(key);
         let key2 = key.clone();
@@ -1455,7 +1485,7 @@ impl Cache {
 
     /// The async twin of [`invalidate_key`](Self::invalidate_key).
     pub async fn invalidate_key_async(&self, key: &Key) -> bool {
-        let at = self.inner.clock.now_ms();
+        let at = self.inner.clock.precise_ms();
         self.raise_local(&[key.as_str().to_owned()], at);
         let local = self.delete_local(key);
         self.invalidate_key_at(key, at).await || local

@@ -97,3 +97,87 @@ pub const fn probe_sync<V, E, F: FnOnce() -> Result<V, E>>(_: &F) -> ErrorProbe<
 pub const fn probe_async<V, E, F: Future<Output = Result<V, E>>>(_: &F) -> ErrorProbe<E> {
     ErrorProbe::new()
 }
+
+/// Renders tag templates with a call's values (as keys render them).
+pub fn render_tags(templates: &[&[crate::key::Segment]], values: &[&dyn Display]) -> Vec<String> {
+    templates
+        .iter()
+        .map(|t| {
+            let mut s = String::new();
+            crate::key::render(&mut s, t, values);
+            s
+        })
+        .collect()
+}
+
+/// What `recache = [...]` produced: a value (a sync cached function already
+/// re-ran in refresh mode) or a future (an async one, still to run).
+pub struct Recache<T>(std::cell::Cell<Option<T>>);
+
+impl<T> std::fmt::Debug for Recache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recache")
+    }
+}
+
+impl<T> Recache<T> {
+    /// Wraps what a recache expression produced.
+    pub fn new(t: T) -> Self {
+        Recache(std::cell::Cell::new(Some(t)))
+    }
+}
+
+/// Recaching an async target from an async writer: await it in refresh mode.
+pub trait RecacheFuture {
+    /// Runs the recache.
+    fn recache(&self) -> impl Future<Output = ()>;
+}
+
+impl<F: Future> RecacheFuture for Recache<F> {
+    fn recache(&self) -> impl Future<Output = ()> {
+        let f = self.0.take();
+        async move {
+            if let Some(f) = f {
+                crate::context::refresh_async(f).await;
+            }
+        }
+    }
+}
+
+/// Recaching a sync target: it already ran; nothing is left to do.
+pub trait RecacheValue {
+    /// Runs the recache.
+    fn recache(&self) -> impl Future<Output = ()>;
+}
+
+impl<T> RecacheValue for &Recache<T> {
+    fn recache(&self) -> impl Future<Output = ()> {
+        std::future::ready(())
+    }
+}
+
+/// Recaching an async target from a sync writer: run it in the background.
+pub trait RecacheSpawn {
+    /// Runs the recache.
+    fn recache_now(&self);
+}
+
+impl<F: Future + Send + 'static> RecacheSpawn for Recache<F> {
+    fn recache_now(&self) {
+        if let Some(f) = self.0.take() {
+            crate::spawn::spawn(async move {
+                crate::context::refresh_async(f).await;
+            });
+        }
+    }
+}
+
+/// Recaching a sync target from a sync writer: it already ran.
+pub trait RecacheDone {
+    /// Runs the recache.
+    fn recache_now(&self);
+}
+
+impl<T> RecacheDone for &Recache<T> {
+    fn recache_now(&self) {}
+}

@@ -64,6 +64,19 @@ impl Clock {
         }
     }
 
+    /// Now, in Unix milliseconds, read precisely: for stamping entries and
+    /// invalidations (slow paths), where the coarse clock's few
+    /// milliseconds of lag would blur their order.
+    pub fn precise_ms(&self) -> Millis {
+        match &self.source {
+            Source::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(saturating_ms)
+                .unwrap_or(0),
+            Source::Manual(ms) => ms.load(Ordering::Acquire),
+        }
+    }
+
     /// Whether this clock is a [`ManualClock`].
     pub fn is_manual(&self) -> bool {
         matches!(self.source, Source::Manual(_))

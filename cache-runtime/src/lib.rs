@@ -60,7 +60,7 @@ pub use use_case::UseCase;
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::cache::{default_cache, AsCache};
+    pub use crate::cache::{default_cache, AsCache, Cache};
     pub use crate::checks::*;
     pub use crate::context::{take_mode, Mode};
     pub use crate::flight::SharedError;

@@ -833,7 +833,7 @@ where
             );
             return None;
         };
-        let mut entry = Entry::new(v, self.clock.now_ms(), ttl, swr);
+        let mut entry = Entry::new(v, self.clock.precise_ms(), ttl, swr);
         entry.negative = negative;
         entry.tags = miss.tags.clone();
         Some(entry)

@@ -1,0 +1,338 @@
+//! Tags, `#[cache_write]` and invalidation within one process (the Redis
+//! tests cover other processes).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::{mpsc, LazyLock, Mutex};
+use std::time::Duration;
+
+use cachet::{cache_write, cached, tag, Cache, Clock, ManualClock};
+
+// ---- the svc-infra README flow: read, read, update, read, delete, read ----------------
+
+static USERS: LazyLock<Mutex<HashMap<u64, String>>> = LazyLock::new(Default::default);
+static FETCHES: AtomicU32 = AtomicU32::new(0);
+/// Each cache here runs on a manual clock moved 1 ms past every write: an
+/// entry stored in the same millisecond as an invalidation counts as older
+/// than it (the safe reading), which would make load counts depend on timing.
+static CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
+fn tick() {
+    CLOCK.advance(Duration::from_millis(1));
+}
+static FLOW: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("flow")
+        .clock(Clock::manual(&CLOCK))
+        .build()
+});
+
+#[derive(Clone, Debug, PartialEq)]
+struct NotFound(u64);
+
+#[cached(key = "user:<user_id>:profile", ttl = 3600, cache = FLOW, name = "GetUserProfile")]
+async fn get_user_profile(user_id: u64) -> Result<String, NotFound> {
+    FETCHES.fetch_add(1, SeqCst);
+    USERS
+        .lock()
+        .unwrap()
+        .get(&user_id)
+        .cloned()
+        .ok_or(NotFound(user_id))
+}
+
+#[cache_write(invalidate = ["user:<user_id>"], cache = FLOW)]
+async fn update_user_profile(user_id: u64, name: &str) -> Result<String, NotFound> {
+    let mut users = USERS.lock().unwrap();
+    let u = users.get_mut(&user_id).ok_or(NotFound(user_id))?;
+    *u = name.to_string();
+    Ok(u.clone())
+}
+
+#[cache_write(invalidate = ["user:<user_id>"], cache = FLOW)]
+async fn delete_user_profile(user_id: u64) -> bool {
+    USERS.lock().unwrap().remove(&user_id).is_some()
+}
+
+#[tokio::test]
+async fn svc_infra_read_update_delete_flow() {
+    USERS.lock().unwrap().insert(123, "John Doe".into());
+    assert_eq!(
+        get_user_profile(123).await,
+        Ok("John Doe".into()),
+        "miss: fetched"
+    );
+    assert_eq!(get_user_profile(123).await, Ok("John Doe".into()), "hit");
+    assert_eq!(FETCHES.load(SeqCst), 1);
+    assert_eq!(
+        update_user_profile(123, "New Name").await,
+        Ok("New Name".into())
+    );
+    tick();
+    assert_eq!(
+        get_user_profile(123).await,
+        Ok("New Name".into()),
+        "invalidated: fetched again"
+    );
+    assert_eq!(FETCHES.load(SeqCst), 2);
+    assert!(delete_user_profile(123).await);
+    tick();
+    assert_eq!(
+        get_user_profile(123).await,
+        Err(NotFound(123)),
+        "deleted: the loader's error"
+    );
+    assert_eq!(FETCHES.load(SeqCst), 3);
+    // A failed write does not invalidate.
+    USERS.lock().unwrap().insert(5, "Five".into());
+    get_user_profile(5).await.unwrap();
+    assert_eq!(update_user_profile(6, "x").await, Err(NotFound(6)));
+    get_user_profile(5).await.unwrap();
+    assert_eq!(FETCHES.load(SeqCst), 4, "user 5 still cached");
+    assert!(FLOW.stats_for("direct").unwrap().invalidations >= 2);
+}
+
+// ---- tags, entities, keys ----------------------------------------------------------------
+
+static TAGS: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("tags")
+        .clock(Clock::manual(&CLOCK))
+        .build()
+});
+static MEMBER_LOADS: AtomicU32 = AtomicU32::new(0);
+static BADGE_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "member:<id>", tags = ["org:<org>"], cache = TAGS)]
+fn member(id: u32, org: &str) -> String {
+    MEMBER_LOADS.fetch_add(1, SeqCst);
+    format!("{id}@{org}")
+}
+
+#[cached(key = "member:<id>:badges", ttl = 60, cache = TAGS)]
+fn badges(id: u32) -> Option<Vec<String>> {
+    BADGE_LOADS.fetch_add(1, SeqCst);
+    (id != 0).then(|| vec!["gold".to_string()])
+}
+
+#[test]
+fn tags_entities_and_keys() {
+    member(1, "acme:eu");
+    member(2, "acme:eu");
+    member(3, "globex");
+    badges(1);
+    assert_eq!(
+        (MEMBER_LOADS.load(SeqCst), BADGE_LOADS.load(SeqCst)),
+        (3, 1)
+    );
+    // One tag: every member of that org, whatever the number.
+    TAGS.invalidate_tags([tag("org", &"acme:eu")]);
+    tick();
+    member(1, "acme:eu");
+    member(2, "acme:eu");
+    member(3, "globex");
+    assert_eq!(
+        MEMBER_LOADS.load(SeqCst),
+        5,
+        "acme members reloaded, globex kept"
+    );
+    // One entity, across use cases: `member:1` and `member:1:badges`.
+    TAGS.invalidate_entity("member", &1);
+    tick();
+    member(1, "acme:eu");
+    badges(1);
+    member(2, "acme:eu");
+    assert_eq!(
+        (MEMBER_LOADS.load(SeqCst), BADGE_LOADS.load(SeqCst)),
+        (6, 2)
+    );
+    // One exact key.
+    let key = TAGS
+        .key("member", &"2")
+        .arg("org", &"acme:eu")
+        .use_case(&format!("{}::member", module_path!()));
+    // Only in-process layers here: nothing to remove below L1, but the
+    // use case's copy is dropped all the same.
+    assert!(!TAGS.invalidate_key(&key));
+    tick();
+    member(2, "acme:eu");
+    member(1, "acme:eu");
+    assert_eq!(MEMBER_LOADS.load(SeqCst), 7, "only member 2 reloaded");
+}
+
+#[test]
+fn negative_entries_are_invalidated_like_others() {
+    assert_eq!(missing(9), None);
+    assert_eq!(missing(9), None);
+    assert_eq!(MISSING_LOADS.load(SeqCst), 1);
+    TAGS.invalidate_entity("missing", &9);
+    tick();
+    assert_eq!(missing(9), None);
+    assert_eq!(MISSING_LOADS.load(SeqCst), 2);
+}
+
+static MISSING_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "missing:<id>", ttl = 60, negative_ttl = 60, cache = TAGS)]
+fn missing(id: u32) -> Option<u32> {
+    MISSING_LOADS.fetch_add(1, SeqCst);
+    let _ = id;
+    None
+}
+
+// ---- before, recache ---------------------------------------------------------------------
+
+static ACCOUNTS: LazyLock<Mutex<HashMap<u32, i64>>> = LazyLock::new(Default::default);
+static BALANCE_LOADS: AtomicU32 = AtomicU32::new(0);
+static BANK: LazyLock<Cache> = LazyLock::new(|| Cache::builder().name("bank").build());
+
+#[cached(key = "account:<id>", ttl = 600, cache = BANK, name = "Balance")]
+fn balance(id: u32) -> i64 {
+    BALANCE_LOADS.fetch_add(1, SeqCst);
+    *ACCOUNTS.lock().unwrap().get(&id).unwrap_or(&0)
+}
+
+/// Reads the balance inside the write: with `before`, that read already
+/// misses the old cached value.
+#[cache_write(invalidate = ["account:<id>"], before = true, recache = [balance(id)], cache = BANK)]
+fn deposit(id: u32, amount: i64) -> Result<i64, String> {
+    let seen = balance(id);
+    let mut a = ACCOUNTS.lock().unwrap();
+    let b = a.entry(id).or_insert(0);
+    assert_eq!(
+        *b, seen,
+        "the read inside the write saw the current balance"
+    );
+    *b += amount;
+    Ok(*b)
+}
+
+#[test]
+fn before_invalidates_first_and_recache_rewarms() {
+    ACCOUNTS.lock().unwrap().insert(1, 100);
+    assert_eq!(balance(1), 100);
+    ACCOUNTS.lock().unwrap().insert(1, 150); // changed behind the cache's back
+    assert_eq!(balance(1), 100, "cached");
+    let loads = BALANCE_LOADS.load(SeqCst);
+    assert_eq!(
+        deposit(1, 10),
+        Ok(160),
+        "before = true: the body read 150, not the cached 100"
+    );
+    assert_eq!(
+        BALANCE_LOADS.load(SeqCst),
+        loads + 2,
+        "one load inside the write, one recache after"
+    );
+    assert_eq!(balance(1), 160, "re-warmed with the new balance");
+    assert_eq!(
+        BALANCE_LOADS.load(SeqCst),
+        loads + 2,
+        "served by the recache, no load"
+    );
+}
+
+static ASYNC_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "doc:<id>", ttl = 600, cache = BANK)]
+async fn doc(id: u32) -> Result<String, String> {
+    let n = ASYNC_LOADS.fetch_add(1, SeqCst);
+    Ok(format!("doc {id} v{n}"))
+}
+
+#[cache_write(invalidate = ["doc:<id>"], recache = [doc(id)], cache = BANK)]
+async fn edit_doc(id: u32, text: String) -> Result<usize, String> {
+    Ok(text.len())
+}
+
+#[tokio::test]
+async fn async_writer_recaches_an_async_reader() {
+    assert_eq!(doc(1).await.unwrap(), "doc 1 v0");
+    assert_eq!(edit_doc(1, "hello".into()).await, Ok(5));
+    assert_eq!(
+        ASYNC_LOADS.load(SeqCst),
+        2,
+        "recached right after the write"
+    );
+    assert_eq!(
+        doc(1).await.unwrap(),
+        "doc 1 v1",
+        "served from the re-warmed entry"
+    );
+    assert_eq!(ASYNC_LOADS.load(SeqCst), 2);
+}
+
+// ---- the future buffer ---------------------------------------------------------------------
+
+static RACE_CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
+static RACE: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("race")
+        .clock(Clock::manual(&RACE_CLOCK))
+        .build()
+});
+static RACE_DB: Mutex<u32> = Mutex::new(1);
+static RACE_GATE: Mutex<Option<mpsc::Receiver<()>>> = Mutex::new(None);
+static RACE_SERIAL: Mutex<()> = Mutex::new(());
+
+/// Reads the "database", then (when gated) waits before returning: a slow
+/// read that started before a write and finishes after it.
+#[cached(key = "stock:<sku>", ttl = 600, cache = RACE)]
+fn stock(sku: u32) -> u32 {
+    let v = *RACE_DB.lock().unwrap();
+    let gate = RACE_GATE.lock().unwrap().take();
+    if let Some(gate) = gate {
+        gate.recv().ok();
+    }
+    let _ = sku;
+    v
+}
+
+#[cache_write(invalidate = ["stock:<sku>"], cache = RACE)]
+fn restock(sku: u32, to: u32) {
+    let _ = sku;
+    *RACE_DB.lock().unwrap() = to;
+}
+
+#[cache_write(invalidate = ["stock:<sku>"], buffer_ms = 5000, cache = RACE)]
+fn restock_buffered(sku: u32, to: u32) {
+    let _ = sku;
+    *RACE_DB.lock().unwrap() = to;
+}
+
+/// The slow read stores its old value 10 ms after the write's invalidation.
+fn race(sku: u32, write: impl FnOnce()) -> u32 {
+    let (tx, rx) = mpsc::channel();
+    *RACE_GATE.lock().unwrap() = Some(rx);
+    let reader = std::thread::spawn(move || stock(sku));
+    while RACE_GATE.lock().unwrap().is_some() {
+        std::thread::yield_now(); // the reader has read the old value
+    }
+    write();
+    RACE_CLOCK.advance(Duration::from_millis(10));
+    tx.send(()).unwrap();
+    reader.join().unwrap();
+    stock(sku)
+}
+
+#[test]
+fn a_buffered_invalidation_discards_a_racing_read() {
+    let _g = RACE_SERIAL.lock().unwrap();
+    *RACE_DB.lock().unwrap() = 1;
+    assert_eq!(
+        race(1, || restock_buffered(1, 2)),
+        2,
+        "the old value stored after the write was discarded"
+    );
+    RACE_CLOCK.advance(Duration::from_secs(6));
+}
+
+#[test]
+fn without_a_buffer_the_racing_read_is_served() {
+    let _g = RACE_SERIAL.lock().unwrap();
+    *RACE_DB.lock().unwrap() = 1;
+    assert_eq!(
+        race(2, || restock(2, 2)),
+        1,
+        "the stale value was stored and served: the buffer matters"
+    );
+}
