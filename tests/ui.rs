@@ -1,9 +1,11 @@
-//! Compile-time diagnostics of `#[cached]`: each case under `tests/ui/` is a
-//! program that must fail to compile with the error in its `.stderr` (or, in
-//! `pass/`, compile and run).
+//! Compile-time diagnostics of `#[cached]` and `#[cache_write]`: each case
+//! under `tests/ui/` is a program that must fail to compile with the errors
+//! in its `.stderr` (or, in `pass/`, compile and run).
 //!
 //! Regenerate the expected output with `TRYBUILD=overwrite cargo test --test ui`
-//! and read every changed `.stderr` before committing it.
+//! and read every changed `.stderr` before committing it: each error must be
+//! the intended one, at the offending token. The expected output is that of
+//! the toolchain CI uses (the one in `rust-toolchain.toml`).
 
 #[test]
 fn ui() {
@@ -13,6 +15,8 @@ fn ui() {
     t.compile_fail("tests/ui/shape/*.rs");
     t.compile_fail("tests/ui/bounds/*.rs");
     t.compile_fail("tests/ui/multi/*.rs");
+    // Lints still fire on the user's code through the expansion.
     t.compile_fail("tests/ui/lints/*.rs");
+    t.compile_fail("tests/ui/write/*.rs");
     t.pass("tests/ui/pass/*.rs");
 }

@@ -25,6 +25,10 @@ impl Errors {
     pub(crate) fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
         self.push(syn::Error::new(span, msg));
     }
+    /// An error covering every token of `tokens` (not only the first).
+    pub(crate) fn spanned(&mut self, tokens: &impl quote::ToTokens, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, msg));
+    }
     pub(crate) fn finish(self) -> Result<(), syn::Error> {
         match self.0 {
             Some(e) => Err(e),
@@ -159,9 +163,19 @@ impl CachedArgs {
                 name.as_str()
             };
             if seen.iter().any(|s| s == canonical) {
-                errors.at(arg.name.span(), format!("`{name}` is given more than once"));
+                let msg = if canonical == "jitter"
+                    && seen.iter().any(|s| s == "jitter")
+                    && (name == "smooth_expiry" || seen.contains(&"smooth_expiry".to_string()))
+                {
+                    "`jitter` and `smooth_expiry` both set the spread of TTLs: give only one"
+                        .to_string()
+                } else {
+                    format!("`{name}` is given more than once")
+                };
+                errors.at(arg.name.span(), msg);
                 continue;
             }
+            seen.push(name.clone());
             seen.push(canonical.to_string());
             args.take(arg, errors);
         }
@@ -378,7 +392,7 @@ fn duration(expr: &Expr, name: &str, errors: &mut Errors) -> Option<u64> {
             lit: Lit::Str(s), ..
         }) => parse_duration(&s.value()),
         Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
-            errors.at(expr.span(), format!("`{name}` must be positive"));
+            errors.spanned(expr, format!("`{name}` must be positive"));
             return None;
         }
         _ => None,
@@ -473,5 +487,118 @@ mod tests {
         for bad in ["", "m", "5x", "five", "5 m s"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
+    }
+}
+
+/// The arguments of one `#[cache_write]`.
+#[derive(Default)]
+pub(crate) struct WriteArgs {
+    pub(crate) invalidate: Vec<LitStr>,
+    pub(crate) invalidate_span: Option<Span>,
+    pub(crate) before: bool,
+    pub(crate) buffer_ms: u64,
+    pub(crate) recache: Vec<Expr>,
+    pub(crate) cache: Option<Expr>,
+    pub(crate) krate: Option<Path>,
+}
+
+pub(crate) const WRITE_ARGS: &[&str] = &[
+    "invalidate",
+    "before",
+    "buffer",
+    "buffer_ms",
+    "recache",
+    "cache",
+    "crate",
+];
+
+impl WriteArgs {
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> syn::Result<Self> {
+        let raw =
+            syn::parse::Parser::parse2(Punctuated::<RawArg, Token![,]>::parse_terminated, tokens)?;
+        let mut args = WriteArgs::default();
+        let mut seen: Vec<String> = Vec::new();
+        for arg in raw {
+            let name = arg.name.to_string();
+            let span = arg.name.span();
+            if !WRITE_ARGS.contains(&name.as_str()) {
+                errors.at(
+                    span,
+                    format!(
+                        "unknown argument `{name}` to #[cache_write]; valid arguments are {}",
+                        list(WRITE_ARGS)
+                    ),
+                );
+                continue;
+            }
+            let canonical = if name == "buffer_ms" {
+                "buffer"
+            } else {
+                name.as_str()
+            };
+            if seen.iter().any(|s| s == canonical) {
+                errors.at(span, format!("`{name}` is given more than once"));
+                continue;
+            }
+            seen.push(canonical.to_string());
+            let RawValue::Expr(expr) = arg.value else {
+                errors.at(span, format!("`{name}` takes a value: `{name} = ...`"));
+                continue;
+            };
+            match name.as_str() {
+                "invalidate" => {
+                    args.invalidate_span = Some(span);
+                    match &expr {
+                        Expr::Array(a) => {
+                            for el in &a.elems {
+                                match el {
+                                    Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => args.invalidate.push(s.clone()),
+                                    other => errors.at(other.span(), "each tag to invalidate is a string literal template, such as `\"user:<id>\"`"),
+                                }
+                            }
+                        }
+                        _ => errors.at(expr.span(), "`invalidate` is an array of string literal templates: `invalidate = [\"user:<id>\"]`"),
+                    }
+                }
+                "before" => match &expr {
+                    Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => args.before = b.value,
+                    _ => errors.at(expr.span(), "`before` is `true` or `false` (true invalidates before running the function as well)"),
+                },
+                "buffer" => {
+                    if let Some(ms) = duration(&expr, "buffer", errors) {
+                        args.buffer_ms = ms;
+                    }
+                }
+                "buffer_ms" => match &expr {
+                    Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => match i.base10_parse::<u64>() {
+                        Ok(ms) => args.buffer_ms = ms,
+                        Err(_) => errors.at(i.span(), "`buffer_ms` is a whole number of milliseconds"),
+                    },
+                    _ => errors.at(expr.span(), "`buffer_ms` is a whole number of milliseconds, such as `buffer_ms = 500`"),
+                },
+                "recache" => match expr {
+                    Expr::Array(a) => {
+                        for el in a.elems {
+                            match el {
+                                Expr::Call(_) | Expr::MethodCall(_) => args.recache.push(el),
+                                other => errors.at(other.span(), "each recache entry is a call of a cached function, such as `get_user(id)`"),
+                            }
+                        }
+                    }
+                    other => errors.at(other.span(), "`recache` lists calls of cached functions: `recache = [get_user(id)]`"),
+                },
+                "cache" => args.cache = Some(expr),
+                "crate" => {
+                    if let Some(s) = string(&expr, "crate", "\"cachet\"", errors) {
+                        match s.parse::<Path>() {
+                            Ok(p) => args.krate = Some(p),
+                            Err(_) => errors.at(s.span(), "`crate` is a path, such as `crate = \"my_cachet\"`"),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(args)
     }
 }

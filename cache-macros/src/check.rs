@@ -36,6 +36,8 @@ pub(crate) enum ShapeKind {
 }
 
 pub(crate) struct Shape {
+    /// False for the stand-in used after a rejected return type.
+    pub(crate) valid: bool,
     pub(crate) kind: ShapeKind,
     pub(crate) ret: Type,
     /// The type stored in the cache.
@@ -90,7 +92,14 @@ pub(crate) fn function(item: ItemFn, errors: &mut Errors) -> Option<Func> {
     reject_generics(sig, errors);
     reject_variadic(sig, errors);
     let (receiver, params) = parameters(sig, errors);
-    let shape = shape(sig, errors)?;
+    // A bad return type is reported; the rest is still checked against a
+    // stand-in, so one build shows every mistake.
+    let shape = shape(sig, errors).unwrap_or(Shape {
+        kind: ShapeKind::Value,
+        ret: syn::parse_quote!(()),
+        value: syn::parse_quote!(()),
+        valid: false,
+    });
     Some(Func {
         is_async: sig.asyncness.is_some(),
         receiver,
@@ -113,8 +122,8 @@ fn reject_generics(sig: &syn::Signature, errors: &mut Errors) {
     for p in &sig.generics.params {
         match p {
             syn::GenericParam::Lifetime(_) => {}
-            other => errors.at(
-                other.span(),
+                        other => errors.spanned(
+                other,
                 "#[cached] does not support generic functions: each cached function owns one typed cache; write a non-generic function per type, or cache a wrapper",
             ),
         }
@@ -146,13 +155,13 @@ fn parameters(sig: &syn::Signature, errors: &mut Errors) -> (bool, Vec<Param>) {
         match input {
             FnArg::Receiver(r) => {
                 if r.reference.is_none() || r.colon_token.is_some() {
-                    errors.at(
-                        r.span(),
+                    errors.spanned(
+                        r,
                         "#[cached] methods take `&self`: a method that consumes `self` or takes a typed receiver cannot be cached",
                     );
                 } else if r.mutability.is_some() {
-                    errors.at(
-                        r.span(),
+                    errors.spanned(
+                        r,
                         "#[cached] methods take `&self`: a method taking `&mut self` changes its receiver, so its results cannot be served from a cache",
                     );
                 }
@@ -160,11 +169,10 @@ fn parameters(sig: &syn::Signature, errors: &mut Errors) -> (bool, Vec<Param>) {
             }
             FnArg::Typed(t) => {
                 if contains_impl_trait(&t.ty) {
-                    errors.at(
-                        t.ty.span(),
+                    errors.spanned(
+                        &t.ty,
                         "#[cached] does not support `impl Trait` arguments (they make the function generic); take a concrete type",
                     );
-                    continue;
                 }
                 match &*t.pat {
                     Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
@@ -229,7 +237,7 @@ fn shape(sig: &syn::Signature, errors: &mut Errors) -> Option<Shape> {
         ReturnType::Type(_, ty) => (**ty).clone(),
     };
     let reject = |errors: &mut Errors, msg: &str| {
-        errors.at(ret.span(), msg);
+        errors.spanned(&ret, msg);
         None
     };
     match &ret {
@@ -279,13 +287,18 @@ fn shape(sig: &syn::Signature, errors: &mut Errors) -> Option<Shape> {
         _ => (ShapeKind::Value, ret.clone()),
     };
     if let Type::Reference(r) = &value {
-        errors.at(
-            r.span(),
+        errors.spanned(
+            r,
             "#[cached] cannot cache a reference: return an owned value (wrap large values in `Arc`)",
         );
         return None;
     }
-    Some(Shape { kind, ret, value })
+    Some(Shape {
+        kind,
+        ret,
+        value,
+        valid: true,
+    })
 }
 
 // ---- arguments against the function -------------------------------------------
@@ -312,7 +325,7 @@ fn needs_ttl(args: &CachedArgs, errors: &mut Errors) {
 
 fn negative_needs_option(args: &CachedArgs, f: &Func, errors: &mut Errors) {
     if let Some(n) = args.negative_ttl {
-        if !matches!(f.shape.kind, ShapeKind::Option | ShapeKind::ResultOption) {
+        if f.shape.valid && !matches!(f.shape.kind, ShapeKind::Option | ShapeKind::ResultOption) {
             errors.at(
                 n.name_span,
                 "`negative_ttl` caches a `None`, but this function does not return an `Option` (or `Result<Option<_>, _>`)",
@@ -546,4 +559,118 @@ fn value_index(
 /// The span to blame for a missing trait on the value type.
 pub(crate) fn value_span(f: &Func) -> Span {
     f.shape.value.span()
+}
+
+// ---- #[cache_write] -----------------------------------------------------------------
+
+/// A writer function: what `#[cache_write]` needs of its signature.
+pub(crate) struct Writer {
+    pub(crate) item: ItemFn,
+    pub(crate) is_async: bool,
+    pub(crate) receiver: bool,
+    pub(crate) params: Vec<Param>,
+    /// Whether it returns a `Result` (only `Ok` invalidates).
+    pub(crate) fallible: bool,
+}
+
+pub(crate) fn writer(item: ItemFn, errors: &mut Errors) -> Writer {
+    let sig = &item.sig;
+    reject_const(sig, errors);
+    let (receiver, params) = parameters(sig, errors);
+    let fallible = match &sig.output {
+        ReturnType::Type(_, ty) => last_segment(ty).is_some_and(|s| s.ident == "Result"),
+        ReturnType::Default => false,
+    };
+    Writer {
+        is_async: sig.asyncness.is_some(),
+        receiver,
+        params,
+        fallible,
+        item,
+    }
+}
+
+/// The tags a writer invalidates: templates and the values they use.
+pub(crate) struct WritePlan {
+    pub(crate) tags: Vec<Vec<Seg>>,
+    pub(crate) values: Vec<Value>,
+}
+
+pub(crate) fn write_plan(
+    args: &crate::attr::WriteArgs,
+    w: &Writer,
+    errors: &mut Errors,
+) -> Option<WritePlan> {
+    if args.invalidate.is_empty() && args.recache.is_empty() {
+        errors.at(
+            args.invalidate_span.unwrap_or_else(|| w.item.sig.ident.span()),
+            "#[cache_write] needs something to do: `invalidate = [\"user:<id>\"]` and/or `recache = [get_user(id)]`",
+        );
+        return None;
+    }
+    // A writer is checked like a cached function with no key.
+    let as_func = Func {
+        item: w.item.clone(),
+        is_async: w.is_async,
+        receiver: w.receiver,
+        params: w
+            .params
+            .iter()
+            .map(|p| Param {
+                ident: p.ident.clone(),
+                mutable: p.mutable,
+                ty: p.ty.clone(),
+                by_ref: p.by_ref,
+            })
+            .collect(),
+        shape: Shape {
+            kind: ShapeKind::Value,
+            ret: syn::parse_quote!(()),
+            value: syn::parse_quote!(()),
+            valid: true,
+        },
+    };
+    let mut plan = KeyPlan {
+        key_type: String::new(),
+        id: Vec::new(),
+        args: Vec::new(),
+        tags: Vec::new(),
+        values: Vec::new(),
+        n_key: 0,
+        adapters: Vec::new(),
+    };
+    let adapted = HashMap::new();
+    let mut index = HashMap::new();
+    let mut ok = true;
+    for lit in &args.invalidate {
+        let t = match Template::parse(lit, "tag") {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(e);
+                ok = false;
+                continue;
+            }
+        };
+        let mut segs = Vec::new();
+        for piece in &t.pieces {
+            let seg = match piece {
+                Piece::Text(s) => Seg::Text(s.clone()),
+                Piece::Hole(h) => {
+                    match value_index(h, &t, &as_func, &adapted, &mut index, &mut plan, errors) {
+                        Some(i) => Seg::Value(i),
+                        None => {
+                            ok = false;
+                            continue;
+                        }
+                    }
+                }
+            };
+            segs.push(seg);
+        }
+        plan.tags.push(segs);
+    }
+    ok.then_some(WritePlan {
+        tags: plan.tags,
+        values: plan.values,
+    })
 }

@@ -219,9 +219,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
         }
     };
 
-    quote! {
-        #(#attrs)*
-        #vis #sig {
+    let inner = quote! {
             #[allow(unused_imports)]
             use #p::{ViaClone as _, ViaNothing as _, ViaOpaque as _, ViaSerde as _};
             static __CACHET_USE_CASE: #p::UseCaseSlot = #p::UseCaseSlot::new(#p::UseCaseSpec {
@@ -266,9 +264,21 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 };
                 (__cachet_uc, __cachet_miss)
             };
-            #load
-        }
+                        #load
+    };
+    let body = braced_like(block, inner);
+    quote! {
+        #(#attrs)*
+        #vis #sig #body
     }
+}
+
+/// `inner` in braces that carry the original body's span: the function then
+/// reads as the user's own code, so lints such as `dead_code` still fire.
+fn braced_like(block: &syn::Block, inner: TokenStream) -> TokenStream {
+    let mut g = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, inner);
+    g.set_span(block.brace_token.span.join());
+    quote!(#g)
 }
 
 /// How a cached value becomes the return value (`wrap`), how the body's
@@ -402,5 +412,181 @@ fn refresh_code(
             #(#take)*
             #job
         });
+    }
+}
+
+/// `#[cache_write]`: parse, validate, expand; on error, the function as it
+/// was plus every error.
+pub(crate) fn cache_write(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item_fn: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            let e = syn::Error::new(
+                e.span(),
+                format!("#[cache_write] goes on a function with a body: {e}"),
+            );
+            return with_error(item, e);
+        }
+    };
+    let mut errors = Errors::default();
+    let args = match crate::attr::WriteArgs::parse(args, &mut errors) {
+        Ok(a) => a,
+        Err(e) => {
+            errors.push(e);
+            return with_errors(item, errors);
+        }
+    };
+    let w = check::writer(item_fn, &mut errors);
+    let plan = check::write_plan(&args, &w, &mut errors);
+    match (errors.finish(), plan) {
+        (Ok(()), Some(plan)) => expand_write(&args, &w, &plan),
+        (Err(e), _) => with_error(item, e),
+        (Ok(()), None) => item,
+    }
+}
+
+/// Replaces each listed identifier with its `keep` twin, inside macro
+/// invocations too.
+fn rename_idents(tokens: TokenStream, names: &[(String, syn::Ident)]) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Ident(id) => match names.iter().find(|(n, _)| id == n) {
+                Some((_, to)) => TokenTree::Ident(syn::Ident::new(&to.to_string(), id.span())),
+                None => TokenTree::Ident(id),
+            },
+            TokenTree::Group(g) => {
+                let mut ng = Group::new(g.delimiter(), rename_idents(g.stream(), names));
+                ng.set_span(g.span());
+                TokenTree::Group(ng)
+            }
+            other => other,
+        })
+        .collect()
+}
+
+fn mentions(tokens: TokenStream, name: &str) -> bool {
+    use proc_macro2::TokenTree;
+    tokens.into_iter().any(|tt| match tt {
+        TokenTree::Ident(id) => id == name,
+        TokenTree::Group(g) => mentions(g.stream(), name),
+        _ => false,
+    })
+}
+
+fn expand_write(
+    args: &crate::attr::WriteArgs,
+    w: &check::Writer,
+    plan: &check::WritePlan,
+) -> TokenStream {
+    let krate = args
+        .krate
+        .as_ref()
+        .map(|p| quote!(#p))
+        .unwrap_or_else(|| quote!(::cachet));
+    let p = quote!(#krate::__private);
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = &w.item;
+    let ret: Type = match &sig.output {
+        syn::ReturnType::Default => syn::parse_quote!(()),
+        syn::ReturnType::Type(_, t) => (**t).clone(),
+    };
+    let tags = plan.tags.iter().map(|t| segments(&p, t));
+    let displays = plan.values.iter().map(|v| {
+        let b = &v.borrow;
+        quote_spanned!(b.span()=> &#b as &dyn ::core::fmt::Display)
+    });
+    let cache = match &args.cache {
+        Some(c) => quote_spanned!(c.span()=> #p::AsCache::as_cache(&(#c))),
+        None => quote!(::core::clone::Clone::clone(#p::default_cache())),
+    };
+    let buffer_ms = args.buffer_ms;
+    let buffer = quote!(::core::time::Duration::from_millis(#buffer_ms));
+    // Parameters the recache calls use are kept (cloned) before the body
+    // runs, since the body may consume them.
+    let mut keeps = Vec::new();
+    let mut renames = Vec::new();
+    for prm in &w.params {
+        let name = prm.ident.to_string();
+        if args
+            .recache
+            .iter()
+            .any(|e| mentions(e.to_token_stream(), &name))
+        {
+            let keep = format_ident!("__cachet_keep_{}", prm.ident);
+            let id = &prm.ident;
+            keeps.push(quote!(let #keep = ::core::clone::Clone::clone(&#id);));
+            renames.push((name, keep));
+        }
+    }
+    let recache: Vec<TokenStream> = args
+        .recache
+        .iter()
+        .map(|e| rename_idents(e.to_token_stream(), &renames))
+        .collect();
+    let succeeded = if w.fallible {
+        quote!(::core::result::Result::is_ok(&__cachet_r))
+    } else {
+        quote!(true)
+    };
+    // A value recached in the same millisecond as the invalidation would
+    // count as older than it: wait for the clock to pass it first.
+    let (wait_sync, wait_async) = if recache.is_empty() {
+        (TokenStream::new(), TokenStream::new())
+    } else {
+        (
+            quote!(__cachet_cache.wait_past(__cachet_at);),
+            quote!(__cachet_cache.wait_past_async(__cachet_at).await;),
+        )
+    };
+    let body = if w.is_async {
+        let before = args.before.then(|| {
+            quote!(__cachet_cache.invalidate_tags_async(::core::clone::Clone::clone(&__cachet_tags), #buffer).await;)
+        });
+        quote! {
+            #before
+            let __cachet_r: #ret = async move #block.await;
+                        if #succeeded {
+                let __cachet_at = __cachet_cache.invalidation_time(#buffer);
+                __cachet_cache.invalidate_tags_async(__cachet_tags, #buffer).await;
+                #wait_async
+                #( (&#p::Recache::new(#krate::refresh(|| #recache))).recache().await; )*
+            }
+            __cachet_r
+        }
+    } else {
+        let before = args.before.then(|| {
+            quote!(__cachet_cache.invalidate_tags_buffered(::core::clone::Clone::clone(&__cachet_tags), #buffer);)
+        });
+        quote! {
+            #before
+            let __cachet_r: #ret = (move || -> #ret #block)();
+                        if #succeeded {
+                let __cachet_at = __cachet_cache.invalidation_time(#buffer);
+                __cachet_cache.invalidate_tags_buffered(__cachet_tags, #buffer);
+                #wait_sync
+                #( (&#p::Recache::new(#krate::refresh(|| #recache))).recache_now(); )*
+            }
+            __cachet_r
+        }
+    };
+    let inner = quote! {
+        #[allow(unused_imports)]
+        use #p::{RecacheDone as _, RecacheFuture as _, RecacheSpawn as _, RecacheValue as _};
+        let __cachet_tags: ::std::vec::Vec<::std::string::String> =
+            #p::render_tags(&[#(#tags),*], &[#(#displays),*]);
+        #(#keeps)*
+        let __cachet_cache: #p::Cache = #cache;
+        #body
+    };
+    let body = braced_like(block, inner);
+    quote! {
+        #(#attrs)*
+        #vis #sig #body
     }
 }

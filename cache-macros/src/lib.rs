@@ -18,3 +18,10 @@ use proc_macro::TokenStream;
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(args.into(), item.into()).into()
 }
+
+/// Invalidates tags (and re-warms cached functions) after a write; see the
+/// `cachet` crate for the reference.
+#[proc_macro_attribute]
+pub fn cache_write(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::cache_write(args.into(), item.into()).into()
+}

@@ -1,0 +1,14 @@
+// In a method, the list of valid placeholders mentions `self.<field>`.
+#[derive(Clone)]
+struct Repo {
+    tenant: String,
+}
+
+impl Repo {
+    #[cachet::cached(key = "row:<tenant>:<i>", ttl = 60)]
+    fn row(&self, i: u64) -> u64 {
+        i + self.tenant.len() as u64
+    }
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use cachet::cache_write;
+
+#[cache_write(invalidate = ["user:<idd>"])]
+fn rename(id: u64, name: String) -> Result<(), String> {
+    let _ = (id, name);
+    Ok(())
+}
+
+fn main() {}
