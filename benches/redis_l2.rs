@@ -31,7 +31,10 @@ static CACHE: OnceLock<Cache> = OnceLock::new();
 
 #[cached(key = "user:<id>", ttl = 3600, layers = remote, cache = CACHE.get().unwrap().clone(), name = "L2Bench")]
 async fn user(id: u64) -> Result<User, String> {
-    Ok(User { id, name: format!("user-{id}") })
+    Ok(User {
+        id,
+        name: format!("user-{id}"),
+    })
 }
 
 fn bench(c: &mut Criterion) {
@@ -64,12 +67,18 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| {
             let mut c = raw.clone();
             async move {
-                let v: Option<Vec<u8>> = redis::cmd("GET").arg(urn).query_async(&mut c).await.unwrap();
+                let v: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(urn)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
                 v.unwrap()
             }
         })
     });
-    g.bench_function("cached_fn", |b| b.to_async(&rt).iter(|| async { user(1).await.unwrap() }));
+    g.bench_function("cached_fn", |b| {
+        b.to_async(&rt).iter(|| async { user(1).await.unwrap() })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("l2_throughput_64_tasks");
@@ -84,7 +93,8 @@ fn bench(c: &mut Criterion) {
                         tokio::spawn(async move {
                             for i in 0..64u64 {
                                 let k = format!("urn:bench:v1:user:{}#L2Bench", (t + i) % 100);
-                                let _: Option<Vec<u8>> = redis::cmd("GET").arg(k).query_async(&mut c).await.unwrap();
+                                let _: Option<Vec<u8>> =
+                                    redis::cmd("GET").arg(k).query_async(&mut c).await.unwrap();
                             }
                         })
                     })
@@ -113,24 +123,35 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    let keys: Vec<_> = (0..100u64).map(|i| cache.key("user", &i).use_case("L2Bench")).collect();
+    let keys: Vec<_> = (0..100u64)
+        .map(|i| cache.key("user", &i).use_case("L2Bench"))
+        .collect();
     let names: Vec<String> = keys.iter().map(|k| k.as_str().to_owned()).collect();
     let mut g = c.benchmark_group("l2_batch_100");
-    g.bench_with_input(BenchmarkId::new("raw_get_one_by_one", 100), &names, |b, names| {
-        b.to_async(&rt).iter(|| {
-            let mut c = raw.clone();
-            async move {
-                for k in names {
-                    let _: Option<Vec<u8>> = redis::cmd("GET").arg(k).query_async(&mut c).await.unwrap();
+    g.bench_with_input(
+        BenchmarkId::new("raw_get_one_by_one", 100),
+        &names,
+        |b, names| {
+            b.to_async(&rt).iter(|| {
+                let mut c = raw.clone();
+                async move {
+                    for k in names {
+                        let _: Option<Vec<u8>> =
+                            redis::cmd("GET").arg(k).query_async(&mut c).await.unwrap();
+                    }
                 }
-            }
-        })
-    });
+            })
+        },
+    );
     g.bench_with_input(BenchmarkId::new("raw_mget", 100), &names, |b, names| {
         b.to_async(&rt).iter(|| {
             let mut c = raw.clone();
             async move {
-                let v: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(names).query_async(&mut c).await.unwrap();
+                let v: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                    .arg(names)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
                 v
             }
         })
@@ -140,10 +161,14 @@ fn bench(c: &mut Criterion) {
     let reader = Cache::builder()
         .namespace("bench")
         .capacity(1)
-        .layer(LayerConfig::new(RedisBackend::from_url(&server.url()).unwrap()).timeout(Duration::from_secs(1)))
+        .layer(
+            LayerConfig::new(RedisBackend::from_url(&server.url()).unwrap())
+                .timeout(Duration::from_secs(1)),
+        )
         .build();
     g.bench_with_input(BenchmarkId::new("cache_get_many", 100), &keys, |b, keys| {
-        b.to_async(&rt).iter(|| async { reader.get_many_async::<User>(keys).await })
+        b.to_async(&rt)
+            .iter(|| async { reader.get_many_async::<User>(keys).await })
     });
     g.finish();
     drop(server);
