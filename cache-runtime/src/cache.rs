@@ -418,9 +418,11 @@ impl Cache {
         }
     }
 
-    /// Tells other processes that `urn` was (re)written at `at`, without
-    /// waiting: their older in-process copies are dropped.
-    pub(crate) fn announce_write(&self, urn: &str, at: u64) {
+    /// Tells other processes that `urn` was (re)written with an entry
+    /// created at `created`, without waiting: their copies created before it
+    /// are dropped (the watermark sits just below the new entry).
+    pub(crate) fn announce_write(&self, urn: &str, created: u64) {
+        let at = created.saturating_sub(1);
         let Some((bus, bytes)) = self.message(BusKind::Keys, vec![urn.to_owned()], at) else {
             return;
         };
@@ -833,13 +835,15 @@ impl Cache {
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
         let entry = self.entry_for(key, value, ttl);
+        let created = entry.created_ms;
         let remote = self.encode_for_layers(key, &entry);
         self.put_local(key, entry);
         if let Some((bytes, remaining)) = remote {
-            let key = key.clone();
+            let key2 = key.clone();
             self.remote_blocking(|c| async move {
-                c.put_remote(&key, bytes, remaining, usize::MAX).await
+                c.put_remote(&key2, bytes, remaining, usize::MAX).await
             });
+            self.announce_write(key.as_str(), created);
         }
     }
 
@@ -849,10 +853,12 @@ impl Cache {
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
         let entry = self.entry_for(key, value, ttl);
+        let created = entry.created_ms;
         let remote = self.encode_for_layers(key, &entry);
         self.put_local(key, entry);
         if let Some((bytes, remaining)) = remote {
             self.put_remote(key, bytes, remaining, usize::MAX).await;
+            self.announce_write(key.as_str(), created);
         }
     }
 
