@@ -224,6 +224,27 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Ok(Written::Value)
     }
 
+    /// Extends `key`'s TTL to `ttl` if it holds exactly `token`; returns
+    /// whether it did (a lease renewal). The default is not atomic; Redis
+    /// overrides it with a script.
+    async fn renew_if(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, BackendError> {
+        match self.get(key).await? {
+            Some(v) if v == token => {
+                self.set(key, v, ttl).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Removes `key` if it holds exactly `token` (a lease release).
+    async fn delete_if(&self, key: &str, token: &[u8]) -> Result<bool, BackendError> {
+        match self.get(key).await? {
+            Some(v) if v == token => self.delete(key).await,
+            _ => Ok(false),
+        }
+    }
+
     /// The invalidation bus that comes with this store, if any (Redis: its
     /// pub/sub). A cache whose layers offer one uses the first.
     fn bus(&self) -> Option<std::sync::Arc<dyn Bus>> {

@@ -13,6 +13,22 @@ const NAME: &str = "redis";
 /// Renews header and TTL when the stored content hash equals the new one,
 /// otherwise writes the value. ARGV: value, ttl ms, hash start, hash end
 /// (inclusive), hash bytes, header bytes.
+/// ARGV: token, ttl ms. Renews the lease if we hold it.
+const RENEW_IF: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
+/// ARGV: token. Releases the lease if we hold it.
+const DELETE_IF: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
 const DEDUPE: &str = r#"
 local cur = redis.call('GETRANGE', KEYS[1], ARGV[3], ARGV[4])
 if cur ~= '' and cur == ARGV[5] then
@@ -335,6 +351,29 @@ impl Backend for RedisBackend {
         } else {
             Written::Renewed
         })
+    }
+
+    async fn renew_if(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, BackendError> {
+        let mut c = self.conn.clone();
+        let n: i64 = Script::new(RENEW_IF)
+            .key(key)
+            .arg(token)
+            .arg(px(ttl))
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    async fn delete_if(&self, key: &str, token: &[u8]) -> Result<bool, BackendError> {
+        let mut c = self.conn.clone();
+        let n: i64 = Script::new(DELETE_IF)
+            .key(key)
+            .arg(token)
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(n == 1)
     }
 
     fn bus(&self) -> Option<std::sync::Arc<dyn Bus>> {

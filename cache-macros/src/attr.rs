@@ -602,3 +602,94 @@ impl WriteArgs {
         Ok(args)
     }
 }
+
+/// The arguments of one `#[bg_writer]`.
+#[derive(Default)]
+pub(crate) struct BgArgs {
+    pub(crate) key: Option<LitStr>,
+    pub(crate) interval_ms: Option<u64>,
+    pub(crate) ttl_ms: Option<u64>,
+    pub(crate) run_immediately: Option<bool>,
+    pub(crate) on_error: Option<Expr>,
+    pub(crate) cache: Option<Expr>,
+    pub(crate) name: Option<LitStr>,
+    pub(crate) krate: Option<Path>,
+}
+
+pub(crate) const BG_ARGS: &[&str] = &[
+    "key",
+    "interval",
+    "ttl",
+    "run_immediately",
+    "on_error",
+    "cache",
+    "name",
+    "crate",
+];
+
+impl BgArgs {
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> syn::Result<Self> {
+        let raw =
+            syn::parse::Parser::parse2(Punctuated::<RawArg, Token![,]>::parse_terminated, tokens)?;
+        let mut args = BgArgs::default();
+        let mut seen: Vec<String> = Vec::new();
+        for arg in raw {
+            let name = arg.name.to_string();
+            let span = arg.name.span();
+            if !BG_ARGS.contains(&name.as_str()) {
+                errors.at(
+                    span,
+                    format!(
+                        "unknown argument `{name}` to #[bg_writer]; valid arguments are {}",
+                        list(BG_ARGS)
+                    ),
+                );
+                continue;
+            }
+            if seen.contains(&name) {
+                errors.at(span, format!("`{name}` is given more than once"));
+                continue;
+            }
+            seen.push(name.clone());
+            let RawValue::Expr(expr) = arg.value else {
+                errors.at(span, format!("`{name}` takes a value: `{name} = ...`"));
+                continue;
+            };
+            match name.as_str() {
+                "key" => {
+                    args.key = string(&expr, "key", "\"daily_config\"", errors).and_then(|s| {
+                        if s.value().is_empty() || s.value().contains(char::is_whitespace) {
+                            errors.at(s.span(), "`key` names the value, such as `\"daily_config\"` (not empty, no spaces)");
+                            None
+                        } else {
+                            Some(s)
+                        }
+                    })
+                }
+                // `interval = 0` means no schedule: on demand only.
+                "interval" => match &expr {
+                    Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) if i.base10_digits() == "0" => args.interval_ms = Some(0),
+                    _ => args.interval_ms = duration(&expr, "interval", errors),
+                },
+                "ttl" => args.ttl_ms = duration(&expr, "ttl", errors),
+                "run_immediately" => match &expr {
+                    Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => args.run_immediately = Some(b.value),
+                    _ => errors.at(expr.span(), "`run_immediately` is `true` or `false`"),
+                },
+                "on_error" => args.on_error = Some(expr),
+                "cache" => args.cache = Some(expr),
+                "name" => args.name = string(&expr, "name", "\"DailyConfig\"", errors),
+                "crate" => {
+                    if let Some(s) = string(&expr, "crate", "\"cachet\"", errors) {
+                        match s.parse::<Path>() {
+                            Ok(p) => args.krate = Some(p),
+                            Err(_) => errors.at(s.span(), "`crate` is a path, such as `crate = \"my_cachet\"`"),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(args)
+    }
+}

@@ -590,3 +590,161 @@ fn expand_write(
         #vis #sig #body
     }
 }
+
+/// `#[bg_writer]`: the function becomes the loader of a `static` of the same
+/// name, a `cachet::BgWriter<T>`.
+pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
+    let f: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            let e = syn::Error::new(
+                e.span(),
+                format!("#[bg_writer] goes on a function with a body: {e}"),
+            );
+            return with_error(item, e);
+        }
+    };
+    let mut errors = Errors::default();
+    let args = match crate::attr::BgArgs::parse(args, &mut errors) {
+        Ok(a) => a,
+        Err(e) => {
+            errors.push(e);
+            return with_errors(item, errors);
+        }
+    };
+    if args.key.is_none() {
+        errors.at(
+            f.sig.ident.span(),
+            "#[bg_writer] needs the key it owns: `key = \"daily_config\"`",
+        );
+    }
+    if args.interval_ms.is_none() {
+        errors.at(
+            f.sig.ident.span(),
+            "#[bg_writer] needs an `interval` (seconds or a duration string; `interval = 0` loads on demand only)",
+        );
+    }
+    if !f.sig.inputs.is_empty() {
+        errors.spanned(
+            &f.sig.inputs,
+            "a background writer's loader takes no arguments: it owns one key",
+        );
+    }
+    if !f.sig.generics.params.is_empty() {
+        errors.spanned(
+            &f.sig.generics,
+            "a background writer's loader cannot be generic",
+        );
+    }
+    let ret: Type = match &f.sig.output {
+        syn::ReturnType::Type(_, t) => (**t).clone(),
+        syn::ReturnType::Default => {
+            errors.at(
+                f.sig.ident.span(),
+                "a background writer's loader returns the value to keep (`T` or `Result<T, E>`)",
+            );
+            syn::parse_quote!(())
+        }
+    };
+    if let Err(e) = errors.finish() {
+        return with_error(item, e);
+    }
+    let krate = args
+        .krate
+        .as_ref()
+        .map(|p| quote!(#p))
+        .unwrap_or_else(|| quote!(::cachet));
+    let p = quote!(#krate::__private);
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = &f;
+    let ident = &sig.ident;
+    let loader = format_ident!("__cachet_bg_{}", ident);
+    let (value, fallible) = match &ret {
+        Type::Path(tp)
+            if tp.qself.is_none()
+                && tp.path.segments.last().is_some_and(|s| s.ident == "Result") =>
+        {
+            match &tp.path.segments.last().map(|s| &s.arguments) {
+                Some(syn::PathArguments::AngleBracketed(a)) => match a.args.first() {
+                    Some(syn::GenericArgument::Type(t)) => (t.clone(), true),
+                    _ => (ret.clone(), false),
+                },
+                _ => (ret.clone(), false),
+            }
+        }
+        _ => (ret.clone(), false),
+    };
+    let on_error = args
+        .on_error
+        .as_ref()
+        .map(|h| quote_spanned!(h.span()=> (#h)(&__cachet_e);));
+    let settle = if fallible {
+        quote! {
+            match __cachet_r {
+                ::core::result::Result::Ok(v) => ::core::result::Result::Ok(v),
+                ::core::result::Result::Err(__cachet_e) => {
+                    #on_error
+                    ::core::result::Result::Err(#p::BgFailure::new(&__cachet_e))
+                }
+            }
+        }
+    } else {
+        quote!(::core::result::Result::Ok(__cachet_r))
+    };
+    let load = if sig.asyncness.is_some() {
+        quote! {
+            #p::BgLoader::Async(|| ::std::boxed::Box::pin(async {
+                let __cachet_r = #loader().await;
+                #settle
+            }))
+        }
+    } else {
+        quote! {
+            #p::BgLoader::Sync(|| {
+                let __cachet_r = #loader();
+                #settle
+            })
+        }
+    };
+    let key = args.key.as_ref().map(|k| quote!(#k)).unwrap_or_default();
+    let interval_ms = args.interval_ms.unwrap_or(0);
+    let ttl_ms = opt(args.ttl_ms);
+    let run_immediately = args.run_immediately.unwrap_or(true);
+    let name = match &args.name {
+        Some(l) => quote!(#l),
+        None => quote!(::core::concat!(
+            ::core::module_path!(),
+            "::",
+            ::core::stringify!(#ident)
+        )),
+    };
+    let cache = match &args.cache {
+        Some(c) => quote_spanned!(c.span()=> || #p::AsCache::as_cache(&(#c))),
+        None => quote!(|| ::core::clone::Clone::clone(#p::default_cache())),
+    };
+    let asyncness = &sig.asyncness;
+    let output = &sig.output;
+    let loader_fn = braced_like(block, quote!(#block));
+    quote! {
+        #[doc(hidden)]
+        #asyncness fn #loader() #output #loader_fn
+
+        #(#attrs)*
+        #[allow(non_upper_case_globals)]
+        #vis static #ident: #krate::BgWriter<#value> = #krate::BgWriter::new(
+            #p::BgSpec {
+                key: #key,
+                interval_ms: #interval_ms,
+                ttl_ms: #ttl_ms,
+                run_immediately: #run_immediately,
+                name: #name,
+            },
+            #load,
+            #cache,
+        );
+    }
+}

@@ -19,6 +19,13 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(args.into(), item.into()).into()
 }
 
+/// Turns a loader into a background writer `static` of the same name; see
+/// the `cachet` crate for the reference.
+#[proc_macro_attribute]
+pub fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::bg_writer(args.into(), item.into()).into()
+}
+
 /// Invalidates tags (and re-warms cached functions) after a write; see the
 /// `cachet` crate for the reference.
 #[proc_macro_attribute]

@@ -408,6 +408,37 @@ impl RemoteLayer {
         Ok(v)
     }
 
+    pub(crate) async fn renew_if(
+        &self,
+        clock: &Clock,
+        key: &str,
+        token: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, Skip> {
+        self.admit(clock)?;
+        let b = self.backend.clone();
+        let k = key.to_owned();
+        let r = run(
+            self.timeout,
+            async move { b.renew_if(&k, &token, ttl).await },
+        )
+        .await;
+        self.settle(clock, "renew_if", key, r)
+    }
+
+    pub(crate) async fn delete_if(
+        &self,
+        clock: &Clock,
+        key: &str,
+        token: Vec<u8>,
+    ) -> Result<bool, Skip> {
+        self.admit(clock)?;
+        let b = self.backend.clone();
+        let k = key.to_owned();
+        let r = run(self.timeout, async move { b.delete_if(&k, &token).await }).await;
+        self.settle(clock, "delete_if", key, r)
+    }
+
     /// A batch read that does not count as hits or misses (watermarks).
     pub(crate) async fn get_many_uncounted(
         &self,

@@ -12,6 +12,7 @@
 )]
 #![forbid(unsafe_code)]
 
+mod bg;
 mod cache;
 mod clock;
 mod context;
@@ -26,6 +27,7 @@ mod store;
 mod use_case;
 mod watermark;
 
+pub use bg::{shutdown, shutdown_async, BgError, BgFailure, BgReader, BgWriter};
 pub use cache::{
     configure, default_cache, stats, stats_for, AsCache, Cache, CacheBuilder, ConfigError,
     NamedCache, Setup, DEFAULT_CAPACITY,
@@ -60,6 +62,7 @@ pub use use_case::UseCase;
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::bg::{BgFailure, BgLoader, BgSpec};
     pub use crate::cache::{default_cache, AsCache, Cache};
     pub use crate::checks::*;
     pub use crate::context::{take_mode, Mode};

@@ -1,0 +1,294 @@
+//! Background writers and readers, on paused tokio time (no real sleeping):
+//! the BGCache single-writer / multi-reader pattern, schedules, TTLs,
+//! on-demand loads, errors, overlap, duplicates, invalidation.
+
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use cachet::{bg_writer, BgError, BgReader, Cache, Clock, ManualClock};
+use serde::{Deserialize, Serialize};
+use tokio::time::sleep;
+
+/// `cachet::shutdown()` stops every writer of the process: tests take turns.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+static SHARED: LazyLock<Cache> = LazyLock::new(|| Cache::builder().name("bg-shared").build());
+
+// ---- the BGCache guide: one writer, a reader, shutdown ----------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Demo {
+    v: u32,
+}
+
+static DEMO_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[bg_writer(key = "demo", interval = "50ms", cache = SHARED)]
+async fn demo_writer() -> Demo {
+    Demo {
+        v: DEMO_CALLS.fetch_add(1, SeqCst) + 1,
+    }
+}
+
+static DEMO_READER: BgReader<Demo> = BgReader::new("demo").interval_ms(50).cache(&SHARED);
+
+#[tokio::test(start_paused = true)]
+async fn writer_and_reader_then_shutdown() {
+    let _g = SERIAL.lock().await;
+    demo_writer.start().unwrap();
+    DEMO_READER.start();
+    sleep(Duration::from_millis(100)).await;
+    let v1 = DEMO_READER.get_async().await.unwrap();
+    assert!(v1.v >= 1, "{v1:?}");
+    sleep(Duration::from_millis(100)).await;
+    let v2 = DEMO_READER.get_async().await.unwrap();
+    assert!(
+        v2.v > v1.v,
+        "the reader sees increasing versions: {v1:?} then {v2:?}"
+    );
+    assert_eq!(
+        demo_writer.get_async().await.unwrap().v,
+        DEMO_CALLS.load(SeqCst),
+        "the writer serves its latest"
+    );
+    cachet::shutdown_async().await;
+    cachet::shutdown_async().await; // twice is fine
+    let n = DEMO_CALLS.load(SeqCst);
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(DEMO_CALLS.load(SeqCst), n, "no loader call after shutdown");
+    assert_eq!(
+        DEMO_READER.get_async().await.unwrap().v,
+        n,
+        "reads still answer from memory"
+    );
+}
+
+// ---- schedules ---------------------------------------------------------------------------
+
+static LATE_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[bg_writer(key = "late", interval = 10, run_immediately = false, cache = SHARED)]
+async fn late() -> u32 {
+    LATE_CALLS.fetch_add(1, SeqCst) + 1
+}
+
+static EARLY_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[bg_writer(key = "early", interval = 10, cache = SHARED)]
+async fn early() -> u32 {
+    EARLY_CALLS.fetch_add(1, SeqCst) + 1
+}
+
+#[tokio::test(start_paused = true)]
+async fn interval_and_run_immediately() {
+    let _g = SERIAL.lock().await;
+    late.start().unwrap();
+    early.start().unwrap();
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(
+        EARLY_CALLS.load(SeqCst),
+        1,
+        "run_immediately (the default): loaded at start"
+    );
+    assert_eq!(
+        LATE_CALLS.load(SeqCst),
+        0,
+        "run_immediately = false: nothing yet"
+    );
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(LATE_CALLS.load(SeqCst), 0);
+    sleep(Duration::from_secs(6)).await; // t = 11 s
+    assert_eq!((LATE_CALLS.load(SeqCst), EARLY_CALLS.load(SeqCst)), (1, 2));
+    sleep(Duration::from_secs(30)).await; // t = 41 s
+    assert_eq!(
+        (LATE_CALLS.load(SeqCst), EARLY_CALLS.load(SeqCst)),
+        (4, 5),
+        "one load per 10 s"
+    );
+    assert_eq!(
+        late.ttl(),
+        Some(Duration::from_secs(20)),
+        "ttl defaults to twice the interval"
+    );
+    assert_eq!(late.interval(), Some(Duration::from_secs(10)));
+    late.stop();
+    early.stop();
+}
+
+static TTL_CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
+static TTL_CACHE: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("bg-ttl")
+        .clock(Clock::manual(&TTL_CLOCK))
+        .build()
+});
+
+#[bg_writer(key = "ttl_default", interval = 30, cache = TTL_CACHE)]
+async fn ttl_default() -> String {
+    "cfg".to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_value_lives_twice_the_interval_in_the_cache() {
+    let _g = SERIAL.lock().await;
+    ttl_default.start().unwrap();
+    sleep(Duration::from_millis(1)).await;
+    ttl_default.stop();
+    let key = ttl_default.key().clone();
+    TTL_CLOCK.advance(Duration::from_secs(59));
+    assert_eq!(TTL_CACHE.get::<String>(&key).as_deref(), Some("cfg"));
+    TTL_CLOCK.advance(Duration::from_secs(1));
+    assert_eq!(
+        TTL_CACHE.get::<String>(&key),
+        None,
+        "gone after 60 s = 2 x 30 s"
+    );
+}
+
+static DEMAND_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[bg_writer(key = "on_demand", interval = 0, cache = SHARED)]
+async fn on_demand() -> u32 {
+    sleep(Duration::from_millis(20)).await;
+    DEMAND_CALLS.fetch_add(1, SeqCst) + 1
+}
+
+#[tokio::test(start_paused = true)]
+async fn interval_zero_loads_on_demand_only_once() {
+    let _g = SERIAL.lock().await;
+    on_demand.start().unwrap();
+    sleep(Duration::from_secs(3600)).await;
+    assert_eq!(DEMAND_CALLS.load(SeqCst), 0, "no schedule");
+    assert!(on_demand.try_get().is_none(), "try_get never waits");
+    let reads: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(on_demand.get_async()))
+        .collect();
+    for r in reads {
+        assert_eq!(*r.await.unwrap().unwrap(), 1);
+    }
+    assert_eq!(
+        DEMAND_CALLS.load(SeqCst),
+        1,
+        "ten concurrent first reads, one load"
+    );
+    assert_eq!(on_demand.interval(), None);
+}
+
+static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
+static FLAKY_ERRORS: AtomicU32 = AtomicU32::new(0);
+
+fn note_error(e: &String) {
+    assert_eq!(e, "upstream down");
+    FLAKY_ERRORS.fetch_add(1, SeqCst);
+}
+
+#[bg_writer(key = "flaky", interval = 10, on_error = note_error, cache = SHARED)]
+async fn flaky() -> Result<u32, String> {
+    let n = FLAKY_CALLS.fetch_add(1, SeqCst) + 1;
+    if n >= 2 {
+        Err("upstream down".into())
+    } else {
+        Ok(n)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_error_hears_the_error_and_the_old_value_stays() {
+    let _g = SERIAL.lock().await;
+    flaky.start().unwrap();
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(*flaky.get_async().await.unwrap(), 1);
+    sleep(Duration::from_secs(25)).await;
+    assert_eq!(FLAKY_CALLS.load(SeqCst), 3);
+    assert_eq!(FLAKY_ERRORS.load(SeqCst), 2, "on_error got each failure");
+    assert_eq!(
+        *flaky.get_async().await.unwrap(),
+        1,
+        "the previous value keeps being served"
+    );
+    assert_eq!(flaky.counts(), (3, 2));
+    flaky.stop();
+}
+
+static SLOW_CALLS: AtomicU32 = AtomicU32::new(0);
+static SLOW_IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
+static SLOW_MAX: AtomicU32 = AtomicU32::new(0);
+
+#[bg_writer(key = "slow", interval = 1, cache = SHARED)]
+async fn slow() -> u32 {
+    let now = SLOW_IN_FLIGHT.fetch_add(1, SeqCst) + 1;
+    SLOW_MAX.fetch_max(now, SeqCst);
+    sleep(Duration::from_millis(3_500)).await; // longer than the interval
+    SLOW_IN_FLIGHT.fetch_sub(1, SeqCst);
+    SLOW_CALLS.fetch_add(1, SeqCst) + 1
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_load_delays_the_next_tick_instead_of_overlapping() {
+    let _g = SERIAL.lock().await;
+    slow.start().unwrap();
+    sleep(Duration::from_secs(20)).await;
+    slow.stop();
+    assert_eq!(SLOW_MAX.load(SeqCst), 1, "never two loads at once");
+    let n = SLOW_CALLS.load(SeqCst);
+    assert!(
+        (4..=6).contains(&n),
+        "about one load per 3.5 s in 20 s, got {n}"
+    );
+}
+
+// ---- one writer per key; writer values are cache entries ----------------------------------
+
+#[bg_writer(key = "owned", interval = 60, cache = SHARED)]
+async fn owner_one() -> u32 {
+    1
+}
+
+#[bg_writer(key = "owned", interval = 60, cache = SHARED)]
+async fn owner_two() -> u32 {
+    2
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_writer_for_a_key_is_refused() {
+    let _g = SERIAL.lock().await;
+    owner_one.start().unwrap();
+    let e = owner_two.start().unwrap_err();
+    assert!(
+        matches!(e, BgError::Duplicate(ref k) if k.contains("owned")),
+        "{e}"
+    );
+    assert!(owner_two.get_async().await.is_err(), "its reads say so too");
+    owner_one.start().unwrap(); // the owner may start again
+    owner_one.stop();
+}
+
+static CFG_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[bg_writer(key = "daily_config", interval = 300, cache = SHARED)]
+fn daily_config() -> Result<Vec<String>, String> {
+    Ok(vec![format!("v{}", CFG_CALLS.fetch_add(1, SeqCst) + 1)])
+}
+
+#[test]
+fn a_sync_writer_is_an_entry_and_invalidation_forces_a_reload() {
+    let _g = SERIAL.blocking_lock();
+    assert_eq!(daily_config.get().unwrap()[0], "v1");
+    daily_config.stop();
+    let key = daily_config.key().clone();
+    assert_eq!(
+        SHARED.get::<Vec<String>>(&key),
+        Some(vec!["v1".to_string()]),
+        "an entry like any other"
+    );
+    daily_config.invalidate();
+    assert!(daily_config.try_get().is_none());
+    assert_eq!(daily_config.get().unwrap()[0], "v2", "reloaded early");
+    SHARED.invalidate_entity("bg", &"daily_config");
+    assert!(
+        daily_config.try_get().is_none(),
+        "tag invalidation reaches it too"
+    );
+    assert_eq!(daily_config.get().unwrap()[0], "v3");
+}
