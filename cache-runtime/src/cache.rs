@@ -715,7 +715,7 @@ impl Cache {
         let remaining = Duration::from_millis(
             entry
                 .stale_until_ms
-                .saturating_sub(self.inner.clock.now_ms()),
+                .saturating_sub(self.inner.clock.precise_ms()),
         );
         match envelope::encode(entry, self.inner.codec) {
             Ok(b) => Some((b, remaining)),
