@@ -137,46 +137,61 @@ fn list(valid: &[&str]) -> String {
         .join(", ")
 }
 
+/// Parses `name = value, ...` and reports, each at its name, arguments not in
+/// `valid` (listing the valid ones) and arguments given twice. `alias` maps a
+/// name to the one it stands for (`smooth_expiry` sets `jitter`).
+fn named_args(
+    tokens: TokenStream,
+    attr: &str,
+    valid: &[&str],
+    alias: fn(&str) -> &str,
+    errors: &mut Errors,
+) -> syn::Result<Vec<RawArg>> {
+    let raw =
+        syn::parse::Parser::parse2(Punctuated::<RawArg, Token![,]>::parse_terminated, tokens)?;
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut out = Vec::new();
+    for arg in raw {
+        let name = arg.name.to_string();
+        if !valid.contains(&name.as_str()) {
+            errors.at(
+                arg.name.span(),
+                format!(
+                    "unknown argument `{name}` to #[{attr}]; valid arguments are {}",
+                    list(valid)
+                ),
+            );
+            continue;
+        }
+        let canonical = alias(&name).to_string();
+        if let Some((_, first)) = seen.iter().find(|(c, _)| *c == canonical) {
+            let msg = if *first == name {
+                format!("`{name}` is given more than once")
+            } else {
+                format!("`{first}` and `{name}` set the same thing: give only one")
+            };
+            errors.at(arg.name.span(), msg);
+            continue;
+        }
+        seen.push((canonical, name));
+        out.push(arg);
+    }
+    Ok(out)
+}
+
 impl CachedArgs {
     /// Parses the attribute's tokens. Syntax errors are returned at once;
     /// mistakes in values are pushed to `errors` and the argument skipped.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> syn::Result<Self> {
-        let raw =
-            syn::parse::Parser::parse2(Punctuated::<RawArg, Token![,]>::parse_terminated, tokens)?;
-        let mut args = CachedArgs::default();
-        let mut seen: Vec<String> = Vec::new();
-        for arg in raw {
-            let name = arg.name.to_string();
-            if !CACHED_ARGS.contains(&name.as_str()) {
-                errors.at(
-                    arg.name.span(),
-                    format!(
-                        "unknown argument `{name}` to #[cached]; valid arguments are {}",
-                        list(CACHED_ARGS)
-                    ),
-                );
-                continue;
-            }
-            let canonical = if name == "smooth_expiry" {
+        fn alias(n: &str) -> &str {
+            if n == "smooth_expiry" {
                 "jitter"
             } else {
-                name.as_str()
-            };
-            if seen.iter().any(|s| s == canonical) {
-                let msg = if canonical == "jitter"
-                    && seen.iter().any(|s| s == "jitter")
-                    && (name == "smooth_expiry" || seen.contains(&"smooth_expiry".to_string()))
-                {
-                    "`jitter` and `smooth_expiry` both set the spread of TTLs: give only one"
-                        .to_string()
-                } else {
-                    format!("`{name}` is given more than once")
-                };
-                errors.at(arg.name.span(), msg);
-                continue;
+                n
             }
-            seen.push(name.clone());
-            seen.push(canonical.to_string());
+        }
+        let mut args = CachedArgs::default();
+        for arg in named_args(tokens, "cached", CACHED_ARGS, alias, errors)? {
             args.take(arg, errors);
         }
         Ok(args)
@@ -514,33 +529,17 @@ pub(crate) const WRITE_ARGS: &[&str] = &[
 
 impl WriteArgs {
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> syn::Result<Self> {
-        let raw =
-            syn::parse::Parser::parse2(Punctuated::<RawArg, Token![,]>::parse_terminated, tokens)?;
-        let mut args = WriteArgs::default();
-        let mut seen: Vec<String> = Vec::new();
-        for arg in raw {
-            let name = arg.name.to_string();
-            let span = arg.name.span();
-            if !WRITE_ARGS.contains(&name.as_str()) {
-                errors.at(
-                    span,
-                    format!(
-                        "unknown argument `{name}` to #[cache_write]; valid arguments are {}",
-                        list(WRITE_ARGS)
-                    ),
-                );
-                continue;
-            }
-            let canonical = if name == "buffer_ms" {
+        fn alias(n: &str) -> &str {
+            if n == "buffer_ms" {
                 "buffer"
             } else {
-                name.as_str()
-            };
-            if seen.iter().any(|s| s == canonical) {
-                errors.at(span, format!("`{name}` is given more than once"));
-                continue;
+                n
             }
-            seen.push(canonical.to_string());
+        }
+        let mut args = WriteArgs::default();
+        for arg in named_args(tokens, "cache_write", WRITE_ARGS, alias, errors)? {
+            let name = arg.name.to_string();
+            let span = arg.name.span();
             let RawValue::Expr(expr) = arg.value else {
                 errors.at(span, format!("`{name}` takes a value: `{name} = ...`"));
                 continue;
@@ -629,28 +628,10 @@ pub(crate) const BG_ARGS: &[&str] = &[
 
 impl BgArgs {
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> syn::Result<Self> {
-        let raw =
-            syn::parse::Parser::parse2(Punctuated::<RawArg, Token![,]>::parse_terminated, tokens)?;
         let mut args = BgArgs::default();
-        let mut seen: Vec<String> = Vec::new();
-        for arg in raw {
+        for arg in named_args(tokens, "bg_writer", BG_ARGS, |n| n, errors)? {
             let name = arg.name.to_string();
             let span = arg.name.span();
-            if !BG_ARGS.contains(&name.as_str()) {
-                errors.at(
-                    span,
-                    format!(
-                        "unknown argument `{name}` to #[bg_writer]; valid arguments are {}",
-                        list(BG_ARGS)
-                    ),
-                );
-                continue;
-            }
-            if seen.contains(&name) {
-                errors.at(span, format!("`{name}` is given more than once"));
-                continue;
-            }
-            seen.push(name.clone());
             let RawValue::Expr(expr) = arg.value else {
                 errors.at(span, format!("`{name}` takes a value: `{name} = ...`"));
                 continue;

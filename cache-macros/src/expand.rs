@@ -21,18 +21,23 @@ use syn::{ItemFn, Type};
 use crate::attr::{CachedArgs, Errors};
 use crate::check::{self, Func, KeyPlan, Param, Seg, ShapeKind};
 
+/// The function an attribute sits on, or the item back with the error.
+fn parse_item(item: &TokenStream, attr: &str) -> Result<ItemFn, TokenStream> {
+    syn::parse2(item.clone()).map_err(|e| {
+        let e = syn::Error::new(
+            e.span(),
+            format!("#[{attr}] goes on a function with a body: {e}"),
+        );
+        with_error(item.clone(), e)
+    })
+}
+
 /// The whole macro: parse, validate, expand; on error, the function as it
 /// was plus every error, so the rest of the crate still type-checks.
 pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item_fn: ItemFn = match syn::parse2(item.clone()) {
+    let item_fn = match parse_item(&item, "cached") {
         Ok(f) => f,
-        Err(e) => {
-            let e = syn::Error::new(
-                e.span(),
-                format!("#[cached] goes on a function with a body: {e}"),
-            );
-            return with_error(item, e);
-        }
+        Err(out) => return out,
     };
     let mut errors = Errors::default();
     let args = match CachedArgs::parse(args, &mut errors) {
@@ -418,15 +423,9 @@ fn refresh_code(
 /// `#[cache_write]`: parse, validate, expand; on error, the function as it
 /// was plus every error.
 pub(crate) fn cache_write(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item_fn: ItemFn = match syn::parse2(item.clone()) {
+    let item_fn = match parse_item(&item, "cache_write") {
         Ok(f) => f,
-        Err(e) => {
-            let e = syn::Error::new(
-                e.span(),
-                format!("#[cache_write] goes on a function with a body: {e}"),
-            );
-            return with_error(item, e);
-        }
+        Err(out) => return out,
     };
     let mut errors = Errors::default();
     let args = match crate::attr::WriteArgs::parse(args, &mut errors) {
@@ -594,15 +593,9 @@ fn expand_write(
 /// `#[bg_writer]`: the function becomes the loader of a `static` of the same
 /// name, a `cachet::BgWriter<T>`.
 pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
-    let f: ItemFn = match syn::parse2(item.clone()) {
+    let f = match parse_item(&item, "bg_writer") {
         Ok(f) => f,
-        Err(e) => {
-            let e = syn::Error::new(
-                e.span(),
-                format!("#[bg_writer] goes on a function with a body: {e}"),
-            );
-            return with_error(item, e);
-        }
+        Err(out) => return out,
     };
     let mut errors = Errors::default();
     let args = match crate::attr::BgArgs::parse(args, &mut errors) {

@@ -149,6 +149,24 @@ fn spawn_task<F: Future<Output = ()> + Send + 'static>(f: F) -> Option<tokio::ta
     cache_backends::io::handle().map(|h| h.spawn(f).abort_handle())
 }
 
+/// Runs `tick` every `period`, the first time at once or after one period.
+/// A slow tick delays the next one: ticks never overlap.
+async fn every<F, Fut>(period: Duration, immediately: bool, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if !immediately {
+        tokio::time::sleep(period).await;
+    }
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        tick().await;
+    }
+}
+
 /// The current value and when it was created (for invalidation checks).
 struct Current<T> {
     value: Arc<T>,
@@ -392,18 +410,10 @@ where
         let lease_key = format!("{}~lease:{}", s.cache.key_prefix(), self.spec.key);
         let period = Duration::from_millis(self.spec.interval_ms);
         let (lk, tk) = (lease_key.clone(), token.clone());
-        let Some(handle) = spawn_task(async move {
-            if !immediately {
-                tokio::time::sleep(period).await;
-            }
-            let mut ticker = tokio::time::interval(period);
-            // A slow load delays the next tick: loads never overlap.
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                self.tick(&lk, &tk).await;
-            }
-        }) else {
+        let Some(handle) = spawn_task(every(period, immediately, move || {
+            let (lk, tk) = (lk.clone(), tk.clone());
+            async move { self.tick(&lk, &tk).await }
+        })) else {
             return Err(BgError::Unavailable(s.key.as_str().to_owned()));
         };
         *task = Some(handle);
@@ -715,23 +725,15 @@ where
         }
         let period = Duration::from_millis(self.interval_ms);
         let immediately = self.run_immediately;
-        let handle = spawn_task(async move {
-            if !immediately {
-                tokio::time::sleep(period).await;
-            }
-            let mut ticker = tokio::time::interval(period);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                let s = self.shared();
-                let _g = s.loading.lock().await;
-                if s.pull().await.is_none() {
-                    if let Some(f) = self.on_error {
-                        f(&BgError::NoValue(s.key.as_str().to_owned()));
-                    }
+        let handle = spawn_task(every(period, immediately, move || async move {
+            let s = self.shared();
+            let _g = s.loading.lock().await;
+            if s.pull().await.is_none() {
+                if let Some(f) = self.on_error {
+                    f(&BgError::NoValue(s.key.as_str().to_owned()));
                 }
             }
-        });
+        }));
         *task = handle;
         drop(task);
         RUNNING
