@@ -876,7 +876,7 @@ where
     /// What to write to remote layers: the encoded entry and how long it
     /// lives from now (before each layer's cap).
     fn encoded(&self, urn: &str, entry: &Entry<V>) -> Option<(Vec<u8>, Duration)> {
-                let codec = self.remote?;
+        let codec = self.remote?;
         // Entries are stamped with the precise clock: measure with it too.
         let now = self.clock.precise_ms();
         let mut remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
