@@ -23,21 +23,31 @@ pub(crate) enum Outcome<V> {
 pub(crate) struct Flight<V> {
     outcome: Mutex<Outcome<V>>,
     cv: Condvar,
+    /// Sync callers blocked on `cv` (counted under the `outcome` lock), so
+    /// a flight nobody waits on finishes without a futex call.
+    blocked: std::sync::atomic::AtomicU32,
     notify: Notify,
 }
 
 impl<V: Clone> Flight<V> {
     fn new() -> Self {
         Flight {
-            outcome: Mutex::new(Outcome::Running),
+                        outcome: Mutex::new(Outcome::Running),
             cv: Condvar::new(),
+            blocked: std::sync::atomic::AtomicU32::new(0),
             notify: Notify::new(),
         }
     }
 
-    fn finish(&self, outcome: Outcome<V>) {
-        *self.outcome.lock().unwrap_or_else(|e| e.into_inner()) = outcome;
-        self.cv.notify_all();
+        fn finish(&self, outcome: Outcome<V>) {
+        let mut o = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        *o = outcome;
+        // Read under the lock: a waiter counts itself under it before waiting.
+        let blocked = self.blocked.load(std::sync::atomic::Ordering::Relaxed);
+        drop(o);
+        if blocked > 0 {
+            self.cv.notify_all();
+        }
         self.notify.notify_waiters();
     }
 
@@ -55,12 +65,14 @@ impl<V: Clone> Flight<V> {
 
     /// Blocks until the leader is done.
     pub(crate) fn wait(&self, share: impl Fn(&SharedError) -> Option<SharedError>) -> Outcome<V> {
-        let mut o = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+                let mut o = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(done) = Self::snapshot(&o, &share) {
                 return done;
             }
+            self.blocked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             o = self.cv.wait(o).unwrap_or_else(|e| e.into_inner());
+            self.blocked.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
