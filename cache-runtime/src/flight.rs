@@ -32,14 +32,14 @@ pub(crate) struct Flight<V> {
 impl<V: Clone> Flight<V> {
     fn new() -> Self {
         Flight {
-                        outcome: Mutex::new(Outcome::Running),
+            outcome: Mutex::new(Outcome::Running),
             cv: Condvar::new(),
             blocked: std::sync::atomic::AtomicU32::new(0),
             notify: Notify::new(),
         }
     }
 
-        fn finish(&self, outcome: Outcome<V>) {
+    fn finish(&self, outcome: Outcome<V>) {
         let mut o = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
         *o = outcome;
         // Read under the lock: a waiter counts itself under it before waiting.
@@ -65,14 +65,16 @@ impl<V: Clone> Flight<V> {
 
     /// Blocks until the leader is done.
     pub(crate) fn wait(&self, share: impl Fn(&SharedError) -> Option<SharedError>) -> Outcome<V> {
-                let mut o = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        let mut o = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(done) = Self::snapshot(&o, &share) {
                 return done;
             }
-            self.blocked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.blocked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             o = self.cv.wait(o).unwrap_or_else(|e| e.into_inner());
-            self.blocked.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.blocked
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
