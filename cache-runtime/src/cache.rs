@@ -814,6 +814,52 @@ impl Cache {
         v
     }
 
+    /// The entry under `key` in process memory, with its times and tags, if
+    /// it holds a `T` and can still be served (fresh or stale); for
+    /// inspection (`is_fresh`, `age`). Not counted as a hit or miss.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(1_000);
+    /// let cache = Cache::builder().clock(Clock::manual(&clock)).build();
+    /// let key = cache.key("user", &42);
+    /// cache.set(&key, "ada".to_string(), Some(Duration::from_secs(60)));
+    /// clock.advance(Duration::from_secs(5));
+    /// let e = cache.get_entry::<String>(&key).unwrap();
+    /// assert!(e.is_fresh(cache.clock().now_ms()));
+    /// assert_eq!(e.age(cache.clock().now_ms()), Duration::from_secs(5));
+    /// assert_eq!(e.value, "ada");
+    /// assert_eq!(&*e.tags[0], "user:42");
+    /// ```
+    pub fn get_entry<T: Clone + 'static>(&self, key: &Key) -> Option<Entry<T>> {
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .store
+            .with(
+                self.direct_hash(key),
+                |k| k == key.as_str(),
+                |h| {
+                    let e = &h.entry;
+                    if e.is_expired(now) || !h.valid(&self.inner.marks) {
+                        return None;
+                    }
+                    Some(Entry {
+                        value: e.value.downcast_ref::<T>()?.clone(),
+                        created_ms: e.created_ms,
+                        fresh_until_ms: e.fresh_until_ms,
+                        stale_until_ms: e.stale_until_ms,
+                        negative: e.negative,
+                        tags: e.tags.clone(),
+                    })
+                },
+            )
+            .flatten()
+    }
+
     /// The async twin of [`get`](Self::get).
     pub async fn get_async<T>(&self, key: &Key) -> Option<T>
     where

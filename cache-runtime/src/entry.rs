@@ -75,6 +75,16 @@ impl<V> Entry<V> {
         }
     }
 
+    /// Whether the entry is inside its TTL at `now_ms`.
+    pub fn is_fresh(&self, now_ms: Millis) -> bool {
+        self.freshness(now_ms) == Freshness::Fresh
+    }
+
+    /// How old the entry is at `now_ms`.
+    pub fn age(&self, now_ms: Millis) -> Duration {
+        Duration::from_millis(now_ms.saturating_sub(self.created_ms))
+    }
+
     /// Whether the entry can no longer be served at `now_ms`.
     #[inline]
     pub fn is_expired(&self, now_ms: Millis) -> bool {
