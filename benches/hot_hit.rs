@@ -79,74 +79,10 @@ fn make_user(id: u64) -> User {
 
 // ---- thread CPU time -----------------------------------------------------------
 
-#[cfg(target_os = "linux")]
-mod cpu_time {
-    //! A criterion measurement of the calling thread's CPU time.
+#[path = "common/cpu_time.rs"]
+mod cpu_time;
 
-    use std::time::Duration;
-
-    use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-
-    /// `struct timespec` of 64-bit Linux.
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-
-    extern "C" {
-        fn clock_gettime(clock_id: i32, tp: *mut Timespec) -> i32;
-    }
-
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-
-    fn now() -> Duration {
-        let mut ts = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable `struct timespec` (two 64-bit
-        // fields on 64-bit Linux); `clock_gettime` writes only into it.
-        let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-    }
-
-    /// CPU time of the thread that runs the benchmark.
-    pub struct ThreadCpuTime;
-
-    /// Durations print the same whichever clock measured them.
-    static FORMAT: WallTime = WallTime;
-
-    impl Measurement for ThreadCpuTime {
-        type Intermediate = Duration;
-        type Value = Duration;
-
-        fn start(&self) -> Duration {
-            now()
-        }
-        fn end(&self, start: Duration) -> Duration {
-            now().saturating_sub(start)
-        }
-        fn add(&self, a: &Duration, b: &Duration) -> Duration {
-            *a + *b
-        }
-        fn zero(&self) -> Duration {
-            Duration::ZERO
-        }
-        fn to_f64(&self, d: &Duration) -> f64 {
-            d.as_nanos() as f64
-        }
-        fn formatter(&self) -> &dyn ValueFormatter {
-            FORMAT.formatter()
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-use cpu_time::ThreadCpuTime as OneThreadClock;
-#[cfg(not(target_os = "linux"))]
-use criterion::measurement::WallTime as OneThreadClock;
+use cpu_time::OneThreadClock;
 
 // ---- the cached functions (each counts its loader runs) ----------------------
 

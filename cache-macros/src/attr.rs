@@ -316,17 +316,7 @@ impl CachedArgs {
                     "`ignore` lists parameter names: `ignore = [db, trace_id]`",
                 ),
             },
-            "crate" => {
-                if let Some(s) = string(&expr, "crate", "\"cachet\"", errors) {
-                    match s.parse::<Path>() {
-                        Ok(p) => self.krate = Some(p),
-                        Err(_) => errors.at(
-                            s.span(),
-                            "`crate` is a path, such as `crate = \"my_cachet\"`",
-                        ),
-                    }
-                }
-            }
+            "crate" => self.krate = crate_path(&expr, errors),
             _ => {}
         }
     }
@@ -365,6 +355,21 @@ fn layers(expr: &Expr, errors: &mut Errors) -> Option<u8> {
             None
         }
         other => one(other, errors),
+    }
+}
+
+/// `crate = "path"`: where `cachet` is, for crates that rename it.
+fn crate_path(expr: &Expr, errors: &mut Errors) -> Option<Path> {
+    let s = string(expr, "crate", "\"cachet\"", errors)?;
+    match s.parse::<Path>() {
+        Ok(p) => Some(p),
+        Err(_) => {
+            errors.at(
+                s.span(),
+                "`crate` is a path, such as `crate = \"my_cachet\"`",
+            );
+            None
+        }
     }
 }
 
@@ -587,14 +592,7 @@ impl WriteArgs {
                     other => errors.at(other.span(), "`recache` lists calls of cached functions: `recache = [get_user(id)]`"),
                 },
                 "cache" => args.cache = Some(expr),
-                "crate" => {
-                    if let Some(s) = string(&expr, "crate", "\"cachet\"", errors) {
-                        match s.parse::<Path>() {
-                            Ok(p) => args.krate = Some(p),
-                            Err(_) => errors.at(s.span(), "`crate` is a path, such as `crate = \"my_cachet\"`"),
-                        }
-                    }
-                }
+                "crate" => args.krate = crate_path(&expr, errors),
                 _ => {}
             }
         }
@@ -660,14 +658,7 @@ impl BgArgs {
                 "on_error" => args.on_error = Some(expr),
                 "cache" => args.cache = Some(expr),
                 "name" => args.name = string(&expr, "name", "\"DailyConfig\"", errors),
-                "crate" => {
-                    if let Some(s) = string(&expr, "crate", "\"cachet\"", errors) {
-                        match s.parse::<Path>() {
-                            Ok(p) => args.krate = Some(p),
-                            Err(_) => errors.at(s.span(), "`crate` is a path, such as `crate = \"my_cachet\"`"),
-                        }
-                    }
-                }
+                "crate" => args.krate = crate_path(&expr, errors),
                 _ => {}
             }
         }
