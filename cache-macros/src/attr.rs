@@ -138,13 +138,13 @@ fn list(valid: &[&str]) -> String {
 }
 
 /// Parses `name = value, ...` and reports, each at its name, arguments not in
-/// `valid` (listing the valid ones) and arguments given twice. `alias` maps a
-/// name to the one it stands for (`smooth_expiry` sets `jitter`).
+/// `valid` (listing the valid ones) and arguments given twice. `aliases`
+/// pairs a name with the one it stands for (`smooth_expiry` sets `jitter`).
 fn named_args(
     tokens: TokenStream,
     attr: &str,
     valid: &[&str],
-    alias: fn(&str) -> &str,
+    aliases: &[(&str, &str)],
     errors: &mut Errors,
 ) -> syn::Result<Vec<RawArg>> {
     let raw =
@@ -163,7 +163,10 @@ fn named_args(
             );
             continue;
         }
-        let canonical = alias(&name).to_string();
+        let canonical = aliases
+            .iter()
+            .find(|(a, _)| *a == name)
+            .map_or(name.clone(), |(_, to)| (*to).to_string());
         if let Some((_, first)) = seen.iter().find(|(c, _)| *c == canonical) {
             let msg = if *first == name {
                 format!("`{name}` is given more than once")
@@ -183,15 +186,14 @@ impl CachedArgs {
     /// Parses the attribute's tokens. Syntax errors are returned at once;
     /// mistakes in values are pushed to `errors` and the argument skipped.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> syn::Result<Self> {
-        fn alias(n: &str) -> &str {
-            if n == "smooth_expiry" {
-                "jitter"
-            } else {
-                n
-            }
-        }
         let mut args = CachedArgs::default();
-        for arg in named_args(tokens, "cached", CACHED_ARGS, alias, errors)? {
+        for arg in named_args(
+            tokens,
+            "cached",
+            CACHED_ARGS,
+            &[("smooth_expiry", "jitter")],
+            errors,
+        )? {
             args.take(arg, errors);
         }
         Ok(args)
@@ -534,15 +536,14 @@ pub(crate) const WRITE_ARGS: &[&str] = &[
 
 impl WriteArgs {
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> syn::Result<Self> {
-        fn alias(n: &str) -> &str {
-            if n == "buffer_ms" {
-                "buffer"
-            } else {
-                n
-            }
-        }
         let mut args = WriteArgs::default();
-        for arg in named_args(tokens, "cache_write", WRITE_ARGS, alias, errors)? {
+        for arg in named_args(
+            tokens,
+            "cache_write",
+            WRITE_ARGS,
+            &[("buffer_ms", "buffer")],
+            errors,
+        )? {
             let name = arg.name.to_string();
             let span = arg.name.span();
             let RawValue::Expr(expr) = arg.value else {
@@ -627,7 +628,7 @@ pub(crate) const BG_ARGS: &[&str] = &[
 impl BgArgs {
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> syn::Result<Self> {
         let mut args = BgArgs::default();
-        for arg in named_args(tokens, "bg_writer", BG_ARGS, |n| n, errors)? {
+        for arg in named_args(tokens, "bg_writer", BG_ARGS, &[], errors)? {
             let name = arg.name.to_string();
             let span = arg.name.span();
             let RawValue::Expr(expr) = arg.value else {

@@ -21,31 +21,38 @@ use syn::{ItemFn, Type};
 use crate::attr::{CachedArgs, Errors};
 use crate::check::{self, Func, KeyPlan, Param, Seg, ShapeKind};
 
-/// The function an attribute sits on, or the item back with the error.
-fn parse_item(item: &TokenStream, attr: &str) -> Result<ItemFn, TokenStream> {
-    syn::parse2(item.clone()).map_err(|e| {
+/// The function an attribute sits on and the attribute's arguments (with
+/// the errors found in their values so far), or the item back with the
+/// errors that stop expansion.
+fn parse_item<A>(
+    item: &TokenStream,
+    args: TokenStream,
+    attr: &str,
+    parse_args: fn(TokenStream, &mut Errors) -> syn::Result<A>,
+) -> Result<(ItemFn, A, Errors), TokenStream> {
+    let f: ItemFn = syn::parse2(item.clone()).map_err(|e| {
         let e = syn::Error::new(
             e.span(),
             format!("#[{attr}] goes on a function with a body: {e}"),
         );
         with_error(item.clone(), e)
-    })
+    })?;
+    let mut errors = Errors::default();
+    match parse_args(args, &mut errors) {
+        Ok(a) => Ok((f, a, errors)),
+        Err(e) => {
+            errors.push(e);
+            Err(with_errors(item.clone(), errors))
+        }
+    }
 }
 
 /// The whole macro: parse, validate, expand; on error, the function as it
 /// was plus every error, so the rest of the crate still type-checks.
 pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item_fn = match parse_item(&item, "cached") {
-        Ok(f) => f,
+    let (item_fn, args, mut errors) = match parse_item(&item, args, "cached", CachedArgs::parse) {
+        Ok(parsed) => parsed,
         Err(out) => return out,
-    };
-    let mut errors = Errors::default();
-    let args = match CachedArgs::parse(args, &mut errors) {
-        Ok(a) => a,
-        Err(e) => {
-            errors.push(e);
-            return with_errors(item, errors);
-        }
     };
     let Some(func) = check::function(item_fn, &mut errors) else {
         return with_errors(item, errors);
@@ -423,18 +430,11 @@ fn refresh_code(
 /// `#[cache_write]`: parse, validate, expand; on error, the function as it
 /// was plus every error.
 pub(crate) fn cache_write(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item_fn = match parse_item(&item, "cache_write") {
-        Ok(f) => f,
-        Err(out) => return out,
-    };
-    let mut errors = Errors::default();
-    let args = match crate::attr::WriteArgs::parse(args, &mut errors) {
-        Ok(a) => a,
-        Err(e) => {
-            errors.push(e);
-            return with_errors(item, errors);
-        }
-    };
+    let (item_fn, args, mut errors) =
+        match parse_item(&item, args, "cache_write", crate::attr::WriteArgs::parse) {
+            Ok(parsed) => parsed,
+            Err(out) => return out,
+        };
     let w = check::writer(item_fn, &mut errors);
     let plan = check::write_plan(&args, &w, &mut errors);
     match (errors.finish(), plan) {
@@ -593,18 +593,11 @@ fn expand_write(
 /// `#[bg_writer]`: the function becomes the loader of a `static` of the same
 /// name, a `cachet::BgWriter<T>`.
 pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
-    let f = match parse_item(&item, "bg_writer") {
-        Ok(f) => f,
-        Err(out) => return out,
-    };
-    let mut errors = Errors::default();
-    let args = match crate::attr::BgArgs::parse(args, &mut errors) {
-        Ok(a) => a,
-        Err(e) => {
-            errors.push(e);
-            return with_errors(item, errors);
-        }
-    };
+    let (f, args, mut errors) =
+        match parse_item(&item, args, "bg_writer", crate::attr::BgArgs::parse) {
+            Ok(parsed) => parsed,
+            Err(out) => return out,
+        };
     if args.key.is_none() {
         errors.at(
             f.sig.ident.span(),
