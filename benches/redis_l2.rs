@@ -172,7 +172,11 @@ fn bench(c: &mut Criterion) {
         .set(
             Cache::builder()
                 .namespace("bench")
-                .layer(LayerConfig::new(backend).timeout(Duration::from_secs(1)))
+                .layer(
+                    LayerConfig::new(backend)
+                        .timeout(Duration::from_secs(1))
+                        .coalesce_reads(std::env::var("COALESCE").map_or(true, |v| v != "0")),
+                )
                 .build(),
         )
         .unwrap();

@@ -186,6 +186,15 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Ok(out)
     }
 
+    /// Whether [`get_many`](Backend::get_many) is one round trip whatever
+    /// the number of keys (Redis `MGET`), rather than the default's one
+    /// `get` after another. A cache coalesces concurrent single-key reads of
+    /// such a layer into batch reads (see cachet's
+    /// `LayerConfig::coalesce_reads`). The default is `false`.
+    fn native_get_many(&self) -> bool {
+        false
+    }
+
     /// Stores every `(key, value, ttl)`.
     async fn set_many(&self, items: Vec<(String, Vec<u8>, Duration)>) -> Result<(), BackendError> {
         for (k, v, ttl) in items {

@@ -266,6 +266,10 @@ impl Backend for RedisBackend {
         Ok(n > 0)
     }
 
+    fn native_get_many(&self) -> bool {
+        true
+    }
+
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
         if keys.is_empty() {
             return Ok(Vec::new());

@@ -65,7 +65,7 @@ struct Inner {
     flights: Flights<String, AnyValue>,
     counters: Counters,
     use_cases: Mutex<Vec<&'static dyn UseCaseInfo>>,
-    layers: Vec<RemoteLayer>,
+    layers: Vec<Arc<RemoteLayer>>,
     local_ttl: Option<Duration>,
     codec: Codec,
     marks: Arc<Watermarks>,
@@ -278,7 +278,11 @@ impl CacheBuilder {
                 flights: Flights::new(),
                 counters: Counters::default(),
                 use_cases: Mutex::new(Vec::new()),
-                layers: self.layers.into_iter().map(RemoteLayer::new).collect(),
+                layers: self
+                    .layers
+                    .into_iter()
+                    .map(|l| Arc::new(RemoteLayer::new(l, self.clock.clone())))
+                    .collect(),
                 local_ttl: self.local_ttl,
                 codec: self.codec,
                 name: self.name,
@@ -325,7 +329,7 @@ impl Cache {
         &self.inner.clock
     }
 
-    pub(crate) fn layers(&self) -> &[RemoteLayer] {
+    pub(crate) fn layers(&self) -> &[Arc<RemoteLayer>] {
         &self.inner.layers
     }
 
@@ -446,47 +450,52 @@ impl Cache {
     /// has not yet heard of, those stored in the first remote layer.
     pub(crate) async fn remote_valid(&self, created: u64, tags: &[Box<str>], urn: &str) -> bool {
         let marks = &self.inner.marks;
-        let hashes: Vec<u64> = tags
-            .iter()
-            .map(|t| tag_hash(t))
-            .chain(std::iter::once(tag_hash(urn)))
-            .collect();
-        if !marks.valid(created, &hashes) {
-            return false;
+        // The tags' hashes, then the key's: on the stack for the usual few.
+        let mut stack = [0u64; 8];
+        let mut heap = Vec::new();
+        let n = tags.len() + 1;
+        let hashes: &mut [u64] = if n <= stack.len() {
+            &mut stack[..n]
+        } else {
+            heap.resize(n, 0);
+            &mut heap
+        };
+        for (h, t) in hashes
+            .iter_mut()
+            .zip(tags.iter().map(|t| &**t).chain([urn]))
+        {
+            *h = tag_hash(t);
         }
         let Some(first) = self.inner.layers.first() else {
-            return true;
+            return marks.valid(created, hashes);
         };
         // With the bus up, a tag fetched once stays known: later
         // invalidations arrive as messages.
         let listening = self.inner.bus.is_some() && marks.trusted();
-        let unknown: Vec<&str> = tags
-            .iter()
-            .map(|t| &**t)
-            .filter(|t| !(listening && marks.known(tag_hash(t))))
-            .collect();
-        if unknown.is_empty() {
+        let (valid, unknown) = marks.judge(created, hashes, tags.len(), listening);
+        if !valid {
+            return false;
+        }
+        if unknown == 0 {
             return true;
         }
-        let keys = unknown.iter().map(|t| self.watermark_key(t)).collect();
+        let wanted: Vec<usize> = (0..tags.len())
+            .filter(|&i| unknown & (1u64 << i.min(63)) != 0)
+            .collect();
+        let keys = wanted
+            .iter()
+            .map(|&i| self.watermark_key(&tags[i]))
+            .collect();
         let Ok(found) = first.get_many_uncounted(&self.inner.clock, keys).await else {
             // Cannot verify: not served.
             return false;
         };
-        for (t, v) in unknown.iter().zip(found) {
-            let h = tag_hash(t);
-            if let Some(at) =
-                v.and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse::<u64>().ok())
-            {
-                if marks.get(h).is_none_or(|w| w < at) {
-                    marks.raise(h, at);
-                }
-            }
-            if listening {
-                marks.know(h);
-            }
-        }
-        marks.valid(created, &hashes)
+        let read = wanted.iter().zip(found).map(|(&i, v)| {
+            let at = v.and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse::<u64>().ok());
+            (hashes[i], at)
+        });
+        marks.learn(read, listening);
+        marks.valid(created, hashes)
     }
 
     /// Whether this cache's in-process layer is in use: always without a
@@ -653,7 +662,7 @@ impl Cache {
 
     fn entry_for<T>(&self, key: &Key, value: T, ttl: Option<Duration>) -> Entry<T> {
         let mut e = Entry::new(value, self.inner.clock.precise_ms(), ttl, Duration::ZERO);
-        e.tags = vec![Box::<str>::from(key.entity())].into_boxed_slice();
+        e.tags = direct_tags(key);
         e
     }
 
@@ -717,7 +726,7 @@ impl Cache {
                 .stale_until_ms
                 .saturating_sub(self.inner.clock.precise_ms()),
         );
-        match envelope::encode(entry, self.inner.codec) {
+        match envelope::encode(key.as_str(), entry, self.inner.codec) {
             Ok(b) => Some((b, remaining)),
             Err(e) => {
                 tracing::warn!(key = key.as_str(), error = %e, "value does not encode; kept in process only");
@@ -748,13 +757,14 @@ impl Cache {
             let Ok(Some(bytes)) = layer.get(clock, key.as_str()).await else {
                 continue;
             };
-            let entry: Entry<T> = match envelope::decode(&bytes, self.inner.codec) {
-                Ok(e) => e,
-                Err(e) => {
-                    layer.decode_error(key.as_str(), &e);
-                    continue;
-                }
-            };
+            let entry: Entry<T> =
+                match envelope::decode(&bytes, self.inner.codec, key.as_str(), &direct_tags(key)) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        layer.decode_error(key.as_str(), &e);
+                        continue;
+                    }
+                };
             let now = clock.now_ms();
             if entry.freshness(now) == Freshness::Expired
                 || !self
@@ -1097,7 +1107,7 @@ impl Cache {
             match self.inner.flights.join(&key.as_str().to_owned()) {
                 Role::Leader(lead) => {
                     if let Some((Freshness::Fresh, v)) = self.read::<T>(key) {
-                        lead.finish(Outcome::Done(Arc::new(v.clone())));
+                        lead.finish(|| Outcome::Done(Arc::new(v.clone())));
                         return Ok(v);
                     }
                     let key2 = key.clone();
@@ -1106,12 +1116,12 @@ impl Cache {
                         .flatten()
                     {
                         self.count(true);
-                        lead.finish(Outcome::Done(Arc::new(v.clone())));
+                        lead.finish(|| Outcome::Done(Arc::new(v.clone())));
                         return Ok(v);
                     }
                     self.count(false);
                     let Some(loader) = loader.take() else {
-                        lead.finish(Outcome::Abandoned);
+                        lead.finish(|| Outcome::Abandoned);
                         continue;
                     };
                     let start = Instant::now();
@@ -1167,17 +1177,17 @@ impl Cache {
             match self.inner.flights.join(&key.as_str().to_owned()) {
                 Role::Leader(lead) => {
                     if let Some((Freshness::Fresh, v)) = self.read::<T>(key) {
-                        lead.finish(Outcome::Done(Arc::new(v.clone())));
+                        lead.finish(|| Outcome::Done(Arc::new(v.clone())));
                         return Ok(v);
                     }
                     if let Some(v) = self.get_remote::<T>(key).await {
                         self.count(true);
-                        lead.finish(Outcome::Done(Arc::new(v.clone())));
+                        lead.finish(|| Outcome::Done(Arc::new(v.clone())));
                         return Ok(v);
                     }
                     self.count(false);
                     let Some(loader) = loader.take() else {
-                        lead.finish(Outcome::Abandoned);
+                        lead.finish(|| Outcome::Abandoned);
                         continue;
                     };
                     let start = Instant::now();
@@ -1238,7 +1248,8 @@ impl Cache {
             let now = self.inner.clock.now_ms();
             for (&i, bytes) in missing.iter().zip(found) {
                 let Some(bytes) = bytes else { continue };
-                match envelope::decode::<T>(&bytes, self.inner.codec) {
+                let (urn, tags) = (keys[i].as_str(), direct_tags(&keys[i]));
+                match envelope::decode::<T>(&bytes, self.inner.codec, urn, &tags) {
                     Ok(e)
                         if e.freshness(now) != Freshness::Expired
                             && self
@@ -1304,11 +1315,11 @@ impl Cache {
     {
         match r {
             Ok(v) => {
-                lead.finish(Outcome::Done(Arc::new(v.clone())));
+                lead.finish(|| Outcome::Done(Arc::new(v.clone())));
                 Ok(v)
             }
             Err(e) => {
-                lead.finish(Outcome::Failed(None));
+                lead.finish(|| Outcome::Failed(None));
                 Err(e)
             }
         }
@@ -1793,4 +1804,9 @@ impl<T: AsCache + ?Sized> AsCache for Arc<T> {
     fn as_cache(&self) -> Cache {
         (**self).as_cache()
     }
+}
+
+/// The tags of an entry written through the direct API: its key's entity.
+fn direct_tags(key: &Key) -> crate::entry::Tags {
+    Arc::from([Box::<str>::from(key.entity())])
 }

@@ -16,6 +16,10 @@ pub enum Freshness {
     Expired,
 }
 
+/// The tags of an entry: shared, since every entry of one call's key has
+/// the same ones.
+pub type Tags = std::sync::Arc<[Box<str>]>;
+
 /// One cached value and its lifetimes.
 ///
 /// Times are Unix milliseconds from the cache's [`Clock`](crate::Clock);
@@ -44,8 +48,9 @@ pub struct Entry<V> {
     pub stale_until_ms: Millis,
     /// Whether it records an absence (a cached `None`).
     pub negative: bool,
-    /// Its tags; the first is always the entity of its key.
-    pub tags: Box<[Box<str>]>,
+    /// Its tags; the first is always the entity of its key. Shared: every
+    /// entry of one call's key holds the same ones.
+    pub tags: Tags,
 }
 
 impl<V> Entry<V> {
@@ -59,7 +64,7 @@ impl<V> Entry<V> {
             fresh_until_ms,
             stale_until_ms: fresh_until_ms.saturating_add(saturating_ms(swr)),
             negative: false,
-            tags: Box::default(),
+            tags: Tags::default(),
         }
     }
 

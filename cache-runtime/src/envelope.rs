@@ -1,21 +1,31 @@
 //! The bytes a remote layer stores for one entry.
 //!
 //! ```text
-//! cachet:1j c=00000001732170000000 f=00000001732170300000 s=00000001732170330000 n=0 h=5d41402abc4b2a76
-//! {"tags":["user:7"],"value":{"id":7,"name":"ada"}}
+//! cachet:2j c=00000001732170000000 f=00000001732170300000 s=00000001732170330000 n=0 h=5d41402abc4b2a76 k=9e107d9d372bb682
+//! 6:user:7 5:org:2
+//! {"id":7,"name":"ada"}
 //! ```
 //!
 //! A fixed-width ASCII header (format version and codec, creation time,
-//! fresh-until, stale-until, negative flag, content hash), a newline, then the
-//! body in the cache's codec (JSON by default, readable with `redis-cli`).
+//! fresh-until, stale-until, negative flag, content hash, hash of the key the
+//! entry was written under), a line of tags (each with its length before it,
+//! so no tag text can be mistaken for a separator), then the value alone in
+//! the cache's codec (JSON by default, readable with `redis-cli`).
+//!
 //! Bytes that do not parse, or that come from another format version or
-//! codec, or hold another type, are a decode error: the caller treats them as
-//! a miss and overwrites them. Never a panic, never a wrong value.
+//! codec, or hold another type, or were written under another key, are a
+//! decode error: the caller treats them as a miss and overwrites them.
+//! Never a panic, never a wrong value, never another key's value (whatever a
+//! backend answers).
+//!
+//! Reading an entry whose tags are those the reader expects (the usual
+//! case: same function, same arguments) allocates nothing for them: the
+//! reader's own tags are shared.
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::entry::Entry;
+use crate::entry::{Entry, Tags};
 
 /// How values are encoded in remote layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -47,56 +57,68 @@ pub enum DecodeError {
     /// Not a cachet envelope, or one of another format version or codec.
     #[error("not a cachet envelope of this format version and codec")]
     Format,
+    /// Written under another key: whatever the backend answered, it is not
+    /// this key's entry.
+    #[error("the stored entry belongs to another key")]
+    OtherKey,
     /// The body does not hold a value of the expected type.
     #[error("the stored value does not decode as the expected type: {0}")]
     Body(String),
 }
 
-const PREFIX: &[u8] = b"cachet:1";
-/// `cachet:1j c=<20> f=<20> s=<20> n=<1> h=<16>\n`
-pub(crate) const HEADER_LEN: usize = 9 + 3 + 20 + 3 + 20 + 3 + 20 + 3 + 1 + 3 + 16 + 1;
-pub(crate) const HASH_AT: std::ops::Range<usize> = (HEADER_LEN - 17)..(HEADER_LEN - 1);
+const PREFIX: &[u8] = b"cachet:2";
+/// `cachet:2j c=<20> f=<20> s=<20> n=<1> h=<16> k=<16>\n`
+pub(crate) const HEADER_LEN: usize = 9 + 3 + 20 + 3 + 20 + 3 + 20 + 3 + 1 + 3 + 16 + 3 + 16 + 1;
+/// Where the content hash (of the tags line and the value) is.
+pub(crate) const HASH_AT: std::ops::Range<usize> = (HEADER_LEN - 37)..(HEADER_LEN - 21);
+/// Where the key's hash is.
+const KEY_AT: std::ops::Range<usize> = (HEADER_LEN - 17)..(HEADER_LEN - 1);
 
-#[derive(Serialize)]
-struct BodyRef<'a, V> {
-    tags: &'a [Box<str>],
-    value: &'a V,
+/// The hash of a key as the header records it.
+fn key_hash(urn: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(urn.as_bytes())
 }
 
-#[derive(Deserialize)]
-struct Body<V> {
-    tags: Vec<Box<str>>,
-    value: V,
-}
-
-/// Encodes `entry` for a remote layer.
-pub(crate) fn encode<V: Serialize>(entry: &Entry<V>, codec: Codec) -> Result<Vec<u8>, String> {
-    let body = BodyRef {
-        tags: &entry.tags,
-        value: &entry.value,
-    };
-    let body = match codec {
-        Codec::Json => serde_json::to_vec(&body).map_err(|e| e.to_string())?,
+/// Encodes `entry`, stored under `urn`, for a remote layer.
+pub(crate) fn encode<V: Serialize>(
+    urn: &str,
+    entry: &Entry<V>,
+    codec: Codec,
+) -> Result<Vec<u8>, String> {
+    let mut rest = Vec::with_capacity(64);
+    for (i, t) in entry.tags.iter().enumerate() {
+        if i > 0 {
+            rest.push(b' ');
+        }
+        rest.extend_from_slice(format!("{}:", t.len()).as_bytes());
+        rest.extend_from_slice(t.as_bytes());
+    }
+    rest.push(b'\n');
+    match codec {
+        Codec::Json => serde_json::to_writer(&mut rest, &entry.value).map_err(|e| e.to_string())?,
         #[cfg(feature = "msgpack")]
-        Codec::MessagePack => rmp_serde::to_vec_named(&body).map_err(|e| e.to_string())?,
+        Codec::MessagePack => {
+            rmp_serde::encode::write_named(&mut rest, &entry.value).map_err(|e| e.to_string())?
+        }
     };
-    let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&body, u64::from(entry.negative));
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&rest, u64::from(entry.negative));
+    let mut out = Vec::with_capacity(HEADER_LEN + rest.len());
     out.extend_from_slice(PREFIX);
     out.push(codec.tag());
     out.extend_from_slice(
         format!(
-            " c={:020} f={:020} s={:020} n={} h={:016x}\n",
+            " c={:020} f={:020} s={:020} n={} h={:016x} k={:016x}\n",
             entry.created_ms,
             entry.fresh_until_ms,
             entry.stale_until_ms,
             u8::from(entry.negative),
-            hash
+            hash,
+            key_hash(urn),
         )
         .as_bytes(),
     );
     debug_assert_eq!(out.len(), HEADER_LEN);
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&rest);
     Ok(out)
 }
 
@@ -105,14 +127,69 @@ fn field(header: &[u8], at: usize, len: usize, name: u8) -> Option<&[u8]> {
     (f[0] == b' ' && f[1] == name && f[2] == b'=').then(|| &f[3..])
 }
 
+/// A fixed-width run of ASCII digits (on the read path of every remote hit:
+/// no UTF-8 check or generic parse needed for what [`encode`] writes).
 fn number(b: &[u8]) -> Option<u64> {
-    std::str::from_utf8(b).ok()?.parse().ok()
+    b.iter().try_fold(0u64, |n, &d| {
+        if d.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        } else {
+            None
+        }
+    })
 }
 
-/// Decodes bytes written by [`encode`] with the same codec.
+/// Sixteen lowercase hex digits.
+fn hex(b: &[u8]) -> Option<u64> {
+    if b.len() != 16 {
+        return None;
+    }
+    b.iter().try_fold(0u64, |n, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => return None,
+        };
+        Some((n << 4) | u64::from(v))
+    })
+}
+
+/// The tags of a tags line: each `<len>:<text>`, separated by one space.
+/// Yields `None` once for a malformed line.
+fn tags_of(mut line: &[u8]) -> impl Iterator<Item = Option<&str>> {
+    let mut broken = false;
+    std::iter::from_fn(move || {
+        if broken || line.is_empty() {
+            return None;
+        }
+        let tag = (|| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let len: usize = number(&line[..colon])
+                .filter(|_| colon > 0)?
+                .try_into()
+                .ok()?;
+            let text = line.get(colon + 1..colon + 1 + len)?;
+            let after = line.get(colon + 1 + len..)?;
+            line = match after.split_first() {
+                None => after,
+                Some((b' ', rest)) if !rest.is_empty() => rest,
+                _ => return None,
+            };
+            std::str::from_utf8(text).ok()
+        })();
+        broken = tag.is_none();
+        Some(tag)
+    })
+}
+
+/// Decodes bytes written by [`encode`] with the same codec, under `urn`.
+/// `expected` are the tags the reader would give the entry: when the
+/// stored ones are the same, the entry shares them.
 pub(crate) fn decode<V: DeserializeOwned>(
     bytes: &[u8],
     codec: Codec,
+    urn: &str,
+    expected: &Tags,
 ) -> Result<Entry<V>, DecodeError> {
     let header = bytes.get(..HEADER_LEN).ok_or(DecodeError::Format)?;
     if !header.starts_with(PREFIX)
@@ -135,8 +212,32 @@ pub(crate) fn decode<V: DeserializeOwned>(
         Some(b"1") => true,
         _ => return Err(DecodeError::Format),
     };
-    let body = &bytes[HEADER_LEN..];
-    let parsed: Body<V> = match codec {
+    next(16, b'h').and_then(hex).ok_or(DecodeError::Format)?;
+    let key = next(16, b'k').and_then(hex).ok_or(DecodeError::Format)?;
+    debug_assert_eq!(header[KEY_AT].len(), 16);
+    if key != key_hash(urn) {
+        return Err(DecodeError::OtherKey);
+    }
+    let rest = &bytes[HEADER_LEN..];
+    let nl = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(DecodeError::Format)?;
+    let (line, body) = (&rest[..nl], &rest[nl + 1..]);
+    let same = {
+        let mut stored = tags_of(line);
+        expected.iter().all(|t| stored.next() == Some(Some(&**t))) && stored.next().is_none()
+    };
+    let tags = if same {
+        expected.clone()
+    } else {
+        tags_of(line)
+            .map(|t| t.map(Box::<str>::from))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(DecodeError::Format)?
+            .into()
+    };
+    let value: V = match codec {
         Codec::Json => {
             serde_json::from_slice(body).map_err(|e| DecodeError::Body(e.to_string()))?
         }
@@ -146,19 +247,26 @@ pub(crate) fn decode<V: DeserializeOwned>(
         }
     };
     Ok(Entry {
-        value: parsed.value,
+        value,
         created_ms: created,
         fresh_until_ms: fresh,
         stale_until_ms: stale.max(fresh),
         negative,
-        tags: parsed.tags.into_boxed_slice(),
+        tags,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::time::Duration;
+
+    const URN: &str = "urn:t:v1:user:1#f";
+
+    fn tags() -> Tags {
+        vec!["user:1".into(), "org:2".into()].into()
+    }
 
     fn entry() -> Entry<Vec<String>> {
         let mut e = Entry::new(
@@ -167,70 +275,161 @@ mod tests {
             Some(Duration::from_secs(5)),
             Duration::from_secs(2),
         );
-        e.tags = vec!["user:1".into(), "org:2".into()].into_boxed_slice();
+        e.tags = tags();
         e
     }
 
     #[test]
     fn round_trips_and_reads_as_text() {
-        let bytes = encode(&entry(), Codec::Json).unwrap();
+        let bytes = encode(URN, &entry(), Codec::Json).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
-            text.starts_with("cachet:1j c=00000000000000001000 f=00000000000000006000"),
+            text.starts_with("cachet:2j c=00000000000000001000 f=00000000000000006000"),
             "{text}"
         );
-        assert!(
-            text.ends_with(r#"{"tags":["user:1","org:2"],"value":["a"]}"#),
-            "{text}"
-        );
-        let back: Entry<Vec<String>> = decode(&bytes, Codec::Json).unwrap();
+        assert!(text.ends_with("\n6:user:1 5:org:2\n[\"a\"]"), "{text}");
+        let expected = tags();
+        let back: Entry<Vec<String>> = decode(&bytes, Codec::Json, URN, &expected).unwrap();
         assert_eq!(back, entry());
+        assert!(
+            Arc::ptr_eq(&back.tags, &expected),
+            "the expected tags are shared, not rebuilt"
+        );
+    }
+
+    #[test]
+    fn other_stored_tags_are_read_as_stored() {
+        let mut e = entry();
+        e.tags = vec!["a b".into(), "c:1 2:x".into(), "".into()].into();
+        let bytes = encode(URN, &e, Codec::Json).unwrap();
+        let back: Entry<Vec<String>> = decode(&bytes, Codec::Json, URN, &tags()).unwrap();
+        assert_eq!(back.tags, e.tags, "spaces and colons inside tags survive");
+        e.tags = Tags::default();
+        let bytes = encode(URN, &e, Codec::Json).unwrap();
+        let back: Entry<Vec<String>> = decode(&bytes, Codec::Json, URN, &tags()).unwrap();
+        assert!(back.tags.is_empty());
+        let prefix: Tags = vec!["user:1".into()].into();
+        let back: Entry<Vec<String>> = decode(
+            &encode(URN, &entry(), Codec::Json).unwrap(),
+            Codec::Json,
+            URN,
+            &prefix,
+        )
+        .unwrap();
+        assert_eq!(
+            back.tags,
+            tags(),
+            "more stored tags than expected: all kept"
+        );
+    }
+
+    #[test]
+    fn an_entry_of_another_key_is_refused() {
+        let bytes = encode(URN, &entry(), Codec::Json).unwrap();
+        assert!(matches!(
+            decode::<Vec<String>>(&bytes, Codec::Json, "urn:t:v1:user:2#f", &tags()),
+            Err(DecodeError::OtherKey)
+        ));
     }
 
     #[test]
     fn garbage_other_types_and_other_formats_are_errors_not_panics() {
-        let bytes = encode(&entry(), Codec::Json).unwrap();
+        let bytes = encode(URN, &entry(), Codec::Json).unwrap();
+        let t = tags();
         assert!(matches!(
-            decode::<u32>(&bytes, Codec::Json),
+            decode::<u32>(&bytes, Codec::Json, URN, &t),
             Err(DecodeError::Body(_))
         ));
+        let mut bad_tags = bytes.clone();
+        bad_tags[HEADER_LEN] = b'9';
+        let mut bad_hex = bytes.clone();
+        bad_hex[HASH_AT.start] = b'G';
         for junk in [
             &b""[..],
             b"garbage",
             b"cachet:9j c=",
             &bytes[..HEADER_LEN],
             &bytes[..HEADER_LEN - 3],
+            &bytes[..HEADER_LEN + 4],
+            &bad_tags,
+            &bad_hex,
         ] {
-            assert!(decode::<Vec<String>>(junk, Codec::Json).is_err());
+            assert!(decode::<Vec<String>>(junk, Codec::Json, URN, &t).is_err());
         }
         let mut other_version = bytes.clone();
-        other_version[7] = b'2';
+        other_version[7] = b'1';
         assert!(matches!(
-            decode::<Vec<String>>(&other_version, Codec::Json),
+            decode::<Vec<String>>(&other_version, Codec::Json, URN, &t),
             Err(DecodeError::Format)
         ));
     }
 
     #[test]
+    fn malformed_tag_lines_are_errors() {
+        for line in [
+            &b"x:ab"[..],
+            b"3:ab",
+            b"2:ab ",
+            b"2:ab  1:c",
+            b":ab",
+            b"2:abc",
+        ] {
+            assert!(
+                tags_of(line).any(|t| t.is_none()),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let ok: Vec<_> = tags_of(b"2:ab 1: ").collect();
+        assert_eq!(ok, vec![Some("ab"), Some(" ")]);
+    }
+
+    #[test]
+    fn header_numbers_are_digits_only() {
+        assert_eq!(number(b"00000000000000001000"), Some(1_000));
+        assert_eq!(number(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(number(b"18446744073709551616"), None, "overflow");
+        for junk in [
+            &b"0000000000000000+100"[..],
+            b"0000000000000000 100",
+            b"000000000000000010.0",
+        ] {
+            assert_eq!(number(junk), None);
+        }
+        assert_eq!(hex(b"00000000000000ff"), Some(255));
+        assert_eq!(hex(b"00000000000000FF"), None, "written lowercase");
+    }
+
+    #[test]
     fn equal_values_hash_alike_whatever_their_times() {
-        let a = encode(&entry(), Codec::Json).unwrap();
+        let a = encode(URN, &entry(), Codec::Json).unwrap();
         let mut later = entry();
         later.created_ms = 9_000;
         later.fresh_until_ms = 99_000;
-        let b = encode(&later, Codec::Json).unwrap();
+        let b = encode(URN, &later, Codec::Json).unwrap();
         assert_eq!(a[HASH_AT], b[HASH_AT]);
         assert_ne!(a[..HEADER_LEN], b[..HEADER_LEN]);
         let mut other = entry();
         other.value.push("b".into());
-        assert_ne!(a[HASH_AT], encode(&other, Codec::Json).unwrap()[HASH_AT]);
+        assert_ne!(
+            a[HASH_AT],
+            encode(URN, &other, Codec::Json).unwrap()[HASH_AT]
+        );
+        let mut retagged = entry();
+        retagged.tags = vec!["user:1".into()].into();
+        assert_ne!(
+            a[HASH_AT],
+            encode(URN, &retagged, Codec::Json).unwrap()[HASH_AT],
+            "tags are part of the content"
+        );
     }
 
     #[cfg(feature = "msgpack")]
     #[test]
     fn msgpack_round_trips_and_is_not_read_as_json() {
-        let bytes = encode(&entry(), Codec::MessagePack).unwrap();
-        let back: Entry<Vec<String>> = decode(&bytes, Codec::MessagePack).unwrap();
+        let bytes = encode(URN, &entry(), Codec::MessagePack).unwrap();
+        let back: Entry<Vec<String>> = decode(&bytes, Codec::MessagePack, URN, &tags()).unwrap();
         assert_eq!(back, entry());
-        assert!(decode::<Vec<String>>(&bytes, Codec::Json).is_err());
+        assert!(decode::<Vec<String>>(&bytes, Codec::Json, URN, &tags()).is_err());
     }
 }

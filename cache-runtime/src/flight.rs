@@ -144,11 +144,17 @@ pub(crate) struct Lead<'a, K: Hash + Eq + Clone, V: Clone> {
 
 impl<K: Hash + Eq + Clone, V: Clone> Lead<'_, K, V> {
     /// Hands the outcome to every waiter. Call it after the value is stored,
-    /// so that callers arriving after the flight is gone find it.
-    pub(crate) fn finish(mut self, outcome: Outcome<V>) {
+    /// so that callers arriving after the flight is gone find it. The
+    /// outcome is only made when somebody waits (a copy of the value costs).
+    pub(crate) fn finish(mut self, outcome: impl FnOnce() -> Outcome<V>) {
         self.done = true;
         self.retire();
-        self.flight.finish(outcome);
+        // Waiters get the flight from the map, under its lock, and it has
+        // just left the map: if this is the only handle now, nobody can
+        // wait on it, now or later.
+        if Arc::strong_count(&self.flight) > 1 {
+            self.flight.finish(outcome());
+        }
     }
 
     fn retire(&self) {

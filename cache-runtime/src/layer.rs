@@ -15,6 +15,7 @@ use cache_backends::{io, Backend, BackendError, Dedupe, Written};
 const UNCAPPED: Duration = Duration::from_secs(30 * 86_400);
 
 use crate::clock::{saturating_ms, Clock};
+use crate::coalesce::{Coalescer, Turn};
 
 /// Settings of one remote layer.
 ///
@@ -44,6 +45,7 @@ pub struct LayerConfig {
     failures_to_open: u32,
     retry_after: Duration,
     dedupe: bool,
+    coalesce: Option<bool>,
 }
 
 impl fmt::Debug for LayerConfig {
@@ -55,13 +57,16 @@ impl fmt::Debug for LayerConfig {
             .field("failures_to_open", &self.failures_to_open)
             .field("retry_after", &self.retry_after)
             .field("dedupe", &self.dedupe)
+            .field("coalesce_reads", &self.coalesce)
             .finish()
     }
 }
 
 impl LayerConfig {
     /// A layer over `backend`: no TTL cap, a 100 ms timeout, a breaker that
-    /// opens after 3 consecutive failures and retries every 500 ms.
+    /// opens after 3 consecutive failures and retries every 500 ms; reads
+    /// coalesced under concurrency if the backend's batch read is native
+    /// (see [`coalesce_reads`](Self::coalesce_reads)).
     pub fn new(backend: impl Backend) -> Self {
         Self::shared(Arc::new(backend))
     }
@@ -75,6 +80,7 @@ impl LayerConfig {
             failures_to_open: 3,
             retry_after: Duration::from_millis(500),
             dedupe: false,
+            coalesce: None,
         }
     }
 
@@ -106,6 +112,31 @@ impl LayerConfig {
     /// its times and TTL are renewed.
     pub fn dedupe_writes(mut self, on: bool) -> Self {
         self.dedupe = on;
+        self
+    }
+
+    /// Read coalescing. A single-key read made while the layer is idle goes
+    /// out at once; reads made while others are outstanding leave together,
+    /// at the end of the scheduler's current round, as one batch read (the
+    /// backend's [`get_many`](cache_backends::Backend::get_many): `MGET` on
+    /// Redis). Under concurrency the server and the client then handle one
+    /// command per batch instead of one per key; a lone caller pays nothing.
+    /// A queued read keeps the layer's timeout, counted from when it was
+    /// made.
+    ///
+    /// By default it is on for backends whose batch read is one round trip
+    /// ([`Backend::native_get_many`], as Redis) and off for the others, whose
+    /// batch read is one read after another.
+    ///
+    /// ```
+    /// use cache_runtime::LayerConfig;
+    /// use cache_backends::MemoryBackend;
+    ///
+    /// let one_by_one = LayerConfig::new(MemoryBackend::new()).coalesce_reads(false);
+    /// # let _ = one_by_one;
+    /// ```
+    pub fn coalesce_reads(mut self, on: bool) -> Self {
+        self.coalesce = Some(on);
         self
     }
 }
@@ -201,6 +232,9 @@ pub(crate) struct RemoteLayer {
     dedupe: bool,
     breaker: Breaker,
     counters: Counters,
+    coalescer: Coalescer,
+    /// The cache's clock (breaker timing of batch reads).
+    clock: Clock,
 }
 
 /// Why an operation produced nothing.
@@ -213,8 +247,10 @@ pub(crate) enum Skip {
 }
 
 impl RemoteLayer {
-    pub(crate) fn new(c: LayerConfig) -> Self {
+    pub(crate) fn new(c: LayerConfig, clock: Clock) -> Self {
         RemoteLayer {
+            coalescer: Coalescer::new(c.coalesce.unwrap_or_else(|| c.backend.native_get_many())),
+            clock,
             backend: c.backend,
             ttl_cap: c.ttl_cap,
             timeout: c.timeout,
@@ -324,14 +360,61 @@ impl RemoteLayer {
 
     // ---- async ------------------------------------------------------------------
 
-    pub(crate) async fn get(&self, clock: &Clock, key: &str) -> Result<Option<Vec<u8>>, Skip> {
+    /// One key's read; coalesced with others' under load (see
+    /// [`LayerConfig::coalesce_reads`]).
+    pub(crate) async fn get(
+        self: &Arc<Self>,
+        clock: &Clock,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, Skip> {
         self.admit(clock)?;
-        let b = self.backend.clone();
-        let k = key.to_owned();
-        let r = run(self.timeout, async move { b.get(&k).await }).await;
-        let v = self.settle(clock, "get", key, r)?;
+        let v = match self.coalescer.enter(self, key, self.timeout) {
+            Turn::Direct(in_flight) => {
+                let b = self.backend.clone();
+                let k = key.to_owned();
+                let r = run(self.timeout, async move { b.get(&k).await }).await;
+                drop(in_flight);
+                self.settle(clock, "get", key, r)?
+            }
+            // The batch read settled (counted) its outcome; a lost flush
+            // task (its runtime shut down) is a failure.
+            Turn::Queued(rx) => rx.await.unwrap_or(Err(Skip::Failed))?,
+        };
         self.count_read(v.is_some());
         Ok(v)
+    }
+
+    pub(crate) fn coalescer(&self) -> &Coalescer {
+        &self.coalescer
+    }
+
+    /// The batch read of coalesced keys, within `limit`; one outcome for
+    /// the breaker and the counters, whatever the number of keys.
+    pub(crate) async fn batch_read(
+        &self,
+        keys: Vec<String>,
+        limit: Duration,
+    ) -> Result<Vec<Option<Vec<u8>>>, Skip> {
+        let n = keys.len();
+        let first = keys.first().cloned().unwrap_or_default();
+        let b = self.backend.clone();
+        let r = run(limit, async move {
+            match b.get_many(&keys).await {
+                Ok(v) if v.len() != n => Err(BackendError::Refused {
+                    backend: b.name().to_owned(),
+                    message: format!("a batch read of {n} keys answered {} values", v.len()),
+                }),
+                r => r,
+            }
+        })
+        .await;
+        self.settle(&self.clock, "get (coalesced)", &first, r)
+    }
+
+    /// Waiters whose time ran out in the queue, before their batch left.
+    pub(crate) fn queue_timed_out(&self, key: &str) {
+        let r: Result<Result<(), BackendError>, Timeout> = Err(Timeout);
+        let _ = self.settle(&self.clock, "get (coalesced)", key, r);
     }
 
     pub(crate) async fn put(

@@ -15,6 +15,7 @@
 mod bg;
 mod cache;
 mod clock;
+mod coalesce;
 mod context;
 mod entry;
 mod envelope;
@@ -35,7 +36,7 @@ pub use cache::{
 pub use cache_backends as backends;
 pub use clock::{Clock, ManualClock, Millis};
 pub use context::{bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl};
-pub use entry::{Entry, Freshness};
+pub use entry::{Entry, Freshness, Tags};
 pub use envelope::{Codec, DecodeError};
 pub use key::{escape_into, Key, KeyRef, Segment};
 pub use layer::{LayerConfig, LayerStats};

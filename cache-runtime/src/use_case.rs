@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::cache::Cache;
 use crate::clock::{saturating_ms, Clock, Millis};
 use crate::context::{self, Directive, Mode};
-use crate::entry::{Entry, Freshness, Held};
+use crate::entry::{Entry, Freshness, Held, Tags};
 use crate::envelope::{self, Codec, DecodeError};
 use crate::flight::{Flights, Outcome, Role, SharedError};
 use crate::key::{self, Key, KeyRef, Segment};
@@ -68,9 +68,14 @@ pub const LAYER_REMOTE: u8 = 2;
 /// process). Generated code picks it with [`CodecProbe`].
 #[doc(hidden)]
 pub struct ValueCodec<V> {
-    encode: fn(&Entry<V>, Codec) -> Result<Vec<u8>, String>,
-    decode: fn(&[u8], Codec) -> Result<Entry<V>, DecodeError>,
+    encode: EncodeFn<V>,
+    decode: DecodeFn<V>,
 }
+
+/// Encodes an entry stored under a key (see `envelope::encode`).
+type EncodeFn<V> = fn(&str, &Entry<V>, Codec) -> Result<Vec<u8>, String>;
+/// Decodes an entry read under a key, given the tags expected of it.
+type DecodeFn<V> = fn(&[u8], Codec, &str, &Tags) -> Result<Entry<V>, DecodeError>;
 
 impl<V> Clone for ValueCodec<V> {
     fn clone(&self) -> Self {
@@ -157,7 +162,7 @@ pub struct Miss<K> {
     hash: u64,
     key: K,
     urn: Key,
-    tags: Box<[Box<str>]>,
+    tags: Tags,
     mode: Mode,
 }
 
@@ -559,7 +564,7 @@ where
         }
     }
 
-    fn render(&self, values: &[&dyn Display]) -> (Key, Box<[Box<str>]>) {
+    fn render(&self, values: &[&dyn Display]) -> (Key, Tags) {
         let spec = self.spec;
         let mut urn = String::with_capacity(64);
         urn.push_str("urn:");
@@ -607,7 +612,7 @@ where
         }
         (
             Key::from_parts(urn, entity_start, entity_end),
-            tags.into_boxed_slice(),
+            Tags::from(tags),
         )
     }
 
@@ -637,18 +642,18 @@ where
             match self.flights.join(&miss.key) {
                 Role::Leader(lead) => {
                     if let Some(v) = self.peek_fresh(&miss) {
-                        lead.finish(Outcome::Done(v.clone()));
+                        lead.finish(|| Outcome::Done(v.clone()));
                         return Ok(v);
                     }
                     let (found, failed) = self.read_remote_blocking(&miss);
                     if let Some(v) = found {
-                        lead.finish(Outcome::Done(v.clone()));
+                        lead.finish(|| Outcome::Done(v.clone()));
                         return Ok(v);
                     }
                     let Some(loader) = loader.take() else {
                         // Unreachable: a caller leads at most once, since it
                         // returns after leading.
-                        lead.finish(Outcome::Abandoned);
+                        lead.finish(|| Outcome::Abandoned);
                         continue;
                     };
                     let (r, said) = self.timed(|| context::directed(loader));
@@ -709,16 +714,18 @@ where
             match self.flights.join(&miss.key) {
                 Role::Leader(lead) => {
                     if let Some(v) = self.peek_fresh(&miss) {
-                        lead.finish(Outcome::Done(v.clone()));
+                        lead.finish(|| Outcome::Done(v.clone()));
                         return Ok(v);
                     }
-                    let (found, failed) = self.read_remote(&miss.urn, miss.hash, &miss.key).await;
+                    let (found, failed) = self
+                        .read_remote(&miss.urn, miss.hash, &miss.key, &miss.tags)
+                        .await;
                     if let Some(v) = found {
-                        lead.finish(Outcome::Done(v.clone()));
+                        lead.finish(|| Outcome::Done(v.clone()));
                         return Ok(v);
                     }
                     let Some(loader) = loader.take() else {
-                        lead.finish(Outcome::Abandoned);
+                        lead.finish(|| Outcome::Abandoned);
                         continue;
                     };
                     let start = Instant::now();
@@ -764,7 +771,7 @@ where
     ) -> Result<V, E> {
         match r {
             Ok(v) => {
-                lead.finish(Outcome::Done(v.clone()));
+                lead.finish(|| Outcome::Done(v.clone()));
                 Ok(v)
             }
             Err(e) => {
@@ -773,7 +780,7 @@ where
                     key = miss.urn.as_str(),
                     "loader failed"
                 );
-                lead.finish(Outcome::Failed((share.share)(&e)));
+                lead.finish(|| Outcome::Failed((share.share)(&e)));
                 Err(e)
             }
         }
@@ -886,7 +893,7 @@ where
         if remaining.is_zero() {
             return None;
         }
-        match (codec.encode)(entry, self.cache.codec()) {
+        match (codec.encode)(urn, entry, self.cache.codec()) {
             Ok(bytes) => Some((bytes, remaining)),
             Err(e) => {
                 tracing::warn!(use_case = self.spec.name, key = urn, error = %e, "value does not encode; kept in process only");
@@ -963,7 +970,7 @@ where
     /// Also returns which layers failed (bit `i` for layer `i`): the store
     /// after a load skips them, so a slow layer costs one timeout per call,
     /// not two.
-    async fn read_remote(&self, urn: &Key, hash: u64, key: &K) -> (Option<V>, u64) {
+    async fn read_remote(&self, urn: &Key, hash: u64, key: &K, tags: &Tags) -> (Option<V>, u64) {
         let mut failed = 0u64;
         let Some(codec) = self.remote else {
             return (None, failed);
@@ -978,7 +985,7 @@ where
                     continue;
                 }
             };
-            let entry = match (codec.decode)(&bytes, self.cache.codec()) {
+            let entry = match (codec.decode)(&bytes, self.cache.codec(), urn.as_str(), tags) {
                 Ok(e) => e,
                 Err(e) => {
                     // Another build, another type or garbage: a miss; the
@@ -1025,10 +1032,15 @@ where
         if self.remote.is_none() {
             return (None, 0);
         }
-        let (urn, hash, key) = (miss.urn.clone(), miss.hash, miss.key.clone());
+        let (urn, hash, key, tags) = (
+            miss.urn.clone(),
+            miss.hash,
+            miss.key.clone(),
+            miss.tags.clone(),
+        );
         let budget = self.remote_budget();
         cache_backends::io::block_on(
-            async move { self.read_remote(&urn, hash, &key).await },
+            async move { self.read_remote(&urn, hash, &key, &tags).await },
             budget,
         )
         .unwrap_or((None, u64::MAX))
@@ -1106,14 +1118,14 @@ where
         r: Result<V, RefreshFailed>,
     ) {
         match r {
-            Ok(v) => lead.finish(Outcome::Done(v)),
+            Ok(v) => lead.finish(|| Outcome::Done(v)),
             Err(RefreshFailed) => {
                 tracing::warn!(
                     use_case = self.spec.name,
                     key = miss.urn.as_str(),
                     "background refresh failed; the stale value stays until its window ends"
                 );
-                lead.finish(Outcome::Failed(None));
+                lead.finish(|| Outcome::Failed(None));
             }
         }
     }

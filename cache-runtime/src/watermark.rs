@@ -11,7 +11,7 @@
 //! a *floor* rises to the newest watermark dropped; entries created before the
 //! floor count as invalid, so forgetting a watermark never revives an entry.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 
@@ -25,9 +25,21 @@ pub(crate) fn tag_hash(tag: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(tag.as_bytes())
 }
 
+/// What this process knows of one tag or key.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mark {
+    /// When it was last invalidated (0: never, as far as known).
+    at: Millis,
+    /// Whether its remote watermark has been read since the bus (re)connected:
+    /// what this process knows of it stays current through the bus.
+    known: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct Watermarks {
-    map: RwLock<HashMap<u64, Millis>>,
+    /// Watermarks and "known" flags, in one map so that judging a remote
+    /// entry takes one lock.
+    map: RwLock<HashMap<u64, Mark>>,
     /// Raised when watermarks are forgotten (the map is bounded): entries
     /// created before it, in any layer, are invalid.
     floor: AtomicU64,
@@ -41,9 +53,6 @@ pub(crate) struct Watermarks {
     /// Whether this process's in-process layer can be trusted: false while
     /// the invalidation bus is disconnected (it cannot know what it missed).
     trusted: AtomicBool,
-    /// Tags whose remote watermark this process has read since the bus
-    /// (re)connected: what it knows of them stays current through the bus.
-    known: RwLock<HashSet<u64>>,
 }
 
 impl Watermarks {
@@ -54,7 +63,6 @@ impl Watermarks {
             local_floor: AtomicU64::new(0),
             epoch: AtomicU64::new(1),
             trusted: AtomicBool::new(trusted),
-            known: RwLock::new(HashSet::new()),
         }
     }
 
@@ -77,44 +85,84 @@ impl Watermarks {
         self.bump();
     }
 
-    /// Records that `hash` was invalidated at `at` (keeping the later of two).
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Mark>> {
+        self.map.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u64, Mark>> {
+        self.map.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the map within its bound: the oldest half goes (marks that only
+    /// say "known" first: forgetting them costs a re-read, nothing else),
+    /// and the floor rises to the newest watermark dropped.
+    fn trim(&self, map: &mut HashMap<u64, Mark>) {
+        if map.len() <= LIMIT {
+            return;
+        }
+        let mut times: Vec<Millis> = map.values().map(|m| m.at).collect();
+        let mid = times.len() / 2;
+        let (_, median, _) = times.select_nth_unstable(mid);
+        let cut = *median;
+        map.retain(|_, m| m.at > cut);
+        self.floor.fetch_max(cut, Ordering::AcqRel);
+    }
+
+    /// Records that `hash` was invalidated at `at` (keeping the later of
+    /// two); the epoch moves only if the watermark rose.
     pub(crate) fn raise(&self, hash: u64, at: Millis) {
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        let w = map.entry(hash).or_insert(0);
-        if at > *w {
-            *w = at;
+        let mut map = self.write();
+        let m = map.entry(hash).or_default();
+        if at <= m.at {
+            return;
         }
-        if map.len() > LIMIT {
-            let mut times: Vec<Millis> = map.values().copied().collect();
-            let mid = times.len() / 2;
-            let (_, median, _) = times.select_nth_unstable(mid);
-            let cut = *median;
-            map.retain(|_, t| *t > cut);
-            self.floor.fetch_max(cut, Ordering::AcqRel);
-        }
+        m.at = at;
+        self.trim(&mut map);
         drop(map);
         self.bump();
     }
 
     /// The watermark known for `hash`.
+    #[cfg(test)]
     pub(crate) fn get(&self, hash: u64) -> Option<Millis> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
-            .copied()
+        self.read().get(&hash).map(|m| m.at).filter(|&at| at > 0)
+    }
+
+    fn valid_in(&self, map: &HashMap<u64, Mark>, created: Millis, hashes: &[u64]) -> bool {
+        created >= self.floor.load(Ordering::Acquire)
+            && hashes
+                .iter()
+                .all(|h| map.get(h).is_none_or(|m| created > m.at))
     }
 
     /// Whether an entry created at `created` with tags `hashes` is valid by
     /// what this process knows.
     pub(crate) fn valid(&self, created: Millis, hashes: &[u64]) -> bool {
-        if created < self.floor.load(Ordering::Acquire) {
-            return false;
+        self.valid_in(&self.read(), created, hashes)
+    }
+
+    /// [`valid`](Self::valid), and which of the first `fetchable` hashes
+    /// have a remote watermark not known here (bit `i` for hash `i`, bit 63
+    /// for all from 63 on); with `listening` false every one of them is.
+    /// One lock for both: the read path of every remote hit.
+    pub(crate) fn judge(
+        &self,
+        created: Millis,
+        hashes: &[u64],
+        fetchable: usize,
+        listening: bool,
+    ) -> (bool, u64) {
+        let map = self.read();
+        if !self.valid_in(&map, created, hashes) {
+            return (false, 0);
         }
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        hashes
-            .iter()
-            .all(|h| map.get(h).is_none_or(|&w| created > w))
+        let mut unknown = 0u64;
+        for (i, h) in hashes.iter().take(fetchable).enumerate() {
+            if !(listening && map.get(h).is_some_and(|m| m.known)) {
+                unknown |= 1u64 << i.min(63);
+            }
+        }
+        (true, unknown)
     }
 
     /// Whether an in-process entry is valid: as [`valid`](Self::valid), and
@@ -127,34 +175,43 @@ impl Watermarks {
     /// entries from before `now` are invalid and remote watermarks are read
     /// afresh. (Watermarks already known stay: they only ever rise.)
     pub(crate) fn reset(&self, now: Millis) {
-        self.known
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.write().retain(|_, m| {
+            m.known = false;
+            m.at > 0
+        });
         self.local_floor.fetch_max(now, Ordering::AcqRel);
         self.bump();
     }
 
-    /// Whether the remote watermark of `hash` has been read (see `known`).
+    /// Whether the remote watermark of `hash` has been read (see [`Mark`]).
+    #[cfg(test)]
     pub(crate) fn known(&self, hash: u64) -> bool {
-        self.known
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&hash)
+        self.read().get(&hash).is_some_and(|m| m.known)
     }
 
-    /// Remembers that the remote watermark of `hash` has been read.
-    pub(crate) fn know(&self, hash: u64) {
-        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
-        if known.len() >= LIMIT {
-            known.clear();
+    /// Records what was read of remote watermarks: each hash with its
+    /// watermark if it had one; `known` if the bus keeps them current.
+    pub(crate) fn learn(&self, read: impl IntoIterator<Item = (u64, Option<Millis>)>, known: bool) {
+        let mut map = self.write();
+        let mut rose = false;
+        for (h, at) in read {
+            let m = map.entry(h).or_default();
+            if let Some(at) = at.filter(|&at| at > m.at) {
+                m.at = at;
+                rose = true;
+            }
+            m.known |= known;
         }
-        known.insert(hash);
+        self.trim(&mut map);
+        drop(map);
+        if rose {
+            self.bump();
+        }
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.read().len()
     }
 }
 

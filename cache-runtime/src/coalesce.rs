@@ -1,0 +1,227 @@
+//! Read coalescing for one remote layer.
+//!
+//! Under load, many tasks read one layer at once, each for its own key. A
+//! read made while the layer is idle goes out on its own, exactly as without
+//! coalescing, so a lone caller pays nothing. A read made while others are
+//! outstanding is queued, and a flush task, scheduled once for the queue,
+//! waits for the end of the scheduler's current round (the reads of the
+//! tasks already running join the queue meanwhile) and sends the queue as
+//! one batch read (`MGET` on Redis), answering each waiter its own key. It
+//! does not wait for outstanding reads: batches are pipelined. The server
+//! parses one command instead of dozens and the client sends and parses one
+//! reply, which is why cachet's throughput under concurrency keeps up with
+//! (and can exceed) a raw client sending one command per key.
+//!
+//! Nobody waits forever: a flush task dropped unrun (its runtime shut down)
+//! fails the queue at once and clears the way for the next one; a batch
+//! task dropped midway drops its waiters' answers (a failure for them). A
+//! waiter's time limit runs from when it queued: the batch read gets what
+//! is left of the earliest waiter's limit, so queueing never stretches a
+//! call beyond the layer's timeout.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::layer::{RemoteLayer, Skip};
+
+/// The most keys one batch read carries; the rest leave in the next one.
+const MAX_BATCH: usize = 256;
+
+type Answer = Result<Option<Vec<u8>>, Skip>;
+
+struct Waiter {
+    key: String,
+    deadline: Instant,
+    tx: oneshot::Sender<Answer>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Reads and batch reads outstanding.
+    in_flight: usize,
+    queue: Vec<Waiter>,
+    /// A flush task is on its way for what is queued.
+    scheduled: bool,
+}
+
+/// The coalescing state of one layer.
+pub(crate) struct Coalescer {
+    on: bool,
+    state: Mutex<State>,
+}
+
+/// What a read does: go out itself or wait for a batch.
+pub(crate) enum Turn {
+    Direct(InFlight),
+    Queued(oneshot::Receiver<Answer>),
+}
+
+impl Coalescer {
+    pub(crate) fn new(on: bool) -> Self {
+        Coalescer {
+            on,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a read of `key` out at once when the layer is idle, or queues
+    /// it for the next batch.
+    pub(crate) fn enter(&self, layer: &Arc<RemoteLayer>, key: &str, limit: Duration) -> Turn {
+        if !self.on {
+            return Turn::Direct(InFlight { layer: None });
+        }
+        let mut s = self.lock();
+        if s.in_flight == 0 && s.queue.is_empty() {
+            s.in_flight += 1;
+            return Turn::Direct(InFlight {
+                layer: Some(layer.clone()),
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        s.queue.push(Waiter {
+            key: key.to_owned(),
+            deadline: Instant::now() + limit,
+            tx,
+        });
+        if !s.scheduled {
+            s.scheduled = true;
+            drop(s);
+            schedule(layer);
+        }
+        Turn::Queued(rx)
+    }
+
+    /// Takes the next batch for a flush task; clears `scheduled` when the
+    /// queue is emptied, or schedules another flush for the rest.
+    fn take(&self, layer: &Arc<RemoteLayer>) -> Vec<Waiter> {
+        let mut s = self.lock();
+        let n = s.queue.len().min(MAX_BATCH);
+        let batch: Vec<Waiter> = s.queue.drain(..n).collect();
+        let more = !s.queue.is_empty();
+        if !more {
+            s.scheduled = false;
+        }
+        if !batch.is_empty() {
+            s.in_flight += 1;
+        }
+        drop(s);
+        if more {
+            schedule(layer);
+        }
+        batch
+    }
+
+    /// A flush task that will not run: what it was for fails now, so that
+    /// nobody waits on it, and later reads schedule a flush of their own.
+    fn abandon(&self) {
+        let mut s = self.lock();
+        s.scheduled = false;
+        let lost: Vec<Waiter> = std::mem::take(&mut s.queue);
+        drop(s);
+        drop(lost);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.in_flight, s.queue.len())
+    }
+}
+
+/// An outstanding read or batch read; counted out when dropped (done or
+/// cancelled).
+pub(crate) struct InFlight {
+    layer: Option<Arc<RemoteLayer>>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(layer) = self.layer.take() {
+            let mut s = layer.coalescer().lock();
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+/// The duty of a scheduled flush task; if the task is dropped unrun (its
+/// runtime shut down), the queue fails instead of waiting forever.
+struct Duty {
+    layer: Option<Arc<RemoteLayer>>,
+}
+
+impl Drop for Duty {
+    fn drop(&mut self) {
+        if let Some(layer) = self.layer.take() {
+            layer.coalescer().abandon();
+        }
+    }
+}
+
+fn schedule(layer: &Arc<RemoteLayer>) {
+    let duty = Duty {
+        layer: Some(layer.clone()),
+    };
+    let task = flush(duty);
+    match tokio::runtime::Handle::try_current()
+        .ok()
+        .or_else(cache_backends::io::handle)
+    {
+        Some(h) => {
+            h.spawn(task);
+        }
+        None => drop(task),
+    }
+}
+
+/// Waits for the end of the scheduler's current round, so that reads made
+/// by the tasks already running join the batch, then reads the batch and
+/// answers each waiter.
+async fn flush(mut duty: Duty) {
+    tokio::task::yield_now().await;
+    let Some(layer) = duty.layer.take() else {
+        return;
+    };
+    let batch = layer.coalescer().take(&layer);
+    if batch.is_empty() {
+        return;
+    }
+    let in_flight = InFlight {
+        layer: Some(layer.clone()),
+    };
+    let now = Instant::now();
+    let (live, late): (Vec<Waiter>, Vec<Waiter>) = batch
+        .into_iter()
+        .filter(|w| !w.tx.is_closed())
+        .partition(|w| w.deadline > now);
+    if !late.is_empty() {
+        layer.queue_timed_out(&late[0].key);
+        for w in late {
+            let _ = w.tx.send(Err(Skip::Failed));
+        }
+    }
+    let Some(limit) = live.iter().map(|w| w.deadline - now).min() else {
+        return;
+    };
+    let keys: Vec<String> = live.iter().map(|w| w.key.clone()).collect();
+    let answer = layer.batch_read(keys, limit).await;
+    drop(in_flight);
+    match answer {
+        Ok(values) => {
+            for (w, v) in live.into_iter().zip(values) {
+                let _ = w.tx.send(Ok(v));
+            }
+        }
+        Err(skip) => {
+            for w in live {
+                let _ = w.tx.send(Err(skip));
+            }
+        }
+    }
+}
