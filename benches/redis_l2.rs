@@ -22,7 +22,10 @@
 //!   cannot (see the GET counts printed after the group);
 //! - `l2_throughput_64_tasks_distinct/*`: the same, with every task on keys
 //!   of its own (`64 * task + i`, 4096 keys): no two requests for one key
-//!   at once, so both sides send 4096 GETs;
+//!   at once. The raw side sends 4096 GETs; cachet coalesces reads made
+//!   while others are outstanding into MGETs (`cached_fn`, the default), or
+//!   sends 4096 GETs too (`cached_fn_uncoalesced`, a cache built with
+//!   `coalesce_reads(false)`);
 //! - `l2_batch_100/*`: 100 keys by 100 awaited GETs, one raw MGET, and
 //!   `Cache::get_many_async` (which uses MGET), with the bus up and, in
 //!   `cache_get_many_without_bus`, through a cache without a bus (each
@@ -84,9 +87,15 @@ fn make_user(id: u64) -> User {
 
 static CACHE: OnceLock<Cache> = OnceLock::new();
 static NO_BUS: OnceLock<Cache> = OnceLock::new();
+static UNCOALESCED: OnceLock<Cache> = OnceLock::new();
 
 #[cached(key = "user:<id>", ttl = 3600, layers = remote, cache = CACHE.get().unwrap().clone(), name = "L2Bench")]
 async fn user(id: u64) -> Result<User, String> {
+    Ok(make_user(id))
+}
+
+#[cached(key = "user:<id>", ttl = 3600, layers = remote, cache = UNCOALESCED.get().unwrap().clone(), name = "L2BenchUncoalesced")]
+async fn user_uncoalesced(id: u64) -> Result<User, String> {
     Ok(make_user(id))
 }
 
@@ -172,11 +181,7 @@ fn bench(c: &mut Criterion) {
         .set(
             Cache::builder()
                 .namespace("bench")
-                .layer(
-                    LayerConfig::new(backend)
-                        .timeout(Duration::from_secs(1))
-                        .coalesce_reads(std::env::var("COALESCE").map_or(true, |v| v != "0")),
-                )
+                .layer(LayerConfig::new(backend).timeout(Duration::from_secs(1)))
                 .build(),
         )
         .unwrap();
@@ -192,12 +197,28 @@ fn bench(c: &mut Criterion) {
                 .build(),
         )
         .unwrap();
+    UNCOALESCED
+        .set(
+            Cache::builder()
+                .namespace("bench")
+                .layer(
+                    LayerConfig::new(RedisBackend::from_url(&server.url()).unwrap())
+                        .timeout(Duration::from_secs(1))
+                        .coalesce_reads(false),
+                )
+                .build(),
+        )
+        .unwrap();
     let cache = CACHE.get().unwrap();
     // Measured with the bus up, as in a healthy deployment.
     support::eventually("the bench cache's bus connects", || cache.bus_connected());
+    support::eventually("the uncoalesced cache's bus connects", || {
+        UNCOALESCED.get().unwrap().bus_connected()
+    });
     rt.block_on(async {
         for id in 0..4096 {
             user(id).await.unwrap();
+            user_uncoalesced(id).await.unwrap();
         }
         user_without_bus(1).await.unwrap();
     });
@@ -351,6 +372,26 @@ fn bench(c: &mut Criterion) {
         })
     });
     census.report("l2_throughput_64_tasks_distinct/cached_fn (per 4096 hits)");
+    g.bench_function("cached_fn_uncoalesced", |b| {
+        b.to_async(&rt).iter(|| {
+            census.tick();
+            async {
+                let tasks: Vec<_> = (0..64u64)
+                    .map(|t| {
+                        tokio::spawn(async move {
+                            for i in 0..64u64 {
+                                user_uncoalesced(64 * t + i).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            }
+        })
+    });
+    census.report("l2_throughput_64_tasks_distinct/cached_fn_uncoalesced (per 4096 hits)");
     g.finish();
 
     let keys: Vec<_> = (0..100u64)
@@ -532,16 +573,28 @@ fn paired_ratios(rt: &tokio::runtime::Runtime, raw: &redis::aio::ConnectionManag
             }
         },
     );
-    for (name, key) in [
+    for (name, key, coalesced) in [
         (
-            "l2_throughput_64_tasks",
+            "l2_throughput_64_tasks cached_fn",
             (|t, i| (t + i) % 100) as fn(u64, u64) -> u64,
+            true,
         ),
-        ("l2_throughput_64_tasks_distinct", |t, i| 64 * t + i),
+        (
+            "l2_throughput_64_tasks_distinct cached_fn",
+            |t, i| 64 * t + i,
+            true,
+        ),
+        (
+            "l2_throughput_64_tasks_distinct cached_fn_uncoalesced",
+            |t, i| 64 * t + i,
+            false,
+        ),
     ] {
         paired(
             rt,
-            &format!("{name} cached_fn / raw_get time (unit: 4096 hits by 64 tasks; throughput ratio = 1 / this)"),
+            &format!(
+                "{name} / raw_get time (unit: 4096 hits by 64 tasks; throughput ratio = 1 / this)"
+            ),
             16,
             || {
                 let raw = raw.clone();
@@ -568,7 +621,11 @@ fn paired_ratios(rt: &tokio::runtime::Runtime, raw: &redis::aio::ConnectionManag
                     .map(|t| {
                         tokio::spawn(async move {
                             for i in 0..64u64 {
-                                user(key(t, i)).await.unwrap();
+                                if coalesced {
+                                    user(key(t, i)).await.unwrap();
+                                } else {
+                                    user_uncoalesced(key(t, i)).await.unwrap();
+                                }
                             }
                         })
                     })

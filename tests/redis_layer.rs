@@ -578,6 +578,70 @@ async fn batch_reads_use_one_round_trip_per_layer() {
     );
 }
 
+static COALESCED_CACHE: OnceLock<Cache> = OnceLock::new();
+static COALESCED_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "c:<id>", ttl = 300, layers = remote, cache = COALESCED_CACHE.get().expect("set first").clone(), name = "Coalesced")]
+async fn coalesced(id: u32) -> Result<String, String> {
+    COALESCED_LOADS.fetch_add(1, SeqCst);
+    Ok(format!("value of {id}"))
+}
+
+/// Calls of `command` (lower case) since the server started.
+fn command_calls(server: &RedisServer, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut server.conn())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:")))
+        .and_then(|rest| rest.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_are_coalesced_into_mget_each_task_its_own_value() {
+    let server = RedisServer::start();
+    COALESCED_CACHE
+        .set(redis_cache(&server.url(), "coalesce"))
+        .unwrap();
+    wait_bus(COALESCED_CACHE.get().unwrap());
+    for id in 0..256 {
+        coalesced(id).await.unwrap(); // loaded and stored
+        coalesced(id).await.unwrap(); // a hit: its tags' watermarks are read once
+    }
+    let (gets, mgets) = (
+        command_calls(&server, "get"),
+        command_calls(&server, "mget"),
+    );
+    let tasks: Vec<_> = (0..64u32)
+        .map(|t| {
+            tokio::spawn(async move {
+                for i in 0..4 {
+                    let id = 4 * t + i;
+                    assert_eq!(coalesced(id).await.unwrap(), format!("value of {id}"));
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        COALESCED_LOADS.load(SeqCst),
+        256,
+        "every read was a Redis hit"
+    );
+    let gets = command_calls(&server, "get") - gets;
+    let mgets = command_calls(&server, "mget") - mgets;
+    assert!(
+        mgets > 0 && gets + mgets < 256,
+        "256 reads by 64 tasks went out as {gets} GETs and {mgets} MGETs"
+    );
+    let l = &COALESCED_CACHE.get().unwrap().layer_stats()[0];
+    assert_eq!((l.hits, l.errors, l.decode_errors), (512, 0, 0));
+}
+
 #[tokio::test]
 async fn clear_removes_the_namespace_from_redis_only() {
     let server = RedisServer::start();

@@ -209,18 +209,19 @@ async fn flush(mut duty: Duty) {
     let Some(limit) = live.iter().map(|w| w.deadline - now).min() else {
         return;
     };
-    let keys: Vec<String> = live.iter().map(|w| w.key.clone()).collect();
+    let (keys, waiters): (Vec<String>, Vec<_>) = live.into_iter().map(|w| (w.key, w.tx)).unzip();
     let answer = layer.batch_read(keys, limit).await;
     drop(in_flight);
     match answer {
+        // `batch_read` checked that there is one value per key.
         Ok(values) => {
-            for (w, v) in live.into_iter().zip(values) {
-                let _ = w.tx.send(Ok(v));
+            for (tx, v) in waiters.into_iter().zip(values) {
+                let _ = tx.send(Ok(v));
             }
         }
         Err(skip) => {
-            for w in live {
-                let _ = w.tx.send(Err(skip));
+            for tx in waiters {
+                let _ = tx.send(Err(skip));
             }
         }
     }

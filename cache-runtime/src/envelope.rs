@@ -22,6 +22,8 @@
 //! case: same function, same arguments) allocates nothing for them: the
 //! reader's own tags are shared.
 
+use std::io::Write as _;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -90,7 +92,8 @@ pub(crate) fn encode<V: Serialize>(
         if i > 0 {
             rest.push(b' ');
         }
-        rest.extend_from_slice(format!("{}:", t.len()).as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(rest, "{}:", t.len());
         rest.extend_from_slice(t.as_bytes());
     }
     rest.push(b'\n');
