@@ -79,12 +79,17 @@ pub struct RedisBuilder {
     connection_timeout: Option<Duration>,
     response_timeout: Option<Duration>,
     max_reconnect_delay: Option<Duration>,
+    /// PEM: a CA to trust (`tls_root_cert`).
+    tls_root: Option<Vec<u8>>,
+    /// PEM: a client certificate and its key (`tls_client_identity`).
+    tls_identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl RedisBuilder {
     /// Connect with a URL: `redis://[user][:password@]host[:port][/db]`, or
-    /// `rediss://` for TLS (TLS needs one of the `redis` crate's TLS features
-    /// enabled in your build).
+    /// `rediss://...` for TLS (with the `redis-tls` feature; the server's
+    /// certificate is checked against the system's roots, or against
+    /// [`tls_root_cert`](Self::tls_root_cert)).
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
@@ -93,6 +98,40 @@ impl RedisBuilder {
     /// Use a client you built (custom credentials, TLS settings, ...).
     pub fn client(mut self, client: Client) -> Self {
         self.client = Some(client);
+        self
+    }
+
+    /// Trust the CA in `pem` (PEM-encoded) for a `rediss://` URL, instead of
+    /// the system's roots: for servers with certificates of a private CA.
+    ///
+    /// ```
+    /// # #[cfg(feature = "redis-tls")] {
+    /// use cache_backends::redis::RedisBackend;
+    ///
+    /// let ca = b"-----BEGIN CERTIFICATE-----\n...".to_vec(); // read from a file
+    /// let redis = RedisBackend::builder()
+    ///     .url("rediss://cache.internal:6380")
+    ///     .tls_root_cert(ca);
+    /// # let _ = redis;
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root = Some(pem.into());
+        self
+    }
+
+    /// Present this client certificate and key (both PEM) to a server that
+    /// asks for one (mutual TLS, `tls-auth-clients yes`).
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn tls_client_identity(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls_identity = Some((cert_pem.into(), key_pem.into()));
         self
     }
 
@@ -120,8 +159,39 @@ impl RedisBuilder {
     /// # Errors
     ///
     /// [`BackendError::Config`] when both or neither of a URL and a client
-    /// are given, or the URL is not a Redis URL.
+    /// are given, the URL is not a Redis URL, a `rediss://` URL is given
+    /// without the `redis-tls` feature, or TLS settings come with a client
+    /// (configure TLS on the client you build, then).
     pub fn build(self) -> Result<RedisBackend, BackendError> {
+        let tls_settings = self.tls_root.is_some() || self.tls_identity.is_some();
+        if tls_settings && self.client.is_some() {
+            return Err(BackendError::Config(
+                "TLS settings apply to a URL; set them on the client you pass instead".into(),
+            ));
+        }
+        if let Some(url) = &self.url {
+            if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
+                return Err(BackendError::Config(format!(
+                    "`{}` asks for TLS: enable cachet's `redis-tls` feature",
+                    redact(url)
+                )));
+            }
+            if tls_settings && !url.starts_with("rediss://") {
+                return Err(BackendError::Config(format!(
+                    "TLS settings given for `{}`, which is not a `rediss://` URL",
+                    redact(url)
+                )));
+            }
+        }
+        #[cfg(feature = "redis-tls")]
+        {
+            // The redis crate's rustls needs a process-wide crypto provider;
+            // one installed by the application already stays.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let bad_url = |url: &str, e: RedisError| {
+            BackendError::Config(format!("`{}` is not a usable Redis URL: {e}", redact(url)))
+        };
         let client = match (self.url, self.client) {
             (Some(_), Some(_)) => {
                 return Err(BackendError::Config(
@@ -133,9 +203,21 @@ impl RedisBuilder {
                     "the Redis backend needs a URL (`.url(..)`) or a client (`.client(..)`)".into(),
                 ))
             }
-            (Some(url), None) => Client::open(url.as_str()).map_err(|e| {
-                BackendError::Config(format!("`{}` is not a usable Redis URL: {e}", redact(&url)))
-            })?,
+            #[cfg(feature = "redis-tls")]
+            (Some(url), None) if tls_settings => Client::build_with_tls(
+                url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: self.tls_identity.map(|(client_cert, client_key)| {
+                        redis::ClientTlsConfig {
+                            client_cert,
+                            client_key,
+                        }
+                    }),
+                    root_cert: self.tls_root,
+                },
+            )
+            .map_err(|e| bad_url(&url, e))?,
+            (Some(url), None) => Client::open(url.as_str()).map_err(|e| bad_url(&url, e))?,
             (None, Some(c)) => c,
         };
         let target = format!("{:?}", client.get_connection_info().addr());
@@ -520,5 +602,17 @@ mod tests {
     fn builds_without_a_server() {
         // Nothing listens on port 1: building must still succeed (lazy).
         assert!(RedisBackend::from_url("redis://127.0.0.1:1").is_ok());
+    }
+
+    #[test]
+    fn rediss_is_tls_with_the_feature_and_a_clear_error_without() {
+        let r = RedisBackend::from_url("rediss://:secret@127.0.0.1:1");
+        if cfg!(feature = "redis-tls") {
+            assert!(r.is_ok());
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("`redis-tls` feature"), "{e}");
+            assert!(!e.contains("secret"), "the password is not logged: {e}");
+        }
     }
 }

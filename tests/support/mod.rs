@@ -15,6 +15,65 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     _dir: tempfile::TempDir,
+    tls: Option<Tls>,
+}
+
+/// TLS material made for one test server: a CA, a server certificate for
+/// 127.0.0.1 signed by it, and a client certificate signed by it (PEM).
+pub struct Tls {
+    pub ca: String,
+    pub client_cert: String,
+    pub client_key: String,
+    server_cert: String,
+    server_key: String,
+    /// Whether the server asks clients for a certificate.
+    pub auth_clients: bool,
+}
+
+impl Tls {
+    /// A fresh CA and certificates, made in process.
+    pub fn generate(auth_clients: bool) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "cachet test CA");
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let leaf = |names: Vec<String>| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &ca)
+                .unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(vec!["127.0.0.1".into()]);
+        let (client_cert, client_key) = leaf(vec!["cachet-test-client".into()]);
+        Tls {
+            ca: ca.pem(),
+            client_cert,
+            client_key,
+            server_cert,
+            server_key,
+            auth_clients,
+        }
+    }
+
+    /// A client for `url` that trusts the CA (and, with the server asking
+    /// for one, shows the client certificate).
+    fn client(&self, url: &str) -> redis::Client {
+        redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: self.auth_clients.then(|| redis::ClientTlsConfig {
+                    client_cert: self.client_cert.clone().into_bytes(),
+                    client_key: self.client_key.clone().into_bytes(),
+                }),
+                root_cert: Some(self.ca.clone().into_bytes()),
+            },
+        )
+        .expect("a TLS client")
+    }
 }
 
 fn find_in_path(name: &str) -> Option<PathBuf> {
@@ -78,9 +137,28 @@ impl RedisServer {
             child: None,
             port: free_port(),
             _dir: dir,
+            tls: None,
         };
         s.spawn();
         s
+    }
+
+    /// Starts a server that speaks TLS only, with `tls`'s certificates.
+    pub fn start_tls(tls: Tls) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut s = RedisServer {
+            child: None,
+            port: free_port(),
+            _dir: dir,
+            tls: Some(tls),
+        };
+        s.spawn();
+        s
+    }
+
+    /// The TLS material of a server started with [`RedisServer::start_tls`].
+    pub fn tls(&self) -> &Tls {
+        self.tls.as_ref().expect("a TLS server")
     }
 
     /// A server that is not running yet (for "down at startup" tests).
@@ -89,15 +167,35 @@ impl RedisServer {
             child: None,
             port: free_port(),
             _dir: tempfile::tempdir().expect("a temp dir"),
+            tls: None,
         }
     }
 
     fn spawn(&mut self) {
         let bin = redis_server_binary();
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some(tls) = &self.tls {
+            let write = |name: &str, pem: &str| {
+                let p = self._dir.path().join(name);
+                std::fs::write(&p, pem).expect("certificate written");
+                p
+            };
+            cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(write("server.pem", &tls.server_cert))
+                .arg("--tls-key-file")
+                .arg(write("server.key", &tls.server_key))
+                .arg("--tls-ca-cert-file")
+                .arg(write("ca.pem", &tls.ca))
+                .args([
+                    "--tls-auth-clients",
+                    if tls.auth_clients { "yes" } else { "no" },
+                ]);
+        } else {
+            cmd.args(["--port", &self.port.to_string()]);
+        }
+        let child = cmd
             .args([
-                "--port",
-                &self.port.to_string(),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -129,22 +227,33 @@ impl RedisServer {
         );
     }
 
+    fn client(&self) -> redis::Client {
+        match &self.tls {
+            Some(tls) => tls.client(&self.url()),
+            None => redis::Client::open(self.url()).expect("url"),
+        }
+    }
+
     fn ping(&self) -> bool {
-        redis::Client::open(self.url())
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+        self.client()
+            .get_connection_with_timeout(Duration::from_millis(200))
             .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
             .is_ok()
     }
 
-    /// The server's URL.
+    /// The server's URL (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
-    /// A plain connection for raw commands (what `redis-cli` would send).
+    /// A connection for raw commands (what `redis-cli` would send).
     pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .expect("url")
+        self.client()
             .get_connection_with_timeout(Duration::from_secs(2))
             .expect("redis answers")
     }
