@@ -10,11 +10,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::fs;
 
+use crate::record::{self, now_ms};
 use crate::{Backend, BackendError};
 
 const MAGIC: &[u8] = b"cachet-file 1\n";
@@ -47,21 +48,9 @@ fn io(e: std::io::Error) -> BackendError {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// Splits a file into (expiry, key, value); `None` if it is not ours.
 fn parse(bytes: &[u8]) -> Option<(u64, &[u8], &[u8])> {
-    let rest = bytes.strip_prefix(MAGIC)?;
-    let nl = rest.iter().position(|&b| b == b'\n')?;
-    let expires: u64 = std::str::from_utf8(&rest[..nl]).ok()?.parse().ok()?;
-    let rest = &rest[nl + 1..];
-    let nl = rest.iter().position(|&b| b == b'\n')?;
-    Some((expires, &rest[..nl], &rest[nl + 1..]))
+    record::parse(MAGIC, bytes)
 }
 
 impl FileBackend {
@@ -79,8 +68,7 @@ impl FileBackend {
     }
 
     fn path(&self, key: &str) -> PathBuf {
-        let h = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
-        self.dir.join(format!("{h:032x}{SUFFIX}"))
+        self.dir.join(format!("{}{SUFFIX}", record::name(key)))
     }
 
     fn temp(&self) -> PathBuf {
@@ -90,15 +78,7 @@ impl FileBackend {
     }
 
     fn encode(key: &str, value: &[u8], ttl: Duration) -> Vec<u8> {
-        let expires = now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        let mut out = Vec::with_capacity(MAGIC.len() + 24 + key.len() + value.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(expires.to_string().as_bytes());
-        out.push(b'\n');
-        out.extend_from_slice(key.as_bytes());
-        out.push(b'\n');
-        out.extend_from_slice(value);
-        out
+        record::encode(MAGIC, key, value, ttl)
     }
 
     async fn write_temp(
@@ -171,17 +151,12 @@ impl Backend for FileBackend {
         let Some(bytes) = self.read(&path).await? else {
             return Ok(None);
         };
-        match parse(&bytes) {
-            Some((exp, k, v)) if k == key.as_bytes() => {
-                if exp > now_ms() {
-                    Ok(Some(v.to_vec()))
-                } else {
-                    let _ = fs::remove_file(&path).await;
-                    Ok(None)
-                }
+        match record::live(MAGIC, &bytes, key) {
+            Ok(v) => Ok(v.map(<[u8]>::to_vec)),
+            Err(()) => {
+                let _ = fs::remove_file(&path).await;
+                Ok(None)
             }
-            // Another key with the same hash, or a file that is not ours.
-            _ => Ok(None),
         }
     }
 

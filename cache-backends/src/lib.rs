@@ -58,6 +58,13 @@ pub mod redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub mod file;
 
+#[cfg(feature = "object-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
+pub mod object;
+
+#[cfg(any(feature = "file", feature = "object-store"))]
+mod record;
+
 pub use async_trait::async_trait;
 
 use std::fmt;

@@ -1,0 +1,293 @@
+//! A cold tier on object storage (S3, GCS, Azure Blob, a local directory, ...)
+//! through the [`object_store`] crate.
+//!
+//! Each key is one object under a prefix, named by a 128-bit hash of the key
+//! and holding a record (expiry, the key itself, the value): a collision or
+//! a foreign object reads as a miss, never as another key's value. Object
+//! stores have no TTL of their own: an expired object reads as absent and is
+//! deleted when read, and [`ObjectStoreBackend::cleanup`] sweeps the prefix
+//! (or give the bucket a lifecycle rule as long as the layer's TTL cap).
+//! Writes are whole-object puts, atomic in every store; `set_if_absent` is a
+//! conditional put (`PutMode::Create`), atomic across processes and hosts.
+//!
+//! Bring a store built with the `object_store` crate's own features (`aws`,
+//! `gcp`, `azure`; the same major version as cachet's, 0.14). Object stores
+//! are slower than Redis: give the layer a timeout to match
+//! (`LayerConfig::timeout`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::record::{self, now_ms};
+use crate::{Backend, BackendError};
+
+const MAGIC: &[u8] = b"cachet-object 1\n";
+
+/// One object per key in an [`ObjectStore`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cache_backends::{object::ObjectStoreBackend, Backend};
+/// use object_store::memory::InMemory;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// // In production: object_store::aws::AmazonS3Builder::from_env()...build()
+/// let objects = ObjectStoreBackend::new(Arc::new(InMemory::new())).prefix("cache/shop");
+/// objects.set("urn:shop:v1:user:1", b"ada".to_vec(), Duration::from_secs(3600)).await.unwrap();
+/// assert_eq!(objects.get("urn:shop:v1:user:1").await.unwrap(), Some(b"ada".to_vec()));
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct ObjectStoreBackend {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+}
+
+fn err(e: object_store::Error) -> BackendError {
+    BackendError::Connection {
+        backend: "object_store".into(),
+        source: Box::new(e),
+    }
+}
+
+impl ObjectStoreBackend {
+    /// Objects under the prefix `cachet/` of `store`.
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        ObjectStoreBackend {
+            store,
+            prefix: Path::from("cachet"),
+        }
+    }
+
+    /// Keeps the objects under `prefix` (path segments separated by `/`).
+    #[must_use]
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = Path::from(prefix);
+        self
+    }
+
+    fn path(&self, key: &str) -> Path {
+        self.prefix.clone().join(record::name(key))
+    }
+
+    async fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, BackendError> {
+        match self.store.get(path).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(err)?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn remove(&self, path: &Path) -> Result<(), BackendError> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Applies `doomed` to every record under the prefix (expiry, key) and
+    /// deletes those it picks (and objects that are not records); returns
+    /// how many it deleted.
+    async fn sweep(&self, doomed: impl Fn(u64, &[u8]) -> bool) -> Result<u64, BackendError> {
+        let mut listed = self.store.list(Some(&self.prefix));
+        let mut removed = 0;
+        while let Some(meta) = listed.next().await {
+            let meta = meta.map_err(err)?;
+            let Some(bytes) = self.read(&meta.location).await? else {
+                continue;
+            };
+            let gone = record::parse(MAGIC, &bytes).is_none_or(|(exp, k, _)| doomed(exp, k));
+            if gone {
+                self.remove(&meta.location).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes expired objects (and foreign ones) under the prefix; returns
+    /// how many.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError::Connection`] when the store fails.
+    pub async fn cleanup(&self) -> Result<u64, BackendError> {
+        let now = now_ms();
+        self.sweep(|exp, _| exp <= now).await
+    }
+}
+
+#[async_trait]
+impl Backend for ObjectStoreBackend {
+    fn name(&self) -> &str {
+        "object_store"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        let path = self.path(key);
+        let Some(bytes) = self.read(&path).await? else {
+            return Ok(None);
+        };
+        match record::live(MAGIC, &bytes, key) {
+            Ok(v) => Ok(v.map(<[u8]>::to_vec)),
+            Err(()) => {
+                // Expired: gone for good. Best effort; a failure is not a read error.
+                let _ = self.remove(&path).await;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), BackendError> {
+        let payload = PutPayload::from(record::encode(MAGIC, key, &value, ttl));
+        self.store
+            .put(&self.path(key), payload)
+            .await
+            .map(drop)
+            .map_err(err)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        let live = self.get(key).await?.is_some();
+        self.remove(&self.path(key)).await?;
+        Ok(live)
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        let path = self.path(key);
+        let put = || {
+            let payload = PutPayload::from(record::encode(MAGIC, key, &value, ttl));
+            let opts = PutOptions::from(PutMode::Create);
+            self.store.put_opts(&path, payload, opts)
+        };
+        match put().await {
+            Ok(_) => return Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(err(e)),
+        }
+        // Held: by a live record, or by an expired one that goes now.
+        if self.get(key).await?.is_some() {
+            return Ok(false);
+        }
+        match put().await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BackendError> {
+        self.sweep(|_, k| k.starts_with(prefix.as_bytes())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn store() -> (Arc<InMemory>, ObjectStoreBackend) {
+        let mem = Arc::new(InMemory::new());
+        (mem.clone(), ObjectStoreBackend::new(mem).prefix("t/cache"))
+    }
+
+    #[tokio::test]
+    async fn round_trip_expiry_and_cleanup() {
+        let (mem, o) = store();
+        let hour = Duration::from_secs(3600);
+        o.set("urn:x:1", b"one".to_vec(), hour).await.unwrap();
+        assert_eq!(o.get("urn:x:1").await.unwrap(), Some(b"one".to_vec()));
+        // An expiry in the past, written directly: no sleeping needed.
+        o.set("urn:x:2", b"old".to_vec(), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            o.get("urn:x:2").await.unwrap(),
+            None,
+            "expired reads as absent"
+        );
+        assert!(
+            mem.get(&o.path("urn:x:2")).await.is_err(),
+            "and is deleted when read"
+        );
+        o.set("urn:x:3", b"old".to_vec(), Duration::ZERO)
+            .await
+            .unwrap();
+        mem.put(
+            &Path::from("t/cache/foreign"),
+            PutPayload::from_static(b"not ours"),
+        )
+        .await
+        .unwrap();
+        mem.put(&Path::from("t/other/kept"), PutPayload::from_static(b"x"))
+            .await
+            .unwrap();
+        assert_eq!(
+            o.cleanup().await.unwrap(),
+            2,
+            "the expired and the foreign object"
+        );
+        assert_eq!(o.get("urn:x:1").await.unwrap(), Some(b"one".to_vec()));
+        assert!(
+            mem.get(&Path::from("t/other/kept")).await.is_ok(),
+            "outside the prefix nothing is touched"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_object_for_another_key_reads_as_a_miss() {
+        let (mem, o) = store();
+        // A hash collision, simulated: key B's record at key A's path.
+        let b = record::encode(MAGIC, "B", b"b", Duration::from_secs(60));
+        mem.put(&o.path("A"), PutPayload::from(b)).await.unwrap();
+        assert_eq!(o.get("A").await.unwrap(), None);
+        mem.put(&o.path("A"), PutPayload::from_static(b"garbage"))
+            .await
+            .unwrap();
+        assert_eq!(o.get("A").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn set_if_absent_is_exclusive_and_takes_over_an_expired_holder() {
+        let (mem, o) = store();
+        let other = ObjectStoreBackend::new(mem).prefix("t/cache");
+        let ttl = Duration::from_secs(60);
+        assert!(o.set_if_absent("lock", b"a".to_vec(), ttl).await.unwrap());
+        assert!(!other
+            .set_if_absent("lock", b"b".to_vec(), ttl)
+            .await
+            .unwrap());
+        assert_eq!(other.get("lock").await.unwrap(), Some(b"a".to_vec()));
+        o.set("lock", b"a".to_vec(), Duration::ZERO).await.unwrap();
+        assert!(other
+            .set_if_absent("lock", b"b".to_vec(), ttl)
+            .await
+            .unwrap());
+        assert_eq!(o.get("lock").await.unwrap(), Some(b"b".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn delete_and_delete_prefix() {
+        let (_, o) = store();
+        let ttl = Duration::from_secs(60);
+        o.set("urn:p:1", b"1".to_vec(), ttl).await.unwrap();
+        o.set("urn:p:2", b"2".to_vec(), ttl).await.unwrap();
+        o.set("urn:q:1", b"1".to_vec(), ttl).await.unwrap();
+        assert_eq!(o.delete_prefix("urn:p:").await.unwrap(), 2);
+        assert_eq!(o.get("urn:p:1").await.unwrap(), None);
+        assert!(o.delete("urn:q:1").await.unwrap());
+        assert!(!o.delete("urn:q:1").await.unwrap());
+    }
+}
