@@ -278,121 +278,37 @@ fn bench(c: &mut Criterion) {
     census.report("l2_hit/raw_get_then_mget");
     g.finish();
 
-    let mut g = c.benchmark_group("l2_throughput_64_tasks");
-    g.throughput(Throughput::Elements(64 * 64));
-    g.bench_function("raw_get", |b| {
-        b.to_async(&rt).iter(|| {
-            census.tick();
-            let raw = raw.clone();
-            async move {
-                let tasks: Vec<_> = (0..64)
-                    .map(|t| {
-                        let mut c = raw.clone();
-                        tokio::spawn(async move {
-                            for i in 0..64u64 {
-                                let k = format!("urn:bench:v1:user:{}#L2Bench", (t + i) % 100);
-                                let _: Option<Vec<u8>> =
-                                    redis::cmd("GET").arg(k).query_async(&mut c).await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            }
-        })
-    });
-    census.report("l2_throughput_64_tasks/raw_get (per 4096 hits)");
-    g.bench_function("cached_fn", |b| {
-        b.to_async(&rt).iter(|| {
-            census.tick();
-            async {
-                let tasks: Vec<_> = (0..64u64)
-                    .map(|t| {
-                        tokio::spawn(async move {
-                            for i in 0..64u64 {
-                                user((t + i) % 100).await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            }
-        })
-    });
-    census.report("l2_throughput_64_tasks/cached_fn (per 4096 hits)");
-    g.finish();
-
-    let mut g = c.benchmark_group("l2_throughput_64_tasks_distinct");
-    g.throughput(Throughput::Elements(64 * 64));
-    g.bench_function("raw_get", |b| {
-        b.to_async(&rt).iter(|| {
-            census.tick();
-            let raw = raw.clone();
-            async move {
-                let tasks: Vec<_> = (0..64u64)
-                    .map(|t| {
-                        let mut c = raw.clone();
-                        tokio::spawn(async move {
-                            for i in 0..64u64 {
-                                let k = format!("urn:bench:v1:user:{}#L2Bench", 64 * t + i);
-                                let _: Option<Vec<u8>> =
-                                    redis::cmd("GET").arg(k).query_async(&mut c).await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            }
-        })
-    });
-    census.report("l2_throughput_64_tasks_distinct/raw_get (per 4096 hits)");
-    g.bench_function("cached_fn", |b| {
-        b.to_async(&rt).iter(|| {
-            census.tick();
-            async {
-                let tasks: Vec<_> = (0..64u64)
-                    .map(|t| {
-                        tokio::spawn(async move {
-                            for i in 0..64u64 {
-                                user(64 * t + i).await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            }
-        })
-    });
-    census.report("l2_throughput_64_tasks_distinct/cached_fn (per 4096 hits)");
-    g.bench_function("cached_fn_uncoalesced", |b| {
-        b.to_async(&rt).iter(|| {
-            census.tick();
-            async {
-                let tasks: Vec<_> = (0..64u64)
-                    .map(|t| {
-                        tokio::spawn(async move {
-                            for i in 0..64u64 {
-                                user_uncoalesced(64 * t + i).await.unwrap();
-                            }
-                        })
-                    })
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            }
-        })
-    });
-    census.report("l2_throughput_64_tasks_distinct/cached_fn_uncoalesced (per 4096 hits)");
-    g.finish();
+    for (group, key) in [
+        ("l2_throughput_64_tasks", OVERLAPPING),
+        ("l2_throughput_64_tasks_distinct", DISTINCT),
+    ] {
+        let mut g = c.benchmark_group(group);
+        g.throughput(Throughput::Elements(64 * 64));
+        g.bench_function("raw_get", |b| {
+            b.to_async(&rt).iter(|| {
+                census.tick();
+                raw_tasks(raw.clone(), key)
+            })
+        });
+        census.report(&format!("{group}/raw_get (per 4096 hits)"));
+        g.bench_function("cached_fn", |b| {
+            b.to_async(&rt).iter(|| {
+                census.tick();
+                cached_tasks(key, user)
+            })
+        });
+        census.report(&format!("{group}/cached_fn (per 4096 hits)"));
+        if group.ends_with("distinct") {
+            g.bench_function("cached_fn_uncoalesced", |b| {
+                b.to_async(&rt).iter(|| {
+                    census.tick();
+                    cached_tasks(key, user_uncoalesced)
+                })
+            });
+            census.report(&format!("{group}/cached_fn_uncoalesced (per 4096 hits)"));
+        }
+        g.finish();
+    }
 
     let keys: Vec<_> = (0..100u64)
         .map(|i| cache.key("user", &i).use_case("L2Bench"))
@@ -574,19 +490,11 @@ fn paired_ratios(rt: &tokio::runtime::Runtime, raw: &redis::aio::ConnectionManag
         },
     );
     for (name, key, coalesced) in [
-        (
-            "l2_throughput_64_tasks cached_fn",
-            (|t, i| (t + i) % 100) as fn(u64, u64) -> u64,
-            true,
-        ),
-        (
-            "l2_throughput_64_tasks_distinct cached_fn",
-            |t, i| 64 * t + i,
-            true,
-        ),
+        ("l2_throughput_64_tasks cached_fn", OVERLAPPING, true),
+        ("l2_throughput_64_tasks_distinct cached_fn", DISTINCT, true),
         (
             "l2_throughput_64_tasks_distinct cached_fn_uncoalesced",
-            |t, i| 64 * t + i,
+            DISTINCT,
             false,
         ),
     ] {
@@ -596,45 +504,61 @@ fn paired_ratios(rt: &tokio::runtime::Runtime, raw: &redis::aio::ConnectionManag
                 "{name} / raw_get time (unit: 4096 hits by 64 tasks; throughput ratio = 1 / this)"
             ),
             16,
-            || {
-                let raw = raw.clone();
-                async move {
-                    let tasks: Vec<_> = (0..64u64)
-                        .map(|t| {
-                            let mut c = raw.clone();
-                            tokio::spawn(async move {
-                                for i in 0..64u64 {
-                                    let k = format!("urn:bench:v1:user:{}#L2Bench", key(t, i));
-                                    let _: Option<Vec<u8>> =
-                                        redis::cmd("GET").arg(k).query_async(&mut c).await.unwrap();
-                                }
-                            })
-                        })
-                        .collect();
-                    for t in tasks {
-                        t.await.unwrap();
-                    }
-                }
-            },
+            || raw_tasks(raw.clone(), key),
             || async move {
-                let tasks: Vec<_> = (0..64u64)
-                    .map(|t| {
-                        tokio::spawn(async move {
-                            for i in 0..64u64 {
-                                if coalesced {
-                                    user(key(t, i)).await.unwrap();
-                                } else {
-                                    user_uncoalesced(key(t, i)).await.unwrap();
-                                }
-                            }
-                        })
-                    })
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
+                if coalesced {
+                    cached_tasks(key, user).await;
+                } else {
+                    cached_tasks(key, user_uncoalesced).await;
                 }
             },
         );
+    }
+}
+
+/// The key task `t` reads on its `i`-th call: several tasks on one key at
+/// once (100 keys in all).
+const OVERLAPPING: fn(u64, u64) -> u64 = |t, i| (t + i) % 100;
+/// Every task on keys of its own (4096 keys in all).
+const DISTINCT: fn(u64, u64) -> u64 = |t, i| 64 * t + i;
+
+/// 64 tasks, each reading its 64 keys with raw `GET`s.
+async fn raw_tasks(raw: redis::aio::ConnectionManager, key: fn(u64, u64) -> u64) {
+    let tasks: Vec<_> = (0..64u64)
+        .map(|t| {
+            let mut c = raw.clone();
+            tokio::spawn(async move {
+                for i in 0..64u64 {
+                    let k = format!("urn:bench:v1:user:{}#L2Bench", key(t, i));
+                    let v: Option<Vec<u8>> =
+                        redis::cmd("GET").arg(k).query_async(&mut c).await.unwrap();
+                    assert!(v.is_some());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// 64 tasks, each reading its 64 keys through a cached function.
+async fn cached_tasks<F, Fut>(key: fn(u64, u64) -> u64, call: F)
+where
+    F: Fn(u64) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Result<User, String>> + Send,
+{
+    let tasks: Vec<_> = (0..64u64)
+        .map(|t| {
+            tokio::spawn(async move {
+                for i in 0..64u64 {
+                    call(key(t, i)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
     }
 }
 

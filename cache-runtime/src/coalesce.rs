@@ -127,12 +127,6 @@ impl Coalescer {
         drop(s);
         drop(lost);
     }
-
-    #[cfg(test)]
-    pub(crate) fn in_flight(&self) -> (usize, usize) {
-        let s = self.lock();
-        (s.in_flight, s.queue.len())
-    }
 }
 
 /// An outstanding read or batch read; counted out when dropped (done or

@@ -235,6 +235,38 @@ mod tests {
     }
 
     #[test]
+    fn remote_reads_are_learnt_and_known_until_the_bus_reconnects() {
+        let w = Watermarks::new(true);
+        let (a, b, key) = (tag_hash("user:1"), tag_hash("org:2"), tag_hash("urn"));
+        let (valid, unknown) = w.judge(100, &[a, b, key], 2, true);
+        assert!(valid);
+        assert_eq!(unknown, 0b11, "neither tag's remote watermark is known yet");
+        let e0 = w.epoch();
+        w.learn([(a, Some(50)), (b, None)], true);
+        assert!(w.epoch() > e0, "a watermark rose");
+        assert!(w.known(a) && w.known(b));
+        assert_eq!(w.judge(100, &[a, b, key], 2, true), (true, 0));
+        assert_eq!(
+            w.judge(100, &[a, b, key], 2, false),
+            (true, 0b11),
+            "without a bus, nothing stays known"
+        );
+        assert_eq!(
+            w.judge(40, &[a, b, key], 2, true),
+            (false, 0),
+            "older than a's watermark"
+        );
+        let e1 = w.epoch();
+        w.learn([(a, Some(20))], true);
+        assert_eq!(w.get(a), Some(50), "a watermark never moves back");
+        assert_eq!(w.epoch(), e1, "nothing changed: the epoch stays");
+        w.reset(1_000);
+        assert!(!w.known(a) && !w.known(b), "after a reconnect, read afresh");
+        assert_eq!(w.get(a), Some(50), "what was learnt stays");
+        assert_eq!(w.len(), 1, "marks that only said 'known' are gone");
+    }
+
+    #[test]
     fn forgetting_never_revives_an_entry() {
         let w = Watermarks::new(true);
         for i in 0..(LIMIT as u64 + 10) {
