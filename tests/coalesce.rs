@@ -23,6 +23,8 @@ const BATCH_FAILS: u8 = 1;
 const BATCH_SHORT: u8 = 2;
 /// Every read waits an hour.
 const HANG: u8 = 3;
+/// Single-key reads wait an hour; batch reads answer.
+const GET_HANGS: u8 = 4;
 
 #[derive(Debug, Default)]
 struct Slow {
@@ -43,8 +45,9 @@ impl Slow {
         })
     }
 
-    async fn pause(&self) {
-        let d = if self.mode.load(SeqCst) == HANG {
+    async fn pause(&self, single: bool) {
+        let mode = self.mode.load(SeqCst);
+        let d = if mode == HANG || (single && mode == GET_HANGS) {
             Duration::from_secs(3600)
         } else {
             Duration::from_millis(2)
@@ -78,7 +81,7 @@ impl Backend for Slow {
         if is_entry(key) {
             self.gets.fetch_add(1, SeqCst);
         }
-        self.pause().await;
+        self.pause(true).await;
         Ok(self.map.lock().unwrap().get(key).cloned())
     }
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
@@ -86,7 +89,7 @@ impl Backend for Slow {
         if entries > 0 {
             self.batches.lock().unwrap().push(entries);
         }
-        self.pause().await;
+        self.pause(false).await;
         let mode = self.mode.load(SeqCst);
         if entries > 0 && mode == BATCH_FAILS {
             return Err(BackendError::Refused {
@@ -102,7 +105,7 @@ impl Backend for Slow {
         Ok(out)
     }
     async fn set(&self, key: &str, value: Vec<u8>, _ttl: Duration) -> Result<(), BackendError> {
-        self.pause().await;
+        self.pause(true).await;
         self.map.lock().unwrap().insert(key.to_owned(), value);
         Ok(())
     }
@@ -358,4 +361,69 @@ async fn cancelling_reads_in_flight_strands_no_waiter_and_frees_the_layer() {
         (CANCELLED.gets.load(SeqCst), CANCELLED.batches().len()),
         (1, 0)
     );
+}
+
+// ---- a flush stranded on a runtime nobody drives -------------------------------------
+
+static STRANDED: LazyLock<Arc<Slow>> = LazyLock::new(|| Slow::new(true));
+static STRANDED_CACHE: LazyLock<Cache> = LazyLock::new(|| cache_over(&STRANDED, None));
+static STRANDED_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "item:<id>", ttl = 600, layers = remote, cache = STRANDED_CACHE)]
+async fn stranded(id: u32) -> Result<String, String> {
+    STRANDED_LOADS.fetch_add(1, SeqCst);
+    Ok(format!("value-{id}"))
+}
+
+/// A read queued on a current-thread runtime whose caller stops driving it
+/// (a `select!` that returned at once) leaves its flush task there, never
+/// run. Reads after it still finish: a waiter gives up at its own limit
+/// (and loads), and a read queued a timeout later schedules a new flush.
+/// Real time: the test asserts outcomes only (it would hang without the fix).
+#[test]
+fn a_flush_stranded_on_an_undriven_runtime_holds_nobody_beyond_the_timeout() {
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    mt.block_on(async {
+        for id in 0..4 {
+            stranded(id).await.unwrap();
+        }
+    });
+    STRANDED_LOADS.store(0, SeqCst);
+    STRANDED.reset();
+    STRANDED.mode.store(GET_HANGS, SeqCst);
+    // A direct read that hangs (until its timeout): later reads queue.
+    let hanging = mt.spawn(stranded(0));
+    while STRANDED.gets.load(SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Queued on `ct`, whose caller returns without ever yielding to it.
+    ct.block_on(async {
+        let read = std::pin::pin!(stranded(1));
+        tokio::select! {
+            biased;
+            _ = read => unreachable!("a queued read cannot be answered before a flush"),
+            _ = std::future::ready(()) => {}
+        }
+    });
+    // Queued behind the stranded flush: answered by its loader at its limit.
+    assert_eq!(mt.block_on(stranded(2)).unwrap(), "value-2");
+    assert_eq!(mt.block_on(hanging).unwrap().unwrap(), "value-0");
+    // A timeout later a new flush is scheduled: an L2 hit again.
+    let loads = STRANDED_LOADS.load(SeqCst);
+    assert_eq!(mt.block_on(stranded(3)).unwrap(), "value-3");
+    assert_eq!(
+        STRANDED_LOADS.load(SeqCst),
+        loads,
+        "read 3 came from the layer, through a new flush"
+    );
+    assert!(STRANDED_CACHE.layer_stats()[0].timeouts >= 1);
+    drop(ct);
 }

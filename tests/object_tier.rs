@@ -114,3 +114,35 @@ async fn a_failing_object_store_is_counted_and_skipped() {
     let l = &cache.layer_stats()[0];
     assert!(l.errors >= 1 && l.writes == 0, "{l:?}");
 }
+
+#[tokio::test]
+async fn without_conditional_updates_an_expired_holder_stays_until_cleanup() {
+    use cachet::backends::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    // A local directory has no conditional update: an expired holder cannot
+    // be replaced safely, so it is not (two takers could both win).
+    let store = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    let a = ObjectStoreBackend::new(store.clone());
+    let b = ObjectStoreBackend::new(store);
+    let minute = Duration::from_secs(60);
+    assert!(a
+        .set_if_absent("lock", b"a".to_vec(), minute)
+        .await
+        .unwrap());
+    assert!(!b
+        .set_if_absent("lock", b"b".to_vec(), minute)
+        .await
+        .unwrap());
+    a.set("lock", b"a".to_vec(), Duration::ZERO).await.unwrap();
+    assert_eq!(b.get("lock").await.unwrap(), None, "expired");
+    assert!(!b
+        .set_if_absent("lock", b"b".to_vec(), minute)
+        .await
+        .unwrap());
+    assert_eq!(a.cleanup().await.unwrap(), 1);
+    assert!(b
+        .set_if_absent("lock", b"b".to_vec(), minute)
+        .await
+        .unwrap());
+    assert_eq!(a.get("lock").await.unwrap(), Some(b"b".to_vec()));
+}

@@ -4,11 +4,18 @@
 //! Each key is one object under a prefix, named by a 128-bit hash of the key
 //! and holding a record (expiry, the key itself, the value): a collision or
 //! a foreign object reads as a miss, never as another key's value. Object
-//! stores have no TTL of their own: an expired object reads as absent and is
-//! deleted when read, and [`ObjectStoreBackend::cleanup`] sweeps the prefix
-//! (or give the bucket a lifecycle rule as long as the layer's TTL cap).
-//! Writes are whole-object puts, atomic in every store; `set_if_absent` is a
-//! conditional put (`PutMode::Create`), atomic across processes and hosts.
+//! stores have no TTL of their own: an expired object reads as absent, and
+//! [`ObjectStoreBackend::cleanup`] deletes the expired records under the
+//! prefix (or give the bucket a lifecycle rule as long as the layer's TTL
+//! cap). Reads never delete: a record written by another process between a
+//! read and a delete would be lost.
+//!
+//! Writes are whole-object puts, atomic in every store. `set_if_absent` is a
+//! conditional put (`PutMode::Create`), atomic across processes and hosts;
+//! an expired holder is replaced only by a put conditional on its version
+//! (`PutMode::Update`), so two takers never both win. A store without
+//! conditional updates (a local directory) keeps an expired holder until
+//! `cleanup` removes it.
 //!
 //! Bring a store built with the `object_store` crate's own features (`aws`,
 //! `gcp`, `azure`; the same major version as cachet's, 0.14). Object stores
@@ -21,7 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use crate::record::{self, now_ms};
 use crate::{Backend, BackendError};
@@ -93,8 +100,8 @@ impl ObjectStoreBackend {
     }
 
     /// Applies `doomed` to every record under the prefix (expiry, key) and
-    /// deletes those it picks (and objects that are not records); returns
-    /// how many it deleted.
+    /// deletes those it picks; objects that are not cachet's records are left
+    /// alone. Returns how many it deleted.
     async fn sweep(&self, doomed: impl Fn(u64, &[u8]) -> bool) -> Result<u64, BackendError> {
         let mut listed = self.store.list(Some(&self.prefix));
         let mut removed = 0;
@@ -103,7 +110,7 @@ impl ObjectStoreBackend {
             let Some(bytes) = self.read(&meta.location).await? else {
                 continue;
             };
-            let gone = record::parse(MAGIC, &bytes).is_none_or(|(exp, k, _)| doomed(exp, k));
+            let gone = record::parse(MAGIC, &bytes).is_some_and(|(exp, k, _)| doomed(exp, k));
             if gone {
                 self.remove(&meta.location).await?;
                 removed += 1;
@@ -112,8 +119,9 @@ impl ObjectStoreBackend {
         Ok(removed)
     }
 
-    /// Deletes expired objects (and foreign ones) under the prefix; returns
-    /// how many.
+    /// Deletes the expired records under the prefix; returns how many. A
+    /// record rewritten while the sweep runs may go too: a miss later, never
+    /// a wrong value.
     ///
     /// # Errors
     ///
@@ -135,14 +143,11 @@ impl Backend for ObjectStoreBackend {
         let Some(bytes) = self.read(&path).await? else {
             return Ok(None);
         };
-        match record::live(MAGIC, &bytes, key) {
-            Ok(v) => Ok(v.map(<[u8]>::to_vec)),
-            Err(()) => {
-                // Expired: gone for good. Best effort; a failure is not a read error.
-                let _ = self.remove(&path).await;
-                Ok(None)
-            }
-        }
+        // Expired (`Err`): absent; `cleanup` deletes it.
+        Ok(record::live(MAGIC, &bytes, key)
+            .ok()
+            .flatten()
+            .map(<[u8]>::to_vec))
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), BackendError> {
@@ -167,23 +172,45 @@ impl Backend for ObjectStoreBackend {
         ttl: Duration,
     ) -> Result<bool, BackendError> {
         let path = self.path(key);
-        let put = || {
+        let put = |mode: PutMode| {
             let payload = PutPayload::from(record::encode(MAGIC, key, &value, ttl));
-            let opts = PutOptions::from(PutMode::Create);
-            self.store.put_opts(&path, payload, opts)
+            self.store.put_opts(&path, payload, PutOptions::from(mode))
         };
-        match put().await {
+        match put(PutMode::Create).await {
             Ok(_) => return Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(err(e)),
         }
-        // Held: by a live record, or by an expired one that goes now.
-        if self.get(key).await?.is_some() {
+        // Held: by a live record, or by an expired one (or another key's,
+        // on a hash collision), replaced only if nobody replaced it first.
+        let held = match self.store.get(&path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => {
+                return match put(PutMode::Create).await {
+                    Ok(_) => Ok(true),
+                    Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                    Err(e) => Err(err(e)),
+                };
+            }
+            Err(e) => return Err(err(e)),
+        };
+        let version = UpdateVersion {
+            e_tag: held.meta.e_tag.clone(),
+            version: held.meta.version.clone(),
+        };
+        let bytes = held.bytes().await.map_err(err)?;
+        if matches!(record::live(MAGIC, &bytes, key), Ok(Some(_))) {
             return Ok(false);
         }
-        match put().await {
+        match put(PutMode::Update(version)).await {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            // Replaced meanwhile, or the store cannot replace conditionally.
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. }
+                | object_store::Error::NotImplemented { .. }
+                | object_store::Error::NotSupported { .. },
+            ) => Ok(false),
             Err(e) => Err(err(e)),
         }
     }
@@ -219,12 +246,9 @@ mod tests {
             "expired reads as absent"
         );
         assert!(
-            mem.get(&o.path("urn:x:2")).await.is_err(),
-            "and is deleted when read"
+            mem.get(&o.path("urn:x:2")).await.is_ok(),
+            "reads never delete"
         );
-        o.set("urn:x:3", b"old".to_vec(), Duration::ZERO)
-            .await
-            .unwrap();
         mem.put(
             &Path::from("t/cache/foreign"),
             PutPayload::from_static(b"not ours"),
@@ -234,16 +258,15 @@ mod tests {
         mem.put(&Path::from("t/other/kept"), PutPayload::from_static(b"x"))
             .await
             .unwrap();
-        assert_eq!(
-            o.cleanup().await.unwrap(),
-            2,
-            "the expired and the foreign object"
-        );
+        assert_eq!(o.cleanup().await.unwrap(), 1, "the expired record");
+        assert!(mem.get(&o.path("urn:x:2")).await.is_err());
         assert_eq!(o.get("urn:x:1").await.unwrap(), Some(b"one".to_vec()));
-        assert!(
-            mem.get(&Path::from("t/other/kept")).await.is_ok(),
-            "outside the prefix nothing is touched"
-        );
+        for kept in ["t/cache/foreign", "t/other/kept"] {
+            assert!(
+                mem.get(&Path::from(kept)).await.is_ok(),
+                "objects that are not cachet's, or outside the prefix, stay: {kept}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -276,6 +299,31 @@ mod tests {
             .await
             .unwrap());
         assert_eq!(o.get("lock").await.unwrap(), Some(b"b".to_vec()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_takers_of_an_expired_holder_never_both_win() {
+        for round in 0..20 {
+            let (mem, o) = store();
+            o.set("lock", b"old".to_vec(), Duration::ZERO)
+                .await
+                .unwrap();
+            let takers: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let o = ObjectStoreBackend::new(mem.clone()).prefix("t/cache");
+                    tokio::spawn(async move {
+                        o.set_if_absent("lock", vec![i], Duration::from_secs(60))
+                            .await
+                            .unwrap()
+                    })
+                })
+                .collect();
+            let mut winners = 0;
+            for t in takers {
+                winners += usize::from(t.await.unwrap());
+            }
+            assert_eq!(winners, 1, "round {round}: exactly one taker wins");
+        }
     }
 
     #[tokio::test]

@@ -486,6 +486,7 @@ impl Cache {
             .iter()
             .map(|&i| self.watermark_key(&tags[i]))
             .collect();
+        let generation = marks.generation();
         let Ok(found) = first.get_many_uncounted(&self.inner.clock, keys).await else {
             // Cannot verify: not served.
             return false;
@@ -494,7 +495,7 @@ impl Cache {
             let at = v.and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse::<u64>().ok());
             (hashes[i], at)
         });
-        marks.learn(read, listening);
+        marks.learn(read, listening.then_some(generation));
         marks.valid(created, hashes)
     }
 

@@ -13,11 +13,13 @@
 //! (and can exceed) a raw client sending one command per key.
 //!
 //! Nobody waits forever: a flush task dropped unrun (its runtime shut down)
-//! fails the queue at once and clears the way for the next one; a batch
-//! task dropped midway drops its waiters' answers (a failure for them). A
-//! waiter's time limit runs from when it queued: the batch read gets what
-//! is left of the earliest waiter's limit, so queueing never stretches a
-//! call beyond the layer's timeout.
+//! fails the queue at once and clears the way for the next one; one that
+//! never runs (spawned on a current-thread runtime nobody drives any more)
+//! is replaced by the next read that queues a timeout later; a batch task
+//! dropped midway drops its waiters' answers (a failure for them). A waiter's time limit runs from
+//! when it queued: the batch read gets what is left of the earliest waiter's
+//! limit, and each waiter also stops waiting at its own limit, so queueing
+//! never stretches a call beyond the layer's timeout.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -43,8 +45,8 @@ struct State {
     /// Reads and batch reads outstanding.
     in_flight: usize,
     queue: Vec<Waiter>,
-    /// A flush task is on its way for what is queued.
-    scheduled: bool,
+    /// A flush task is on its way for what is queued, since this instant.
+    scheduled: Option<Instant>,
 }
 
 /// The coalescing state of one layer.
@@ -56,7 +58,8 @@ pub(crate) struct Coalescer {
 /// What a read does: go out itself or wait for a batch.
 pub(crate) enum Turn {
     Direct(InFlight),
-    Queued(oneshot::Receiver<Answer>),
+    /// Queued: the answer comes on the channel, within the limit.
+    Queued(oneshot::Receiver<Answer>, Duration),
 }
 
 impl Coalescer {
@@ -85,17 +88,26 @@ impl Coalescer {
             });
         }
         let (tx, rx) = oneshot::channel();
+        let now = Instant::now();
         s.queue.push(Waiter {
             key: key.to_owned(),
-            deadline: Instant::now() + limit,
+            // A limit too large to add is as good as none.
+            deadline: now
+                .checked_add(limit)
+                .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400)),
             tx,
         });
-        if !s.scheduled {
-            s.scheduled = true;
+        // A flush scheduled a whole timeout ago and not run is stranded (its
+        // current-thread runtime is no longer driven): schedule another.
+        let due = s
+            .scheduled
+            .is_none_or(|at| now.saturating_duration_since(at) >= limit);
+        if due {
+            s.scheduled = Some(now);
             drop(s);
             schedule(layer);
         }
-        Turn::Queued(rx)
+        Turn::Queued(rx, limit)
     }
 
     /// Takes the next batch for a flush task; clears `scheduled` when the
@@ -105,9 +117,7 @@ impl Coalescer {
         let n = s.queue.len().min(MAX_BATCH);
         let batch: Vec<Waiter> = s.queue.drain(..n).collect();
         let more = !s.queue.is_empty();
-        if !more {
-            s.scheduled = false;
-        }
+        s.scheduled = more.then(Instant::now);
         if !batch.is_empty() {
             s.in_flight += 1;
         }
@@ -122,7 +132,7 @@ impl Coalescer {
     /// nobody waits on it, and later reads schedule a flush of their own.
     fn abandon(&self) {
         let mut s = self.lock();
-        s.scheduled = false;
+        s.scheduled = None;
         let lost: Vec<Waiter> = std::mem::take(&mut s.queue);
         drop(s);
         drop(lost);
@@ -158,6 +168,8 @@ impl Drop for Duty {
     }
 }
 
+/// Starts a flush task on the caller's runtime (so that it runs at the end
+/// of the round the caller is in), or on cachet's I/O runtime outside one.
 fn schedule(layer: &Arc<RemoteLayer>) {
     let duty = Duty {
         layer: Some(layer.clone()),

@@ -72,7 +72,7 @@ const PREFIX: &[u8] = b"cachet:2";
 /// `cachet:2j c=<20> f=<20> s=<20> n=<1> h=<16> k=<16>\n`
 pub(crate) const HEADER_LEN: usize = 9 + 3 + 20 + 3 + 20 + 3 + 20 + 3 + 1 + 3 + 16 + 3 + 16 + 1;
 /// Where the content hash (of the tags line and the value) is.
-pub(crate) const HASH_AT: std::ops::Range<usize> = (HEADER_LEN - 37)..(HEADER_LEN - 21);
+pub(crate) const HASH_AT: std::ops::Range<usize> = (HEADER_LEN - 36)..(HEADER_LEN - 20);
 /// Where the key's hash is.
 const KEY_AT: std::ops::Range<usize> = (HEADER_LEN - 17)..(HEADER_LEN - 1);
 
@@ -171,8 +171,9 @@ fn tags_of(mut line: &[u8]) -> impl Iterator<Item = Option<&str>> {
                 .filter(|_| colon > 0)?
                 .try_into()
                 .ok()?;
-            let text = line.get(colon + 1..colon + 1 + len)?;
-            let after = line.get(colon + 1 + len..)?;
+            let end = (colon + 1).checked_add(len)?;
+            let text = line.get(colon + 1..end)?;
+            let after = line.get(end..)?;
             line = match after.split_first() {
                 None => after,
                 Some((b' ', rest)) if !rest.is_empty() => rest,
@@ -383,6 +384,10 @@ mod tests {
                 String::from_utf8_lossy(line)
             );
         }
+        assert!(
+            tags_of(b"18446744073709551615:x").any(|t| t.is_none()),
+            "a length that overflows is malformed, not a panic"
+        );
         let ok: Vec<_> = tags_of(b"2:ab 1: ").collect();
         assert_eq!(ok, vec![Some("ab"), Some(" ")]);
     }
@@ -401,6 +406,16 @@ mod tests {
         }
         assert_eq!(hex(b"00000000000000ff"), Some(255));
         assert_eq!(hex(b"00000000000000FF"), None, "written lowercase");
+    }
+
+    #[test]
+    fn the_hash_ranges_hold_exactly_the_hex_digits() {
+        let a = encode(URN, &entry(), Codec::Json).unwrap();
+        assert_eq!(&a[HASH_AT.start - 3..HASH_AT.start], b" h=");
+        assert_eq!(&a[HASH_AT.end..HASH_AT.end + 3], b" k=");
+        assert!(hex(&a[HASH_AT]).is_some());
+        assert_eq!(&a[KEY_AT.start - 3..KEY_AT.start], b" k=");
+        assert_eq!(hex(&a[KEY_AT]), Some(key_hash(URN)));
     }
 
     #[test]

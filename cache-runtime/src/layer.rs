@@ -377,8 +377,16 @@ impl RemoteLayer {
                 self.settle(clock, "get", key, r)?
             }
             // The batch read settled (counted) its outcome; a lost flush
-            // task (its runtime shut down) is a failure.
-            Turn::Queued(rx) => rx.await.unwrap_or(Err(Skip::Failed))?,
+            // task (its runtime shut down) is a failure. The flush keeps
+            // the waiter's limit; waiting on the answer keeps it too, so no
+            // failure of the flush can hold the caller longer.
+            Turn::Queued(rx, limit) => match run(limit, rx).await {
+                Ok(answer) => answer.unwrap_or(Err(Skip::Failed))?,
+                Err(Timeout) => {
+                    self.queue_timed_out(key);
+                    return Err(Skip::Failed);
+                }
+            },
         };
         self.count_read(v.is_some());
         Ok(v)

@@ -53,6 +53,10 @@ pub(crate) struct Watermarks {
     /// Whether this process's in-process layer can be trusted: false while
     /// the invalidation bus is disconnected (it cannot know what it missed).
     trusted: AtomicBool,
+    /// Bumped by every [`reset`](Self::reset) (under the map's lock): a read
+    /// of remote watermarks that started before a reset must not mark what
+    /// it read as known, since an invalidation may have been missed since.
+    generation: AtomicU64,
 }
 
 impl Watermarks {
@@ -63,7 +67,13 @@ impl Watermarks {
             local_floor: AtomicU64::new(0),
             epoch: AtomicU64::new(1),
             trusted: AtomicBool::new(trusted),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// The current reset generation (see [`learn`](Self::learn)).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     #[inline]
@@ -93,11 +103,17 @@ impl Watermarks {
         self.map.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps the map within its bound: the oldest half goes (marks that only
-    /// say "known" first: forgetting them costs a re-read, nothing else),
-    /// and the floor rises to the newest watermark dropped.
+    /// Keeps the map within its bound. Marks that only say "known" go
+    /// first: forgetting them costs a re-read, nothing else. If that is not
+    /// enough, the older half of the watermarks goes, and the floor rises
+    /// past the newest one dropped.
     fn trim(&self, map: &mut HashMap<u64, Mark>) {
         if map.len() <= LIMIT {
+            return;
+        }
+        map.retain(|_, m| m.at > 0);
+        // Room for a quarter of the bound: no O(n) trim on every insert.
+        if map.len() <= LIMIT / 4 * 3 {
             return;
         }
         let mut times: Vec<Millis> = map.values().map(|m| m.at).collect();
@@ -105,7 +121,10 @@ impl Watermarks {
         let (_, median, _) = times.select_nth_unstable(mid);
         let cut = *median;
         map.retain(|_, m| m.at > cut);
-        self.floor.fetch_max(cut, Ordering::AcqRel);
+        // An entry created at `cut` was invalid by a dropped watermark equal
+        // to it: the floor is past it.
+        self.floor
+            .fetch_max(cut.saturating_add(1), Ordering::AcqRel);
     }
 
     /// Records that `hash` was invalidated at `at` (keeping the later of
@@ -175,10 +194,13 @@ impl Watermarks {
     /// entries from before `now` are invalid and remote watermarks are read
     /// afresh. (Watermarks already known stay: they only ever rise.)
     pub(crate) fn reset(&self, now: Millis) {
-        self.write().retain(|_, m| {
+        let mut map = self.write();
+        map.retain(|_, m| {
             m.known = false;
             m.at > 0
         });
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        drop(map);
         self.local_floor.fetch_max(now, Ordering::AcqRel);
         self.bump();
     }
@@ -190,9 +212,16 @@ impl Watermarks {
     }
 
     /// Records what was read of remote watermarks: each hash with its
-    /// watermark if it had one; `known` if the bus keeps them current.
-    pub(crate) fn learn(&self, read: impl IntoIterator<Item = (u64, Option<Millis>)>, known: bool) {
+    /// watermark if it had one. `known_since` is the reset generation read
+    /// before the read began, when the bus keeps what was read current: the
+    /// hashes are then marked known, unless the bus reconnected meanwhile.
+    pub(crate) fn learn(
+        &self,
+        read: impl IntoIterator<Item = (u64, Option<Millis>)>,
+        known_since: Option<u64>,
+    ) {
         let mut map = self.write();
+        let known = known_since.is_some_and(|g| g == self.generation.load(Ordering::Acquire));
         let mut rose = false;
         for (h, at) in read {
             let m = map.entry(h).or_default();
@@ -242,7 +271,7 @@ mod tests {
         assert!(valid);
         assert_eq!(unknown, 0b11, "neither tag's remote watermark is known yet");
         let e0 = w.epoch();
-        w.learn([(a, Some(50)), (b, None)], true);
+        w.learn([(a, Some(50)), (b, None)], Some(w.generation()));
         assert!(w.epoch() > e0, "a watermark rose");
         assert!(w.known(a) && w.known(b));
         assert_eq!(w.judge(100, &[a, b, key], 2, true), (true, 0));
@@ -257,13 +286,32 @@ mod tests {
             "older than a's watermark"
         );
         let e1 = w.epoch();
-        w.learn([(a, Some(20))], true);
+        w.learn([(a, Some(20))], Some(w.generation()));
         assert_eq!(w.get(a), Some(50), "a watermark never moves back");
         assert_eq!(w.epoch(), e1, "nothing changed: the epoch stays");
         w.reset(1_000);
         assert!(!w.known(a) && !w.known(b), "after a reconnect, read afresh");
         assert_eq!(w.get(a), Some(50), "what was learnt stays");
         assert_eq!(w.len(), 1, "marks that only said 'known' are gone");
+        // A read that began before a reset learns watermarks, not "known".
+        let before = w.generation();
+        w.reset(2_000);
+        w.learn([(b, Some(60))], Some(before));
+        assert!(!w.known(b));
+        assert_eq!(w.get(b), Some(60));
+    }
+
+    #[test]
+    fn known_only_marks_never_raise_the_floor() {
+        let w = Watermarks::new(true);
+        w.learn((0..LIMIT as u64 / 2).map(|h| (h, Some(1_000 + h))), None);
+        w.learn((LIMIT as u64..2 * LIMIT as u64).map(|h| (h, None)), Some(0));
+        assert!(w.len() <= LIMIT);
+        assert!(
+            w.valid(1_000, &[u64::MAX]),
+            "forgetting 'known' marks invalidated nothing"
+        );
+        assert_eq!(w.get(5), Some(1_005), "and kept every watermark");
     }
 
     #[test]
@@ -273,9 +321,15 @@ mod tests {
             w.raise(i, 1_000 + i);
         }
         assert!(w.len() <= LIMIT);
-        // Tag 0 was dropped; an entry created before its watermark is still
-        // invalid, through the floor.
+        // Tag 0 was dropped; an entry created before its watermark, or in
+        // its very millisecond, is still invalid, through the floor.
         assert!(!w.valid(1_000, &[0]));
+        let cut = w.floor.load(Ordering::Acquire) - 1;
+        assert!(
+            !w.valid(cut, &[]),
+            "created at the newest dropped watermark"
+        );
+        assert!(w.valid(cut + 1, &[]));
         assert!(w.valid(10_000_000, &[0]));
         w.reset(20_000_000);
         assert!(
