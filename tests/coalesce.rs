@@ -326,7 +326,12 @@ async fn queued_reads_of_a_hanging_layer_finish_within_its_timeout() {
         !HANGING.batches().is_empty(),
         "some reads were queued behind the hanging one"
     );
-    assert!(HANGING_CACHE.layer_stats()[0].timeouts > 0);
+    let l = &HANGING_CACHE.layer_stats()[0];
+    assert_eq!(
+        l.timeouts as usize,
+        1 + HANGING.batches().len(),
+        "one timeout for the direct read and one per batch, not one per waiter too: {l:?}"
+    );
 }
 
 // ---- a cancelled read strands nobody ---------------------------------------------------
@@ -424,6 +429,14 @@ fn a_flush_stranded_on_an_undriven_runtime_holds_nobody_beyond_the_timeout() {
         loads,
         "read 3 came from the layer, through a new flush"
     );
-    assert!(STRANDED_CACHE.layer_stats()[0].timeouts >= 1);
+    let l = &STRANDED_CACHE.layer_stats()[0];
+    assert_eq!(
+        l.timeouts, 2,
+        "the hanging direct read, and read 2 stalled in the queue: {l:?}"
+    );
+    assert!(
+        !l.open && l.skipped == 0,
+        "a stalled queue is not held against the backend: {l:?}"
+    );
     drop(ct);
 }

@@ -116,11 +116,11 @@ async fn a_failing_object_store_is_counted_and_skipped() {
 }
 
 #[tokio::test]
-async fn without_conditional_updates_an_expired_holder_stays_until_cleanup() {
+async fn without_conditional_updates_an_expired_holder_is_still_taken_over() {
     use cachet::backends::Backend;
     let dir = tempfile::tempdir().unwrap();
-    // A local directory has no conditional update: an expired holder cannot
-    // be replaced safely, so it is not (two takers could both win).
+    // A local directory has no conditional update: the takeover checks the
+    // holder's version, deletes it and creates its own record.
     let store = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
     let a = ObjectStoreBackend::new(store.clone());
     let b = ObjectStoreBackend::new(store);
@@ -133,16 +133,23 @@ async fn without_conditional_updates_an_expired_holder_stays_until_cleanup() {
         .set_if_absent("lock", b"b".to_vec(), minute)
         .await
         .unwrap());
+    assert!(
+        a.renew_if("lock", b"a", minute).await.unwrap(),
+        "the holder renews"
+    );
+    assert!(!b.renew_if("lock", b"b", minute).await.unwrap());
     a.set("lock", b"a".to_vec(), Duration::ZERO).await.unwrap();
-    assert_eq!(b.get("lock").await.unwrap(), None, "expired");
-    assert!(!b
-        .set_if_absent("lock", b"b".to_vec(), minute)
-        .await
-        .unwrap());
-    assert_eq!(a.cleanup().await.unwrap(), 1);
+    assert!(
+        !a.renew_if("lock", b"a", minute).await.unwrap(),
+        "expired: lost"
+    );
     assert!(b
         .set_if_absent("lock", b"b".to_vec(), minute)
         .await
         .unwrap());
     assert_eq!(a.get("lock").await.unwrap(), Some(b"b".to_vec()));
+    assert_eq!(a.cleanup().await.unwrap(), 0, "the live lease stays");
+    assert!(!a.delete_if("lock", b"a").await.unwrap());
+    assert!(b.delete_if("lock", b"b").await.unwrap());
+    assert_eq!(a.get("lock").await.unwrap(), None);
 }

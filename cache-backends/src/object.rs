@@ -12,10 +12,11 @@
 //!
 //! Writes are whole-object puts, atomic in every store. `set_if_absent` is a
 //! conditional put (`PutMode::Create`), atomic across processes and hosts;
-//! an expired holder is replaced only by a put conditional on its version
-//! (`PutMode::Update`), so two takers never both win. A store without
-//! conditional updates (a local directory) keeps an expired holder until
-//! `cleanup` removes it.
+//! an expired holder, and a lease being renewed (`renew_if`), are replaced
+//! only by a put conditional on their version (`PutMode::Update`), so two
+//! takers never both win. On a store without conditional updates (a local
+//! directory) the replacement checks the version, deletes and creates: the
+//! window in which two takers could both win is narrow, not closed.
 //!
 //! Bring a store built with the `object_store` crate's own features (`aws`,
 //! `gcp`, `azure`; the same major version as cachet's, 0.14). Object stores
@@ -99,6 +100,81 @@ impl ObjectStoreBackend {
         }
     }
 
+    /// The object at `path` and its version, if any.
+    async fn read_versioned(
+        &self,
+        path: &Path,
+    ) -> Result<Option<(Vec<u8>, UpdateVersion)>, BackendError> {
+        match self.store.get(path).await {
+            Ok(r) => {
+                let version = UpdateVersion {
+                    e_tag: r.meta.e_tag.clone(),
+                    version: r.meta.version.clone(),
+                };
+                Ok(Some((r.bytes().await.map_err(err)?.to_vec(), version)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Deletes the object at `path` if it is still at `version`; returns
+    /// whether it did. Object stores have no conditional delete: the check
+    /// narrows the window in which a newer object could be deleted, it does
+    /// not close it.
+    async fn remove_if_unchanged(
+        &self,
+        path: &Path,
+        version: &UpdateVersion,
+    ) -> Result<bool, BackendError> {
+        let meta = match self.store.head(path).await {
+            Ok(m) => m,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(err(e)),
+        };
+        if meta.e_tag != version.e_tag || meta.version != version.version {
+            return Ok(false);
+        }
+        self.remove(path).await?;
+        Ok(true)
+    }
+
+    /// Replaces `key`'s record at `version` with one holding `value`, only
+    /// if it is still at `version` (a conditional put where the store has
+    /// one, otherwise an unchanged-check, delete and create).
+    async fn replace(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        version: UpdateVersion,
+    ) -> Result<bool, BackendError> {
+        let path = self.path(key);
+        let put = |mode: PutMode| {
+            let payload = PutPayload::from(record::encode(MAGIC, key, value, ttl));
+            self.store.put_opts(&path, payload, PutOptions::from(mode))
+        };
+        match put(PutMode::Update(version.clone())).await {
+            Ok(_) => return Ok(true),
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+            ) => return Ok(false),
+            Err(
+                object_store::Error::NotImplemented { .. }
+                | object_store::Error::NotSupported { .. },
+            ) => {}
+            Err(e) => return Err(err(e)),
+        }
+        if !self.remove_if_unchanged(&path, &version).await? {
+            return Ok(false);
+        }
+        match put(PutMode::Create).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(err(e)),
+        }
+    }
+
     /// Applies `doomed` to every record under the prefix (expiry, key) and
     /// deletes those it picks; objects that are not cachet's records are left
     /// alone. Returns how many it deleted.
@@ -107,12 +183,12 @@ impl ObjectStoreBackend {
         let mut removed = 0;
         while let Some(meta) = listed.next().await {
             let meta = meta.map_err(err)?;
-            let Some(bytes) = self.read(&meta.location).await? else {
+            let Some((bytes, version)) = self.read_versioned(&meta.location).await? else {
                 continue;
             };
             let gone = record::parse(MAGIC, &bytes).is_some_and(|(exp, k, _)| doomed(exp, k));
-            if gone {
-                self.remove(&meta.location).await?;
+            // Not if it was rewritten since it was read (a lease taken over).
+            if gone && self.remove_if_unchanged(&meta.location, &version).await? {
                 removed += 1;
             }
         }
@@ -183,36 +259,38 @@ impl Backend for ObjectStoreBackend {
         }
         // Held: by a live record, or by an expired one (or another key's,
         // on a hash collision), replaced only if nobody replaced it first.
-        let held = match self.store.get(&path).await {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => {
-                return match put(PutMode::Create).await {
-                    Ok(_) => Ok(true),
-                    Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-                    Err(e) => Err(err(e)),
-                };
-            }
-            Err(e) => return Err(err(e)),
+        let Some((bytes, version)) = self.read_versioned(&path).await? else {
+            return match put(PutMode::Create).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(e) => Err(err(e)),
+            };
         };
-        let version = UpdateVersion {
-            e_tag: held.meta.e_tag.clone(),
-            version: held.meta.version.clone(),
-        };
-        let bytes = held.bytes().await.map_err(err)?;
         if matches!(record::live(MAGIC, &bytes, key), Ok(Some(_))) {
             return Ok(false);
         }
-        match put(PutMode::Update(version)).await {
-            Ok(_) => Ok(true),
-            // Replaced meanwhile, or the store cannot replace conditionally.
-            Err(
-                object_store::Error::Precondition { .. }
-                | object_store::Error::AlreadyExists { .. }
-                | object_store::Error::NotImplemented { .. }
-                | object_store::Error::NotSupported { .. },
-            ) => Ok(false),
-            Err(e) => Err(err(e)),
+        self.replace(key, &value, ttl, version).await
+    }
+
+    async fn renew_if(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, BackendError> {
+        let Some((bytes, version)) = self.read_versioned(&self.path(key)).await? else {
+            return Ok(false);
+        };
+        if record::live(MAGIC, &bytes, key) != Ok(Some(token)) {
+            return Ok(false);
         }
+        self.replace(key, token, ttl, version).await
+    }
+
+    async fn delete_if(&self, key: &str, token: &[u8]) -> Result<bool, BackendError> {
+        let path = self.path(key);
+        let Some((bytes, version)) = self.read_versioned(&path).await? else {
+            return Ok(false);
+        };
+        if record::live(MAGIC, &bytes, key) != Ok(Some(token)) {
+            return Ok(false);
+        }
+        self.remove_if_unchanged(&path, &version).await
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BackendError> {
@@ -324,6 +402,27 @@ mod tests {
             }
             assert_eq!(winners, 1, "round {round}: exactly one taker wins");
         }
+    }
+
+    #[tokio::test]
+    async fn a_record_rewritten_since_it_was_read_is_not_deleted() {
+        let (_, o) = store();
+        o.set("lease", b"old".to_vec(), Duration::ZERO)
+            .await
+            .unwrap();
+        let path = o.path("lease");
+        let (_, seen) = o.read_versioned(&path).await.unwrap().unwrap();
+        // Taken over between the sweep's read and its delete.
+        o.set("lease", b"new".to_vec(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(!o.remove_if_unchanged(&path, &seen).await.unwrap());
+        assert_eq!(o.get("lease").await.unwrap(), Some(b"new".to_vec()));
+        assert!(!o
+            .replace("lease", b"x", Duration::from_secs(60), seen)
+            .await
+            .unwrap());
+        assert_eq!(o.get("lease").await.unwrap(), Some(b"new".to_vec()));
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@
 //! Nobody waits forever: a flush task dropped unrun (its runtime shut down)
 //! fails the queue at once and clears the way for the next one; one that
 //! never runs (spawned on a current-thread runtime nobody drives any more)
-//! is replaced by the next read that queues a timeout later; a batch task
+//! is replaced by the next read that queues half a timeout later; a batch task
 //! dropped midway drops its waiters' answers (a failure for them). A waiter's time limit runs from
 //! when it queued: the batch read gets what is left of the earliest waiter's
 //! limit, and each waiter also stops waiting at its own limit, so queueing
@@ -38,6 +38,7 @@ struct Waiter {
     key: String,
     deadline: Instant,
     tx: oneshot::Sender<Answer>,
+    id: u64,
 }
 
 #[derive(Default)]
@@ -45,8 +46,18 @@ struct State {
     /// Reads and batch reads outstanding.
     in_flight: usize,
     queue: Vec<Waiter>,
-    /// A flush task is on its way for what is queued, since this instant.
-    scheduled: Option<Instant>,
+    /// The flush task on its way for what is queued (its token), and since
+    /// when.
+    scheduled: Option<(u64, Instant)>,
+    /// Numbers waiters and flush tasks.
+    next: u64,
+}
+
+impl State {
+    fn next(&mut self) -> u64 {
+        self.next = self.next.wrapping_add(1);
+        self.next
+    }
 }
 
 /// The coalescing state of one layer.
@@ -58,8 +69,9 @@ pub(crate) struct Coalescer {
 /// What a read does: go out itself or wait for a batch.
 pub(crate) enum Turn {
     Direct(InFlight),
-    /// Queued: the answer comes on the channel, within the limit.
-    Queued(oneshot::Receiver<Answer>, Duration),
+    /// Queued: the answer comes on the channel, within the limit; the
+    /// number identifies the waiter (see [`Coalescer::withdraw`]).
+    Queued(oneshot::Receiver<Answer>, Duration, u64),
 }
 
 impl Coalescer {
@@ -89,7 +101,9 @@ impl Coalescer {
         }
         let (tx, rx) = oneshot::channel();
         let now = Instant::now();
+        let id = s.next();
         s.queue.push(Waiter {
+            id,
             key: key.to_owned(),
             // A limit too large to add is as good as none.
             deadline: now
@@ -97,17 +111,35 @@ impl Coalescer {
                 .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400)),
             tx,
         });
-        // A flush scheduled a whole timeout ago and not run is stranded (its
-        // current-thread runtime is no longer driven): schedule another.
+        // A flush scheduled half a timeout ago and not run yet is taken for
+        // stranded (its current-thread runtime no longer driven): another
+        // one is scheduled, and takes the whole queue.
         let due = s
             .scheduled
-            .is_none_or(|at| now.saturating_duration_since(at) >= limit);
+            .is_none_or(|(_, at)| now.saturating_duration_since(at) >= limit / 2);
         if due {
-            s.scheduled = Some(now);
+            let token = s.next();
+            s.scheduled = Some((token, now));
             drop(s);
-            schedule(layer);
+            schedule(layer, token);
         }
-        Turn::Queued(rx, limit)
+        Turn::Queued(rx, limit, id)
+    }
+
+    /// Takes waiter `id` out of the queue if no flush has taken it yet;
+    /// returns whether it did (its time ran out before any flush ran).
+    pub(crate) fn withdraw(&self, id: u64) -> bool {
+        let mut s = self.lock();
+        match s.queue.iter().position(|w| w.id == id) {
+            Some(at) => {
+                s.queue.remove(at);
+                if s.queue.is_empty() {
+                    s.scheduled = None;
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Takes the next batch for a flush task; clears `scheduled` when the
@@ -117,21 +149,27 @@ impl Coalescer {
         let n = s.queue.len().min(MAX_BATCH);
         let batch: Vec<Waiter> = s.queue.drain(..n).collect();
         let more = !s.queue.is_empty();
-        s.scheduled = more.then(Instant::now);
+        let token = more.then(|| s.next());
+        s.scheduled = token.map(|t| (t, Instant::now()));
         if !batch.is_empty() {
             s.in_flight += 1;
         }
         drop(s);
-        if more {
-            schedule(layer);
+        if let Some(token) = token {
+            schedule(layer, token);
         }
         batch
     }
 
-    /// A flush task that will not run: what it was for fails now, so that
-    /// nobody waits on it, and later reads schedule a flush of their own.
-    fn abandon(&self) {
+    /// Flush task `token` will not run: if it is the one scheduled, what it
+    /// was for fails now, so that nobody waits on it, and later reads
+    /// schedule a flush of their own. (A flush replaced since is no longer
+    /// responsible for the queue.)
+    fn abandon(&self, token: u64) {
         let mut s = self.lock();
+        if s.scheduled.is_none_or(|(t, _)| t != token) {
+            return;
+        }
         s.scheduled = None;
         let lost: Vec<Waiter> = std::mem::take(&mut s.queue);
         drop(s);
@@ -158,21 +196,23 @@ impl Drop for InFlight {
 /// runtime shut down), the queue fails instead of waiting forever.
 struct Duty {
     layer: Option<Arc<RemoteLayer>>,
+    token: u64,
 }
 
 impl Drop for Duty {
     fn drop(&mut self) {
         if let Some(layer) = self.layer.take() {
-            layer.coalescer().abandon();
+            layer.coalescer().abandon(self.token);
         }
     }
 }
 
 /// Starts a flush task on the caller's runtime (so that it runs at the end
 /// of the round the caller is in), or on cachet's I/O runtime outside one.
-fn schedule(layer: &Arc<RemoteLayer>) {
+fn schedule(layer: &Arc<RemoteLayer>, token: u64) {
     let duty = Duty {
         layer: Some(layer.clone()),
+        token,
     };
     let task = flush(duty);
     match tokio::runtime::Handle::try_current()
@@ -207,7 +247,7 @@ async fn flush(mut duty: Duty) {
         .filter(|w| !w.tx.is_closed())
         .partition(|w| w.deadline > now);
     if !late.is_empty() {
-        layer.queue_timed_out(&late[0].key);
+        layer.queue_stalled(&late[0].key);
         for w in late {
             let _ = w.tx.send(Err(Skip::Failed));
         }

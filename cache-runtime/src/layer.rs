@@ -380,10 +380,14 @@ impl RemoteLayer {
             // task (its runtime shut down) is a failure. The flush keeps
             // the waiter's limit; waiting on the answer keeps it too, so no
             // failure of the flush can hold the caller longer.
-            Turn::Queued(rx, limit) => match run(limit, rx).await {
+            Turn::Queued(rx, limit, id) => match run(limit, rx).await {
                 Ok(answer) => answer.unwrap_or(Err(Skip::Failed))?,
                 Err(Timeout) => {
-                    self.queue_timed_out(key);
+                    // Counted here only if no flush took the read (that
+                    // flush counts its own failure).
+                    if self.coalescer.withdraw(id) {
+                        self.queue_stalled(key);
+                    }
                     return Err(Skip::Failed);
                 }
             },
@@ -419,10 +423,14 @@ impl RemoteLayer {
         self.settle(&self.clock, "get (coalesced)", &first, r)
     }
 
-    /// Waiters whose time ran out in the queue, before their batch left.
-    pub(crate) fn queue_timed_out(&self, key: &str) {
-        let r: Result<Result<(), BackendError>, Timeout> = Err(Timeout);
-        let _ = self.settle(&self.clock, "get (coalesced)", key, r);
+    /// Reads whose time ran out in the queue, before any batch took them:
+    /// counted as timeouts, but not held against the backend (the breaker),
+    /// since the backend was never asked; the caller's runtime was too busy
+    /// or stopped running the flush.
+    pub(crate) fn queue_stalled(&self, key: &str) {
+        self.counters.errors.fetch_add(1, Relaxed);
+        self.counters.timeouts.fetch_add(1, Relaxed);
+        tracing::warn!(layer = self.backend.name(), key, timeout = ?self.timeout, "read timed out in the coalescing queue; skipped");
     }
 
     pub(crate) async fn put(
