@@ -89,8 +89,13 @@ struct BusMessage {
 enum BusKind {
     /// Tags invalidated at `at` (watermarks).
     Tags,
-    /// Keys written or deleted at `at`: older copies are stale.
+    /// Keys invalidated (deleted) at `at`: older copies are invalid.
     Keys,
+    /// Keys written anew at `at`: older copies are superseded. Written
+    /// through to the remote layers, so only in-process copies elsewhere
+    /// need dropping; this process may forget these first (see
+    /// `Watermarks::raise_written`).
+    Written,
     /// The namespace was cleared.
     Clear,
 }
@@ -387,6 +392,12 @@ impl Cache {
                             marks.raise(tag_hash(item), msg.at);
                         }
                     }
+                    BusKind::Written => {
+                        let now = self.inner.clock.precise_ms();
+                        for item in &msg.items {
+                            marks.raise_written(tag_hash(item), msg.at, now);
+                        }
+                    }
                     BusKind::Clear => self.clear_local(),
                 }
                 tracing::debug!(cache = %self.inner.name, kind = ?msg.kind, items = msg.items.len(), "invalidation received");
@@ -427,7 +438,7 @@ impl Cache {
     /// are dropped (the watermark sits just below the new entry).
     pub(crate) fn announce_write(&self, urn: &str, created: u64) {
         let at = created.saturating_sub(1);
-        let Some((bus, bytes)) = self.message(BusKind::Keys, vec![urn.to_owned()], at) else {
+        let Some((bus, bytes)) = self.message(BusKind::Written, vec![urn.to_owned()], at) else {
             return;
         };
         let channel = self.channel();

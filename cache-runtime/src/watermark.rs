@@ -33,6 +33,10 @@ struct Mark {
     /// Whether its remote watermark has been read since the bus (re)connected:
     /// what this process knows of it stays current through the bus.
     known: bool,
+    /// Whether it only records that a key was written anew elsewhere (not
+    /// an invalidation): the writer wrote through to the remote layers, so
+    /// forgetting it could only revive in-process copies.
+    written_only: bool,
 }
 
 #[derive(Debug)]
@@ -53,6 +57,9 @@ pub(crate) struct Watermarks {
     /// Whether this process's in-process layer can be trusted: false while
     /// the invalidation bus is disconnected (it cannot know what it missed).
     trusted: AtomicBool,
+    /// The latest arrival (local time) of a `written` mark: when such marks
+    /// are forgotten, in-process entries filled up to then go.
+    written_arrival: AtomicU64,
     /// Bumped by every [`reset`](Self::reset) (under the map's lock): a read
     /// of remote watermarks that started before a reset must not mark what
     /// it read as known, since an invalidation may have been missed since.
@@ -68,6 +75,7 @@ impl Watermarks {
             epoch: AtomicU64::new(1),
             trusted: AtomicBool::new(trusted),
             generation: AtomicU64::new(0),
+            written_arrival: AtomicU64::new(0),
         }
     }
 
@@ -103,17 +111,34 @@ impl Watermarks {
         self.map.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps the map within its bound. Marks that only say "known" go
-    /// first: forgetting them costs a re-read, nothing else. If that is not
-    /// enough, the older half of the watermarks goes, and the floor rises
-    /// past the newest one dropped.
+    /// Keeps the map within its bound, forgetting the cheapest first:
+    /// 1. marks that only say "known" (forgetting them costs a re-read);
+    /// 2. marks that only say a key was written anew elsewhere: in-process
+    ///    entries filled before the last of them arrived go (they refill
+    ///    from the remote layers, which the writers wrote through to);
+    /// 3. the older half of the watermarks, the floor rising past the newest
+    ///    one dropped (entries before it in any layer are invalid).
+    ///
+    /// Each step stops once a quarter of the bound is free, so that trims
+    /// are rare.
     fn trim(&self, map: &mut HashMap<u64, Mark>) {
         if map.len() <= LIMIT {
             return;
         }
+        let room = |map: &HashMap<u64, Mark>| map.len() <= LIMIT / 4 * 3;
         map.retain(|_, m| m.at > 0);
-        // Room for a quarter of the bound: no O(n) trim on every insert.
-        if map.len() <= LIMIT / 4 * 3 {
+        if room(map) {
+            return;
+        }
+        let before = map.len();
+        map.retain(|_, m| !m.written_only);
+        if map.len() < before {
+            let arrived = self.written_arrival.load(Ordering::Acquire);
+            self.local_floor
+                .fetch_max(arrived.saturating_add(1), Ordering::AcqRel);
+            self.bump();
+        }
+        if room(map) {
             return;
         }
         let mut times: Vec<Millis> = map.values().map(|m| m.at).collect();
@@ -130,8 +155,26 @@ impl Watermarks {
     /// Records that `hash` was invalidated at `at` (keeping the later of
     /// two); the epoch moves only if the watermark rose.
     pub(crate) fn raise(&self, hash: u64, at: Millis) {
+        self.raise_as(hash, at, false);
+    }
+
+    /// Records that key `hash` was written anew elsewhere at `at` (arrived
+    /// here at `now`): older copies are superseded, not invalidated, and
+    /// the mark may be forgotten before invalidations (see `trim`).
+    pub(crate) fn raise_written(&self, hash: u64, at: Millis, now: Millis) {
+        self.written_arrival.fetch_max(now, Ordering::AcqRel);
+        self.raise_as(hash, at, true);
+    }
+
+    fn raise_as(&self, hash: u64, at: Millis, written: bool) {
         let mut map = self.write();
-        let m = map.entry(hash).or_default();
+        let m = map.entry(hash).or_insert(Mark {
+            at: 0,
+            known: false,
+            written_only: written,
+        });
+        // Once invalidated, a mark is never only a write.
+        m.written_only &= written;
         if at <= m.at {
             return;
         }
@@ -299,6 +342,33 @@ mod tests {
         w.learn([(b, Some(60))], Some(before));
         assert!(!w.known(b));
         assert_eq!(w.get(b), Some(60));
+    }
+
+    #[test]
+    fn written_marks_are_forgotten_before_invalidations_and_only_in_process() {
+        let w = Watermarks::new(true);
+        let tag = u64::MAX;
+        w.raise(tag, 500);
+        for h in 0..LIMIT as u64 {
+            w.raise_written(h, 1_000 + h, 9_000_000);
+        }
+        assert!(w.len() <= LIMIT);
+        assert_eq!(w.get(tag), Some(500), "an invalidation is kept");
+        assert_eq!(
+            w.floor.load(Ordering::Acquire),
+            0,
+            "forgetting writes invalidates nothing in remote layers"
+        );
+        assert!(
+            !w.valid_in_process(9_000_000, 0, &[]),
+            "in-process entries filled before the last forgotten write arrived go"
+        );
+        assert!(w.valid_in_process(9_000_001, 0, &[]));
+        assert!(!w.valid(400, &[tag]));
+        // A key invalidated and also written stays an invalidation.
+        w.raise(7, 2_000_000);
+        w.raise_written(7, 3_000_000, 9_000_002);
+        assert!(!w.read().get(&7).unwrap().written_only);
     }
 
     #[test]
