@@ -313,7 +313,7 @@ impl<T: Send + Sync + 'static> Stop for WriterStop<T> {
         let cache = self.shared.cache.clone();
         Some(Box::pin(async move {
             if let Some(first) = cache.layers().first() {
-                let _ = first.delete_if(cache.clock(), &key, token).await;
+                let _ = first.delete_if(&key, token).await;
             }
         }))
     }
@@ -464,14 +464,11 @@ where
         let Some(first) = s.cache.layers().first() else {
             return true;
         };
-        let clock = s.cache.clock();
         let ttl = self.lease_ttl();
-        match first.renew_if(clock, lease_key, token.to_vec(), ttl).await {
+        match first.renew_if(lease_key, token.to_vec(), ttl).await {
             Ok(true) => true,
             Ok(false) => matches!(
-                first
-                    .set_if_absent(clock, lease_key, token.to_vec(), ttl)
-                    .await,
+                first.set_if_absent(lease_key, token.to_vec(), ttl).await,
                 Ok(true)
             ),
             Err(_) => true,

@@ -498,7 +498,7 @@ impl Cache {
             .map(|&i| self.watermark_key(&tags[i]))
             .collect();
         let generation = marks.generation();
-        let Ok(found) = first.get_many_uncounted(&self.inner.clock, keys).await else {
+        let Ok(found) = first.get_many_uncounted(keys).await else {
             // Cannot verify: not served.
             return false;
         };
@@ -750,12 +750,7 @@ impl Cache {
     async fn put_remote(&self, key: &Key, bytes: Vec<u8>, remaining: Duration, upto: usize) {
         for layer in self.inner.layers.iter().take(upto) {
             let _ = layer
-                .put(
-                    &self.inner.clock,
-                    key.as_str(),
-                    bytes.clone(),
-                    layer.capped(remaining),
-                )
+                .put(key.as_str(), bytes.clone(), layer.capped(remaining))
                 .await;
         }
     }
@@ -766,7 +761,7 @@ impl Cache {
     {
         let clock = &self.inner.clock;
         for (i, layer) in self.inner.layers.iter().enumerate() {
-            let Ok(Some(bytes)) = layer.get(clock, key.as_str()).await else {
+            let Ok(Some(bytes)) = layer.get(key.as_str()).await else {
                 continue;
             };
             let entry: Entry<T> =
@@ -994,12 +989,7 @@ impl Cache {
             return false;
         };
         match first
-            .set_if_absent(
-                &self.inner.clock,
-                key.as_str(),
-                bytes,
-                first.capped(remaining),
-            )
+            .set_if_absent(key.as_str(), bytes, first.capped(remaining))
             .await
         {
             Ok(true) => {
@@ -1034,7 +1024,7 @@ impl Cache {
 
     async fn exists_remote(&self, key: &Key) -> bool {
         for layer in &self.inner.layers {
-            if let Ok(Some(_)) = layer.get(&self.inner.clock, key.as_str()).await {
+            if let Ok(Some(_)) = layer.get(key.as_str()).await {
                 return true;
             }
         }
@@ -1057,10 +1047,7 @@ impl Cache {
     async fn delete_remote(&self, key: &Key) -> bool {
         let mut any = false;
         for layer in &self.inner.layers {
-            any |= layer
-                .delete(&self.inner.clock, key.as_str())
-                .await
-                .unwrap_or(false);
+            any |= layer.delete(key.as_str()).await.unwrap_or(false);
         }
         any
     }
@@ -1254,7 +1241,7 @@ impl Cache {
                 .iter()
                 .map(|&i| keys[i].as_str().to_owned())
                 .collect();
-            let Ok(found) = layer.get_many(&self.inner.clock, names).await else {
+            let Ok(found) = layer.get_many(names).await else {
                 continue;
             };
             let now = self.inner.clock.now_ms();
@@ -1360,7 +1347,7 @@ impl Cache {
 
     async fn delete_prefix_everywhere(&self, prefix: &str) {
         for layer in &self.inner.layers {
-            let _ = layer.delete_prefix(&self.inner.clock, prefix).await;
+            let _ = layer.delete_prefix(prefix).await;
         }
     }
 
@@ -1401,7 +1388,7 @@ impl Cache {
                 .iter()
                 .map(|t| (self.watermark_key(t), at.to_string().into_bytes(), ttl))
                 .collect();
-            let _ = first.set_many_raw(&self.inner.clock, items).await;
+            let _ = first.set_many_raw(items).await;
         }
         self.publish(BusKind::Tags, tags, at).await;
     }

@@ -233,7 +233,7 @@ pub(crate) struct RemoteLayer {
     breaker: Breaker,
     counters: Counters,
     coalescer: Coalescer,
-    /// The cache's clock (breaker timing of batch reads).
+    /// The cache's clock (breaker timing).
     clock: Clock,
 }
 
@@ -299,7 +299,6 @@ impl RemoteLayer {
 
     fn settle<T>(
         &self,
-        clock: &Clock,
         op: &str,
         key: &str,
         r: Result<Result<T, BackendError>, Timeout>,
@@ -320,22 +319,22 @@ impl RemoteLayer {
             }
             Ok(Err(e)) => {
                 self.counters.errors.fetch_add(1, Relaxed);
-                self.breaker.failure(clock.now_ms());
+                self.breaker.failure(self.clock.now_ms());
                 tracing::warn!(layer = self.backend.name(), op, key, error = %e, "remote layer error; skipped");
                 Err(Skip::Failed)
             }
             Err(Timeout) => {
                 self.counters.errors.fetch_add(1, Relaxed);
                 self.counters.timeouts.fetch_add(1, Relaxed);
-                self.breaker.failure(clock.now_ms());
+                self.breaker.failure(self.clock.now_ms());
                 tracing::warn!(layer = self.backend.name(), op, key, timeout = ?self.timeout, "remote layer timed out; skipped");
                 Err(Skip::Failed)
             }
         }
     }
 
-    fn admit(&self, clock: &Clock) -> Result<(), Skip> {
-        if self.breaker.allow(clock.now_ms()) {
+    fn admit(&self) -> Result<(), Skip> {
+        if self.breaker.allow(self.clock.now_ms()) {
             Ok(())
         } else {
             self.counters.skipped.fetch_add(1, Relaxed);
@@ -362,19 +361,15 @@ impl RemoteLayer {
 
     /// One key's read; coalesced with others' under load (see
     /// [`LayerConfig::coalesce_reads`]).
-    pub(crate) async fn get(
-        self: &Arc<Self>,
-        clock: &Clock,
-        key: &str,
-    ) -> Result<Option<Vec<u8>>, Skip> {
-        self.admit(clock)?;
+    pub(crate) async fn get(self: &Arc<Self>, key: &str) -> Result<Option<Vec<u8>>, Skip> {
+        self.admit()?;
         let v = match self.coalescer.enter(self, key, self.timeout) {
             Turn::Direct(in_flight) => {
                 let b = self.backend.clone();
                 let k = key.to_owned();
                 let r = run(self.timeout, async move { b.get(&k).await }).await;
                 drop(in_flight);
-                self.settle(clock, "get", key, r)?
+                self.settle("get", key, r)?
             }
             // The batch read settled (counted) its outcome; a lost flush
             // task (its runtime shut down) is a failure. The flush keeps
@@ -420,7 +415,7 @@ impl RemoteLayer {
             }
         })
         .await;
-        self.settle(&self.clock, "get (coalesced)", &first, r)
+        self.settle("get (coalesced)", &first, r)
     }
 
     /// Reads whose time ran out in the queue, before any batch took them:
@@ -433,14 +428,8 @@ impl RemoteLayer {
         tracing::warn!(layer = self.backend.name(), key, timeout = ?self.timeout, "read timed out in the coalescing queue; skipped");
     }
 
-    pub(crate) async fn put(
-        &self,
-        clock: &Clock,
-        key: &str,
-        bytes: Vec<u8>,
-        ttl: Duration,
-    ) -> Result<(), Skip> {
-        self.admit(clock)?;
+    pub(crate) async fn put(&self, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<(), Skip> {
+        self.admit()?;
         let b = self.backend.clone();
         let k = key.to_owned();
         let dedupe = self.dedupe;
@@ -448,21 +437,20 @@ impl RemoteLayer {
             write(&*b, &k, bytes, ttl, dedupe).await
         })
         .await;
-        let w = self.settle(clock, "set", key, r)?;
+        let w = self.settle("set", key, r)?;
         self.count_write(w);
         Ok(())
     }
 
     pub(crate) async fn set_many_raw(
         &self,
-        clock: &Clock,
         items: Vec<(String, Vec<u8>, Duration)>,
     ) -> Result<(), Skip> {
-        self.admit(clock)?;
+        self.admit()?;
         let b = self.backend.clone();
         let first = items.first().map(|i| i.0.clone()).unwrap_or_default();
         let r = run(self.timeout, async move { b.set_many(items).await }).await;
-        self.settle(clock, "set_many", &first, r)
+        self.settle("set_many", &first, r)
     }
 
     /// How long something must stay in this layer to outlive its entries.
@@ -470,37 +458,32 @@ impl RemoteLayer {
         self.ttl_cap.unwrap_or(UNCAPPED)
     }
 
-    pub(crate) async fn delete(&self, clock: &Clock, key: &str) -> Result<bool, Skip> {
-        self.admit(clock)?;
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool, Skip> {
+        self.admit()?;
         let b = self.backend.clone();
         let k = key.to_owned();
         let r = run(self.timeout, async move { b.delete(&k).await }).await;
-        self.settle(clock, "delete", key, r)
+        self.settle("delete", key, r)
     }
 
     pub(crate) async fn set_if_absent(
         &self,
-        clock: &Clock,
         key: &str,
         bytes: Vec<u8>,
         ttl: Duration,
     ) -> Result<bool, Skip> {
-        self.admit(clock)?;
+        self.admit()?;
         let b = self.backend.clone();
         let k = key.to_owned();
         let r = run(self.timeout, async move {
             b.set_if_absent(&k, bytes, ttl).await
         })
         .await;
-        self.settle(clock, "set_if_absent", key, r)
+        self.settle("set_if_absent", key, r)
     }
 
-    pub(crate) async fn get_many(
-        &self,
-        clock: &Clock,
-        keys: Vec<String>,
-    ) -> Result<Vec<Option<Vec<u8>>>, Skip> {
-        let v = self.get_many_uncounted(clock, keys).await?;
+    pub(crate) async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, Skip> {
+        let v = self.get_many_uncounted(keys).await?;
         for x in &v {
             self.count_read(x.is_some());
         }
@@ -509,12 +492,11 @@ impl RemoteLayer {
 
     pub(crate) async fn renew_if(
         &self,
-        clock: &Clock,
         key: &str,
         token: Vec<u8>,
         ttl: Duration,
     ) -> Result<bool, Skip> {
-        self.admit(clock)?;
+        self.admit()?;
         let b = self.backend.clone();
         let k = key.to_owned();
         let r = run(
@@ -522,42 +504,36 @@ impl RemoteLayer {
             async move { b.renew_if(&k, &token, ttl).await },
         )
         .await;
-        self.settle(clock, "renew_if", key, r)
+        self.settle("renew_if", key, r)
     }
 
-    pub(crate) async fn delete_if(
-        &self,
-        clock: &Clock,
-        key: &str,
-        token: Vec<u8>,
-    ) -> Result<bool, Skip> {
-        self.admit(clock)?;
+    pub(crate) async fn delete_if(&self, key: &str, token: Vec<u8>) -> Result<bool, Skip> {
+        self.admit()?;
         let b = self.backend.clone();
         let k = key.to_owned();
         let r = run(self.timeout, async move { b.delete_if(&k, &token).await }).await;
-        self.settle(clock, "delete_if", key, r)
+        self.settle("delete_if", key, r)
     }
 
     /// A batch read that does not count as hits or misses (watermarks).
     pub(crate) async fn get_many_uncounted(
         &self,
-        clock: &Clock,
         keys: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, Skip> {
-        self.admit(clock)?;
+        self.admit()?;
         let b = self.backend.clone();
         let first = keys.first().cloned().unwrap_or_default();
         let r = run(self.timeout, async move { b.get_many(&keys).await }).await;
-        self.settle(clock, "get_many", &first, r)
+        self.settle("get_many", &first, r)
     }
 
-    pub(crate) async fn delete_prefix(&self, clock: &Clock, prefix: &str) -> Result<u64, Skip> {
-        self.admit(clock)?;
+    pub(crate) async fn delete_prefix(&self, prefix: &str) -> Result<u64, Skip> {
+        self.admit()?;
         let b = self.backend.clone();
         let p = prefix.to_owned();
         // Scanning a large keyspace may take longer than one read.
         let r = run(self.timeout * 50, async move { b.delete_prefix(&p).await }).await;
-        self.settle(clock, "delete_prefix", prefix, r)
+        self.settle("delete_prefix", prefix, r)
     }
 }
 

@@ -911,14 +911,11 @@ where
         upto: usize,
         skip: u64,
     ) {
-        let clock = &self.clock;
         for (i, layer) in self.cache.layers().iter().enumerate().take(upto) {
             if skip & (1u64 << i.min(63)) != 0 {
                 continue;
             }
-            let _ = layer
-                .put(clock, urn, bytes.clone(), layer.capped(remaining))
-                .await;
+            let _ = layer.put(urn, bytes.clone(), layer.capped(remaining)).await;
         }
     }
 
@@ -975,9 +972,8 @@ where
         let Some(codec) = self.remote else {
             return (None, failed);
         };
-        let clock = &self.clock;
         for (i, layer) in self.cache.layers().iter().enumerate() {
-            let bytes = match layer.get(clock, urn.as_str()).await {
+            let bytes = match layer.get(urn.as_str()).await {
                 Ok(Some(b)) => b,
                 Ok(None) => continue,
                 Err(_) => {
