@@ -1,4 +1,4 @@
-//! Hot-hit cost of a `#[cachet::cached]` function, against a bare map and
+//! Hot-hit cost of a `#[cachewright::cached]` function, against a bare map and
 //! against the `cached` and `moka` crates.
 //!
 //! Every comparison uses the same value, [`User`] (a `u64` and a short heap
@@ -12,23 +12,23 @@
 //! * `hot_hit` — one call, one thread:
 //!   * `floor`: `std::collections::HashMap<u64, User>` `get` + `clone` (the
 //!     baseline of every sync ratio);
-//!   * `cachet_sync`: `#[cachet::cached(key = "user:<id>", ttl = 300)]`;
-//!   * `cachet_sync_swr`: the same with `swr = 30`;
+//!   * `cachewright_sync`: `#[cachewright::cached(key = "user:<id>", ttl = 300)]`;
+//!   * `cachewright_sync_swr`: the same with `swr = 30`;
 //!   * `cached_crate`: the `cached` crate's `#[cached(time = 300)]`;
 //!   * `moka_sync`: `moka::sync::Cache<u64, User>` with a 300 s TTL, `get`;
-//!   * `floor_async/*` and `cachet_async/*`: an `async fn` doing the map get
+//!   * `floor_async/*` and `cachewright_async/*`: an `async fn` doing the map get
 //!     (the baseline of the async ratios) and an async
-//!     `#[cachet::cached(..., ttl = 300, swr = 30)]` fn, each measured two
+//!     `#[cachewright::cached(..., ttl = 300, swr = 30)]` fn, each measured two
 //!     ways: `to_async` (awaited inside criterion's tokio current-thread
 //!     runtime) and `poll_noop` (one `Future::poll` with a no-op waker, so
 //!     only the future's own cost is left).
 //! * `hot_hit_2_threads` — two threads hitting the hot key at once; the time
 //!   is the wall time per call of each thread (perfect scaling = the
 //!   one-thread time), so it shows cache-line contention on shared state.
-//! * `hot_hit_arc` — `floor` and `cachet_sync` again with an `Arc<User>`
+//! * `hot_hit_arc` — `floor` and `cachewright_sync` again with an `Arc<User>`
 //!   value, whose clone is one atomic increment: this leaves the cache's
 //!   fixed overhead nearly bare (a supplement; the ratios use `User`).
-//! * `pieces` — the parts of a cachet hit, measured alone, to account for its
+//! * `pieces` — the parts of a cachewright hit, measured alone, to account for its
 //!   time: the coarse clock read, an uncontended `RwLock` read, a relaxed
 //!   `fetch_add`, a thread-local read, a `OnceLock<Box<dyn Any>>` get +
 //!   downcast, a `User` clone, and the `SipHash` of a `u64` (the floor's hash).
@@ -93,26 +93,26 @@ static CACHED_CRATE_LOADS: AtomicU64 = AtomicU64::new(0);
 static ARC_LOADS: AtomicU64 = AtomicU64::new(0);
 static STAMPEDE_LOADS: AtomicU64 = AtomicU64::new(0);
 
-#[cachet::cached(key = "user:<id>", ttl = 300)]
-fn cachet_user(id: u64) -> User {
+#[cachewright::cached(key = "user:<id>", ttl = 300)]
+fn cachewright_user(id: u64) -> User {
     SYNC_LOADS.fetch_add(1, Ordering::Relaxed);
     make_user(id)
 }
 
-#[cachet::cached(key = "user:<id>", ttl = 300, swr = 30)]
-fn cachet_user_swr(id: u64) -> User {
+#[cachewright::cached(key = "user:<id>", ttl = 300, swr = 30)]
+fn cachewright_user_swr(id: u64) -> User {
     SYNC_SWR_LOADS.fetch_add(1, Ordering::Relaxed);
     make_user(id)
 }
 
-#[cachet::cached(key = "user:<id>", ttl = 300, swr = 30)]
-async fn cachet_user_async(id: u64) -> User {
+#[cachewright::cached(key = "user:<id>", ttl = 300, swr = 30)]
+async fn cachewright_user_async(id: u64) -> User {
     ASYNC_LOADS.fetch_add(1, Ordering::Relaxed);
     make_user(id)
 }
 
-#[cachet::cached(key = "user:<id>", ttl = 300)]
-fn cachet_user_arc(id: u64) -> Arc<User> {
+#[cachewright::cached(key = "user:<id>", ttl = 300)]
+fn cachewright_user_arc(id: u64) -> Arc<User> {
     ARC_LOADS.fetch_add(1, Ordering::Relaxed);
     Arc::new(make_user(id))
 }
@@ -123,7 +123,7 @@ fn cached_crate_user(id: u64) -> User {
     make_user(id)
 }
 
-#[cachet::cached(key = "stampede:<id>", ttl = 300)]
+#[cachewright::cached(key = "stampede:<id>", ttl = 300)]
 async fn stampede_user(id: u64) -> User {
     STAMPEDE_LOADS.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -202,15 +202,17 @@ fn hot_hit<M: Measurement>(c: &mut Criterion<M>) {
         b.iter(|| map.get(&black_box(HOT)).expect("hot").clone())
     });
 
-    assert_eq!(cachet_user(HOT), make_user(HOT));
-    g.bench_function("cachet_sync", |b| b.iter(|| cachet_user(black_box(HOT))));
-    assert_one_load("cachet_sync", &SYNC_LOADS);
-
-    assert_eq!(cachet_user_swr(HOT), make_user(HOT));
-    g.bench_function("cachet_sync_swr", |b| {
-        b.iter(|| cachet_user_swr(black_box(HOT)))
+    assert_eq!(cachewright_user(HOT), make_user(HOT));
+    g.bench_function("cachewright_sync", |b| {
+        b.iter(|| cachewright_user(black_box(HOT)))
     });
-    assert_one_load("cachet_sync_swr", &SYNC_SWR_LOADS);
+    assert_one_load("cachewright_sync", &SYNC_LOADS);
+
+    assert_eq!(cachewright_user_swr(HOT), make_user(HOT));
+    g.bench_function("cachewright_sync_swr", |b| {
+        b.iter(|| cachewright_user_swr(black_box(HOT)))
+    });
+    assert_one_load("cachewright_sync_swr", &SYNC_SWR_LOADS);
 
     assert_eq!(cached_crate_user(HOT), make_user(HOT));
     g.bench_function("cached_crate", |b| {
@@ -231,15 +233,16 @@ fn hot_hit<M: Measurement>(c: &mut Criterion<M>) {
         b.iter(|| poll_once(floor_user_async(&map, black_box(HOT)), &mut cx))
     });
 
-    assert_eq!(rt.block_on(cachet_user_async(HOT)), make_user(HOT));
-    g.bench_function("cachet_async/to_async", |b| {
-        b.to_async(&rt).iter(|| cachet_user_async(black_box(HOT)))
+    assert_eq!(rt.block_on(cachewright_user_async(HOT)), make_user(HOT));
+    g.bench_function("cachewright_async/to_async", |b| {
+        b.to_async(&rt)
+            .iter(|| cachewright_user_async(black_box(HOT)))
     });
-    g.bench_function("cachet_async/poll_noop", |b| {
+    g.bench_function("cachewright_async/poll_noop", |b| {
         let mut cx = Context::from_waker(&waker);
-        b.iter(|| poll_once(cachet_user_async(black_box(HOT)), &mut cx))
+        b.iter(|| poll_once(cachewright_user_async(black_box(HOT)), &mut cx))
     });
-    assert_one_load("cachet_async", &ASYNC_LOADS);
+    assert_one_load("cachewright_async", &ASYNC_LOADS);
 
     g.finish();
 }
@@ -275,15 +278,15 @@ fn hot_hit_2_threads(c: &mut Criterion) {
     let map = floor_map(make_user);
     let moka = moka_cache();
     // Already warmed by `hot_hit`; harmless if run alone.
-    let _ = cachet_user(HOT);
+    let _ = cachewright_user(HOT);
     let _ = cached_crate_user(HOT);
 
     let mut g = c.benchmark_group("hot_hit_2_threads");
     g.bench_function("floor", |b| {
         b.iter_custom(|iters| two_threads(iters, || map.get(&black_box(HOT)).expect("hot").clone()))
     });
-    g.bench_function("cachet_sync", |b| {
-        b.iter_custom(|iters| two_threads(iters, || cachet_user(black_box(HOT))))
+    g.bench_function("cachewright_sync", |b| {
+        b.iter_custom(|iters| two_threads(iters, || cachewright_user(black_box(HOT))))
     });
     g.bench_function("cached_crate", |b| {
         b.iter_custom(|iters| two_threads(iters, || cached_crate_user(black_box(HOT))))
@@ -292,7 +295,7 @@ fn hot_hit_2_threads(c: &mut Criterion) {
         b.iter_custom(|iters| two_threads(iters, || moka.get(&black_box(HOT)).expect("hot")))
     });
     g.finish();
-    assert_one_load("cachet_sync", &SYNC_LOADS);
+    assert_one_load("cachewright_sync", &SYNC_LOADS);
     assert_one_load("cached_crate", &CACHED_CRATE_LOADS);
 }
 
@@ -304,12 +307,12 @@ fn hot_hit_arc<M: Measurement>(c: &mut Criterion<M>) {
     g.bench_function("floor", |b| {
         b.iter(|| Arc::clone(map.get(&black_box(HOT)).expect("hot")))
     });
-    assert_eq!(cachet_user_arc(HOT).id, HOT);
-    g.bench_function("cachet_sync", |b| {
-        b.iter(|| cachet_user_arc(black_box(HOT)))
+    assert_eq!(cachewright_user_arc(HOT).id, HOT);
+    g.bench_function("cachewright_sync", |b| {
+        b.iter(|| cachewright_user_arc(black_box(HOT)))
     });
     g.finish();
-    assert_one_load("cachet_sync_arc", &ARC_LOADS);
+    assert_one_load("cachewright_sync_arc", &ARC_LOADS);
 }
 
 // ---- pieces ------------------------------------------------------------------
@@ -321,7 +324,7 @@ thread_local! {
 fn pieces<M: Measurement>(c: &mut Criterion<M>) {
     let mut g = c.benchmark_group("pieces");
 
-    let clock = cachet::Clock::system();
+    let clock = cachewright::Clock::system();
     g.bench_function("clock_now_ms", |b| b.iter(|| black_box(&clock).now_ms()));
 
     let lock = RwLock::new(7u64);

@@ -3,7 +3,7 @@
 //!
 //! Groups:
 //!
-//! * `invalidate_tag` — one `cache.invalidate_tags([cachet::tag("group", &g)])`
+//! * `invalidate_tag` — one `cache.invalidate_tags([cachewright::tag("group", &g)])`
 //!   call on a cache built with `Cache::builder().capacity(200_000)`, whose
 //!   `#[cached(key = "item:<id>", tags = ["group:<g>"])]` fn was populated
 //!   (once, before timing) with 1 entry under `group:a` and 100,000 under
@@ -63,7 +63,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use cachet::Cache;
+use cachewright::Cache;
 use cpu_time::OneThreadClock;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 
@@ -98,7 +98,7 @@ static ITEMS: LazyLock<Cache> =
     LazyLock::new(|| Cache::builder().name("items").capacity(200_000).build());
 static ITEM_LOADS: AtomicU64 = AtomicU64::new(0);
 
-#[cachet::cached(key = "item:<id>", tags = ["group:<g>"], cache = ITEMS)]
+#[cachewright::cached(key = "item:<id>", tags = ["group:<g>"], cache = ITEMS)]
 fn item(id: u64, g: &str) -> u64 {
     ITEM_LOADS.fetch_add(1, Ordering::Relaxed);
     id
@@ -159,7 +159,7 @@ fn invalidate_tag(c: &mut Criterion<OneThreadClock>) {
     let cache = &*ITEMS;
 
     let invalidate =
-        |group: &'static str| move || cache.invalidate_tags([cachet::tag("group", &group)]);
+        |group: &'static str| move || cache.invalidate_tags([cachewright::tag("group", &group)]);
 
     let mut g = c.benchmark_group("invalidate_tag");
     g.bench_function("0_entries", |b| b.iter(invalidate("none")));
@@ -205,7 +205,7 @@ fn hit_after_invalidation(c: &mut Criterion<OneThreadClock>) {
             rounds(
                 iters,
                 &keys,
-                || cache.invalidate_tags([cachet::tag("group", &"unrelated")]),
+                || cache.invalidate_tags([cachewright::tag("group", &"unrelated")]),
                 |k| {
                     black_box(item(k, "c"));
                 },
@@ -222,13 +222,13 @@ static USERS: LazyLock<Cache> = LazyLock::new(|| Cache::builder().name("users").
 static UNTAGGED_LOADS: AtomicU64 = AtomicU64::new(0);
 static TAGGED_LOADS: AtomicU64 = AtomicU64::new(0);
 
-#[cachet::cached(key = "user:<id>", ttl = 300, cache = USERS)]
+#[cachewright::cached(key = "user:<id>", ttl = 300, cache = USERS)]
 fn untagged_user(id: u64) -> User {
     UNTAGGED_LOADS.fetch_add(1, Ordering::Relaxed);
     make_user(id)
 }
 
-#[cachet::cached(key = "user:<id>", ttl = 300, tags = ["org:<org>"], cache = USERS)]
+#[cachewright::cached(key = "user:<id>", ttl = 300, tags = ["org:<org>"], cache = USERS)]
 fn tagged_user(id: u64, org: u64) -> User {
     TAGGED_LOADS.fetch_add(1, Ordering::Relaxed);
     make_user(id)
@@ -237,7 +237,7 @@ fn tagged_user(id: u64, org: u64) -> User {
 /// Invalidates a tag no entry of these benches carries: it only moves the
 /// cache's invalidation epoch.
 fn invalidate_unrelated() {
-    USERS.invalidate_tags([cachet::tag("org", &"unrelated")]);
+    USERS.invalidate_tags([cachewright::tag("org", &"unrelated")]);
 }
 
 fn hot_hit_tags(c: &mut Criterion<OneThreadClock>) {

@@ -1,4 +1,4 @@
-//! L2 (Redis) costs through cachet against the raw `redis` crate on the same
+//! L2 (Redis) costs through cachewright against the raw `redis` crate on the same
 //! server, in one run. Starts its own `redis-server` on a free port.
 //!
 //! - `l2_hit/raw_get`: one GET of the stored envelope bytes over a
@@ -18,11 +18,11 @@
 //! - `l2_throughput_64_tasks/*`: 64 concurrent tasks, 64 hits each, raw vs
 //!   cached (criterion reports time per batch of 4096 hits). Keys are
 //!   `(task + i) % 100`, so at any moment several tasks want the same key:
-//!   cachet's single-flight lets them share one GET, which the raw client
+//!   cachewright's single-flight lets them share one GET, which the raw client
 //!   cannot (see the GET counts printed after the group);
 //! - `l2_throughput_64_tasks_distinct/*`: the same, with every task on keys
 //!   of its own (`64 * task + i`, 4096 keys): no two requests for one key
-//!   at once. The raw side sends 4096 GETs; cachet coalesces reads made
+//!   at once. The raw side sends 4096 GETs; cachewright coalesces reads made
 //!   while others are outstanding into MGETs (`cached_fn`, the default), or
 //!   sends 4096 GETs too (`cached_fn_uncoalesced`, a cache built with
 //!   `coalesce_reads(false)`);
@@ -31,7 +31,7 @@
 //!   `cache_get_many_without_bus`, through a cache without a bus (each
 //!   entry's tag watermarks are then read by a MGET of its own).
 //! - `l2_cpu/*` (measured in the bench thread's CPU time, on a
-//!   current-thread runtime): cachet's own work around an L2 hit, without a
+//!   current-thread runtime): cachewright's own work around an L2 hit, without a
 //!   network, over an in-memory backend (`MemoryBackend`) as the remote
 //!   layer: `raw_get` (the backend's `get`), `cached_fn` (an L2 hit, bus
 //!   connected: a stub bus that reports connected at once),
@@ -65,9 +65,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use cachet::backends::redis::RedisBackend;
-use cachet::backends::{async_trait, Backend, BackendError, Bus, BusEvent, BusSink, MemoryBackend};
-use cachet::{cached, Cache, LayerConfig};
+use cachewright::backends::redis::RedisBackend;
+use cachewright::backends::{
+    async_trait, Backend, BackendError, Bus, BusEvent, BusSink, MemoryBackend,
+};
+use cachewright::{cached, Cache, LayerConfig};
 use cpu_time::OneThreadClock;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde::{Deserialize, Serialize};
@@ -562,7 +564,7 @@ where
     }
 }
 
-// ---- l2_cpu: cachet's own work around an L2 hit, without a network ---------------
+// ---- l2_cpu: cachewright's own work around an L2 hit, without a network ---------------
 
 /// A bus that reports itself connected at once and carries nothing: the
 /// cache then trusts what it learns of watermarks, as with Redis pub/sub up.

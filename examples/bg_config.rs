@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use cachet::{bg_writer, BgReader, Cache, LayerConfig};
+use cachewright::{bg_writer, BgReader, Cache, LayerConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -25,7 +25,8 @@ static SHARED: LazyLock<Cache> = LazyLock::new(|| {
     let mut b = Cache::builder().namespace("example-bg");
     if let Ok(url) = std::env::var("REDIS_URL") {
         println!("sharing through Redis at {url}");
-        let redis = cachet::backends::redis::RedisBackend::from_url(&url).expect("a Redis URL");
+        let redis =
+            cachewright::backends::redis::RedisBackend::from_url(&url).expect("a Redis URL");
         b = b.layer(LayerConfig::new(redis).ttl_cap(Duration::from_secs(60)));
     } else {
         println!("in memory (set REDIS_URL to share through Redis)");
@@ -69,7 +70,7 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    cachet::shutdown_async().await;
+    cachewright::shutdown_async().await;
     println!(
         "shut down: no more loads (loads: {}, failures: {})",
         daily_config.counts().0,

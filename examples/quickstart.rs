@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use cachet::cached;
+use cachewright::cached;
 
 #[derive(Clone, Debug)]
 #[allow(dead_code)]
@@ -45,7 +45,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     timed("   get_user(42) (refreshed)").await;
 
-    let s = cachet::stats_for("GetUser").expect("the use case exists once called");
+    let s = cachewright::stats_for("GetUser").expect("the use case exists once called");
     println!(
         "\nstats for {}: hits {} (stale {}), misses {}, loads {}, refreshes {}, hit rate {:.0} %, mean load {:?}",
         s.use_case,

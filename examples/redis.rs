@@ -10,8 +10,8 @@
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use cachet::backends::redis::RedisBackend;
-use cachet::{cached, Cache, LayerConfig};
+use cachewright::backends::redis::RedisBackend;
+use cachewright::{cached, Cache, LayerConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -2,8 +2,8 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
-pub use cache_macros::{bg_writer, cache_write, cached};
-pub use cache_runtime::*;
+pub use cachewright_macros::{bg_writer, cache_write, cached};
+pub use cachewright_runtime::*;
 
 #[doc(hidden)]
-pub use cache_runtime::__private;
+pub use cachewright_runtime::__private;

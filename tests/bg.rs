@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use cachet::{bg_writer, BgError, BgReader, Cache, Clock, ManualClock};
+use cachewright::{bg_writer, BgError, BgReader, Cache, Clock, ManualClock};
 use serde::{Deserialize, Serialize};
 use tokio::time::sleep;
 
-/// `cachet::shutdown()` stops every writer of the process: tests take turns.
+/// `cachewright::shutdown()` stops every writer of the process: tests take turns.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 static SHARED: LazyLock<Cache> = LazyLock::new(|| Cache::builder().name("bg-shared").build());
@@ -52,8 +52,8 @@ async fn writer_and_reader_then_shutdown() {
         DEMO_CALLS.load(SeqCst),
         "the writer serves its latest"
     );
-    cachet::shutdown_async().await;
-    cachet::shutdown_async().await; // twice is fine
+    cachewright::shutdown_async().await;
+    cachewright::shutdown_async().await; // twice is fine
     let n = DEMO_CALLS.load(SeqCst);
     sleep(Duration::from_secs(10)).await;
     assert_eq!(DEMO_CALLS.load(SeqCst), n, "no loader call after shutdown");

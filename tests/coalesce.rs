@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use cachet::backends::{async_trait, Backend, BackendError, Bus, BusEvent, BusSink};
-use cachet::{cached, Cache, LayerConfig};
+use cachewright::backends::{async_trait, Backend, BackendError, Bus, BusEvent, BusSink};
+use cachewright::{cached, Cache, LayerConfig};
 
 const NORMAL: u8 = 0;
 const _: u8 = NORMAL;

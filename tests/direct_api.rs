@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use cachet::{Cache, Clock, ManualClock};
+use cachewright::{Cache, Clock, ManualClock};
 
 fn cache() -> (Cache, ManualClock) {
     let clock = ManualClock::new(0);
@@ -134,7 +134,7 @@ fn adaptive_ttl_in_get_or_load() {
     let (c, clock) = cache();
     let k = c.key("adaptive", &1);
     let _: Result<u8, ()> = c.get_or_load(&k, Some(Duration::from_secs(100)), || {
-        cachet::set_ttl(Duration::from_secs(1));
+        cachewright::set_ttl(Duration::from_secs(1));
         Ok(1)
     });
     clock.advance(Duration::from_secs(2));

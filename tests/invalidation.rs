@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{mpsc, LazyLock, Mutex};
 use std::time::Duration;
 
-use cachet::{cache_write, cached, tag, Cache, Clock, ManualClock};
+use cachewright::{cache_write, cached, tag, Cache, Clock, ManualClock};
 
 // ---- the svc-infra README flow: read, read, update, read, delete, read ----------------
 

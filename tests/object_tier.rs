@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use cachet::backends::object::ObjectStoreBackend;
-use cachet::backends::redis::RedisBackend;
-use cachet::{cached, Cache, LayerConfig};
+use cachewright::backends::object::ObjectStoreBackend;
+use cachewright::backends::redis::RedisBackend;
+use cachewright::{cached, Cache, LayerConfig};
 use object_store::local::LocalFileSystem;
 use support::{eventually, RedisServer};
 
@@ -117,7 +117,7 @@ async fn a_failing_object_store_is_counted_and_skipped() {
 
 #[tokio::test]
 async fn without_conditional_updates_an_expired_holder_is_still_taken_over() {
-    use cachet::backends::Backend;
+    use cachewright::backends::Backend;
     let dir = tempfile::tempdir().unwrap();
     // A local directory has no conditional update: the takeover checks the
     // holder's version, deletes it and creates its own record.

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, LazyLock};
 use std::time::Duration;
 
-use cachet::{cached, Cache, NamedCache};
+use cachewright::{cached, Cache, NamedCache};
 
 static TEST_CACHE: LazyLock<Cache> = LazyLock::new(|| Cache::builder().name("rt").build());
 
-fn stats(name: &str) -> cachet::Stats {
+fn stats(name: &str) -> cachewright::Stats {
     TEST_CACHE.stats_for(name).expect("use case registered")
 }
 
@@ -360,10 +360,10 @@ fn moded(id: u32) -> u32 {
 fn bypass_skips_the_cache_and_refresh_replaces_the_entry() {
     let v0 = moded(100);
     assert_eq!(moded(100), v0);
-    let bypassed = cachet::bypass(|| moded(100));
+    let bypassed = cachewright::bypass(|| moded(100));
     assert_ne!(bypassed, v0, "the loader ran");
     assert_eq!(moded(100), v0, "a bypass stores nothing");
-    let refreshed = cachet::refresh(|| moded(100));
+    let refreshed = cachewright::refresh(|| moded(100));
     assert_ne!(refreshed, v0);
     assert_eq!(moded(100), refreshed, "a refresh stores its result");
     assert_eq!(stats("modes").bypasses, 1);
@@ -384,10 +384,10 @@ async fn outer(id: u32) -> u32 {
 #[tokio::test]
 async fn async_modes_reach_only_the_called_function() {
     let v0 = amoded(1).await;
-    assert_eq!(cachet::refresh_async(amoded(1)).await, v0 + 1);
+    assert_eq!(cachewright::refresh_async(amoded(1)).await, v0 + 1);
     assert_eq!(amoded(1).await, v0 + 1);
     // Bypassing `outer` runs its body, whose inner cached call still hits.
-    let via_outer = cachet::bypass_async(outer(1)).await;
+    let via_outer = cachewright::bypass_async(outer(1)).await;
     assert_eq!(via_outer, v0 + 1);
     assert_eq!(AMODE_CALLS.load(SeqCst), 2);
 }
@@ -458,7 +458,7 @@ fn named_caches_keep_their_use_cases() {
     report(1);
     let s = REPORTS.cache().stats_for("Report").unwrap();
     assert_eq!((s.hits, s.misses), (1, 1));
-    assert!(cachet::default_cache().stats_for("Report").is_none());
+    assert!(cachewright::default_cache().stats_for("Report").is_none());
     REPORTS.cache().clear();
     report(1);
     assert_eq!(REPORTS.cache().stats_for("Report").unwrap().misses, 2);
@@ -473,5 +473,9 @@ fn default_named(id: u32) -> u32 {
 fn default_use_case_name_is_module_path_and_function() {
     default_named(1);
     let name = format!("{}::default_named", module_path!());
-    assert!(cachet::stats_for(&name).is_some(), "{:?}", cachet::stats());
+    assert!(
+        cachewright::stats_for(&name).is_some(),
+        "{:?}",
+        cachewright::stats()
+    );
 }

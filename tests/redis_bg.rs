@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cachet::backends::redis::RedisBackend;
-use cachet::{bg_writer, Cache, LayerConfig};
+use cachewright::backends::redis::RedisBackend;
+use cachewright::{bg_writer, Cache, LayerConfig};
 use support::{eventually, RedisServer};
 
 static CACHE: OnceLock<Cache> = OnceLock::new();
@@ -37,13 +37,14 @@ fn prices() -> Result<Vec<u32>, String> {
 }
 
 /// A replica (run by `one_replica_loads_per_interval_and_another_takes_over`
-/// with `CACHET_BG_URL` set): runs the writer until killed or for 6 s. On
+/// with `CACHEWRIGHT_BG_URL` set): runs the writer until killed or for 6 s. On
 /// its own, a writer with a Redis cache loads and releases its lease.
 #[test]
 fn replica() {
-    let standalone = std::env::var("CACHET_BG_URL").is_err();
+    let standalone = std::env::var("CACHEWRIGHT_BG_URL").is_err();
     let server = standalone.then(RedisServer::start);
-    let url = std::env::var("CACHET_BG_URL").unwrap_or_else(|_| server.as_ref().unwrap().url());
+    let url =
+        std::env::var("CACHEWRIGHT_BG_URL").unwrap_or_else(|_| server.as_ref().unwrap().url());
     URL.set(url.clone()).unwrap();
     CACHE
         .set(
@@ -57,7 +58,7 @@ fn replica() {
     println!("REPLICA pid={}", std::process::id());
     if standalone {
         eventually("the writer loads", || prices.try_get().is_some());
-        cachet::shutdown();
+        cachewright::shutdown();
         let mut c = redis::Client::open(url.as_str())
             .unwrap()
             .get_connection()
@@ -67,7 +68,7 @@ fn replica() {
         return;
     }
     std::thread::sleep(Duration::from_secs(6));
-    cachet::shutdown();
+    cachewright::shutdown();
 }
 
 fn loaders(server: &RedisServer) -> Vec<u32> {
@@ -87,7 +88,7 @@ fn one_replica_loads_per_interval_and_another_takes_over() {
         .map(|_| {
             let mut child = Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", "replica", "--nocapture", "--test-threads=1"])
-                .env("CACHET_BG_URL", server.url())
+                .env("CACHEWRIGHT_BG_URL", server.url())
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap();

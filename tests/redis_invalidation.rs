@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cachet::backends::redis::RedisBackend;
-use cachet::{cached, Cache, LayerConfig};
+use cachewright::backends::redis::RedisBackend;
+use cachewright::{cached, Cache, LayerConfig};
 use support::{eventually, RedisServer};
 
 fn cache_on(url: &str) -> Cache {
@@ -60,7 +60,7 @@ fn profile(id: u32) -> String {
 /// updates the database and invalidates the user, then reports when.
 #[test]
 fn invalidator() {
-    let Ok(url) = std::env::var("CACHET_INVALIDATOR_URL") else {
+    let Ok(url) = std::env::var("CACHEWRIGHT_INVALIDATOR_URL") else {
         // On its own: an invalidation made before a process starts still
         // stops it from serving the old value from Redis.
         let server = RedisServer::start();
@@ -114,7 +114,7 @@ fn an_invalidation_in_one_process_reaches_another() {
 
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "invalidator", "--nocapture", "--test-threads=1"])
-        .env("CACHET_INVALIDATOR_URL", server.url())
+        .env("CACHEWRIGHT_INVALIDATOR_URL", server.url())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -202,11 +202,11 @@ fn writing_a_new_value_drops_other_processes_copies() {
     // Writes are ordered by their millisecond stamps; a shared manual clock
     // keeps the two writes in different milliseconds whatever the machine's
     // speed (two writes within one millisecond are equally fresh).
-    let clock = cachet::ManualClock::new(unix_ms() as u64);
+    let clock = cachewright::ManualClock::new(unix_ms() as u64);
     let on_clock = || {
         Cache::builder()
             .namespace("inv")
-            .clock(cachet::Clock::manual(&clock))
+            .clock(cachewright::Clock::manual(&clock))
             .layer(LayerConfig::new(
                 RedisBackend::from_url(&server.url()).unwrap(),
             ))
@@ -254,7 +254,7 @@ async fn tags_invalidate_every_layer_and_process_async() {
         Some(1),
         "B holds it now, in memory too"
     );
-    b.invalidate_tags_async([cachet::tag("order", &1)], Duration::ZERO)
+    b.invalidate_tags_async([cachewright::tag("order", &1)], Duration::ZERO)
         .await;
     assert_eq!(b.get_async::<u32>(&k1).await, None, "gone for B at once");
     let a2 = a.clone();

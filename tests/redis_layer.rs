@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use cachet::backends::file::FileBackend;
-use cachet::backends::redis::RedisBackend;
-use cachet::{cached, Cache, Clock, Codec, LayerConfig, ManualClock};
+use cachewright::backends::file::FileBackend;
+use cachewright::backends::redis::RedisBackend;
+use cachewright::{cached, Cache, Clock, Codec, LayerConfig, ManualClock};
 use support::{eventually, RedisServer};
 
 fn redis_layer(url: &str) -> LayerConfig {
@@ -53,11 +53,11 @@ fn peer_profile(id: u64) -> Result<String, String> {
 }
 
 /// Run by `two_processes_share_one_redis` in child processes (with
-/// `CACHET_PEER_URL` set); on its own, two caches with separate in-process
+/// `CACHEWRIGHT_PEER_URL` set); on its own, two caches with separate in-process
 /// layers share a value through one Redis.
 #[test]
 fn peer() {
-    if let Ok(url) = std::env::var("CACHET_PEER_URL") {
+    if let Ok(url) = std::env::var("CACHEWRIGHT_PEER_URL") {
         PEER_CACHE.set(redis_cache(&url, "peer")).unwrap();
         let v = peer_profile(7).unwrap();
         println!("PEER loads={} value={v}", PEER_LOADS.load(SeqCst));
@@ -75,7 +75,7 @@ fn peer() {
 fn run_peer(url: &str) -> (u32, String) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "peer", "--nocapture", "--test-threads=1"])
-        .env("CACHET_PEER_URL", url)
+        .env("CACHEWRIGHT_PEER_URL", url)
         .output()
         .expect("the test binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -222,10 +222,12 @@ fn garbage_under_a_live_key_is_a_miss_then_overwritten() {
     let urn = "urn:t:garbage:item:5#Garbage";
     assert_eq!(item(5), vec![5, 5, 5]);
     assert!(
-        raw_get(&server, urn).unwrap().starts_with(b"cachet:2j"),
+        raw_get(&server, urn)
+            .unwrap()
+            .starts_with(b"cachewright:2j"),
         "keys are the URNs"
     );
-    for junk in [&b"garbage"[..], b"cachet:2j c=123", b"\xff\xfe\x00"] {
+    for junk in [&b"garbage"[..], b"cachewright:2j c=123", b"\xff\xfe\x00"] {
         let _: () = redis::cmd("SET")
             .arg(urn)
             .arg(junk)
@@ -239,7 +241,9 @@ fn garbage_under_a_live_key_is_a_miss_then_overwritten() {
             "garbage reads as a miss"
         );
         assert!(
-            raw_get(&server, urn).unwrap().starts_with(b"cachet:2j"),
+            raw_get(&server, urn)
+                .unwrap()
+                .starts_with(b"cachewright:2j"),
             "and is overwritten"
         );
     }
@@ -332,7 +336,7 @@ fn ttls_in_redis_are_capped_and_keys_readable() {
     );
     let text = String::from_utf8(raw_get(&server, "urn:shop:v9:user:c").unwrap()).unwrap();
     assert!(
-        text.starts_with("cachet:2j ") && text.ends_with("\n6:user:c\n2"),
+        text.starts_with("cachewright:2j ") && text.ends_with("\n6:user:c\n2"),
         "{text}"
     );
 }
@@ -543,7 +547,7 @@ fn messagepack_codec_round_trips() {
     cache.set(&k, (1u32, "x".to_string()), None);
     assert!(raw_get(&server, k.as_str())
         .unwrap()
-        .starts_with(b"cachet:2m"));
+        .starts_with(b"cachewright:2m"));
     let other = Cache::builder()
         .codec(Codec::MessagePack)
         .layer(redis_layer(&server.url()))

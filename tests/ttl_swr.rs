@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use cachet::{cached, Cache, Clock, ManualClock};
+use cachewright::{cached, Cache, Clock, ManualClock};
 
 static CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
 static CACHE: LazyLock<Cache> = LazyLock::new(|| {
@@ -24,7 +24,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn stats(name: &str) -> cachet::Stats {
+fn stats(name: &str) -> cachewright::Stats {
     CACHE.stats_for(name).expect("use case registered")
 }
 
@@ -291,11 +291,11 @@ fn fetch_status(code: u16) -> Result<String, String> {
     ADAPT_CALLS.fetch_add(1, SeqCst);
     match code {
         404 => {
-            cachet::set_ttl(Duration::from_secs(1));
+            cachewright::set_ttl(Duration::from_secs(1));
             Ok("not found".into())
         }
         503 => {
-            cachet::do_not_cache();
+            cachewright::do_not_cache();
             Ok("try later".into())
         }
         _ => Ok("ok".into()),

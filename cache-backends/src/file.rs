@@ -18,15 +18,15 @@ use tokio::fs;
 use crate::record::{self, now_ms};
 use crate::{Backend, BackendError};
 
-const MAGIC: &[u8] = b"cachet-file 1\n";
-const SUFFIX: &str = ".cachet";
+const MAGIC: &[u8] = b"cachewright-file 1\n";
+const SUFFIX: &str = ".cachewright";
 
 /// Files under a directory, safe to share between processes of one host.
 ///
 /// # Examples
 ///
 /// ```
-/// use cache_backends::{file::FileBackend, Backend};
+/// use cachewright_backends::{file::FileBackend, Backend};
 /// use std::time::Duration;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let dir = tempfile::tempdir().unwrap();

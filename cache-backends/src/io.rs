@@ -1,4 +1,4 @@
-//! cachet's own small runtime for background I/O.
+//! cachewright's own small runtime for background I/O.
 //!
 //! Connections are created here (so their driver tasks live independently of
 //! any user runtime), and sync callers run backend operations here, waiting
@@ -12,19 +12,19 @@ use tokio::runtime::{Builder, Handle, Runtime};
 
 static IO: OnceLock<Option<Runtime>> = OnceLock::new();
 
-/// The handle of cachet's I/O runtime (one worker thread, started on first
+/// The handle of cachewright's I/O runtime (one worker thread, started on first
 /// use), or `None` if the OS refused to start it.
 pub fn handle() -> Option<Handle> {
     IO.get_or_init(|| {
         match Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("cachet-io")
+            .thread_name("cachewright-io")
             .enable_all()
             .build()
         {
             Ok(rt) => Some(rt),
             Err(e) => {
-                tracing::error!(error = %e, "cachet could not start its i/o runtime; remote layers are skipped by sync callers");
+                tracing::error!(error = %e, "cachewright could not start its i/o runtime; remote layers are skipped by sync callers");
                 None
             }
         }

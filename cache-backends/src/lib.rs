@@ -1,4 +1,4 @@
-//! Storage layers of [cachet](https://docs.rs/cachet): the [`Backend`] trait
+//! Storage layers of [cachewright](https://docs.rs/cachewright): the [`Backend`] trait
 //! and its implementations, each behind a feature of the same name.
 //!
 //! A backend stores bytes under string keys with a TTL per write. It knows
@@ -7,7 +7,7 @@
 //! moves bytes. That keeps a custom backend small:
 //!
 //! ```
-//! use cache_backends::{async_trait, Backend, BackendError};
+//! use cachewright_backends::{async_trait, Backend, BackendError};
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
 //! use std::time::Duration;
@@ -196,7 +196,7 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Whether [`get_many`](Backend::get_many) is one round trip whatever
     /// the number of keys (Redis `MGET`), rather than the default's one
     /// `get` after another. A cache coalesces concurrent single-key reads of
-    /// such a layer into batch reads (see cachet's
+    /// such a layer into batch reads (see cachewright's
     /// `LayerConfig::coalesce_reads`). The default is `false`.
     fn native_get_many(&self) -> bool {
         false

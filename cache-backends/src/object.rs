@@ -19,7 +19,7 @@
 //! window in which two takers could both win is narrow, not closed.
 //!
 //! Bring a store built with the `object_store` crate's own features (`aws`,
-//! `gcp`, `azure`; the same major version as cachet's, 0.14). Object stores
+//! `gcp`, `azure`; the same major version as cachewright's, 0.14). Object stores
 //! are slower than Redis: give the layer a timeout to match
 //! (`LayerConfig::timeout`).
 
@@ -34,7 +34,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use crate::record::{self, now_ms};
 use crate::{Backend, BackendError};
 
-const MAGIC: &[u8] = b"cachet-object 1\n";
+const MAGIC: &[u8] = b"cachewright-object 1\n";
 
 /// One object per key in an [`ObjectStore`].
 ///
@@ -43,7 +43,7 @@ const MAGIC: &[u8] = b"cachet-object 1\n";
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use cache_backends::{object::ObjectStoreBackend, Backend};
+/// use cachewright_backends::{object::ObjectStoreBackend, Backend};
 /// use object_store::memory::InMemory;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// // In production: object_store::aws::AmazonS3Builder::from_env()...build()
@@ -66,11 +66,11 @@ fn err(e: object_store::Error) -> BackendError {
 }
 
 impl ObjectStoreBackend {
-    /// Objects under the prefix `cachet/` of `store`.
+    /// Objects under the prefix `cachewright/` of `store`.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         ObjectStoreBackend {
             store,
-            prefix: Path::from("cachet"),
+            prefix: Path::from("cachewright"),
         }
     }
 
@@ -176,7 +176,7 @@ impl ObjectStoreBackend {
     }
 
     /// Applies `doomed` to every record under the prefix (expiry, key) and
-    /// deletes those it picks; objects that are not cachet's records are left
+    /// deletes those it picks; objects that are not cachewright's records are left
     /// alone. Returns how many it deleted.
     async fn sweep(&self, doomed: impl Fn(u64, &[u8]) -> bool) -> Result<u64, BackendError> {
         let mut listed = self.store.list(Some(&self.prefix));
@@ -342,7 +342,7 @@ mod tests {
         for kept in ["t/cache/foreign", "t/other/kept"] {
             assert!(
                 mem.get(&Path::from(kept)).await.is_ok(),
-                "objects that are not cachet's, or outside the prefix, stay: {kept}"
+                "objects that are not cachewright's, or outside the prefix, stay: {kept}"
             );
         }
     }

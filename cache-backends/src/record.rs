@@ -2,7 +2,7 @@
 //! the expiry (Unix milliseconds), the key, then the value.
 //!
 //! ```text
-//! cachet-file 1
+//! cachewright-file 1
 //! 1732170300000
 //! urn:shop:v1:user:7#profile
 //! <value bytes>

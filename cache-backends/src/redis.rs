@@ -47,7 +47,7 @@ return 1
 /// # Examples
 ///
 /// ```no_run
-/// use cache_backends::redis::RedisBackend;
+/// use cachewright_backends::redis::RedisBackend;
 ///
 /// let redis = RedisBackend::builder()
 ///     .url("redis://:secret@127.0.0.1:6379/2")
@@ -106,7 +106,7 @@ impl RedisBuilder {
     ///
     /// ```
     /// # #[cfg(feature = "redis-tls")] {
-    /// use cache_backends::redis::RedisBackend;
+    /// use cachewright_backends::redis::RedisBackend;
     ///
     /// let ca = b"-----BEGIN CERTIFICATE-----\n...".to_vec(); // read from a file
     /// let redis = RedisBackend::builder()
@@ -172,7 +172,7 @@ impl RedisBuilder {
         if let Some(url) = &self.url {
             if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
                 return Err(BackendError::Config(format!(
-                    "`{}` asks for TLS: enable cachet's `redis-tls` feature",
+                    "`{}` asks for TLS: enable cachewright's `redis-tls` feature",
                     redact(url)
                 )));
             }
@@ -235,9 +235,9 @@ impl RedisBuilder {
             )
             .set_number_of_retries(6);
         let handle = crate::io::handle().ok_or_else(|| {
-            BackendError::Config("cachet's i/o runtime could not be started".into())
+            BackendError::Config("cachewright's i/o runtime could not be started".into())
         })?;
-        // The connection's driver task lives on cachet's runtime, so it works
+        // The connection's driver task lives on cachewright's runtime, so it works
         // from sync code and from any user runtime alike.
         let _entered = handle.enter();
         let conn =

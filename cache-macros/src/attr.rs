@@ -360,15 +360,15 @@ fn layers(expr: &Expr, errors: &mut Errors) -> Option<u8> {
     }
 }
 
-/// `crate = "path"`: where `cachet` is, for crates that rename it.
+/// `crate = "path"`: where `cachewright` is, for crates that rename it.
 fn crate_path(expr: &Expr, errors: &mut Errors) -> Option<Path> {
-    let s = string(expr, "crate", "\"cachet\"", errors)?;
+    let s = string(expr, "crate", "\"cachewright\"", errors)?;
     match s.parse::<Path>() {
         Ok(p) => Some(p),
         Err(_) => {
             errors.at(
                 s.span(),
-                "`crate` is a path, such as `crate = \"my_cachet\"`",
+                "`crate` is a path, such as `crate = \"my_cachewright\"`",
             );
             None
         }

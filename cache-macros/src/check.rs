@@ -380,8 +380,10 @@ pub(crate) fn key_plan(args: &CachedArgs, f: &Func, errors: &mut Errors) -> Opti
         .map(|(i, a)| (a.param.to_string(), i))
         .collect();
     for a in &args.adapt {
-        plan.adapters
-            .push((format_ident!("__cachet_adapt_{}", a.param), a.expr.clone()));
+        plan.adapters.push((
+            format_ident!("__cachewright_adapt_{}", a.param),
+            a.expr.clone(),
+        ));
     }
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut ok = true;

@@ -111,7 +111,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
         .krate
         .as_ref()
         .map(|p| quote!(#p))
-        .unwrap_or_else(|| quote!(::cachet));
+        .unwrap_or_else(|| quote!(::cachewright));
     let p = quote!(#krate::__private);
     let ItemFn {
         attrs,
@@ -204,29 +204,29 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
     // ---- the load ----
     let load = if f.is_async {
         quote! {
-            let __cachet_load = async move {
-                let __cachet_r: #ret = #block;
-                __cachet_r
+            let __cachewright_load = async move {
+                let __cachewright_r: #ret = #block;
+                __cachewright_r
             };
-            match (__cachet_uc, __cachet_miss) {
-                (::core::option::Option::Some(__cachet_uc), ::core::option::Option::Some(__cachet_miss)) => {
-                    let __cachet_into = async move { #into(__cachet_load.await) };
-                    let __cachet_share = (&#p::probe_async(&__cachet_into)).share_error();
-                    #unwrap(__cachet_uc.load_async(__cachet_miss, __cachet_share, __cachet_into).await)
+            match (__cachewright_uc, __cachewright_miss) {
+                (::core::option::Option::Some(__cachewright_uc), ::core::option::Option::Some(__cachewright_miss)) => {
+                    let __cachewright_into = async move { #into(__cachewright_load.await) };
+                    let __cachewright_share = (&#p::probe_async(&__cachewright_into)).share_error();
+                    #unwrap(__cachewright_uc.load_async(__cachewright_miss, __cachewright_share, __cachewright_into).await)
                 }
-                _ => __cachet_load.await,
+                _ => __cachewright_load.await,
             }
         }
     } else {
         quote! {
-            let __cachet_load = move || -> #ret #block;
-            match (__cachet_uc, __cachet_miss) {
-                (::core::option::Option::Some(__cachet_uc), ::core::option::Option::Some(__cachet_miss)) => {
-                    let __cachet_into = move || #into(__cachet_load());
-                    let __cachet_share = (&#p::probe_sync(&__cachet_into)).share_error();
-                    #unwrap(__cachet_uc.load_sync(__cachet_miss, __cachet_share, __cachet_into))
+            let __cachewright_load = move || -> #ret #block;
+            match (__cachewright_uc, __cachewright_miss) {
+                (::core::option::Option::Some(__cachewright_uc), ::core::option::Option::Some(__cachewright_miss)) => {
+                    let __cachewright_into = move || #into(__cachewright_load());
+                    let __cachewright_share = (&#p::probe_sync(&__cachewright_into)).share_error();
+                    #unwrap(__cachewright_uc.load_sync(__cachewright_miss, __cachewright_share, __cachewright_into))
                 }
-                _ => __cachet_load(),
+                _ => __cachewright_load(),
             }
         }
     };
@@ -234,7 +234,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
     let inner = quote! {
             #[allow(unused_imports)]
             use #p::{ViaClone as _, ViaNothing as _, ViaOpaque as _, ViaSerde as _};
-            static __CACHET_USE_CASE: #p::UseCaseSlot = #p::UseCaseSlot::new(#p::UseCaseSpec {
+            static __CACHEWRIGHT_USE_CASE: #p::UseCaseSlot = #p::UseCaseSlot::new(#p::UseCaseSpec {
                 name: #name,
                 key_type: #key_type,
                 id: #id,
@@ -249,32 +249,32 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 local_ttl_ms: #local_ttl_ms,
                 remote_ttl_ms: #remote_ttl_ms,
             });
-            let (__cachet_uc, __cachet_miss) = {
+            let (__cachewright_uc, __cachewright_miss) = {
                 #(#adapters)*
                 #(#key_asserts)*
                 #value_assert
                 #serde_assert
-                let __cachet_q = #q;
-                let __cachet_uc = __CACHET_USE_CASE.get::<_, #value_ty>(
-                    &__cachet_q,
+                let __cachewright_q = #q;
+                let __cachewright_uc = __CACHEWRIGHT_USE_CASE.get::<_, #value_ty>(
+                    &__cachewright_q,
                     #cache,
                     #negative,
                     (&#p::CodecProbe::<#value_ty>::new()).value_codec(),
                 );
-                let __cachet_miss = match __cachet_uc {
-                    ::core::option::Option::Some(__cachet_uc) => match __cachet_uc.lookup(&__cachet_q) {
-                        #p::Lookup::Hit(__cachet_v) => return #wrap,
-                        #p::Lookup::Stale(__cachet_v) => {
+                let __cachewright_miss = match __cachewright_uc {
+                    ::core::option::Option::Some(__cachewright_uc) => match __cachewright_uc.lookup(&__cachewright_q) {
+                        #p::Lookup::Hit(__cachewright_v) => return #wrap,
+                        #p::Lookup::Stale(__cachewright_v) => {
                             #refresh
                             return #wrap;
                         }
-                        #p::Lookup::Miss(__cachet_mode) => ::core::option::Option::Some(
-                            __cachet_uc.miss(&__cachet_q, &[#(#displays),*], __cachet_mode),
+                        #p::Lookup::Miss(__cachewright_mode) => ::core::option::Option::Some(
+                            __cachewright_uc.miss(&__cachewright_q, &[#(#displays),*], __cachewright_mode),
                         ),
                     },
                     ::core::option::Option::None => ::core::option::Option::None,
                 };
-                (__cachet_uc, __cachet_miss)
+                (__cachewright_uc, __cachewright_miss)
             };
                         #load
     };
@@ -303,12 +303,12 @@ fn shape_code(
     let rspan = ret.span();
     match kind {
         ShapeKind::Value | ShapeKind::Option => (
-            quote!(__cachet_v),
+            quote!(__cachewright_v),
             quote_spanned!(rspan=> ::core::result::Result::Ok::<#ret, ::core::convert::Infallible>),
             quote!(#p::unwrap_infallible),
         ),
         ShapeKind::Result | ShapeKind::ResultOption => (
-            quote!(::core::result::Result::Ok(__cachet_v)),
+            quote!(::core::result::Result::Ok(__cachewright_v)),
             quote_spanned!(rspan=> ::core::convert::identity::<#ret>),
             quote!(::core::convert::identity),
         ),
@@ -321,7 +321,7 @@ fn owned_copies(params: &[Param]) -> (Vec<TokenStream>, Vec<TokenStream>) {
     let mut rebind = Vec::new();
     for (i, prm) in params.iter().enumerate() {
         let id = &prm.ident;
-        let owned = format_ident!("__cachet_owned_{}", i);
+        let owned = format_ident!("__cachewright_owned_{}", i);
         let span = prm.ty.span();
         let source = if prm.by_ref {
             quote!(#id)
@@ -340,7 +340,7 @@ fn owned_copies(params: &[Param]) -> (Vec<TokenStream>, Vec<TokenStream>) {
     (take, rebind)
 }
 
-/// Replaces the keyword `self` (not `self::` paths) with `__cachet_self`,
+/// Replaces the keyword `self` (not `self::` paths) with `__cachewright_self`,
 /// inside macro invocations too, keeping each token's span.
 fn rename_self(tokens: TokenStream) -> TokenStream {
     use proc_macro2::{Group, TokenTree};
@@ -354,7 +354,7 @@ fn rename_self(tokens: TokenStream) -> TokenStream {
         match tt {
             TokenTree::Ident(id) if id == "self" && !next_is_path => {
                 out.extend([TokenTree::Ident(syn::Ident::new(
-                    "__cachet_self",
+                    "__cachewright_self",
                     id.span(),
                 ))]);
             }
@@ -383,8 +383,8 @@ fn refresh_code(
     // make an async method's future contain itself.)
     let (self_copy, self_rebind, body) = if f.receiver {
         (
-            quote!(let __cachet_owned_self = #p::clone_receiver(self);),
-            quote!(let __cachet_self: &Self = &__cachet_owned_self;),
+            quote!(let __cachewright_owned_self = #p::clone_receiver(self);),
+            quote!(let __cachewright_self: &Self = &__cachewright_owned_self;),
             rename_self(body.to_token_stream()),
         )
     } else {
@@ -399,8 +399,8 @@ fn refresh_code(
             ::std::boxed::Box::pin(async move {
                 #self_rebind
                 #(#rebind)*
-                let __cachet_r: #ret = async move #body.await;
-                #p::discard_error(#into(__cachet_r))
+                let __cachewright_r: #ret = async move #body.await;
+                #p::discard_error(#into(__cachewright_r))
             })
         }
     } else {
@@ -408,8 +408,8 @@ fn refresh_code(
             ::std::boxed::Box::new(move || {
                 #self_rebind
                 #(#rebind)*
-                let __cachet_r: #ret = (move || -> #ret #body)();
-                #p::discard_error(#into(__cachet_r))
+                let __cachewright_r: #ret = (move || -> #ret #body)();
+                #p::discard_error(#into(__cachewright_r))
             })
         }
     };
@@ -419,7 +419,7 @@ fn refresh_code(
         quote!(refresh_sync)
     };
     quote! {
-        __cachet_uc.#method(&__cachet_q, &[#(#displays),*], || {
+        __cachewright_uc.#method(&__cachewright_q, &[#(#displays),*], || {
             #self_copy
             #(#take)*
             #job
@@ -483,7 +483,7 @@ fn expand_write(
         .krate
         .as_ref()
         .map(|p| quote!(#p))
-        .unwrap_or_else(|| quote!(::cachet));
+        .unwrap_or_else(|| quote!(::cachewright));
     let p = quote!(#krate::__private);
     let ItemFn {
         attrs,
@@ -517,7 +517,7 @@ fn expand_write(
             .iter()
             .any(|e| mentions(e.to_token_stream(), &name))
         {
-            let keep = format_ident!("__cachet_keep_{}", prm.ident);
+            let keep = format_ident!("__cachewright_keep_{}", prm.ident);
             let id = &prm.ident;
             keeps.push(quote!(let #keep = ::core::clone::Clone::clone(&#id);));
             renames.push((name, keep));
@@ -529,7 +529,7 @@ fn expand_write(
         .map(|e| rename_idents(e.to_token_stream(), &renames))
         .collect();
     let succeeded = if w.fallible {
-        quote!(::core::result::Result::is_ok(&__cachet_r))
+        quote!(::core::result::Result::is_ok(&__cachewright_r))
     } else {
         quote!(true)
     };
@@ -539,48 +539,48 @@ fn expand_write(
         (TokenStream::new(), TokenStream::new())
     } else {
         (
-            quote!(__cachet_cache.wait_past(__cachet_at);),
-            quote!(__cachet_cache.wait_past_async(__cachet_at).await;),
+            quote!(__cachewright_cache.wait_past(__cachewright_at);),
+            quote!(__cachewright_cache.wait_past_async(__cachewright_at).await;),
         )
     };
     let body = if w.is_async {
         let before = args.before.then(|| {
-            quote!(__cachet_cache.invalidate_tags_async(::core::clone::Clone::clone(&__cachet_tags), #buffer).await;)
+            quote!(__cachewright_cache.invalidate_tags_async(::core::clone::Clone::clone(&__cachewright_tags), #buffer).await;)
         });
         quote! {
             #before
-            let __cachet_r: #ret = async move #block.await;
+            let __cachewright_r: #ret = async move #block.await;
                         if #succeeded {
-                let __cachet_at = __cachet_cache.invalidation_time(#buffer);
-                __cachet_cache.invalidate_tags_async(__cachet_tags, #buffer).await;
+                let __cachewright_at = __cachewright_cache.invalidation_time(#buffer);
+                __cachewright_cache.invalidate_tags_async(__cachewright_tags, #buffer).await;
                 #wait_async
                 #( (&#p::Recache::new(#krate::refresh(|| #recache))).recache().await; )*
             }
-            __cachet_r
+            __cachewright_r
         }
     } else {
         let before = args.before.then(|| {
-            quote!(__cachet_cache.invalidate_tags_buffered(::core::clone::Clone::clone(&__cachet_tags), #buffer);)
+            quote!(__cachewright_cache.invalidate_tags_buffered(::core::clone::Clone::clone(&__cachewright_tags), #buffer);)
         });
         quote! {
             #before
-            let __cachet_r: #ret = (move || -> #ret #block)();
+            let __cachewright_r: #ret = (move || -> #ret #block)();
                         if #succeeded {
-                let __cachet_at = __cachet_cache.invalidation_time(#buffer);
-                __cachet_cache.invalidate_tags_buffered(__cachet_tags, #buffer);
+                let __cachewright_at = __cachewright_cache.invalidation_time(#buffer);
+                __cachewright_cache.invalidate_tags_buffered(__cachewright_tags, #buffer);
                 #wait_sync
                 #( (&#p::Recache::new(#krate::refresh(|| #recache))).recache_now(); )*
             }
-            __cachet_r
+            __cachewright_r
         }
     };
     let inner = quote! {
         #[allow(unused_imports)]
         use #p::{RecacheDone as _, RecacheFuture as _, RecacheSpawn as _, RecacheValue as _};
-        let __cachet_tags: ::std::vec::Vec<::std::string::String> =
+        let __cachewright_tags: ::std::vec::Vec<::std::string::String> =
             #p::render_tags(&[#(#tags),*], &[#(#displays),*]);
         #(#keeps)*
-        let __cachet_cache: #p::Cache = #cache;
+        let __cachewright_cache: #p::Cache = #cache;
         #body
     };
     let body = braced_like(block, inner);
@@ -591,7 +591,7 @@ fn expand_write(
 }
 
 /// `#[bg_writer]`: the function becomes the loader of a `static` of the same
-/// name, a `cachet::BgWriter<T>`.
+/// name, a `cachewright::BgWriter<T>`.
 pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
     let (f, args, mut errors) =
         match parse_item(&item, args, "bg_writer", crate::attr::BgArgs::parse) {
@@ -639,7 +639,7 @@ pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
         .krate
         .as_ref()
         .map(|p| quote!(#p))
-        .unwrap_or_else(|| quote!(::cachet));
+        .unwrap_or_else(|| quote!(::cachewright));
     let p = quote!(#krate::__private);
     let ItemFn {
         attrs,
@@ -648,7 +648,7 @@ pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
         block,
     } = &f;
     let ident = &sig.ident;
-    let loader = format_ident!("__cachet_bg_{}", ident);
+    let loader = format_ident!("__cachewright_bg_{}", ident);
     let (value, fallible) = match &ret {
         Type::Path(tp)
             if tp.qself.is_none()
@@ -667,31 +667,31 @@ pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
     let on_error = args
         .on_error
         .as_ref()
-        .map(|h| quote_spanned!(h.span()=> (#h)(&__cachet_e);));
+        .map(|h| quote_spanned!(h.span()=> (#h)(&__cachewright_e);));
     let settle = if fallible {
         quote! {
-            match __cachet_r {
+            match __cachewright_r {
                 ::core::result::Result::Ok(v) => ::core::result::Result::Ok(v),
-                ::core::result::Result::Err(__cachet_e) => {
+                ::core::result::Result::Err(__cachewright_e) => {
                     #on_error
-                    ::core::result::Result::Err(#p::BgFailure::new(&__cachet_e))
+                    ::core::result::Result::Err(#p::BgFailure::new(&__cachewright_e))
                 }
             }
         }
     } else {
-        quote!(::core::result::Result::Ok(__cachet_r))
+        quote!(::core::result::Result::Ok(__cachewright_r))
     };
     let load = if sig.asyncness.is_some() {
         quote! {
             #p::BgLoader::Async(|| ::std::boxed::Box::pin(async {
-                let __cachet_r = #loader().await;
+                let __cachewright_r = #loader().await;
                 #settle
             }))
         }
     } else {
         quote! {
             #p::BgLoader::Sync(|| {
-                let __cachet_r = #loader();
+                let __cachewright_r = #loader();
                 #settle
             })
         }

@@ -1,8 +1,8 @@
-//! The attribute macros of [cachet](https://docs.rs/cachet).
+//! The attribute macros of [cachewright](https://docs.rs/cachewright).
 //!
-//! Use them through `cachet` (`#[cachet::cached]`); this crate holds only
+//! Use them through `cachewright` (`#[cachewright::cached]`); this crate holds only
 //! parsing, validation and expansion, and its output names nothing but
-//! `::cachet::__private` (or the path given with `crate = "..."`).
+//! `::cachewright::__private` (or the path given with `crate = "..."`).
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
@@ -13,21 +13,21 @@ mod template;
 
 use proc_macro::TokenStream;
 
-/// Caches a function's results; see the `cachet` crate for the reference.
+/// Caches a function's results; see the `cachewright` crate for the reference.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(args.into(), item.into()).into()
 }
 
 /// Turns a loader into a background writer `static` of the same name; see
-/// the `cachet` crate for the reference.
+/// the `cachewright` crate for the reference.
 #[proc_macro_attribute]
 pub fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::bg_writer(args.into(), item.into()).into()
 }
 
 /// Invalidates tags (and re-warms cached functions) after a write; see the
-/// `cachet` crate for the reference.
+/// `cachewright` crate for the reference.
 #[proc_macro_attribute]
 pub fn cache_write(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cache_write(args.into(), item.into()).into()

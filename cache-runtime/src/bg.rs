@@ -124,7 +124,7 @@ pub fn shutdown() {
             r.await;
         }
     };
-    let _ = cache_backends::io::block_on(all, Duration::from_secs(2));
+    let _ = cachewright_backends::io::block_on(all, Duration::from_secs(2));
 }
 
 /// The async twin of [`shutdown`].
@@ -141,12 +141,12 @@ fn stop_all() -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
 }
 
 /// Spawns a scheduler on the current tokio runtime (so paused test time
-/// drives it), or on cachet's own runtime outside one.
+/// drives it), or on cachewright's own runtime outside one.
 fn spawn_task<F: Future<Output = ()> + Send + 'static>(f: F) -> Option<tokio::task::AbortHandle> {
     if let Ok(h) = tokio::runtime::Handle::try_current() {
         return Some(h.spawn(f).abort_handle());
     }
-    cache_backends::io::handle().map(|h| h.spawn(f).abort_handle())
+    cachewright_backends::io::handle().map(|h| h.spawn(f).abort_handle())
 }
 
 /// Runs `tick` every `period`, the first time at once or after one period.
@@ -265,7 +265,7 @@ where
 /// static VERSION: AtomicU32 = AtomicU32::new(0);
 ///
 /// /// Refreshed every 5 minutes; read from memory everywhere else.
-/// #[cachet::bg_writer(key = "feature_flags", interval = "5m")]
+/// #[cachewright::bg_writer(key = "feature_flags", interval = "5m")]
 /// fn flags() -> Vec<String> {
 ///     VERSION.fetch_add(1, Ordering::SeqCst);
 ///     vec!["new-checkout".to_string()]
@@ -274,7 +274,7 @@ where
 /// let current = flags.get().unwrap(); // loads once on first use, then serves from memory
 /// assert_eq!(current[0], "new-checkout");
 /// assert_eq!(flags.ttl(), Some(std::time::Duration::from_secs(600)), "twice the interval");
-/// cachet::shutdown();
+/// cachewright::shutdown();
 /// ```
 pub struct BgWriter<T: 'static> {
     spec: BgSpec,
@@ -565,7 +565,7 @@ where
             self.ensure_started()?;
             return Ok(v);
         }
-        cache_backends::io::block_on(self.get_async(), Duration::from_secs(300))
+        cachewright_backends::io::block_on(self.get_async(), Duration::from_secs(300))
             .unwrap_or_else(|_| Err(BgError::Unavailable(self.spec.key.to_owned())))
     }
 
@@ -595,7 +595,7 @@ where
 /// # Examples
 ///
 /// ```
-/// use cachet::{BgReader, Cache};
+/// use cachewright::{BgReader, Cache};
 /// use std::sync::LazyLock;
 ///
 /// static SHARED: LazyLock<Cache> = LazyLock::new(|| Cache::builder().build());
@@ -606,7 +606,7 @@ where
 /// // The writer (in this or another process) stores under the same key.
 /// SHARED.set(&SHARED.key("bg", &"daily_config"), vec!["on".to_string()], None);
 /// assert_eq!(CONFIG.get().unwrap()[0], "on");
-/// cachet::shutdown();
+/// cachewright::shutdown();
 /// ```
 pub struct BgReader<T: 'static> {
     key: &'static str,
@@ -783,7 +783,7 @@ where
         if let Some(v) = self.fresh() {
             return Ok(v);
         }
-        cache_backends::io::block_on(self.get_async(), Duration::from_secs(60))
+        cachewright_backends::io::block_on(self.get_async(), Duration::from_secs(60))
             .unwrap_or_else(|_| Err(BgError::Unavailable(self.key.to_owned())))
     }
 }

@@ -23,7 +23,7 @@ use crate::stats::{Counters, Stats};
 use crate::use_case::UseCaseInfo;
 use crate::watermark::{tag_hash, Watermarks};
 use crate::{context, store::Store};
-use cache_backends::{Bus, BusEvent};
+use cachewright_backends::{Bus, BusEvent};
 
 /// The default bound of each use case's in-process layer.
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -38,7 +38,7 @@ type AnyValue = Arc<dyn Any + Send + Sync>;
 /// # Examples
 ///
 /// ```
-/// use cache_runtime::Cache;
+/// use cachewright_runtime::Cache;
 /// use std::time::Duration;
 ///
 /// let cache = Cache::builder().namespace("shop").version("v3").build();
@@ -137,7 +137,7 @@ impl fmt::Debug for Cache {
 /// # Examples
 ///
 /// ```
-/// use cache_runtime::{Cache, ManualClock, Clock};
+/// use cachewright_runtime::{Cache, ManualClock, Clock};
 ///
 /// let clock = ManualClock::new(0);
 /// let cache = Cache::builder()
@@ -166,7 +166,7 @@ impl Default for CacheBuilder {
     fn default() -> Self {
         CacheBuilder {
             name: "default".into(),
-            namespace: "cachet".into(),
+            namespace: "cachewright".into(),
             version: "v1".into(),
             capacity: DEFAULT_CAPACITY,
             clock: Clock::system(),
@@ -185,7 +185,7 @@ impl CacheBuilder {
         self
     }
 
-    /// The first URN component of every key (default `cachet`). Name your
+    /// The first URN component of every key (default `cachewright`). Name your
     /// service or environment here so that caches sharing a Redis stay apart.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
@@ -216,13 +216,13 @@ impl CacheBuilder {
     /// added before it): Redis, a file tier, your own [`Backend`]. Lookups go
     /// top down; a hit fills the layers above; a load writes every layer.
     ///
-    /// [`Backend`]: cache_backends::Backend
+    /// [`Backend`]: cachewright_backends::Backend
     ///
     /// # Examples
     ///
     /// ```
-    /// use cache_runtime::{Cache, LayerConfig};
-    /// use cache_backends::MemoryBackend;
+    /// use cachewright_runtime::{Cache, LayerConfig};
+    /// use cachewright_backends::MemoryBackend;
     /// use std::time::Duration;
     ///
     /// // L1 capped at 30 s, then a shared layer capped at 300 s.
@@ -303,7 +303,7 @@ impl CacheBuilder {
 }
 
 impl Cache {
-    /// A builder with the defaults: namespace `cachet`, version `v1`,
+    /// A builder with the defaults: namespace `cachewright`, version `v1`,
     /// capacity 10 000, the system clock.
     pub fn builder() -> CacheBuilder {
         CacheBuilder::default()
@@ -344,7 +344,7 @@ impl Cache {
 
     /// The bus channel of this cache's namespace and version.
     fn channel(&self) -> String {
-        format!("cachet:bus:{}", self.key_prefix())
+        format!("cachewright:bus:{}", self.key_prefix())
     }
 
     /// Subscribes to the bus, holding only a weak reference: listening stops
@@ -352,7 +352,7 @@ impl Cache {
     fn listen(&self) {
         let Some(bus) = &self.inner.bus else { return };
         let weak = Arc::downgrade(&self.inner);
-        let sink: cache_backends::BusSink = Arc::new(move |event| {
+        let sink: cachewright_backends::BusSink = Arc::new(move |event| {
             let Some(inner) = weak.upgrade() else {
                 return false;
             };
@@ -442,7 +442,7 @@ impl Cache {
             return;
         };
         let channel = self.channel();
-        if let Some(h) = cache_backends::io::handle() {
+        if let Some(h) = cachewright_backends::io::handle() {
             h.spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(1), bus.publish(&channel, bytes))
                     .await;
@@ -586,11 +586,11 @@ impl Cache {
     /// # Examples
     ///
     /// ```
-    /// #[cachet::cached(key = "ramp_doc:<x>", name = "RampDoc")]
+    /// #[cachewright::cached(key = "ramp_doc:<x>", name = "RampDoc")]
     /// fn f(x: u32) -> u32 { x }
     ///
     /// f(1);
-    /// let cache = cachet::default_cache();
+    /// let cache = cachewright::default_cache();
     /// assert!(cache.set_ramp("RampDoc", 0.0));
     /// f(1); // runs the loader, as if uncached
     /// assert_eq!(cache.stats_for("RampDoc").unwrap().bypasses, 1);
@@ -624,7 +624,7 @@ impl Cache {
     /// # Examples
     ///
     /// ```
-    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use cachewright_runtime::{Cache, Clock, ManualClock};
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new(0);
@@ -791,7 +791,7 @@ impl Cache {
         None
     }
 
-    /// Runs the remote phase of a sync direct-API call on cachet's i/o
+    /// Runs the remote phase of a sync direct-API call on cachewright's i/o
     /// runtime; `None` when it could not finish in the layers' time budget.
     fn remote_blocking<R, F>(&self, f: impl FnOnce(Cache) -> F) -> Option<R>
     where
@@ -801,7 +801,7 @@ impl Cache {
         if self.inner.layers.is_empty() {
             return None;
         }
-        cache_backends::io::block_on(f(self.clone()), self.remote_budget()).ok()
+        cachewright_backends::io::block_on(f(self.clone()), self.remote_budget()).ok()
     }
 
     fn count(&self, found: bool) {
@@ -838,7 +838,7 @@ impl Cache {
     /// # Examples
     ///
     /// ```
-    /// use cache_runtime::{Cache, Clock, ManualClock};
+    /// use cachewright_runtime::{Cache, Clock, ManualClock};
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new(1_000);
@@ -934,7 +934,7 @@ impl Cache {
     /// # Examples
     ///
     /// ```
-    /// use cache_runtime::Cache;
+    /// use cachewright_runtime::Cache;
     /// use std::time::Duration;
     ///
     /// let cache = Cache::builder().build();
@@ -1079,7 +1079,7 @@ impl Cache {
     /// # Examples
     ///
     /// ```
-    /// use cache_runtime::Cache;
+    /// use cachewright_runtime::Cache;
     ///
     /// let cache = Cache::builder().build();
     /// let key = cache.key("answer", &"life");
@@ -1149,7 +1149,7 @@ impl Cache {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use cache_runtime::Cache;
+    /// use cachewright_runtime::Cache;
     ///
     /// let cache = Cache::builder().build();
     /// let key = cache.key("answer", &1);
@@ -1216,7 +1216,7 @@ impl Cache {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use cache_runtime::Cache;
+    /// use cachewright_runtime::Cache;
     ///
     /// let cache = Cache::builder().build();
     /// let keys: Vec<_> = (0..3).map(|i| cache.key("n", &i)).collect();
@@ -1351,7 +1351,7 @@ impl Cache {
         }
     }
 
-    /// Drops every cachet entry this cache can reach, of every namespace:
+    /// Drops every cachewright entry this cache can reach, of every namespace:
     /// in process, in every remote layer (all `urn:` keys) and, through the
     /// bus, in other processes. For tests and emergencies.
     pub async fn flush_all_async(&self) {
@@ -1366,7 +1366,8 @@ impl Cache {
         self.clear_local();
         let budget = self.remote_budget() * 50 + Duration::from_secs(1);
         let c = self.clone();
-        let _ = cache_backends::io::block_on(async move { c.flush_all_async().await }, budget);
+        let _ =
+            cachewright_backends::io::block_on(async move { c.flush_all_async().await }, budget);
     }
 
     // ---- invalidation -------------------------------------------------------------
@@ -1445,7 +1446,7 @@ impl Cache {
             return;
         }
         let budget = self.remote_budget() + Duration::from_secs(1);
-        let _ = cache_backends::io::block_on(f(self.clone()), budget);
+        let _ = cachewright_backends::io::block_on(f(self.clone()), budget);
     }
 
     /// Invalidates every entry carrying any of `tags`, in every layer and,
@@ -1459,12 +1460,12 @@ impl Cache {
     /// use std::sync::atomic::{AtomicU32, Ordering};
     /// static LOADS: AtomicU32 = AtomicU32::new(0);
     ///
-    /// #[cachet::cached(key = "member:<id>", tags = ["org:<org>"])]
+    /// #[cachewright::cached(key = "member:<id>", tags = ["org:<org>"])]
     /// fn member(id: u32, org: u32) -> u32 { LOADS.fetch_add(1, Ordering::SeqCst) }
     ///
     /// member(1, 5);
     /// member(1, 5);
-    /// cachet::default_cache().invalidate_tags([cachet::tag("org", &5)]);
+    /// cachewright::default_cache().invalidate_tags([cachewright::tag("org", &5)]);
     /// member(1, 5);
     /// assert_eq!(LOADS.load(Ordering::SeqCst), 2);
     /// ```
@@ -1536,7 +1537,7 @@ impl Cache {
             false
         } else {
             let c = self.clone();
-            cache_backends::io::block_on(
+            cachewright_backends::io::block_on(
                 async move { c.invalidate_key_at(&key2, at).await },
                 budget,
             )
@@ -1561,7 +1562,8 @@ impl Cache {
         let budget = self.remote_budget() * 50 + Duration::from_secs(1);
         if !self.inner.layers.is_empty() || self.inner.bus.is_some() {
             let c = self.clone();
-            let _ = cache_backends::io::block_on(async move { c.clear_remote().await }, budget);
+            let _ =
+                cachewright_backends::io::block_on(async move { c.clear_remote().await }, budget);
         }
     }
 
@@ -1600,7 +1602,7 @@ pub enum ConfigError {
     /// The default cache was already built (by an earlier `install`, or by a
     /// cached call made before it).
     #[error(
-        "the default cache is already in use; configure cachet once, before the first cached call"
+        "the default cache is already in use; configure cachewright once, before the first cached call"
     )]
     AlreadyInstalled,
     /// A named cache of that name already exists.
@@ -1613,7 +1615,7 @@ pub enum ConfigError {
 /// # Examples
 ///
 /// ```
-/// use cache_runtime::{configure, Cache, NamedCache};
+/// use cachewright_runtime::{configure, Cache, NamedCache};
 ///
 /// configure()
 ///     .namespace("billing")
@@ -1626,7 +1628,7 @@ pub enum ConfigError {
 /// static SESSIONS: NamedCache = NamedCache::new("sessions");
 /// assert_eq!(SESSIONS.cache().namespace(), "billing");
 /// assert_eq!(SESSIONS.cache().default_capacity(), 1_000);
-/// assert_eq!(cache_runtime::default_cache().version(), "v7");
+/// assert_eq!(cachewright_runtime::default_cache().version(), "v7");
 /// // Configuring twice is an error, not a silent change.
 /// assert!(configure().install().is_err());
 /// ```
@@ -1721,7 +1723,7 @@ impl Setup {
 /// # Examples
 ///
 /// ```
-/// use cache_runtime::NamedCache;
+/// use cachewright_runtime::NamedCache;
 ///
 /// static REPORTS: NamedCache = NamedCache::new("reports");
 /// assert_eq!(REPORTS.cache().name(), "reports");

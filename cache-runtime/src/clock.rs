@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch, as cachet's clock reads them.
+/// Milliseconds since the Unix epoch, as cachewright's clock reads them.
 pub type Millis = u64;
 
 /// The time source of a cache.
@@ -19,7 +19,7 @@ pub type Millis = u64;
 /// # Examples
 ///
 /// ```
-/// use cache_runtime::{Clock, ManualClock};
+/// use cachewright_runtime::{Clock, ManualClock};
 /// use std::time::Duration;
 ///
 /// let manual = ManualClock::new(1_000);
@@ -99,7 +99,7 @@ impl fmt::Debug for Clock {
 /// # Examples
 ///
 /// ```
-/// use cache_runtime::ManualClock;
+/// use cachewright_runtime::ManualClock;
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new(0);

@@ -9,7 +9,7 @@
 //! one batch read (`MGET` on Redis), answering each waiter its own key. It
 //! does not wait for outstanding reads: batches are pipelined. The server
 //! parses one command instead of dozens and the client sends and parses one
-//! reply, which is why cachet's throughput under concurrency keeps up with
+//! reply, which is why cachewright's throughput under concurrency keeps up with
 //! (and can exceed) a raw client sending one command per key.
 //!
 //! Nobody waits forever: a flush task dropped unrun (its runtime shut down)
@@ -208,7 +208,7 @@ impl Drop for Duty {
 }
 
 /// Starts a flush task on the caller's runtime (so that it runs at the end
-/// of the round the caller is in), or on cachet's I/O runtime outside one.
+/// of the round the caller is in), or on cachewright's I/O runtime outside one.
 fn schedule(layer: &Arc<RemoteLayer>, token: u64) {
     let duty = Duty {
         layer: Some(layer.clone()),
@@ -217,7 +217,7 @@ fn schedule(layer: &Arc<RemoteLayer>, token: u64) {
     let task = flush(duty);
     match tokio::runtime::Handle::try_current()
         .ok()
-        .or_else(cache_backends::io::handle)
+        .or_else(cachewright_backends::io::handle)
     {
         Some(h) => {
             h.spawn(task);

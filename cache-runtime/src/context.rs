@@ -73,14 +73,14 @@ fn with_mode<R>(mode: Mode, f: impl FnOnce() -> R) -> R {
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// static CALLS: AtomicU32 = AtomicU32::new(0);
 ///
-/// #[cachet::cached(key = "sq:<x>")]
+/// #[cachewright::cached(key = "sq:<x>")]
 /// fn square(x: u32) -> u32 {
 ///     CALLS.fetch_add(1, Ordering::SeqCst);
 ///     x * x
 /// }
 ///
 /// assert_eq!(square(3), 9);
-/// assert_eq!(cachet::bypass(|| square(3)), 9);
+/// assert_eq!(cachewright::bypass(|| square(3)), 9);
 /// assert_eq!(CALLS.load(Ordering::SeqCst), 2);
 /// ```
 pub fn bypass<R>(f: impl FnOnce() -> R) -> R {
@@ -95,13 +95,13 @@ pub fn bypass<R>(f: impl FnOnce() -> R) -> R {
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// static N: AtomicU32 = AtomicU32::new(0);
 ///
-/// #[cachet::cached(key = "counter")]
+/// #[cachewright::cached(key = "counter")]
 /// fn counter() -> u32 {
 ///     N.fetch_add(1, Ordering::SeqCst) + 1
 /// }
 ///
 /// assert_eq!(counter(), 1);
-/// assert_eq!(cachet::refresh(|| counter()), 2);
+/// assert_eq!(cachewright::refresh(|| counter()), 2);
 /// assert_eq!(counter(), 2);
 /// ```
 pub fn refresh<R>(f: impl FnOnce() -> R) -> R {
@@ -115,10 +115,10 @@ pub fn refresh<R>(f: impl FnOnce() -> R) -> R {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// #[cachet::cached(key = "double:<x>")]
+/// #[cachewright::cached(key = "double:<x>")]
 /// async fn double(x: u32) -> u32 { x * 2 }
 ///
-/// assert_eq!(cachet::bypass_async(double(4)).await, 8);
+/// assert_eq!(cachewright::bypass_async(double(4)).await, 8);
 /// # }
 /// ```
 pub async fn bypass_async<F: Future>(fut: F) -> F::Output {
@@ -132,10 +132,10 @@ pub async fn bypass_async<F: Future>(fut: F) -> F::Output {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// #[cachet::cached(key = "triple:<x>")]
+/// #[cachewright::cached(key = "triple:<x>")]
 /// async fn triple(x: u32) -> u32 { x * 3 }
 ///
-/// assert_eq!(cachet::refresh_async(triple(2)).await, 6);
+/// assert_eq!(cachewright::refresh_async(triple(2)).await, 6);
 /// # }
 /// ```
 pub async fn refresh_async<F: Future>(fut: F) -> F::Output {
@@ -183,15 +183,15 @@ impl<F: Future> Future for WithMode<F> {
 /// ```
 /// use std::time::Duration;
 ///
-/// #[cachet::cached(key = "quote:<sym>", ttl = 300)]
+/// #[cachewright::cached(key = "quote:<sym>", ttl = 300)]
 /// fn quote(sym: &str) -> u64 {
 ///     if sym == "VOLATILE" {
-///         cachet::set_ttl(Duration::from_secs(1));
+///         cachewright::set_ttl(Duration::from_secs(1));
 ///     }
 ///     42
 /// }
 /// assert_eq!(quote("VOLATILE"), 42);
-/// assert!(!cachet::set_ttl(Duration::from_secs(1)), "not inside a loader");
+/// assert!(!cachewright::set_ttl(Duration::from_secs(1)), "not inside a loader");
 /// ```
 pub fn set_ttl(ttl: Duration) -> bool {
     give(Directive::Ttl(ttl))
@@ -204,10 +204,10 @@ pub fn set_ttl(ttl: Duration) -> bool {
 /// # Examples
 ///
 /// ```
-/// #[cachet::cached(key = "page:<n>", ttl = 60)]
+/// #[cachewright::cached(key = "page:<n>", ttl = 60)]
 /// fn page(n: u32) -> String {
 ///     if n == 0 {
-///         cachet::do_not_cache();
+///         cachewright::do_not_cache();
 ///     }
 ///     format!("page {n}")
 /// }

@@ -1,7 +1,7 @@
 //! The bytes a remote layer stores for one entry.
 //!
 //! ```text
-//! cachet:2j c=00000001732170000000 f=00000001732170300000 s=00000001732170330000 n=0 h=5d41402abc4b2a76 k=9e107d9d372bb682
+//! cachewright:2j c=00000001732170000000 f=00000001732170300000 s=00000001732170330000 n=0 h=5d41402abc4b2a76 k=9e107d9d372bb682
 //! 6:user:7 5:org:2
 //! {"id":7,"name":"ada"}
 //! ```
@@ -56,8 +56,8 @@ impl Codec {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
-    /// Not a cachet envelope, or one of another format version or codec.
-    #[error("not a cachet envelope of this format version and codec")]
+    /// Not a cachewright envelope, or one of another format version or codec.
+    #[error("not a cachewright envelope of this format version and codec")]
     Format,
     /// Written under another key: whatever the backend answered, it is not
     /// this key's entry.
@@ -68,9 +68,10 @@ pub enum DecodeError {
     Body(String),
 }
 
-const PREFIX: &[u8] = b"cachet:2";
-/// `cachet:2j c=<20> f=<20> s=<20> n=<1> h=<16> k=<16>\n`
-pub(crate) const HEADER_LEN: usize = 9 + 3 + 20 + 3 + 20 + 3 + 20 + 3 + 1 + 3 + 16 + 3 + 16 + 1;
+const PREFIX: &[u8] = b"cachewright:2";
+/// `cachewright:2j c=<20> f=<20> s=<20> n=<1> h=<16> k=<16>\n`
+pub(crate) const HEADER_LEN: usize =
+    PREFIX.len() + 1 + 3 + 20 + 3 + 20 + 3 + 20 + 3 + 1 + 3 + 16 + 3 + 16 + 1;
 /// Where the content hash (of the tags line and the value) is.
 pub(crate) const HASH_AT: std::ops::Range<usize> = (HEADER_LEN - 36)..(HEADER_LEN - 20);
 /// Where the key's hash is.
@@ -288,7 +289,7 @@ mod tests {
         let bytes = encode(URN, &entry(), Codec::Json).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
-            text.starts_with("cachet:2j c=00000000000000001000 f=00000000000000006000"),
+            text.starts_with("cachewright:2j c=00000000000000001000 f=00000000000000006000"),
             "{text}"
         );
         assert!(text.ends_with("\n6:user:1 5:org:2\n[\"a\"]"), "{text}");
@@ -351,7 +352,7 @@ mod tests {
         for junk in [
             &b""[..],
             b"garbage",
-            b"cachet:9j c=",
+            b"cachewright:9j c=",
             &bytes[..HEADER_LEN],
             &bytes[..HEADER_LEN - 3],
             &bytes[..HEADER_LEN + 4],

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_backends::{io, Backend, BackendError, Dedupe, Written};
+use cachewright_backends::{io, Backend, BackendError, Dedupe, Written};
 
 /// The most an entry without a TTL is kept in a layer without a cap.
 const UNCAPPED: Duration = Duration::from_secs(30 * 86_400);
@@ -22,8 +22,8 @@ use crate::coalesce::{Coalescer, Turn};
 /// # Examples
 ///
 /// ```
-/// use cache_runtime::{LayerConfig, Cache};
-/// use cache_backends::MemoryBackend;
+/// use cachewright_runtime::{LayerConfig, Cache};
+/// use cachewright_backends::MemoryBackend;
 /// use std::time::Duration;
 ///
 /// let cache = Cache::builder()
@@ -118,7 +118,7 @@ impl LayerConfig {
     /// Read coalescing. A single-key read made while the layer is idle goes
     /// out at once; reads made while others are outstanding leave together,
     /// at the end of the scheduler's current round, as one batch read (the
-    /// backend's [`get_many`](cache_backends::Backend::get_many): `MGET` on
+    /// backend's [`get_many`](cachewright_backends::Backend::get_many): `MGET` on
     /// Redis). Under concurrency the server and the client then handle one
     /// command per batch instead of one per key; a lone caller pays nothing.
     /// A queued read keeps the layer's timeout, counted from when it was
@@ -129,8 +129,8 @@ impl LayerConfig {
     /// batch read is one read after another.
     ///
     /// ```
-    /// use cache_runtime::LayerConfig;
-    /// use cache_backends::MemoryBackend;
+    /// use cachewright_runtime::LayerConfig;
+    /// use cachewright_backends::MemoryBackend;
     ///
     /// let one_by_one = LayerConfig::new(MemoryBackend::new()).coalesce_reads(false);
     /// # let _ = one_by_one;
@@ -558,7 +558,7 @@ async fn write(
 struct Timeout;
 
 /// Runs a backend future with a time limit: in the caller's tokio runtime
-/// when there is one, otherwise on cachet's i/o runtime.
+/// when there is one, otherwise on cachewright's i/o runtime.
 async fn run<T: Send + 'static>(
     limit: Duration,
     fut: impl Future<Output = T> + Send + 'static,

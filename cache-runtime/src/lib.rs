@@ -1,9 +1,9 @@
-//! The semantics of [cachet](https://docs.rs/cachet): key URNs, entries,
+//! The semantics of [cachewright](https://docs.rs/cachewright): key URNs, entries,
 //! TTL / stale-while-revalidate / jitter, negative caching, single-flight,
 //! the bounded in-process layer, runtime controls and counters.
 //!
-//! Users depend on `cachet`, which re-exports this crate; the attribute
-//! macros expand to calls into it through `cachet::__private`.
+//! Users depend on `cachewright`, which re-exports this crate; the attribute
+//! macros expand to calls into it through `cachewright::__private`.
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -33,7 +33,7 @@ pub use cache::{
     configure, default_cache, stats, stats_for, AsCache, Cache, CacheBuilder, ConfigError,
     NamedCache, Setup, DEFAULT_CAPACITY,
 };
-pub use cache_backends as backends;
+pub use cachewright_backends as backends;
 pub use clock::{Clock, ManualClock, Millis};
 pub use context::{bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl};
 pub use entry::{Entry, Freshness, Tags};
@@ -49,7 +49,7 @@ pub use stats::Stats;
 /// # Examples
 ///
 /// ```
-/// assert_eq!(cachet::tag("user", &"a:b"), "user:a%3Ab");
+/// assert_eq!(cachewright::tag("user", &"a:b"), "user:a%3Ab");
 /// ```
 pub fn tag(prefix: &str, value: &dyn std::fmt::Display) -> String {
     let mut t = String::with_capacity(prefix.len() + 16);

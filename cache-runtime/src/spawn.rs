@@ -13,7 +13,7 @@ where
         return;
     }
     let spawned = std::thread::Builder::new()
-        .name("cachet-task".into())
+        .name("cachewright-task".into())
         .spawn(move || {
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -129,12 +129,12 @@ impl Counters {
 /// # Examples
 ///
 /// ```
-/// #[cachet::cached(key = "stats_doc:<x>", name = "StatsDoc")]
+/// #[cachewright::cached(key = "stats_doc:<x>", name = "StatsDoc")]
 /// fn f(x: u32) -> u32 { x }
 ///
 /// f(1);
 /// f(1);
-/// let s = cachet::stats_for("StatsDoc").unwrap();
+/// let s = cachewright::stats_for("StatsDoc").unwrap();
 /// assert_eq!((s.hits, s.misses, s.loads), (1, 1, 1));
 /// assert_eq!(s.hit_rate(), 0.5);
 /// ```

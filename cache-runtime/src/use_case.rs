@@ -946,7 +946,7 @@ where
             let urn = miss.urn.as_str().to_owned();
             let budget = self.remote_budget();
             let created = entry.created_ms;
-            let _ = cache_backends::io::block_on(
+            let _ = cachewright_backends::io::block_on(
                 async move {
                     self.write_remote(&urn, bytes, remaining, usize::MAX, skip)
                         .await
@@ -1035,7 +1035,7 @@ where
             miss.tags.clone(),
         );
         let budget = self.remote_budget();
-        cache_backends::io::block_on(
+        cachewright_backends::io::block_on(
             async move { self.read_remote(&urn, hash, &key, &tags).await },
             budget,
         )
@@ -1057,7 +1057,7 @@ where
         let job = job();
         self.counters.refresh();
         let spawned = std::thread::Builder::new()
-            .name("cachet-refresh".into())
+            .name("cachewright-refresh".into())
             .spawn(move || {
                 let (r, said) = self.timed(|| context::directed(job));
                 if let Ok(v) = &r {

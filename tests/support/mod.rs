@@ -37,7 +37,7 @@ impl Tls {
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca.distinguished_name
-            .push(DnType::CommonName, "cachet test CA");
+            .push(DnType::CommonName, "cachewright test CA");
         let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
         let leaf = |names: Vec<String>| {
             let key = KeyPair::generate().unwrap();
@@ -48,7 +48,7 @@ impl Tls {
             (cert.pem(), key.serialize_pem())
         };
         let (server_cert, server_key) = leaf(vec!["127.0.0.1".into()]);
-        let (client_cert, client_key) = leaf(vec!["cachet-test-client".into()]);
+        let (client_cert, client_key) = leaf(vec!["cachewright-test-client".into()]);
         Tls {
             ca: ca.pem(),
             client_cert,

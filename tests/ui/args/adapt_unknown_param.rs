@@ -1,5 +1,5 @@
 // `adapt` may only name parameters of the function.
-#[cachet::cached(key = "user:<id>", ttl = 60, adapt(ids = id + 1))]
+#[cachewright::cached(key = "user:<id>", ttl = 60, adapt(ids = id + 1))]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -1,5 +1,5 @@
 // `adapt` takes a parenthesised list, not `adapt = ...`.
-#[cachet::cached(key = "user:<id>", ttl = 60, adapt = id)]
+#[cachewright::cached(key = "user:<id>", ttl = 60, adapt = id)]
 fn get_user(id: u64) -> u64 {
     id
 }

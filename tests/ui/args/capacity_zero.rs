@@ -1,5 +1,5 @@
 // A cache of zero entries holds nothing.
-#[cachet::cached(key = "user:<id>", ttl = 60, capacity = 0)]
+#[cachewright::cached(key = "user:<id>", ttl = 60, capacity = 0)]
 fn get_user(id: u64) -> u64 {
     id
 }

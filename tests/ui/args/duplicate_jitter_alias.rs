@@ -1,5 +1,5 @@
 // `smooth_expiry` is another spelling of `jitter`; giving both is a repeat.
-#[cachet::cached(key = "user:<id>", ttl = 60, jitter = 0.2, smooth_expiry = true)]
+#[cachewright::cached(key = "user:<id>", ttl = 60, jitter = 0.2, smooth_expiry = true)]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -1,5 +1,5 @@
 // A parameter used by the key template cannot also be ignored.
-#[cachet::cached(key = "user:<id>", ttl = 60, ignore = [id])]
+#[cachewright::cached(key = "user:<id>", ttl = 60, ignore = [id])]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -1,5 +1,5 @@
 // `ignore` may only name parameters of the function.
-#[cachet::cached(key = "user:<id>", ttl = 60, ignore = [trace])]
+#[cachewright::cached(key = "user:<id>", ttl = 60, ignore = [trace])]
 fn get_user(id: u64, trace_id: u64) -> u64 {
     let _ = trace_id;
     id

@@ -1,5 +1,5 @@
 // `jitter` is a fraction strictly between 0 and 1.
-#[cachet::cached(key = "user:<id>", ttl = 60, jitter = 1.5)]
+#[cachewright::cached(key = "user:<id>", ttl = 60, jitter = 1.5)]
 fn get_user(id: u64) -> u64 {
     id
 }

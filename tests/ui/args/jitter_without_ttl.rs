@@ -1,5 +1,5 @@
 // `jitter` spreads the TTL, so it needs one.
-#[cachet::cached(key = "user:<id>", jitter = 0.1)]
+#[cachewright::cached(key = "user:<id>", jitter = 0.1)]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -1,5 +1,5 @@
 // A use case's name shows up in stats and logs; it may not be blank.
-#[cachet::cached(key = "user:<id>", ttl = 60, name = "  ")]
+#[cachewright::cached(key = "user:<id>", ttl = 60, name = "  ")]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -1,5 +1,5 @@
 // The stale window starts when the TTL ends, so `swr` needs `ttl`.
-#[cachet::cached(key = "user:<id>", swr = 30)]
+#[cachewright::cached(key = "user:<id>", swr = 30)]
 fn get_user(id: u64) -> u64 {
     id
 }

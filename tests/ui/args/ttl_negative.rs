@@ -1,5 +1,5 @@
 // A negative TTL is rejected at the value.
-#[cachet::cached(key = "user:<id>", ttl = -5)]
+#[cachewright::cached(key = "user:<id>", ttl = -5)]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -1,6 +1,6 @@
 // A misspelt argument is rejected at its name, and the message lists every
 // valid argument.
-#[cachet::cached(key = "user:<id>", tll = 60)]
+#[cachewright::cached(key = "user:<id>", tll = 60)]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -3,7 +3,7 @@
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Db;
 
-#[cachet::cached(key = "user:<id>", ttl = 60)]
+#[cachewright::cached(key = "user:<id>", ttl = 60)]
 fn get_user(db: Db, id: u64) -> u64 {
     let _ = db;
     id

@@ -5,7 +5,7 @@ struct Query {
     text: String,
 }
 
-#[cachet::cached(key = "search:<q>", ttl = 60)]
+#[cachewright::cached(key = "search:<q>", ttl = 60)]
 fn search(q: Query) -> usize {
     q.text.len()
 }

@@ -13,7 +13,7 @@ impl fmt::Display for Query {
     }
 }
 
-#[cachet::cached(key = "search:<q>", ttl = 60)]
+#[cachewright::cached(key = "search:<q>", ttl = 60)]
 fn search(q: Query) -> usize {
     q.text.len()
 }

@@ -3,7 +3,7 @@ struct Report {
     rows: Vec<u64>,
 }
 
-#[cachet::cached(key = "report:<id>", ttl = 60)]
+#[cachewright::cached(key = "report:<id>", ttl = 60)]
 fn report(id: u64) -> Result<Report, String> {
     Ok(Report { rows: vec![id] })
 }

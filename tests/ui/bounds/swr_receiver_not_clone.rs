@@ -5,7 +5,7 @@ struct Repo {
 }
 
 impl Repo {
-    #[cachet::cached(key = "row:<self.tenant>:<i>", ttl = 60, swr = 5)]
+    #[cachewright::cached(key = "row:<self.tenant>:<i>", ttl = 60, swr = 5)]
     fn row(&self, i: u64) -> u64 {
         i + self.tenant.len() as u64
     }

@@ -4,7 +4,7 @@ struct Report {
     rows: Vec<u64>,
 }
 
-#[cachet::cached(key = "report:<id>", ttl = 60)]
+#[cachewright::cached(key = "report:<id>", ttl = 60)]
 fn report(id: u64) -> Report {
     Report { rows: vec![id] }
 }

@@ -1,7 +1,7 @@
 // Cached values are shared between threads, so they must be `Send + Sync`.
 use std::rc::Rc;
 
-#[cachet::cached(key = "report:<id>", ttl = 60)]
+#[cachewright::cached(key = "report:<id>", ttl = 60)]
 fn report(id: u64) -> Rc<u64> {
     Rc::new(id)
 }

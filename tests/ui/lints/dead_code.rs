@@ -2,7 +2,7 @@
 // function is still dead code.
 #![deny(dead_code)]
 
-#[cachet::cached(key = "user:<id>", ttl = 60)]
+#[cachewright::cached(key = "user:<id>", ttl = 60)]
 fn get_user(id: u64) -> u64 {
     id
 }

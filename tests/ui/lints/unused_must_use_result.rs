@@ -2,7 +2,7 @@
 #![deny(unused_must_use)]
 
 #[must_use]
-#[cachet::cached(key = "user:<id>", ttl = 60)]
+#[cachewright::cached(key = "user:<id>", ttl = 60)]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -1,5 +1,5 @@
 // Argument mistakes and template mistakes are reported together.
-#[cachet::cached(key = "user:<idd>", swr = 30, negative_ttl = 5, ignore = [nope])]
+#[cachewright::cached(key = "user:<idd>", swr = 30, negative_ttl = 5, ignore = [nope])]
 fn get_user(id: u64) -> u64 {
     id
 }

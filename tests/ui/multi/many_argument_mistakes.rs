@@ -1,6 +1,6 @@
 // Every mistake in one attribute is reported in the same build, each at its
 // own token.
-#[cachet::cached(
+#[cachewright::cached(
     key = "user:<id>",
     tll = 60,
     ttl = 0,

@@ -1,6 +1,6 @@
 // A function that returns nothing, with `swr` but no `ttl` and a placeholder
 // that names no parameter: all three are mistakes.
-#[cachet::cached(key = "user:<idd>", swr = 30)]
+#[cachewright::cached(key = "user:<idd>", swr = 30)]
 fn touch(id: u64) {
     let _ = id;
 }

@@ -1,5 +1,5 @@
 // Several mistakes inside one template are each reported.
-#[cachet::cached(key = "pair:<a><b>:<c", ttl = 60)]
+#[cachewright::cached(key = "pair:<a><b>:<c", ttl = 60)]
 fn pair(a: u64, b: u64) -> u64 {
     a + b
 }

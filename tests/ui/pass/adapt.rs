@@ -8,7 +8,7 @@ struct Page {
     number: u32,
 }
 
-#[cachet::cached(key = "posts:<user>:<page>", ttl = 60, adapt(user = user.id, page = page.number))]
+#[cachewright::cached(key = "posts:<user>:<page>", ttl = 60, adapt(user = user.id, page = page.number))]
 fn posts(user: &User, page: Page) -> Vec<String> {
     vec![format!("{}:{}", user.name, page.number)]
 }

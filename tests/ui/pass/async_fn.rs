@@ -2,7 +2,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static CALLS: AtomicU32 = AtomicU32::new(0);
 
-#[cachet::cached(key = "item:<id>:<page>", ttl = 60, swr = "10s", smooth_expiry = true)]
+#[cachewright::cached(key = "item:<id>:<page>", ttl = 60, swr = "10s", smooth_expiry = true)]
 async fn get_item(id: u64, page: u32) -> Result<Vec<u64>, std::io::Error> {
     CALLS.fetch_add(1, Ordering::SeqCst);
     Ok(vec![id; page as usize])

@@ -1,4 +1,4 @@
-use cachet::{cache_write, cached};
+use cachewright::{cache_write, cached};
 
 #[cached(key = "user:<id>", ttl = 60)]
 fn get_user(id: u64) -> Result<String, String> {

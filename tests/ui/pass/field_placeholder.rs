@@ -5,7 +5,7 @@ struct User {
     org: String,
 }
 
-#[cachet::cached(key = "user:<user.id>", ttl = 60, tags = ["org:<user.org>"])]
+#[cachewright::cached(key = "user:<user.id>", ttl = 60, tags = ["org:<user.org>"])]
 fn profile(user: &User) -> String {
     format!("{}@{}", user.id, user.org)
 }

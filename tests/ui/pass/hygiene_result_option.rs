@@ -10,12 +10,12 @@ enum None {}
 mod core {}
 mod std {}
 
-#[cachet::cached(key = "n:<n>", ttl = 60)]
+#[cachewright::cached(key = "n:<n>", ttl = 60)]
 fn double(n: u32) -> u32 {
     n * 2
 }
 
-#[cachet::cached(key = "s:<s>", ttl = 60, swr = 5)]
+#[cachewright::cached(key = "s:<s>", ttl = 60, swr = 5)]
 async fn len(s: &str) -> u32 {
     s.len() as u32
 }

@@ -4,7 +4,7 @@ struct Db {
     scale: u64,
 }
 
-#[cachet::cached(key = "user:<id>", ttl = 60, ignore = [db, trace_id])]
+#[cachewright::cached(key = "user:<id>", ttl = 60, ignore = [db, trace_id])]
 fn get_user(db: &Db, id: u64, trace_id: f64) -> u64 {
     let _ = trace_id;
     id * db.scale

@@ -1,6 +1,6 @@
-static SOME_STATIC: cachet::NamedCache = cachet::NamedCache::new("x");
+static SOME_STATIC: cachewright::NamedCache = cachewright::NamedCache::new("x");
 
-#[cachet::cached(key = "user:<id>", ttl = 60, cache = SOME_STATIC, capacity = 100, name = "GetUser")]
+#[cachewright::cached(key = "user:<id>", ttl = 60, cache = SOME_STATIC, capacity = 100, name = "GetUser")]
 fn get_user(id: u64) -> u64 {
     id + 1
 }

@@ -3,7 +3,7 @@ struct User {
     id: u64,
 }
 
-#[cachet::cached(key = "user:<id>", ttl = 60, negative_ttl = "30s")]
+#[cachewright::cached(key = "user:<id>", ttl = 60, negative_ttl = "30s")]
 fn find_user(id: u64) -> Result<Option<User>, String> {
     match id {
         0 => Err("bad id".into()),
@@ -12,7 +12,7 @@ fn find_user(id: u64) -> Result<Option<User>, String> {
     }
 }
 
-#[cachet::cached(key = "name:<name>", ttl = 60, negative_ttl = 5)]
+#[cachewright::cached(key = "name:<name>", ttl = 60, negative_ttl = 5)]
 async fn find_by_name(name: &str) -> std::io::Result<Option<u64>> {
     Ok((name == "a").then_some(1))
 }

@@ -7,12 +7,12 @@ struct Repo {
 }
 
 impl Repo {
-    #[cachet::cached(key = "row:<self.tenant>:<i>", ttl = 60, swr = 5)]
+    #[cachewright::cached(key = "row:<self.tenant>:<i>", ttl = 60, swr = 5)]
     fn row(&self, i: usize) -> Option<u64> {
         self.rows.get(i).copied()
     }
 
-    #[cachet::cached(key = "arow:<self.tenant>:<i>", ttl = 60, swr = 5)]
+    #[cachewright::cached(key = "arow:<self.tenant>:<i>", ttl = 60, swr = 5)]
     async fn row_async(&self, i: usize) -> Option<u64> {
         self.rows.get(i).copied()
     }

@@ -1,5 +1,5 @@
 // Parameters must be named, so that templates can refer to them.
-#[cachet::cached(key = "pair:<a>", ttl = 60)]
+#[cachewright::cached(key = "pair:<a>", ttl = 60)]
 fn pair(a: u64, (b, c): (u64, u64)) -> u64 {
     a + b + c
 }

@@ -5,7 +5,7 @@ struct Counter {
 }
 
 impl Counter {
-    #[cachet::cached(key = "count:<id>", ttl = 60)]
+    #[cachewright::cached(key = "count:<id>", ttl = 60)]
     fn bump(&mut self, id: u64) -> u64 {
         self.n += id;
         self.n

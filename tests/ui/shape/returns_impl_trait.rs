@@ -1,5 +1,5 @@
 // An opaque type cannot be named in the cache's type.
-#[cachet::cached(key = "user:<id>", ttl = 60)]
+#[cachewright::cached(key = "user:<id>", ttl = 60)]
 fn name(id: u64) -> impl std::fmt::Display {
     id
 }

@@ -1,6 +1,6 @@
 // A function without a return type has nothing to cache; the error points at
 // the function's name.
-#[cachet::cached(key = "user:<id>", ttl = 60)]
+#[cachewright::cached(key = "user:<id>", ttl = 60)]
 fn touch(id: u64) {
     let _ = id;
 }

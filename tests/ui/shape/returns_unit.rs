@@ -1,5 +1,5 @@
 // `()` is nothing worth caching; the error points at the return type.
-#[cachet::cached(key = "user:<id>", ttl = 60)]
+#[cachewright::cached(key = "user:<id>", ttl = 60)]
 fn touch(id: u64) -> () {
     let _ = id;
 }

@@ -5,7 +5,7 @@ struct Svc {
 }
 
 impl Svc {
-    #[cachet::cached(key = "count:<id>", ttl = 60)]
+    #[cachewright::cached(key = "count:<id>", ttl = 60)]
     fn get(self, id: u64) -> u64 {
         self.n + id
     }

@@ -4,7 +4,7 @@ struct User {
     id: u64,
 }
 
-#[cachet::cached(key = "user:<user.id>", ttl = 60, adapt(user = user.id))]
+#[cachewright::cached(key = "user:<user.id>", ttl = 60, adapt(user = user.id))]
 fn get_user(user: &User) -> u64 {
     user.id
 }

@@ -1,5 +1,5 @@
 // `<>` names nothing.
-#[cachet::cached(key = "user:<>", ttl = 60)]
+#[cachewright::cached(key = "user:<>", ttl = 60)]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -1,5 +1,5 @@
 // Whitespace (and `?`, `#`, `&`, `=`, `%`) may not appear in template text.
-#[cachet::cached(key = "user: <id>", ttl = 60)]
+#[cachewright::cached(key = "user: <id>", ttl = 60)]
 fn get_user(id: u64) -> u64 {
     id
 }

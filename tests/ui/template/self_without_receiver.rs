@@ -1,5 +1,5 @@
 // `<self.field>` needs a `&self` method.
-#[cachet::cached(key = "t:<self.tenant>:<id>", ttl = 60)]
+#[cachewright::cached(key = "t:<self.tenant>:<id>", ttl = 60)]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -1,5 +1,5 @@
 // A key starts with its key type (`user:`), not with a value.
-#[cachet::cached(key = "<id>", ttl = 60)]
+#[cachewright::cached(key = "<id>", ttl = 60)]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -4,7 +4,7 @@ struct User {
     id: u64,
 }
 
-#[cachet::cached(key = "user:<user.idd>", ttl = 60)]
+#[cachewright::cached(key = "user:<user.idd>", ttl = 60)]
 fn get_user(user: &User) -> u64 {
     user.id
 }

@@ -1,5 +1,5 @@
 // A placeholder must name a parameter; the message lists the real ones.
-#[cachet::cached(key = "user:<idd>", ttl = 60)]
+#[cachewright::cached(key = "user:<idd>", ttl = 60)]
 fn get_user(id: u64) -> u64 {
     id
 }

@@ -1,5 +1,5 @@
 // Tag templates are checked like the key template.
-#[cachet::cached(key = "user:<id>", ttl = 60, tags = ["org:<org>"])]
+#[cachewright::cached(key = "user:<id>", ttl = 60, tags = ["org:<org>"])]
 fn get_user(id: u64, org_id: u64) -> u64 {
     id + org_id
 }

@@ -1,4 +1,4 @@
-use cachet::cache_write;
+use cachewright::cache_write;
 
 // Every mistake is reported at once: an unknown argument, a tag that is not
 // a string literal, a buffer that is not a duration, `before` not a bool.

@@ -1,4 +1,4 @@
-use cachet::cache_write;
+use cachewright::cache_write;
 
 #[cache_write(before = true)]
 fn rename(id: u64) {

@@ -1,4 +1,4 @@
-use cachet::cache_write;
+use cachewright::cache_write;
 
 #[cache_write(invalidate = ["pair:<a><b>"])]
 fn link(a: u32, b: u32) {

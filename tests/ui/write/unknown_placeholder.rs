@@ -1,4 +1,4 @@
-use cachet::cache_write;
+use cachewright::cache_write;
 
 #[cache_write(invalidate = ["user:<idd>"])]
 fn rename(id: u64, name: String) -> Result<(), String> {
