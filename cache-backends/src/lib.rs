@@ -64,6 +64,8 @@ pub mod object;
 
 #[cfg(any(feature = "file", feature = "object-store"))]
 mod record;
+mod url;
+pub use url::redact_url;
 
 pub use async_trait::async_trait;
 

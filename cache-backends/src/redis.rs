@@ -71,7 +71,10 @@ impl std::fmt::Debug for RedisBackend {
 }
 
 /// Configures a [`RedisBackend`].
-#[derive(Debug, Default)]
+///
+/// Its `Debug` output masks the URL's password and shows only whether TLS
+/// material was given, never the material.
+#[derive(Default)]
 #[must_use]
 pub struct RedisBuilder {
     url: Option<String>,
@@ -83,6 +86,20 @@ pub struct RedisBuilder {
     tls_root: Option<Vec<u8>>,
     /// PEM: a client certificate and its key (`tls_client_identity`).
     tls_identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for RedisBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBuilder")
+            .field("url", &self.url.as_deref().map(crate::redact_url))
+            .field("client", &self.client.is_some())
+            .field("connection_timeout", &self.connection_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("max_reconnect_delay", &self.max_reconnect_delay)
+            .field("tls_root_cert", &self.tls_root.is_some())
+            .field("tls_client_identity", &self.tls_identity.is_some())
+            .finish()
+    }
 }
 
 impl RedisBuilder {
@@ -173,13 +190,13 @@ impl RedisBuilder {
             if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
                 return Err(BackendError::Config(format!(
                     "`{}` asks for TLS: enable cachewright's `redis-tls` feature",
-                    redact(url)
+                    crate::redact_url(url)
                 )));
             }
             if tls_settings && !url.starts_with("rediss://") {
                 return Err(BackendError::Config(format!(
                     "TLS settings given for `{}`, which is not a `rediss://` URL",
-                    redact(url)
+                    crate::redact_url(url)
                 )));
             }
         }
@@ -190,7 +207,13 @@ impl RedisBuilder {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let bad_url = |url: &str, e: RedisError| {
-            BackendError::Config(format!("`{}` is not a usable Redis URL: {e}", redact(url)))
+            BackendError::Config(crate::url::scrub(
+                &format!(
+                    "`{}` is not a usable Redis URL: {e}",
+                    crate::redact_url(url)
+                ),
+                url,
+            ))
         };
         let client = match (self.url, self.client) {
             (Some(_), Some(_)) => {
@@ -250,13 +273,6 @@ impl RedisBuilder {
             target,
             client,
         })
-    }
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
     }
 }
 
@@ -594,7 +610,15 @@ mod tests {
 
     #[test]
     fn passwords_stay_out_of_messages() {
-        assert_eq!(redact("redis://user:pw@host:1/0"), "redis://***@host:1/0");
+        let b = RedisBackend::builder().url("redis://app:hunter2@127.0.0.1:1/0");
+        let shown = format!("{b:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("app:***@"),
+            "{shown}"
+        );
+        let e = RedisBackend::from_url("redis://:hunter2@127.0.0.1:notaport").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
         assert_eq!(glob_escape("a*b?[c]"), "a\\*b\\?\\[c\\]");
     }
 

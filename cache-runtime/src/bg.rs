@@ -26,7 +26,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::cache::{AsCache, Cache};
+use crate::cache::Cache;
+use crate::global::AsCache;
 use crate::key::Key;
 use crate::watermark::tag_hash;
 
@@ -685,7 +686,7 @@ where
         self.shared.get_or_init(|| {
             let cache = match self.cache {
                 Some(c) => c.as_cache(),
-                None => crate::cache::default_cache().clone(),
+                None => crate::global::default_cache().clone(),
             };
             Arc::new(Shared::new(cache, self.key))
         })

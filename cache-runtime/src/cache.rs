@@ -2,10 +2,9 @@
 //! default and named caches.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -263,6 +262,17 @@ impl CacheBuilder {
     pub fn without_bus(mut self) -> Self {
         self.bus = BusChoice::Off;
         self
+    }
+
+    /// This builder with `base`'s namespace, version and clock (named caches
+    /// share the default cache's).
+    pub(crate) fn identity_of(self, base: &CacheBuilder) -> Self {
+        CacheBuilder {
+            namespace: base.namespace.clone(),
+            version: base.version.clone(),
+            clock: base.clock.clone(),
+            ..self
+        }
     }
 
     /// Builds the cache. With a bus, it starts listening in the background;
@@ -1571,239 +1581,6 @@ impl Cache {
     pub async fn clear_async(&self) {
         self.clear_local();
         self.clear_remote().await;
-    }
-}
-
-// ---- process-wide caches ----------------------------------------------------
-
-static DEFAULT: OnceLock<Cache> = OnceLock::new();
-static NAMED: LazyLock<RwLock<HashMap<String, Cache>>> = LazyLock::new(Default::default);
-
-/// The process-wide default cache, built on first use with the defaults
-/// unless [`configure`] installed another first.
-pub fn default_cache() -> &'static Cache {
-    DEFAULT.get_or_init(|| Cache::builder().build())
-}
-
-/// Counters of every use case of the default cache.
-pub fn stats() -> Vec<Stats> {
-    default_cache().stats()
-}
-
-/// The counters of one use case of the default cache.
-pub fn stats_for(use_case: &str) -> Option<Stats> {
-    default_cache().stats_for(use_case)
-}
-
-/// Why a configuration could not be installed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The default cache was already built (by an earlier `install`, or by a
-    /// cached call made before it).
-    #[error(
-        "the default cache is already in use; configure cachewright once, before the first cached call"
-    )]
-    AlreadyInstalled,
-    /// A named cache of that name already exists.
-    #[error("a cache named `{0}` is already installed")]
-    DuplicateName(String),
-}
-
-/// Starts configuring the process-wide caches, once, at startup.
-///
-/// # Examples
-///
-/// ```
-/// use cachewright_runtime::{configure, Cache, NamedCache};
-///
-/// configure()
-///     .namespace("billing")
-///     .version("v7")
-///     .capacity(50_000)
-///     .named("sessions", Cache::builder().capacity(1_000))
-///     .install()
-///     .unwrap();
-///
-/// static SESSIONS: NamedCache = NamedCache::new("sessions");
-/// assert_eq!(SESSIONS.cache().namespace(), "billing");
-/// assert_eq!(SESSIONS.cache().default_capacity(), 1_000);
-/// assert_eq!(cachewright_runtime::default_cache().version(), "v7");
-/// // Configuring twice is an error, not a silent change.
-/// assert!(configure().install().is_err());
-/// ```
-pub fn configure() -> Setup {
-    Setup {
-        default: Cache::builder(),
-        named: Vec::new(),
-    }
-}
-
-/// The process-wide configuration being built; see [`configure`].
-#[derive(Debug)]
-#[must_use = "nothing is configured until `install` is called"]
-pub struct Setup {
-    default: CacheBuilder,
-    named: Vec<(String, CacheBuilder)>,
-}
-
-impl Setup {
-    /// The namespace of the default cache and of named caches.
-    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
-        self.default = self.default.namespace(ns);
-        self
-    }
-
-    /// The version of the default cache and of named caches.
-    pub fn version(mut self, v: impl Into<String>) -> Self {
-        self.default = self.default.version(v);
-        self
-    }
-
-    /// The default per-use-case capacity.
-    pub fn capacity(mut self, c: usize) -> Self {
-        self.default = self.default.capacity(c);
-        self
-    }
-
-    /// The clock of the default cache and of named caches.
-    pub fn clock(mut self, clock: Clock) -> Self {
-        self.default = self.default.clock(clock);
-        self
-    }
-
-    /// Adds a named cache. Its namespace, version and clock are the default
-    /// cache's; its other settings are `builder`'s.
-    pub fn named(mut self, name: impl Into<String>, builder: CacheBuilder) -> Self {
-        self.named.push((name.into(), builder));
-        self
-    }
-
-    /// Installs the configuration.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::AlreadyInstalled`] when the default cache is already
-    /// built; [`ConfigError::DuplicateName`] when a named cache exists.
-    pub fn install(self) -> Result<(), ConfigError> {
-        let base = self.default.clone();
-        let mut named = NAMED.write().unwrap_or_else(|e| e.into_inner());
-        for (name, _) in &self.named {
-            if named.contains_key(name) {
-                return Err(ConfigError::DuplicateName(name.clone()));
-            }
-        }
-        let mut set = false;
-        DEFAULT.get_or_init(|| {
-            set = true;
-            self.default.build()
-        });
-        if !set {
-            return Err(ConfigError::AlreadyInstalled);
-        }
-        for (name, b) in self.named {
-            let cache = CacheBuilder {
-                name: name.clone(),
-                namespace: base.namespace.clone(),
-                version: base.version.clone(),
-                clock: base.clock.clone(),
-                ..b
-            }
-            .build();
-            named.insert(name, cache);
-        }
-        Ok(())
-    }
-}
-
-/// A reference, usable in a `static`, to a named cache configured with
-/// [`configure`]. A name that was never configured gets a cache with the
-/// default cache's settings on first use.
-///
-/// # Examples
-///
-/// ```
-/// use cachewright_runtime::NamedCache;
-///
-/// static REPORTS: NamedCache = NamedCache::new("reports");
-/// assert_eq!(REPORTS.cache().name(), "reports");
-/// ```
-#[derive(Debug)]
-pub struct NamedCache {
-    name: &'static str,
-    cell: OnceLock<Cache>,
-}
-
-impl NamedCache {
-    /// A reference to the cache called `name`.
-    pub const fn new(name: &'static str) -> Self {
-        NamedCache {
-            name,
-            cell: OnceLock::new(),
-        }
-    }
-
-    /// The cache, resolved on first use.
-    pub fn cache(&self) -> &Cache {
-        self.cell.get_or_init(|| {
-            if let Some(c) = NAMED
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(self.name)
-            {
-                return c.clone();
-            }
-            let mut named = NAMED.write().unwrap_or_else(|e| e.into_inner());
-            named
-                .entry(self.name.to_string())
-                .or_insert_with(|| {
-                    let d = default_cache();
-                    Cache::builder()
-                        .name(self.name)
-                        .namespace(d.namespace())
-                        .version(d.version())
-                        .capacity(d.default_capacity())
-                        .clock(d.clock().clone())
-                        .build()
-                })
-                .clone()
-        })
-    }
-}
-
-/// Anything a `#[cached(cache = ...)]` argument may name.
-pub trait AsCache {
-    /// The cache.
-    fn as_cache(&self) -> Cache;
-}
-
-impl AsCache for Cache {
-    fn as_cache(&self) -> Cache {
-        self.clone()
-    }
-}
-
-impl AsCache for NamedCache {
-    fn as_cache(&self) -> Cache {
-        self.cache().clone()
-    }
-}
-
-impl<F: FnOnce() -> Cache> AsCache for LazyLock<Cache, F> {
-    fn as_cache(&self) -> Cache {
-        Cache::clone(self)
-    }
-}
-
-impl<T: AsCache + ?Sized> AsCache for &T {
-    fn as_cache(&self) -> Cache {
-        (**self).as_cache()
-    }
-}
-
-impl<T: AsCache + ?Sized> AsCache for Arc<T> {
-    fn as_cache(&self) -> Cache {
-        (**self).as_cache()
     }
 }
 

@@ -20,6 +20,7 @@ mod context;
 mod entry;
 mod envelope;
 mod flight;
+mod global;
 mod key;
 mod layer;
 mod spawn;
@@ -29,15 +30,15 @@ mod use_case;
 mod watermark;
 
 pub use bg::{shutdown, shutdown_async, BgError, BgFailure, BgReader, BgWriter};
-pub use cache::{
-    configure, default_cache, stats, stats_for, AsCache, Cache, CacheBuilder, ConfigError,
-    NamedCache, Setup, DEFAULT_CAPACITY,
-};
+pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY};
 pub use cachewright_backends as backends;
 pub use clock::{Clock, ManualClock, Millis};
 pub use context::{bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl};
 pub use entry::{Entry, Freshness, Tags};
 pub use envelope::{Codec, DecodeError};
+pub use global::{
+    configure, default_cache, stats, stats_for, AsCache, ConfigError, EnvProblem, NamedCache, Setup,
+};
 pub use key::{escape_into, Key, KeyRef, Segment};
 pub use layer::{LayerConfig, LayerStats};
 pub use stats::Stats;
@@ -64,10 +65,11 @@ pub use use_case::UseCase;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bg::{BgFailure, BgLoader, BgSpec};
-    pub use crate::cache::{default_cache, AsCache, Cache};
+    pub use crate::cache::Cache;
     pub use crate::checks::*;
     pub use crate::context::{take_mode, Mode};
     pub use crate::flight::SharedError;
+    pub use crate::global::{default_cache, AsCache};
     pub use crate::key::{KeyRef, Segment};
     pub use crate::use_case::{
         AsyncJob, CodecProbe, ErrorProbe, Lookup, Miss, RefreshFailed, ShareError, SyncJob,

@@ -10,12 +10,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+pub mod child;
+
 /// One `redis-server` process owned by a test.
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     _dir: tempfile::TempDir,
     tls: Option<Tls>,
+    /// `requirepass`: clients must authenticate (the URL carries it).
+    password: Option<String>,
 }
 
 /// TLS material made for one test server: a CA, a server certificate for
@@ -138,7 +142,17 @@ impl RedisServer {
             port: free_port(),
             _dir: dir,
             tls: None,
+            password: None,
         };
+        s.spawn();
+        s
+    }
+
+    /// Starts a server that requires `password` (`requirepass`); its
+    /// [`url`](Self::url) carries it, as a deployment's URL would.
+    pub fn start_with_password(password: &str) -> Self {
+        let mut s = RedisServer::reserved();
+        s.password = Some(password.to_string());
         s.spawn();
         s
     }
@@ -151,6 +165,7 @@ impl RedisServer {
             port: free_port(),
             _dir: dir,
             tls: Some(tls),
+            password: None,
         };
         s.spawn();
         s
@@ -168,6 +183,7 @@ impl RedisServer {
             port: free_port(),
             _dir: tempfile::tempdir().expect("a temp dir"),
             tls: None,
+            password: None,
         }
     }
 
@@ -193,6 +209,9 @@ impl RedisServer {
                 ]);
         } else {
             cmd.args(["--port", &self.port.to_string()]);
+        }
+        if let Some(pw) = &self.password {
+            cmd.args(["--requirepass", pw]);
         }
         let child = cmd
             .args([
@@ -248,7 +267,11 @@ impl RedisServer {
         } else {
             "redis"
         };
-        format!("{scheme}://127.0.0.1:{}/", self.port)
+        let auth = self
+            .password
+            .as_ref()
+            .map_or(String::new(), |pw| format!(":{pw}@"));
+        format!("{scheme}://{auth}127.0.0.1:{}/", self.port)
     }
 
     /// A connection for raw commands (what `redis-cli` would send).
