@@ -153,3 +153,64 @@ fn stats_of_the_direct_api() {
     c.reset_stats();
     assert_eq!(c.stats_for("direct").unwrap().hits, 0);
 }
+
+// ---- the direct API on the entries of #[cached] calls ----------------------------------
+
+mod cached_calls {
+    use super::*;
+    use cachewright::backends::MemoryBackend;
+    use cachewright::{cached, LayerConfig};
+    use std::sync::LazyLock;
+
+    /// In process, over a shared layer (as Redis would be).
+    static LAYERED: LazyLock<Cache> = LazyLock::new(|| {
+        Cache::builder()
+            .namespace("app")
+            .layer(LayerConfig::new(MemoryBackend::new()))
+            .without_bus()
+            .build()
+    });
+    /// In process only.
+    static LOCAL: LazyLock<Cache> =
+        LazyLock::new(|| Cache::builder().namespace("app").without_bus().build());
+    static LOADS: AtomicU32 = AtomicU32::new(0);
+
+    #[cached(key = "user:<id>", ttl = 60, cache = LAYERED, name = "User")]
+    fn user(id: u64) -> String {
+        format!("user {id}, load {}", LOADS.fetch_add(1, SeqCst))
+    }
+
+    static LOCAL_LOADS: AtomicU32 = AtomicU32::new(0);
+
+    #[cached(key = "org:<id>", ttl = 60, cache = LOCAL, name = "Org")]
+    fn org(id: u64) -> u32 {
+        let _ = id;
+        LOCAL_LOADS.fetch_add(1, SeqCst)
+    }
+
+    #[test]
+    fn a_cached_calls_entry_is_read_checked_and_deleted_by_its_urn() {
+        let first = user(7);
+        let key = LAYERED.key("user", &7).use_case("User");
+        assert_eq!(key.as_str(), "urn:app:v1:user:7#User");
+        assert_eq!(LAYERED.get::<String>(&key), Some(first.clone()));
+        assert!(LAYERED.exists(&key));
+        assert!(LAYERED.delete(&key), "the layer held it");
+        assert_eq!(LAYERED.get::<String>(&key), None);
+        assert!(!LAYERED.exists(&key));
+        let second = user(7);
+        assert_ne!(second, first, "the call loaded again");
+        assert_eq!(user(7), second, "and caches again after the delete");
+        assert_eq!(LOADS.load(SeqCst), 2);
+    }
+
+    #[test]
+    fn deleting_a_urn_drops_the_calls_in_process_copy() {
+        assert_eq!(org(1), 0);
+        assert_eq!(org(1), 0, "from process memory");
+        LOCAL.delete(&LOCAL.key("org", &1).use_case("Org"));
+        assert_eq!(org(1), 1, "the in-process copy was not served");
+        assert_eq!(org(1), 1, "cached again");
+        assert_eq!(org(2), 2, "other calls untouched");
+    }
+}

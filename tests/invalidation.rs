@@ -152,7 +152,7 @@ fn tags_entities_and_keys() {
         .use_case(&format!("{}::member", module_path!()));
     // Only in-process layers here: nothing to remove below L1, but the
     // use case's copy is dropped all the same.
-    assert!(!TAGS.invalidate_key(&key));
+    assert!(!TAGS.delete(&key));
     tick();
     member(2, "acme:eu");
     member(1, "acme:eu");

@@ -87,7 +87,14 @@ fn invalidator() {
         .arg("v2")
         .query(&mut c)
         .unwrap();
-    b.invalidate_entity("user", &1);
+    match std::env::var("CACHEWRIGHT_DELETE_URN") {
+        // The URN of one `#[cached]` call, deleted through the direct API.
+        Ok(urn) => {
+            let key = b.key("account", &2).use_case(&urn);
+            assert!(b.delete(&key), "Redis held the call's entry");
+        }
+        Err(_) => b.invalidate_entity("user", &1),
+    }
     println!("INVALIDATED at={}", unix_ms());
 }
 
@@ -274,4 +281,35 @@ async fn tags_invalidate_every_layer_and_process_async() {
     tokio::task::spawn_blocking(move || eventually("B cleared", || b2.get::<u32>(&k2b).is_none()))
         .await
         .unwrap();
+}
+
+// ---- process B deletes one #[cached] call's entry by its URN ------------------------------
+
+static D_CACHE: OnceLock<Cache> = OnceLock::new();
+static D_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "account:<id>", ttl = 3600, cache = D_CACHE.get().unwrap().clone(), name = "Account")]
+fn balance(id: u32) -> u32 {
+    D_LOADS.fetch_add(1, SeqCst)
+}
+
+#[test]
+fn a_delete_in_one_process_makes_another_load_again() {
+    let server = RedisServer::start();
+    D_CACHE.set(cache_on(&server.url())).unwrap();
+    let cache = D_CACHE.get().unwrap();
+    wait_bus(cache);
+    assert_eq!(balance(2), 0);
+    assert_eq!(balance(2), 0, "from process memory");
+    assert_eq!(D_LOADS.load(SeqCst), 1);
+
+    support::child::run_test(
+        "invalidator",
+        &[
+            ("CACHEWRIGHT_INVALIDATOR_URL", &server.url()),
+            ("CACHEWRIGHT_DELETE_URN", "Account"),
+        ],
+    );
+    eventually("A loads the deleted call again", || balance(2) == 1);
+    assert_eq!(D_LOADS.load(SeqCst), 2, "A loaded again exactly once");
 }

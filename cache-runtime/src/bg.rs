@@ -585,7 +585,7 @@ where
     /// read loads afresh.
     pub fn invalidate(&'static self) {
         let s = self.shared();
-        s.cache.invalidate_key(&s.key);
+        s.cache.delete(&s.key);
         s.drop_current();
     }
 }

@@ -1062,21 +1062,68 @@ impl Cache {
         any
     }
 
-    /// Removes the value under `key` from every layer; returns whether a
-    /// live one was there.
+    /// Removes the value under `key` (a URN, as [`key`](Self::key) or
+    /// `#[cached]` build it) from every layer and every process: the key's
+    /// watermark is raised, so the in-process copy of a `#[cached]` call
+    /// under that URN, in this process and (through the bus) in the others,
+    /// is never served again, nor is a load of it that began before this
+    /// call. Returns whether a layer held a live value.
+    ///
+    /// # Blocking
+    ///
+    /// Waits for the remote layers at most their timeouts, and until the
+    /// clock has moved past the deletion (at most about 1 ms), so that a
+    /// value stored right after it counts as newer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::Cache;
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let key = cache.key("session", &"abc");
+    /// cache.set(&key, 7u32, Some(Duration::from_secs(60)));
+    /// assert!(cache.delete(&key));
+    /// assert!(!cache.delete(&key), "already gone");
+    /// assert_eq!(cache.get::<u32>(&key), None);
+    /// ```
     pub fn delete(&self, key: &Key) -> bool {
+        let at = self.inner.clock.precise_ms();
+        self.raise_local(&[key.as_str().to_owned()], at);
         let local = self.delete_local(key);
-        let key2 = key.clone();
-        let remote = self
-            .remote_blocking(|c| async move { c.delete_remote(&key2).await })
-            .unwrap_or(false);
+        let remote = if self.inner.layers.is_empty() && self.inner.bus.is_none() {
+            false
+        } else {
+            let c = self.clone();
+            let key2 = key.clone();
+            let budget = self.remote_budget() + Duration::from_secs(1);
+            cachewright_backends::io::block_on(
+                async move { c.delete_everywhere(&key2, at).await },
+                budget,
+            )
+            .unwrap_or(false)
+        };
+        self.wait_past(at);
         local || remote
     }
 
     /// The async twin of [`delete`](Self::delete).
     pub async fn delete_async(&self, key: &Key) -> bool {
+        let at = self.inner.clock.precise_ms();
+        self.raise_local(&[key.as_str().to_owned()], at);
         let local = self.delete_local(key);
-        self.delete_remote(key).await || local
+        let remote = self.delete_everywhere(key, at).await;
+        self.wait_past_async(at).await;
+        local || remote
+    }
+
+    /// Removes `key` from the remote layers and tells the other processes.
+    async fn delete_everywhere(&self, key: &Key, at: u64) -> bool {
+        let removed = self.delete_remote(key).await;
+        self.publish(BusKind::Keys, vec![key.as_str().to_owned()], at)
+            .await;
+        removed
     }
 
     /// The value under `key`, or the loader's, stored for `ttl` in every
@@ -1525,43 +1572,6 @@ impl Cache {
     pub async fn invalidate_entity_async(&self, key_type: &str, id: &dyn fmt::Display) {
         self.invalidate_tags_async([crate::tag(key_type, id)], Duration::ZERO)
             .await;
-    }
-
-    async fn invalidate_key_at(&self, key: &Key, at: u64) -> bool {
-        let removed = self.delete_remote(key).await;
-        self.publish(BusKind::Keys, vec![key.as_str().to_owned()], at)
-            .await;
-        removed
-    }
-
-    /// Invalidates one exact key (a URN, as `#[cached]` or [`key`](Self::key)
-    /// build it): removed from every layer, and dropped from every
-    /// process's in-process layer. Returns whether a layer held it.
-    pub fn invalidate_key(&self, key: &Key) -> bool {
-        let at = self.inner.clock.precise_ms();
-        self.raise_local(&[key.as_str().to_owned()], at);
-        let local = self.delete_local(key);
-        let key2 = key.clone();
-        let budget = self.remote_budget() + Duration::from_secs(1);
-        let remote = if self.inner.layers.is_empty() && self.inner.bus.is_none() {
-            false
-        } else {
-            let c = self.clone();
-            cachewright_backends::io::block_on(
-                async move { c.invalidate_key_at(&key2, at).await },
-                budget,
-            )
-            .unwrap_or(false)
-        };
-        local || remote
-    }
-
-    /// The async twin of [`invalidate_key`](Self::invalidate_key).
-    pub async fn invalidate_key_async(&self, key: &Key) -> bool {
-        let at = self.inner.clock.precise_ms();
-        self.raise_local(&[key.as_str().to_owned()], at);
-        let local = self.delete_local(key);
-        self.invalidate_key_at(key, at).await || local
     }
 
     /// Drops every entry of this cache's namespace and version: in process
