@@ -24,17 +24,24 @@ async fn profile(id: u64) -> String {
 }
 
 /// The child's part (run by the tests below with an environment of their
-/// choosing). With no `CACHEWRIGHT_TEST_ROLE` it checks the built-in
-/// defaults: in process only, namespace `cachewright`.
+/// choosing). With no `CACHEWRIGHT_TEST_ROLE` it runs itself in a child
+/// whose environment holds no `CACHEWRIGHT_*` variable, which checks the
+/// built-in defaults: in process only, namespace `cachewright`.
 #[test]
 fn child() {
     let Ok(role) = std::env::var("CACHEWRIGHT_TEST_ROLE") else {
+        let run = run_test("child", &[("CACHEWRIGHT_TEST_ROLE", "defaults")]);
+        assert_eq!(run.report("DEFAULTS"), "ok");
+        return;
+    };
+    if role == "defaults" {
         let cache = cachewright::default_cache();
         assert_eq!(cache.namespace(), "cachewright");
         assert_eq!(cache.version(), "v1");
         assert!(cache.layer_stats().is_empty(), "no Redis unless asked");
+        println!("DEFAULTS ok");
         return;
-    };
+    }
     // Every level, so that a password in any log line would show.
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -62,9 +69,10 @@ fn child() {
     let cache = cachewright::default_cache();
     eprintln!("DEBUG {cache:?} {:?}", cache.layer_stats());
     println!(
-        "REPORT layers={} namespace={} loads={} value={value}",
+        "REPORT layers={} namespace={} version={} loads={} value={value}",
         cache.layer_stats().len(),
         cache.namespace(),
+        cache.version(),
         LOADS.load(SeqCst),
     );
 }
@@ -129,12 +137,21 @@ fn configure_redis_gives_every_cached_function_redis_and_wins_over_the_environme
         vec![
             ("CACHEWRIGHT_TEST_ROLE", role.to_string()),
             ("CACHEWRIGHT_TEST_URL", server.url()),
-            // Ignored: configure() was installed first.
+            // Ignored: configure() was installed first, so the environment
+            // is not read at all (configure() sets no version).
             ("CACHEWRIGHT_NAMESPACE", "from-env".to_string()),
+            ("CACHEWRIGHT_VERSION", "v9".to_string()),
+            ("CACHEWRIGHT_LOCAL_TTL", "nonsense".to_string()),
         ]
     };
     let a = run(&env("configure"));
     assert_eq!(a.field("REPORT", "namespace"), "configured");
+    assert_eq!(
+        a.field("REPORT", "version"),
+        "v1",
+        "the environment was not read"
+    );
+    assert!(!a.stderr.contains("malformed"), "{}", a.stderr);
     assert_eq!(a.field("REPORT", "loads"), "1");
     assert_eq!(keys(&server, "configured").len(), 1);
     assert!(keys(&server, "from-env").is_empty());
@@ -147,12 +164,13 @@ fn configure_redis_gives_every_cached_function_redis_and_wins_over_the_environme
 /// A malformed variable: logged once at error level, naming the variable;
 /// the default cache runs in process only (nothing reaches Redis, though
 /// its URL is valid); every call succeeds.
-fn falls_back(variable: &str, value: &str) {
+fn falls_back(variable: &str, value: &str, secret: &str) {
     let server = RedisServer::start_with_password(PASSWORD);
     let mut env = redis_env(&server);
     env.retain(|(k, _)| *k != variable);
     env.push((leak(variable), value.to_string()));
     let run = run(&env);
+    assert!(!run.output().contains(secret), "{}", run.output());
     assert_eq!(run.field("REPORT", "layers"), "0", "in process only");
     assert_eq!(run.field("REPORT", "namespace"), "cachewright", "defaults");
     assert_eq!(run.field("REPORT", "loads"), "1", "L1 still caches");
@@ -174,29 +192,34 @@ fn leak(s: &str) -> &'static str {
 
 #[test]
 fn a_malformed_capacity_falls_back_to_in_process() {
-    falls_back("CACHEWRIGHT_CAPACITY", "lots");
+    falls_back("CACHEWRIGHT_CAPACITY", "lots", PASSWORD);
 }
 
 #[test]
 fn a_malformed_local_ttl_falls_back_to_in_process() {
-    falls_back("CACHEWRIGHT_LOCAL_TTL", "30 parsecs");
+    falls_back("CACHEWRIGHT_LOCAL_TTL", "30 parsecs", PASSWORD);
 }
 
 #[test]
 fn a_malformed_namespace_falls_back_to_in_process() {
-    falls_back("CACHEWRIGHT_NAMESPACE", "two words");
+    falls_back("CACHEWRIGHT_NAMESPACE", "two words", PASSWORD);
 }
 
 #[test]
 fn a_malformed_redis_url_falls_back_to_in_process_without_its_password() {
-    falls_back(
-        "CACHEWRIGHT_REDIS_URL",
-        &format!("http://admin:{PASSWORD}@127.0.0.1:1/"),
-    );
-    falls_back(
-        "CACHEWRIGHT_REDIS_URL",
-        &format!("redis://admin:{PASSWORD}@127.0.0.1:notaport/"),
-    );
+    for (url, secret) in [
+        (format!("http://admin:{PASSWORD}@127.0.0.1:1/"), PASSWORD),
+        (
+            format!("redis://admin:{PASSWORD}@127.0.0.1:notaport/"),
+            PASSWORD,
+        ),
+        // Unencoded `/`, `?` and `#` in a password: the URL does not parse.
+        ("redis://:s3cr/et@127.0.0.1:1/0".into(), "s3cr/et"),
+        ("redis://:s3cr?et@127.0.0.1:1/0".into(), "s3cr?et"),
+        ("redis://:s3cr#et@127.0.0.1:notaport/0".into(), "s3cr#et"),
+    ] {
+        falls_back("CACHEWRIGHT_REDIS_URL", &url, secret);
+    }
 }
 
 #[test]
@@ -214,5 +237,14 @@ fn the_url_and_its_password_stay_out_of_debug_output() {
         format!("{setup:?}"),
     ] {
         assert!(!shown.contains(PASSWORD), "{shown}");
+    }
+    // A URL that does not parse: its error, and a setup holding it.
+    let odd = "redis://:s3cr/et@127.0.0.1:1/0";
+    let setup = cachewright::configure().redis(odd);
+    let shown = format!("{setup:?}");
+    assert!(!shown.contains("s3cr/et"), "{shown}");
+    let err = setup.install().unwrap_err();
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains("s3cr/et"), "{shown}");
     }
 }

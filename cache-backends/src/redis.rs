@@ -207,11 +207,11 @@ impl RedisBuilder {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let bad_url = |url: &str, e: RedisError| {
+            // A URL that does not parse is not repeated: where its parts
+            // begin and end, and so where its password is, is unknown.
+            let scheme = url.split_once("://").map_or("", |(s, _)| s);
             BackendError::Config(crate::url::scrub(
-                &format!(
-                    "`{}` is not a usable Redis URL: {e}",
-                    crate::redact_url(url)
-                ),
+                &format!("the `{scheme}://` URL given is not a usable Redis URL: {e}"),
                 url,
             ))
         };

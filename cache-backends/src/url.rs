@@ -1,9 +1,15 @@
 //! Connection URLs without their secrets, for messages, logs and `Debug`.
 
-/// `url` with every credential masked: the password of `user:password@`,
-/// and the values of `password=` and `pass=` query parameters (as
-/// `redis+unix:///run/redis.sock?pass=...` writes it). The user name stays,
-/// since it tells an operator which account was used.
+use std::ops::Range;
+
+/// `url` with every credential masked: the password of `user:password@`
+/// (everything between the first `:` of the user info and the last `@`, so a
+/// password holding `/`, `?`, `#` or `@` is masked whole), a lone user info
+/// without `:` (some services put a token there), and the values of
+/// `password=`, `pass=`, `token=` and `secret=` query parameters (as
+/// `redis+unix:///run/redis.sock?pass=...` writes it). A user name before a
+/// `:` stays, since it tells an operator which account was used. When in
+/// doubt it masks more, never less.
 ///
 /// # Examples
 ///
@@ -11,59 +17,67 @@
 /// use cachewright::backends::redact_url;
 ///
 /// assert_eq!(redact_url("redis://app:s3cret@10.0.0.5:6379/0"), "redis://app:***@10.0.0.5:6379/0");
-/// assert_eq!(redact_url("redis://:s3cret@host"), "redis://:***@host");
+/// assert_eq!(redact_url("redis://:ab/c?d#e@host"), "redis://:***@host");
 /// assert_eq!(redact_url("redis+unix:///r.sock?db=1&pass=s3cret"), "redis+unix:///r.sock?db=1&pass=***");
 /// assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
 /// ```
 pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_string();
-    for secret in secrets(url) {
-        out = out.replace(secret, "***");
+    let mut out = String::with_capacity(url.len());
+    let mut at = 0;
+    for r in secret_ranges(url) {
+        out.push_str(&url[at..r.start]);
+        out.push_str("***");
+        at = r.end;
     }
+    out.push_str(&url[at..]);
     out
 }
 
 /// `message` with every secret of `url` masked, wherever it was quoted.
 pub(crate) fn scrub(message: &str, url: &str) -> String {
     let mut out = message.to_string();
-    for secret in secrets(url) {
-        out = out.replace(secret, "***");
+    let mut secrets: Vec<&str> = secret_ranges(url).into_iter().map(|r| &url[r]).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in secrets {
+        out = out.replace(s, "***");
     }
     out
 }
 
-/// The secrets written in `url`, longest first (so a secret that contains
-/// another is masked whole).
-fn secrets(url: &str) -> Vec<&str> {
+/// Where the secrets of `url` are, in order, not overlapping.
+fn secret_ranges(url: &str) -> Vec<Range<usize>> {
     let mut found = Vec::new();
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let authority_end = url[after_scheme..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| after_scheme + i);
-    let authority = &url[after_scheme..authority_end];
-    if let Some(at) = authority.rfind('@') {
-        let userinfo = &authority[..at];
-        match userinfo.split_once(':') {
-            Some((_, password)) => found.push(password),
-            // A lone `token@host` is a credential too.
-            None => found.push(userinfo),
+    // The last `@`: a password may hold any character, `@` included.
+    let query_from = match url[after_scheme..].rfind('@').map(|i| after_scheme + i) {
+        Some(at) => {
+            let userinfo = &url[after_scheme..at];
+            let start = userinfo
+                .find(':')
+                .map_or(after_scheme, |c| after_scheme + c + 1);
+            if start < at {
+                found.push(start..at);
+            }
+            at
         }
-    }
-    if let Some(q) = url.find('?') {
-        let query = url[q + 1..].split('#').next().unwrap_or("");
-        for pair in query.split('&') {
+        None => after_scheme,
+    };
+    if let Some(q) = url[query_from..].find('?').map(|i| query_from + i) {
+        let end = url[q..].find('#').map_or(url.len(), |i| q + i);
+        let mut pos = q + 1;
+        for pair in url[q + 1..end].split('&') {
             if let Some((name, value)) = pair.split_once('=') {
-                if matches!(
-                    name.to_ascii_lowercase().as_str(),
-                    "password" | "pass" | "token" | "secret"
-                ) {
-                    found.push(value);
+                let lower = name.to_ascii_lowercase();
+                if !value.is_empty()
+                    && matches!(lower.as_str(), "password" | "pass" | "token" | "secret")
+                {
+                    let start = pos + name.len() + 1;
+                    found.push(start..start + value.len());
                 }
             }
+            pos += pair.len() + 1;
         }
     }
-    found.retain(|s| !s.is_empty());
-    found.sort_by_key(|s| std::cmp::Reverse(s.len()));
     found
 }
 
@@ -80,6 +94,10 @@ mod tests {
             ("redis+unix:///tmp/r.sock?pass=pw4", "pw4"),
             ("unix:///tmp/r.sock?db=2&password=pw5#x", "pw5"),
             ("redis://u:p@ss:w@rd@host", "p@ss:w@rd"),
+            ("redis://:ab/cd@host:6379/0", "ab/cd"),
+            ("redis://:ab?cd@host", "ab?cd"),
+            ("redis://:ab#cd@host", "ab#cd"),
+            ("redis://:a%2Fb@[::1]:6379", "a%2Fb"),
         ] {
             let shown = redact_url(url);
             assert!(!shown.contains(secret), "{url} -> {shown}");
@@ -88,5 +106,11 @@ mod tests {
             assert!(!msg.contains(secret), "{msg}");
         }
         assert_eq!(redact_url("redis://host/0?db=1"), "redis://host/0?db=1");
+        assert_eq!(
+            redact_url("redis://:6379@host:6379/0"),
+            "redis://:***@host:6379/0",
+            "only the password's place is masked"
+        );
+        assert_eq!(redact_url("redis://app:pw@h"), "redis://app:***@h");
     }
 }

@@ -40,13 +40,25 @@ static NAMED: LazyLock<RwLock<HashMap<String, Cache>>> = LazyLock::new(Default::
 /// assert_eq!(cache.name(), "default");
 /// ```
 pub fn default_cache() -> &'static Cache {
-    DEFAULT.get_or_init(|| from_environment(&|name| std::env::var(name).ok()).build())
+    DEFAULT.get_or_init(|| from_environment(&process_env).build())
 }
+
+/// A variable of this process's environment: `Err` when it is set but not
+/// UTF-8 (reported as malformed, never taken as unset).
+fn process_env(name: &str) -> Lookup {
+    match std::env::var_os(name) {
+        None => Ok(None),
+        Some(v) => v.into_string().map(Some).map_err(|_| ()),
+    }
+}
+
+/// What looking a variable up gives: its value if set, `Err` if not UTF-8.
+type Lookup = Result<Option<String>, ()>;
 
 /// The default cache's builder as the environment `lookup` describes it,
 /// or, when a variable is malformed, the built-in defaults (after logging
 /// every malformed variable once).
-fn from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> CacheBuilder {
+fn from_environment(lookup: &dyn Fn(&str) -> Lookup) -> CacheBuilder {
     match Setup::read_env(Cache::builder(), lookup) {
         Ok(builder) => builder,
         Err(problems) => {
@@ -293,16 +305,19 @@ impl Setup {
     /// | `CACHEWRIGHT_LOCAL_TTL` | cap of the in-process layer | `30s`, `250ms`, `1h30m`, `45` (seconds) |
     /// | `CACHEWRIGHT_CAPACITY` | default per-use-case capacity | `50000` |
     ///
-    /// An unset or empty variable keeps the default.
+    /// An unset, empty or blank variable keeps the default. The Redis layer
+    /// of `CACHEWRIGHT_REDIS_URL` is added like [`redis`](Self::redis): a
+    /// layer added in code after it goes below it (layers add up; the other
+    /// settings made in code replace the environment's).
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Environment`] naming every malformed variable (a URL
-    /// that is not a Redis URL, or set without the `redis` feature; an empty
-    /// or blank-containing namespace or version; a duration without a valid
-    /// unit; a capacity that is not a positive whole number). Use it to fail
-    /// fast at startup where a silent fallback to in-process caching is not
-    /// wanted.
+    /// [`ConfigError::Environment`] naming every malformed variable (not
+    /// UTF-8; a URL the Redis client does not take, or one set without the
+    /// `redis` feature; a namespace or version holding blanks or control
+    /// characters; a duration without a valid unit, or under 1 ms; a
+    /// capacity that is not a positive whole number). Use it to fail fast at
+    /// startup where a silent fallback to in-process caching is not wanted.
     ///
     /// # Examples
     ///
@@ -311,42 +326,56 @@ impl Setup {
     /// setup.capacity(20_000).install().unwrap();
     /// ```
     pub fn from_env(mut self) -> Result<Self, ConfigError> {
-        self.default = Self::read_env(self.default, &|name| std::env::var(name).ok())
-            .map_err(ConfigError::Environment)?;
+        self.default =
+            Self::read_env(self.default, &process_env).map_err(ConfigError::Environment)?;
         Ok(self)
     }
 
     /// Applies the variables that `lookup` finds to `builder`.
     fn read_env(
         mut builder: CacheBuilder,
-        lookup: &dyn Fn(&str) -> Option<String>,
+        lookup: &dyn Fn(&str) -> Lookup,
     ) -> Result<CacheBuilder, Vec<EnvProblem>> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut problems = Vec::new();
+        let mut get = |variable: &'static str| match lookup(variable) {
+            Ok(v) => v.filter(|v| !v.trim().is_empty()),
+            Err(()) => {
+                problems.push(EnvProblem {
+                    variable,
+                    reason: "not valid UTF-8".into(),
+                });
+                None
+            }
+        };
+        let ns = get(NAMESPACE);
+        let version = get(VERSION);
+        let ttl = get(LOCAL_TTL);
+        let capacity = get(CAPACITY);
+        let url = get(REDIS_URL);
         let mut problem = |variable, reason: String| problems.push(EnvProblem { variable, reason });
-        if let Some(ns) = get(NAMESPACE) {
+        if let Some(ns) = ns {
             match word(&ns) {
                 Ok(()) => builder = builder.namespace(ns),
                 Err(why) => problem(NAMESPACE, why),
             }
         }
-        if let Some(v) = get(VERSION) {
+        if let Some(v) = version {
             match word(&v) {
                 Ok(()) => builder = builder.version(v),
                 Err(why) => problem(VERSION, why),
             }
         }
-        if let Some(t) = get(LOCAL_TTL) {
+        if let Some(t) = ttl {
             match parse_duration(&t) {
-                Ok(d) if !d.is_zero() => builder = builder.local_ttl(d),
+                Ok(d) if d >= Duration::from_millis(1) => builder = builder.local_ttl(d),
                 Ok(_) => problem(
                     LOCAL_TTL,
-                    format!("`{t}` is zero; leave it unset for no cap"),
+                    format!("`{t}` is under 1 ms, which keeps nothing; leave it unset for no cap"),
                 ),
                 Err(why) => problem(LOCAL_TTL, format!("`{t}`: {why}")),
             }
         }
-        if let Some(c) = get(CAPACITY) {
+        if let Some(c) = capacity {
             match c.trim().replace('_', "").parse::<usize>() {
                 Ok(n) if n > 0 => builder = builder.capacity(n),
                 _ => problem(
@@ -355,7 +384,7 @@ impl Setup {
                 ),
             }
         }
-        if let Some(url) = get(REDIS_URL) {
+        if let Some(url) = url {
             match redis_layer(url.trim()) {
                 Ok(layer) => builder = builder.layer(layer),
                 Err(why) => problem(REDIS_URL, why),
@@ -429,15 +458,6 @@ fn word(v: &str) -> Result<(), String> {
 
 #[cfg(feature = "redis")]
 fn redis_layer(url: &str) -> Result<LayerConfig, String> {
-    if !["redis://", "rediss://", "redis+unix://", "unix://"]
-        .iter()
-        .any(|s| url.starts_with(s))
-    {
-        return Err(format!(
-            "`{}` is not a Redis URL (redis://, rediss://, redis+unix:// or unix://)",
-            cachewright_backends::redact_url(url)
-        ));
-    }
     cachewright_backends::redis::RedisBackend::from_url(url)
         .map(LayerConfig::new)
         .map_err(|e| e.to_string())
@@ -451,17 +471,16 @@ fn redis_layer(url: &str) -> Result<LayerConfig, String> {
     ))
 }
 
-/// A duration as attributes write them: whole or fractional seconds (`45`,
-/// `1.5`), or numbers with units `ms`, `s`, `m`, `h`, `d`, in any
-/// combination (`250ms`, `1h30m`). Saturates instead of overflowing.
+/// A duration: whole or fractional seconds (`45`, `1.5`), or numbers with
+/// units `ms`, `s`, `m`, `h`, `d`, in any combination (`250ms`, `1h30m`,
+/// `1m 30s`). Saturates instead of overflowing.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        return if secs.is_finite() && secs >= 0.0 {
-            Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
-        } else {
-            Err("not a duration of zero or more seconds".into())
-        };
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return t
+            .parse::<f64>()
+            .map(|secs| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+            .map_err(|_| "not a number of seconds".into());
     }
     let mut total = Duration::ZERO;
     let mut rest = t;
@@ -610,7 +629,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Setup::read_env(Cache::builder(), &move |name| map.get(name).cloned())
+        Setup::read_env(Cache::builder(), &move |name| Ok(map.get(name).cloned()))
     }
 
     #[test]
@@ -624,7 +643,18 @@ mod tests {
         assert_eq!(ok("2d"), Duration::from_secs(172_800));
         assert_eq!(ok("1m 30s"), Duration::from_secs(90));
         assert_eq!(ok("99999999999999999999d"), Duration::MAX);
-        for bad in ["", "30x", "s", "-5", "ten", "5 parsecs", "NaN", "inf"] {
+        for bad in [
+            "",
+            "30x",
+            "s",
+            "-5",
+            "ten",
+            "5 parsecs",
+            "NaN",
+            "inf",
+            "1e3",
+            "1..2",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
         }
     }
@@ -643,7 +673,7 @@ mod tests {
         assert!(problems[2]
             .to_string()
             .contains("CACHEWRIGHT_CAPACITY is malformed"));
-        for zero in [(CAPACITY, "0"), (LOCAL_TTL, "0s")] {
+        for zero in [(CAPACITY, "0"), (LOCAL_TTL, "0s"), (LOCAL_TTL, "0.5ms")] {
             assert_eq!(env(&[zero]).unwrap_err()[0].variable, zero.0);
         }
     }
@@ -669,7 +699,7 @@ mod tests {
     #[test]
     fn a_malformed_environment_falls_back_to_in_process_defaults() {
         let vars: HashMap<&str, &str> = [(NAMESPACE, "billing"), (CAPACITY, "-3")].into();
-        let cache = from_environment(&|n| vars.get(n).map(|v| v.to_string())).build();
+        let cache = from_environment(&|n| Ok(vars.get(n).map(|v| v.to_string()))).build();
         assert_eq!(
             cache.namespace(),
             "cachewright",
@@ -680,12 +710,34 @@ mod tests {
     }
 
     #[test]
+    fn a_value_that_is_not_utf8_is_malformed_not_unset() {
+        let problems = Setup::read_env(Cache::builder(), &|name| {
+            if name == NAMESPACE {
+                Err(())
+            } else {
+                Ok(None)
+            }
+        })
+        .unwrap_err();
+        assert_eq!(problems[0].variable, NAMESPACE);
+    }
+
+    #[test]
     fn redis_url_problems_mask_the_password() {
-        let problems = env(&[(REDIS_URL, "http://user:hunter2@example:80")]).unwrap_err();
-        assert_eq!(problems[0].variable, REDIS_URL);
-        let text = ConfigError::Environment(problems).to_string();
-        assert!(!text.contains("hunter2"), "{text}");
-        assert!(text.contains(REDIS_URL), "{text}");
+        for url in [
+            "http://user:hunter2@example:80",
+            "redis://:hunter2/x@127.0.0.1:1/0",
+            "redis://:hunter2?x@127.0.0.1:1/0",
+            "redis://:hunter2#x@127.0.0.1:notaport/0",
+        ] {
+            let problems = env(&[(REDIS_URL, url)]).unwrap_err();
+            assert_eq!(problems[0].variable, REDIS_URL);
+            let e = ConfigError::Environment(problems);
+            for text in [e.to_string(), format!("{e:?}")] {
+                assert!(!text.contains("hunter2"), "{text}");
+                assert!(text.contains(REDIS_URL), "{text}");
+            }
+        }
     }
 
     #[cfg(feature = "redis")]
