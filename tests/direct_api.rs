@@ -205,6 +205,23 @@ mod cached_calls {
     }
 
     #[test]
+    fn delete_reports_a_live_value_on_the_system_clock() {
+        // The value was stored milliseconds before the delete: it is live
+        // until the delete, which must say so.
+        let key = LOCAL.key("session", &"abc");
+        LOCAL.set(&key, 7u32, Some(Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_millis(3));
+        assert!(LOCAL.delete(&key));
+        assert!(!LOCAL.delete(&key), "gone");
+        LOCAL.set(&key, 8u32, Some(Duration::from_secs(60)));
+        assert_eq!(
+            LOCAL.get::<u32>(&key),
+            Some(8),
+            "a value set after a delete is served"
+        );
+    }
+
+    #[test]
     fn deleting_a_urn_drops_the_calls_in_process_copy() {
         assert_eq!(org(1), 0);
         assert_eq!(org(1), 0, "from process memory");

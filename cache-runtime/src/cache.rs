@@ -1090,8 +1090,10 @@ impl Cache {
     /// ```
     pub fn delete(&self, key: &Key) -> bool {
         let at = self.inner.clock.precise_ms();
-        self.raise_local(&[key.as_str().to_owned()], at);
+        // Whether a live value was here, judged before the watermark rules
+        // it out.
         let local = self.delete_local(key);
+        self.raise_local(&[key.as_str().to_owned()], at);
         let remote = if self.inner.layers.is_empty() && self.inner.bus.is_none() {
             false
         } else {
@@ -1111,8 +1113,8 @@ impl Cache {
     /// The async twin of [`delete`](Self::delete).
     pub async fn delete_async(&self, key: &Key) -> bool {
         let at = self.inner.clock.precise_ms();
-        self.raise_local(&[key.as_str().to_owned()], at);
         let local = self.delete_local(key);
+        self.raise_local(&[key.as_str().to_owned()], at);
         let remote = self.delete_everywhere(key, at).await;
         self.wait_past_async(at).await;
         local || remote
