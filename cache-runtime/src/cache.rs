@@ -1,7 +1,8 @@
 //! The `Cache` handle: configuration, the direct API, and the process-wide
 //! default and named caches.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -11,17 +12,17 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::clock::{saturating_ms, Clock};
-use crate::context::Directive;
+use crate::context::{AsyncLoader, Directive, Loader, SyncLoader};
 use crate::entry::Held;
 use crate::entry::{Entry, Freshness};
 use crate::envelope::{self, Codec};
-use crate::flight::{Flights, Outcome, Role};
+use crate::flight::{self, Flights, Load, ShareError, Wait};
 use crate::key::Key;
 use crate::layer::{LayerConfig, LayerStats, RemoteLayer};
 use crate::stats::{Counters, Stats};
+use crate::store::Store;
 use crate::use_case::UseCaseInfo;
 use crate::watermark::{tag_hash, Watermarks};
-use crate::{context, store::Store};
 use cachewright_backends::{Bus, BusEvent};
 
 /// The default bound of each use case's in-process layer.
@@ -61,7 +62,9 @@ struct Inner {
     capacity: usize,
     clock: Clock,
     store: Store<String, Held<AnyValue>>,
-    flights: Flights<String, AnyValue>,
+    /// The direct API's loads in flight, one map per value type (callers
+    /// asking for different types under one key load apart).
+    flights: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     counters: Counters,
     use_cases: Mutex<Vec<&'static dyn UseCaseInfo>>,
     layers: Vec<Arc<RemoteLayer>>,
@@ -290,7 +293,7 @@ impl CacheBuilder {
                 bus,
                 origin: fastrand::u64(..),
                 store: Store::new(self.capacity),
-                flights: Flights::new(),
+                flights: Mutex::default(),
                 counters: Counters::default(),
                 use_cases: Mutex::new(Vec::new()),
                 layers: self
@@ -1156,49 +1159,7 @@ impl Cache {
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
-        if let Some((_, v)) = self.read::<T>(key) {
-            self.count(true);
-            return Ok(v);
-        }
-        let mut loader = Some(loader);
-        loop {
-            match self.inner.flights.join(&key.as_str().to_owned()) {
-                Role::Leader(lead) => {
-                    if let Some((Freshness::Fresh, v)) = self.read::<T>(key) {
-                        lead.finish(|| Outcome::Done(Arc::new(v.clone())));
-                        return Ok(v);
-                    }
-                    let key2 = key.clone();
-                    if let Some(v) = self
-                        .remote_blocking(|c| async move { c.get_remote::<T>(&key2).await })
-                        .flatten()
-                    {
-                        self.count(true);
-                        lead.finish(|| Outcome::Done(Arc::new(v.clone())));
-                        return Ok(v);
-                    }
-                    self.count(false);
-                    let Some(loader) = loader.take() else {
-                        lead.finish(|| Outcome::Abandoned);
-                        continue;
-                    };
-                    let start = Instant::now();
-                    let (r, said) = context::directed(loader);
-                    self.inner.counters.load(start.elapsed(), r.is_ok());
-                    if let Ok(v) = &r {
-                        if let Some(ttl) = Self::ttl_said(said, ttl) {
-                            self.set(key, v.clone(), ttl);
-                        }
-                    }
-                    return Self::settle(lead, r);
-                }
-                Role::Waiter(f) => {
-                    if let Some(v) = self.waited::<T>(f.wait(|_| None)) {
-                        return Ok(v);
-                    }
-                }
-            }
-        }
+        flight::block_here(self.load(key, ttl, SyncLoader(loader), Wait::Block))
     }
 
     /// The async twin of [`get_or_load`](Self::get_or_load).
@@ -1226,45 +1187,47 @@ impl Cache {
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
         F: Future<Output = Result<T, E>>,
     {
+        self.load(key, ttl, AsyncLoader(loader), Wait::Yield).await
+    }
+
+    /// The value under `key`, or `loader`'s through the single-flight loop.
+    async fn load<T, E>(
+        &self,
+        key: &Key,
+        ttl: Option<Duration>,
+        loader: impl Loader<T, E>,
+        wait: Wait,
+    ) -> Result<T, E>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
         if let Some((_, v)) = self.read::<T>(key) {
             self.count(true);
             return Ok(v);
         }
-        let mut loader = Some(loader);
-        loop {
-            match self.inner.flights.join(&key.as_str().to_owned()) {
-                Role::Leader(lead) => {
-                    if let Some((Freshness::Fresh, v)) = self.read::<T>(key) {
-                        lead.finish(|| Outcome::Done(Arc::new(v.clone())));
-                        return Ok(v);
-                    }
-                    if let Some(v) = self.get_remote::<T>(key).await {
-                        self.count(true);
-                        lead.finish(|| Outcome::Done(Arc::new(v.clone())));
-                        return Ok(v);
-                    }
-                    self.count(false);
-                    let Some(loader) = loader.take() else {
-                        lead.finish(|| Outcome::Abandoned);
-                        continue;
-                    };
-                    let start = Instant::now();
-                    let (r, said) = context::directed_async(loader).await;
-                    self.inner.counters.load(start.elapsed(), r.is_ok());
-                    if let Ok(v) = &r {
-                        if let Some(ttl) = Self::ttl_said(said, ttl) {
-                            self.set_async(key, v.clone(), ttl).await;
-                        }
-                    }
-                    return Self::settle(lead, r);
-                }
-                Role::Waiter(f) => {
-                    if let Some(v) = self.waited::<T>(f.wait_async(|_| None).await) {
-                        return Ok(v);
-                    }
-                }
-            }
-        }
+        let call = DirectLoad {
+            cache: self,
+            key,
+            ttl,
+            loader,
+            blocking: wait == Wait::Block,
+            types: std::marker::PhantomData,
+        };
+        let flights = self.flights::<T>();
+        let flight_key = key.as_str().to_owned();
+        flight::run(&flights, &flight_key, wait, ShareError::none(), call).await
+    }
+
+    /// The loads in flight of values of type `T`.
+    fn flights<T: Clone + Send + Sync + 'static>(&self) -> Arc<Flights<String, T>> {
+        let mut all = self.inner.flights.lock().unwrap_or_else(|e| e.into_inner());
+        let any = all
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(Flights::<String, T>::new()))
+            .clone();
+        // The map is keyed by the type, so this always succeeds; were it
+        // not to, loads of this call would run apart, not fail.
+        any.downcast().unwrap_or_else(|_| Arc::new(Flights::new()))
     }
 
     /// The values under `keys`, in order: from process memory, then in one
@@ -1354,32 +1317,6 @@ impl Cache {
             Directive::Skip => None,
             Directive::Ttl(d) => Some(Some(d)),
             Directive::Default => Some(ttl),
-        }
-    }
-
-    fn waited<T: Clone + 'static>(&self, o: Outcome<AnyValue>) -> Option<T> {
-        match o {
-            Outcome::Done(v) => v.downcast_ref::<T>().cloned(),
-            _ => None,
-        }
-    }
-
-    fn settle<T, E>(
-        lead: crate::flight::Lead<'_, String, AnyValue>,
-        r: Result<T, E>,
-    ) -> Result<T, E>
-    where
-        T: Clone + Send + Sync + 'static,
-    {
-        match r {
-            Ok(v) => {
-                lead.finish(|| Outcome::Done(Arc::new(v.clone())));
-                Ok(v)
-            }
-            Err(e) => {
-                lead.finish(|| Outcome::Failed(None));
-                Err(e)
-            }
         }
     }
 
@@ -1599,4 +1536,58 @@ impl Cache {
 /// The tags of an entry written through the direct API: its key's entity.
 fn direct_tags(key: &Key) -> crate::entry::Tags {
     Arc::from([Box::<str>::from(key.entity())])
+}
+
+/// One `get_or_load` of the direct API, as the single-flight loop drives it.
+/// Values travel between callers as `Arc<T>` behind `dyn Any`.
+struct DirectLoad<'a, T, E, L> {
+    cache: &'a Cache,
+    key: &'a Key,
+    ttl: Option<Duration>,
+    loader: L,
+    blocking: bool,
+    types: std::marker::PhantomData<fn() -> (T, E)>,
+}
+
+impl<T, E, L> Load for DirectLoad<'_, T, E, L>
+where
+    T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    L: Loader<T, E>,
+{
+    type Value = T;
+    type Error = E;
+
+    fn peek(&self) -> Option<T> {
+        match self.cache.read::<T>(self.key) {
+            Some((Freshness::Fresh, v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    async fn remote(&mut self) -> Option<T> {
+        let found = if self.blocking {
+            let key = self.key.clone();
+            self.cache
+                .remote_blocking(|c| async move { c.get_remote::<T>(&key).await })
+                .flatten()
+        } else {
+            self.cache.get_remote::<T>(self.key).await
+        };
+        self.cache.count(found.is_some());
+        found
+    }
+
+    async fn load(self) -> Result<T, E> {
+        let start = Instant::now();
+        let (r, said) = self.loader.run().await;
+        self.cache.inner.counters.load(start.elapsed(), r.is_ok());
+        if let (Ok(v), Some(ttl)) = (&r, Cache::ttl_said(said, self.ttl)) {
+            if self.blocking {
+                self.cache.set(self.key, v.clone(), ttl);
+            } else {
+                self.cache.set_async(self.key, v.clone(), ttl).await;
+            }
+        }
+        r
+    }
 }

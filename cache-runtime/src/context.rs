@@ -268,6 +268,30 @@ impl<F: Future> Future for &mut Directed<F> {
     }
 }
 
+/// A loader as a load runs it: its result and what it said about caching
+/// it (`set_ttl`, `do_not_cache`).
+pub(crate) trait Loader<V, E> {
+    fn run(self) -> impl Future<Output = (Result<V, E>, Directive)>;
+}
+
+/// A sync loader (the body of a sync function, a closure).
+pub(crate) struct SyncLoader<F>(pub(crate) F);
+
+impl<V, E, F: FnOnce() -> Result<V, E>> Loader<V, E> for SyncLoader<F> {
+    async fn run(self) -> (Result<V, E>, Directive) {
+        directed(self.0)
+    }
+}
+
+/// An async loader (the body of an async function, a future).
+pub(crate) struct AsyncLoader<F>(pub(crate) F);
+
+impl<V, E, F: Future<Output = Result<V, E>>> Loader<V, E> for AsyncLoader<F> {
+    async fn run(self) -> (Result<V, E>, Directive) {
+        directed_async(self.0).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,19 @@
 //! Single-flight: concurrent misses of one key run one load.
+//!
+//! [`run`] is the one leader/waiter loop of the crate: `#[cached]` calls,
+//! their background refreshes and the direct API's `get_or_load` all go
+//! through it, sync and async alike. What differs between them (where a
+//! fresh value may already be, how the remote layers are read, how the
+//! loader runs and its value is stored) is a [`Load`]; how a waiter waits
+//! is a [`Wait`]. Sync callers drive the same future with [`block_here`].
 
 use std::any::Any;
+use std::fmt;
+use std::future::Future;
 use std::hash::Hash;
+use std::pin::pin;
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 
 use hashbrown::HashMap;
 use tokio::sync::Notify;
@@ -178,5 +189,172 @@ impl<K: Hash + Eq + Clone, V: Clone> Drop for Lead<'_, K, V> {
             self.retire();
             self.flight.finish(Outcome::Abandoned);
         }
+    }
+}
+
+/// How a loader's error reaches the callers waiting on the same load: as a
+/// copy when the error type is `Clone + Send + 'static`, otherwise not at all
+/// (each waiter then runs the load itself, one at a time). Generated code
+/// picks the right one with `ErrorProbe`.
+#[doc(hidden)]
+pub struct ShareError<E> {
+    share: fn(&E) -> Option<SharedError>,
+    copy: fn(&SharedError) -> Option<SharedError>,
+    take: fn(SharedError) -> Option<E>,
+}
+
+impl<E> Clone for ShareError<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E> Copy for ShareError<E> {}
+
+impl<E> fmt::Debug for ShareError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ShareError")
+    }
+}
+
+impl<E> ShareError<E> {
+    /// Errors are not shared.
+    pub const fn none() -> Self {
+        ShareError {
+            share: |_| None,
+            copy: |_| None,
+            take: |_| None,
+        }
+    }
+}
+
+impl<E: Clone + Send + 'static> ShareError<E> {
+    /// Errors are shared as clones.
+    pub const fn cloning() -> Self {
+        ShareError {
+            share: |e| Some(Box::new(e.clone())),
+            copy: |p| {
+                p.downcast_ref::<E>()
+                    .map(|e| Box::new(e.clone()) as SharedError)
+            },
+            take: |p| p.downcast::<E>().ok().map(|b| *b),
+        }
+    }
+}
+
+/// How a waiter waits for its leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Blocks the thread (sync callers).
+    Block,
+    /// Yields to the executor (async callers).
+    Yield,
+}
+
+/// One caller's load of one key, as [`run`] drives it.
+pub(crate) trait Load {
+    type Value;
+    type Error;
+
+    /// A fresh value already in process memory: checked by a new leader
+    /// (the previous one may have just stored it) and by a waiter that got
+    /// no copy of its leader's outcome.
+    fn peek(&self) -> Option<Self::Value>;
+
+    /// Looks in the remote layers (which fill the layers above on a hit).
+    fn remote(&mut self) -> impl Future<Output = Option<Self::Value>>;
+
+    /// Runs the loader and stores what it returned; the leader's last step.
+    fn load(self) -> impl Future<Output = Result<Self::Value, Self::Error>>;
+}
+
+/// The leader/waiter loop: the first caller of `key` leads (memory, then
+/// the remote layers, then the loader; the value is stored before the
+/// waiters are told), the others wait for its outcome. A waiter that gets
+/// no copy of the outcome (an error that cannot be shared, a leader that
+/// panicked or was cancelled) joins again: at most one caller loads at a
+/// time, and the key is never wedged.
+pub(crate) async fn run<K, V, J>(
+    flights: &Flights<K, V>,
+    key: &K,
+    wait: Wait,
+    share: ShareError<J::Error>,
+    job: J,
+) -> Result<V, J::Error>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    J: Load<Value = V>,
+{
+    let mut job = job;
+    loop {
+        match flights.join(key) {
+            Role::Leader(lead) => {
+                if let Some(v) = job.peek() {
+                    lead.finish(|| Outcome::Done(v.clone()));
+                    return Ok(v);
+                }
+                if let Some(v) = job.remote().await {
+                    lead.finish(|| Outcome::Done(v.clone()));
+                    return Ok(v);
+                }
+                return match job.load().await {
+                    Ok(v) => {
+                        lead.finish(|| Outcome::Done(v.clone()));
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        lead.finish(|| Outcome::Failed((share.share)(&e)));
+                        Err(e)
+                    }
+                };
+            }
+            Role::Waiter(flight) => {
+                let outcome = match wait {
+                    Wait::Block => flight.wait(share.copy),
+                    Wait::Yield => flight.wait_async(share.copy).await,
+                };
+                match outcome {
+                    Outcome::Done(v) => return Ok(v),
+                    Outcome::Failed(Some(e)) => {
+                        if let Some(e) = (share.take)(e) {
+                            return Err(e);
+                        }
+                    }
+                    Outcome::Failed(None) | Outcome::Abandoned | Outcome::Running => {}
+                }
+                if let Some(v) = job.peek() {
+                    return Ok(v);
+                }
+            }
+        }
+    }
+}
+
+/// Wakes the thread that drives a future in [`block_here`].
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Drives `fut` to completion on this thread. For the sync adapters over the
+/// async core: their futures block inside (on the I/O runtime, on a
+/// condition variable) instead of returning `Pending`, so this polls once;
+/// should one return `Pending`, the thread parks until it is woken.
+pub(crate) fn block_here<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
     }
 }

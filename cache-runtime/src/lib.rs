@@ -68,13 +68,13 @@ pub mod __private {
     pub use crate::cache::Cache;
     pub use crate::checks::*;
     pub use crate::context::{take_mode, Mode};
-    pub use crate::flight::SharedError;
+    pub use crate::flight::{ShareError, SharedError};
     pub use crate::global::{default_cache, AsCache};
     pub use crate::key::{KeyRef, Segment};
     pub use crate::use_case::{
-        AsyncJob, CodecProbe, ErrorProbe, Lookup, Miss, RefreshFailed, ShareError, SyncJob,
-        UseCaseSlot, UseCaseSpec, ValueCodec, ViaClone, ViaNothing, ViaOpaque, ViaSerde,
-        LAYER_LOCAL, LAYER_REMOTE,
+        AsyncJob, CodecProbe, ErrorProbe, Lookup, Miss, RefreshFailed, SyncJob, UseCaseSlot,
+        UseCaseSpec, ValueCodec, ViaClone, ViaNothing, ViaOpaque, ViaSerde, LAYER_LOCAL,
+        LAYER_REMOTE,
     };
 }
 

@@ -15,10 +15,10 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::clock::{saturating_ms, Clock, Millis};
-use crate::context::{self, Directive, Mode};
+use crate::context::{self, AsyncLoader, Directive, Loader, Mode, SyncLoader};
 use crate::entry::{Entry, Freshness, Held, Tags};
 use crate::envelope::{self, Codec, DecodeError};
-use crate::flight::{Flights, Outcome, Role, SharedError};
+use crate::flight::{self, Flights, Load, Outcome, Role, ShareError, Wait};
 use crate::key::{self, Key, KeyRef, Segment};
 use crate::stats::{Counters, Stats};
 use crate::store::Store;
@@ -330,55 +330,6 @@ where
     }
 }
 
-/// How a loader's error reaches the callers waiting on the same load: as a
-/// copy when the error type is `Clone + Send + 'static`, otherwise not at all
-/// (each waiter then runs the load itself, one at a time). Generated code
-/// picks the right one with [`ErrorProbe`].
-#[doc(hidden)]
-pub struct ShareError<E> {
-    share: fn(&E) -> Option<SharedError>,
-    copy: fn(&SharedError) -> Option<SharedError>,
-    take: fn(SharedError) -> Option<E>,
-}
-
-impl<E> Clone for ShareError<E> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<E> Copy for ShareError<E> {}
-
-impl<E> fmt::Debug for ShareError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ShareError")
-    }
-}
-
-impl<E> ShareError<E> {
-    /// Errors are not shared.
-    pub const fn none() -> Self {
-        ShareError {
-            share: |_| None,
-            copy: |_| None,
-            take: |_| None,
-        }
-    }
-}
-
-impl<E: Clone + Send + 'static> ShareError<E> {
-    /// Errors are shared as clones.
-    pub const fn cloning() -> Self {
-        ShareError {
-            share: |e| Some(Box::new(e.clone())),
-            copy: |p| {
-                p.downcast_ref::<E>()
-                    .map(|e| Box::new(e.clone()) as SharedError)
-            },
-            take: |p| p.downcast::<E>().ok().map(|b| *b),
-        }
-    }
-}
-
 /// Picks [`ShareError::cloning`] when `E` allows it and
 /// [`ShareError::none`] otherwise, by autoref resolution:
 /// `(&ErrorProbe::<E>::new()).share_error()` with [`ViaClone`] and
@@ -617,73 +568,21 @@ where
     }
 
     /// Loads a missed call through single-flight and stores the result.
+    /// The sync adapter of [`load_async`](Self::load_async): the same loop,
+    /// with waiters blocking and the remote layers read on cachewright's
+    /// I/O runtime.
     pub fn load_sync<E>(
         &'static self,
         miss: Miss<K>,
         share: ShareError<E>,
         loader: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
-        match miss.mode {
-            Mode::Bypass => {
-                self.counters.bypass();
-                return loader();
-            }
-            Mode::Refresh => {
-                let (r, said) = self.timed(|| context::directed(loader));
-                if let Ok(v) = &r {
-                    self.store_blocking(&miss, v.clone(), said, 0);
-                }
-                return r;
-            }
-            Mode::Normal => {}
-        }
-        let mut loader = Some(loader);
-        loop {
-            match self.flights.join(&miss.key) {
-                Role::Leader(lead) => {
-                    if let Some(v) = self.peek_fresh(&miss) {
-                        lead.finish(|| Outcome::Done(v.clone()));
-                        return Ok(v);
-                    }
-                    let (found, failed) = self.read_remote_blocking(&miss);
-                    if let Some(v) = found {
-                        lead.finish(|| Outcome::Done(v.clone()));
-                        return Ok(v);
-                    }
-                    let Some(loader) = loader.take() else {
-                        // Unreachable: a caller leads at most once, since it
-                        // returns after leading.
-                        lead.finish(|| Outcome::Abandoned);
-                        continue;
-                    };
-                    let (r, said) = self.timed(|| context::directed(loader));
-                    if let Ok(v) = &r {
-                        self.store_blocking(&miss, v.clone(), said, failed);
-                    }
-                    return self.settle(&miss, lead, r, share);
-                }
-                Role::Waiter(flight) => {
-                    match flight.wait(share.copy) {
-                        Outcome::Done(v) => return Ok(v),
-                        Outcome::Failed(Some(e)) => {
-                            if let Some(e) = (share.take)(e) {
-                                return Err(e);
-                            }
-                        }
-                        Outcome::Failed(None) | Outcome::Abandoned | Outcome::Running => {}
-                    }
-                    // No copy of the leader's outcome: this caller tries
-                    // itself, through the same single-flight.
-                    if let Some(v) = self.peek_fresh(&miss) {
-                        return Ok(v);
-                    }
-                }
-            }
-        }
+        flight::block_here(self.load(&miss, share, SyncLoader(loader), Wait::Block))
     }
 
-    /// The async twin of [`load_sync`](Self::load_sync); waiting does not
-    /// block the executor, and a cancelled leader hands the load on.
+    /// Loads a missed call through single-flight and stores the result;
+    /// waiting does not block the executor, and a cancelled leader hands the
+    /// load on.
     pub async fn load_async<E, F>(
         &'static self,
         miss: Miss<K>,
@@ -693,96 +592,49 @@ where
     where
         F: Future<Output = Result<V, E>>,
     {
+        self.load(&miss, share, AsyncLoader(loader), Wait::Yield)
+            .await
+    }
+
+    async fn load<E>(
+        &'static self,
+        miss: &Miss<K>,
+        share: ShareError<E>,
+        loader: impl Loader<V, E>,
+        wait: Wait,
+    ) -> Result<V, E> {
         match miss.mode {
             Mode::Bypass => {
                 self.counters.bypass();
-                return loader.await;
+                loader.run().await.0
             }
-            Mode::Refresh => {
-                let start = Instant::now();
-                let (r, said) = context::directed_async(loader).await;
-                self.counters.load(start.elapsed(), r.is_ok());
-                if let Ok(v) = &r {
-                    self.store_async(&miss, v.clone(), said, 0).await;
-                }
-                return r;
-            }
-            Mode::Normal => {}
-        }
-        let mut loader = Some(loader);
-        loop {
-            match self.flights.join(&miss.key) {
-                Role::Leader(lead) => {
-                    if let Some(v) = self.peek_fresh(&miss) {
-                        lead.finish(|| Outcome::Done(v.clone()));
-                        return Ok(v);
-                    }
-                    let (found, failed) = self
-                        .read_remote(&miss.urn, miss.hash, &miss.key, &miss.tags)
-                        .await;
-                    if let Some(v) = found {
-                        lead.finish(|| Outcome::Done(v.clone()));
-                        return Ok(v);
-                    }
-                    let Some(loader) = loader.take() else {
-                        lead.finish(|| Outcome::Abandoned);
-                        continue;
-                    };
-                    let start = Instant::now();
-                    let (r, said) = context::directed_async(loader).await;
-                    self.counters.load(start.elapsed(), r.is_ok());
-                    if let Ok(v) = &r {
-                        self.store_async(&miss, v.clone(), said, failed).await;
-                    }
-                    return self.settle(&miss, lead, r, share);
-                }
-                Role::Waiter(flight) => {
-                    match flight.wait_async(share.copy).await {
-                        Outcome::Done(v) => return Ok(v),
-                        Outcome::Failed(Some(e)) => {
-                            if let Some(e) = (share.take)(e) {
-                                return Err(e);
-                            }
-                        }
-                        Outcome::Failed(None) | Outcome::Abandoned | Outcome::Running => {}
-                    }
-                    if let Some(v) = self.peek_fresh(&miss) {
-                        return Ok(v);
-                    }
-                }
+            Mode::Refresh => self.call(miss, loader, wait).load().await,
+            Mode::Normal => {
+                flight::run(
+                    &self.flights,
+                    &miss.key,
+                    wait,
+                    share,
+                    self.call(miss, loader, wait),
+                )
+                .await
             }
         }
     }
 
-    fn timed<R: ResultLike>(&self, f: impl FnOnce() -> (R, Directive)) -> (R, Directive) {
-        let start = Instant::now();
-        let out = f();
-        self.counters.load(start.elapsed(), out.0.is_ok_like());
-        out
-    }
-
-    /// Hands the (already stored) outcome to the waiters.
-    fn settle<E>(
-        &self,
-        miss: &Miss<K>,
-        lead: crate::flight::Lead<'_, K, V>,
-        r: Result<V, E>,
-        share: ShareError<E>,
-    ) -> Result<V, E> {
-        match r {
-            Ok(v) => {
-                lead.finish(|| Outcome::Done(v.clone()));
-                Ok(v)
-            }
-            Err(e) => {
-                tracing::debug!(
-                    use_case = self.spec.name,
-                    key = miss.urn.as_str(),
-                    "loader failed"
-                );
-                lead.finish(|| Outcome::Failed((share.share)(&e)));
-                Err(e)
-            }
+    fn call<'m, E, L: Loader<V, E>>(
+        &'static self,
+        miss: &'m Miss<K>,
+        loader: L,
+        wait: Wait,
+    ) -> Call<'m, K, V, E, L> {
+        Call {
+            uc: self,
+            miss,
+            loader,
+            blocking: wait == Wait::Block,
+            failed: 0,
+            error: std::marker::PhantomData,
         }
     }
 
@@ -1059,10 +911,7 @@ where
         let spawned = std::thread::Builder::new()
             .name("cachewright-refresh".into())
             .spawn(move || {
-                let (r, said) = self.timed(|| context::directed(job));
-                if let Ok(v) = &r {
-                    self.store_blocking(&miss, v.clone(), said, 0);
-                }
+                let r = flight::block_here(self.call(&miss, SyncLoader(job), Wait::Block).load());
                 self.settle_background(&miss, lead, r);
             });
         if let Err(e) = spawned {
@@ -1084,16 +933,10 @@ where
         };
         let job = job();
         self.counters.refresh();
-        let task = async move {
-            let start = Instant::now();
-            let (r, said) = context::directed_async(job).await;
-            self.counters.load(start.elapsed(), r.is_ok());
-            if let Ok(v) = &r {
-                self.store_async(&miss, v.clone(), said, 0).await;
-            }
+        crate::spawn::spawn(async move {
+            let r = self.call(&miss, AsyncLoader(job), Wait::Yield).load().await;
             self.settle_background(&miss, lead, r);
-        };
-        crate::spawn::spawn(task);
+        });
     }
 
     fn miss_quiet<Q: KeyRef<Owned = K>>(&self, q: &Q, values: &[&dyn Display]) -> Miss<K> {
@@ -1143,12 +986,58 @@ where
     }
 }
 
-trait ResultLike {
-    fn is_ok_like(&self) -> bool;
+/// One load of one `#[cached]` call, as the single-flight loop drives it.
+struct Call<'m, K: 'static, V: 'static, E, L> {
+    uc: &'static UseCase<K, V>,
+    miss: &'m Miss<K>,
+    loader: L,
+    /// Sync callers read and write the remote layers on the I/O runtime.
+    blocking: bool,
+    /// The layers that failed the read (bit `i` for layer `i`): the store
+    /// after the load skips them, so a slow layer costs one timeout per
+    /// call, not two.
+    failed: u64,
+    error: std::marker::PhantomData<fn() -> E>,
 }
 
-impl<V, E> ResultLike for Result<V, E> {
-    fn is_ok_like(&self) -> bool {
-        self.is_ok()
+impl<K, V, E, L> Load for Call<'_, K, V, E, L>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    L: Loader<V, E>,
+{
+    type Value = V;
+    type Error = E;
+
+    fn peek(&self) -> Option<V> {
+        self.uc.peek_fresh(self.miss)
+    }
+
+    async fn remote(&mut self) -> Option<V> {
+        let m = self.miss;
+        let (found, failed) = if self.blocking {
+            self.uc.read_remote_blocking(m)
+        } else {
+            self.uc.read_remote(&m.urn, m.hash, &m.key, &m.tags).await
+        };
+        self.failed = failed;
+        found
+    }
+
+    async fn load(self) -> Result<V, E> {
+        let (uc, miss) = (self.uc, self.miss);
+        let start = Instant::now();
+        let (r, said) = self.loader.run().await;
+        uc.counters.load(start.elapsed(), r.is_ok());
+        match &r {
+            Ok(v) if self.blocking => uc.store_blocking(miss, v.clone(), said, self.failed),
+            Ok(v) => uc.store_async(miss, v.clone(), said, self.failed).await,
+            Err(_) => tracing::debug!(
+                use_case = uc.spec.name,
+                key = miss.urn.as_str(),
+                "loader failed"
+            ),
+        }
+        r
     }
 }
