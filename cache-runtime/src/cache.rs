@@ -19,8 +19,8 @@ use crate::envelope::{self, Codec};
 use crate::flight::{self, Flights, Load, ShareError, Wait};
 use crate::key::Key;
 use crate::layer::{LayerConfig, LayerStats, RemoteLayer};
+use crate::local::{Admit, Admitted, Store};
 use crate::stats::{Counters, Stats};
-use crate::store::Store;
 use crate::use_case::UseCaseInfo;
 use crate::watermark::{tag_hash, Watermarks};
 use cachewright_backends::{Bus, BusEvent};
@@ -691,51 +691,25 @@ impl Cache {
         e
     }
 
-    /// The entry as the in-process layer holds it, capped by the local TTL;
-    /// `None` when it is invalidated already or the layer is not trusted.
-    fn held<T: Send + Sync + 'static>(&self, key: &Key, entry: Entry<T>) -> Option<Held<AnyValue>> {
-        let epoch = self.inner.marks.epoch();
+    /// Puts `entry` in the direct API's in-process layer (replacing, or
+    /// only where nothing live is); whether it went in.
+    fn put_local<T: Send + Sync + 'static>(&self, key: &Key, entry: Entry<T>, how: Admit) -> bool {
+        let entry = entry.map(|v| Arc::new(v) as AnyValue);
         let now = self.inner.clock.now_ms();
-        let Entry {
-            value,
-            created_ms,
-            mut fresh_until_ms,
-            mut stale_until_ms,
-            negative,
-            tags,
-        } = entry;
-        if let Some(cap) = self.inner.local_ttl {
-            let until = now.saturating_add(saturating_ms(cap));
-            fresh_until_ms = fresh_until_ms.min(until);
-            stale_until_ms = stale_until_ms.min(until);
-        }
-        let any: AnyValue = Arc::new(value);
-        let held = Held::new(
-            Entry {
-                value: any,
-                created_ms,
-                fresh_until_ms,
-                stale_until_ms,
-                negative,
-                tags,
-            },
-            key.as_str(),
-            epoch,
-            now,
-        );
-        held.admissible(&self.inner.marks).then_some(held)
-    }
-
-    fn put_local<T: Send + Sync + 'static>(&self, key: &Key, entry: Entry<T>) {
-        let now = self.inner.clock.now_ms();
-        if let Some(held) = self.held(key, entry) {
-            self.inner.store.insert(
-                self.direct_hash(key),
-                key.as_str().to_owned(),
-                held,
-                |old| old.entry.is_expired(now),
-            );
-        }
+        let (hash, urn) = (self.direct_hash(key), key.as_str());
+        matches!(
+            self.inner.store.admit(
+                hash,
+                urn.to_owned(),
+                urn,
+                entry,
+                self.inner.local_ttl,
+                &self.inner.marks,
+                now,
+                how,
+            ),
+            Admitted::Stored { .. }
+        )
     }
 
     fn encode_for_layers<T: Serialize>(
@@ -798,7 +772,7 @@ impl Cache {
                 self.put_remote(key, bytes, remaining, i).await;
             }
             let value = entry.value.clone();
-            self.put_local(key, entry);
+            self.put_local(key, entry, Admit::Replace);
             return Some(value);
         }
         None
@@ -913,7 +887,7 @@ impl Cache {
         let entry = self.entry_for(key, value, ttl);
         let created = entry.created_ms;
         let remote = self.encode_for_layers(key, &entry);
-        self.put_local(key, entry);
+        self.put_local(key, entry, Admit::Replace);
         if let Some((bytes, remaining)) = remote {
             let key2 = key.clone();
             self.remote_blocking(|c| async move {
@@ -931,7 +905,7 @@ impl Cache {
         let entry = self.entry_for(key, value, ttl);
         let created = entry.created_ms;
         let remote = self.encode_for_layers(key, &entry);
-        self.put_local(key, entry);
+        self.put_local(key, entry, Admit::Replace);
         if let Some((bytes, remaining)) = remote {
             self.put_remote(key, bytes, remaining, usize::MAX).await;
             self.announce_write(key.as_str(), created);
@@ -961,27 +935,11 @@ impl Cache {
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
         if self.inner.layers.is_empty() {
-            return self.set_if_vacant_local(key, self.entry_for(key, value, ttl));
+            return self.put_local(key, self.entry_for(key, value, ttl), Admit::IfVacant);
         }
         let key2 = key.clone();
         self.remote_blocking(|c| async move { c.set_if_not_exists_async(&key2, value, ttl).await })
             .unwrap_or(false)
-    }
-
-    fn set_if_vacant_local<T: Send + Sync + 'static>(&self, key: &Key, entry: Entry<T>) -> bool {
-        let now = self.inner.clock.now_ms();
-        let Some(held) = self.held(key, entry) else {
-            return false;
-        };
-        self.inner
-            .store
-            .insert_if_vacant(
-                self.direct_hash(key),
-                key.as_str().to_owned(),
-                held,
-                |old| old.entry.is_expired(now) || !old.valid(&self.inner.marks),
-            )
-            .0
     }
 
     /// The async twin of [`set_if_not_exists`](Self::set_if_not_exists).
@@ -996,7 +954,7 @@ impl Cache {
     {
         let entry = self.entry_for(key, value, ttl);
         let Some(first) = self.inner.layers.first() else {
-            return self.set_if_vacant_local(key, entry);
+            return self.put_local(key, entry, Admit::IfVacant);
         };
         let Some((bytes, remaining)) = self.encode_for_layers(key, &entry) else {
             return false;
@@ -1006,7 +964,7 @@ impl Cache {
             .await
         {
             Ok(true) => {
-                self.put_local(key, entry);
+                self.put_local(key, entry, Admit::Replace);
                 true
             }
             _ => false,
@@ -1278,7 +1236,7 @@ impl Cache {
                                 .await =>
                     {
                         out[i] = Some(e.value.clone());
-                        self.put_local(&keys[i], e);
+                        self.put_local(&keys[i], e, Admit::Replace);
                     }
                     Ok(_) => {}
                     Err(e) => layer.decode_error(keys[i].as_str(), &e),

@@ -95,6 +95,18 @@ impl<V> Entry<V> {
     pub fn is_expired(&self, now_ms: Millis) -> bool {
         now_ms >= self.stale_until_ms
     }
+
+    /// The same entry with its value mapped by `f`.
+    pub(crate) fn map<U>(self, f: impl FnOnce(V) -> U) -> Entry<U> {
+        Entry {
+            value: f(self.value),
+            created_ms: self.created_ms,
+            fresh_until_ms: self.fresh_until_ms,
+            stale_until_ms: self.stale_until_ms,
+            negative: self.negative,
+            tags: self.tags,
+        }
+    }
 }
 
 /// An entry as the in-process layer holds it: with the hashes of its tags

@@ -23,9 +23,9 @@ mod flight;
 mod global;
 mod key;
 mod layer;
+mod local;
 mod spawn;
 mod stats;
-mod store;
 mod use_case;
 mod watermark;
 

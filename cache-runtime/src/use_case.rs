@@ -14,14 +14,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::cache::Cache;
-use crate::clock::{saturating_ms, Clock, Millis};
+use crate::clock::{Clock, Millis};
 use crate::context::{self, AsyncLoader, Directive, Loader, Mode, SyncLoader};
 use crate::entry::{Entry, Freshness, Held, Tags};
 use crate::envelope::{self, Codec, DecodeError};
 use crate::flight::{self, Flights, Load, Outcome, Role, ShareError, Wait};
 use crate::key::{self, Key, KeyRef, Segment};
+use crate::local::{Admit, Admitted, Store};
 use crate::stats::{Counters, Stats};
-use crate::store::Store;
 use crate::watermark::Watermarks;
 
 /// What the macros know about a cached function at compile time.
@@ -705,30 +705,25 @@ where
         if !self.local {
             return;
         }
-        let epoch = self.marks.epoch();
         let now = self.clock.now_ms();
-        let mut e = entry.clone();
-        if let Some(cap) = self.local_cap {
-            let until = now.saturating_add(saturating_ms(cap));
-            e.fresh_until_ms = e.fresh_until_ms.min(until);
-            e.stale_until_ms = e.stale_until_ms.min(until);
-        }
-        let held = Held::new(e, urn, epoch, now);
-        if !held.admissible(&self.marks) {
-            tracing::debug!(
+        let how = Admit::Replace;
+        match self.store.admit(
+            hash,
+            key.clone(),
+            urn,
+            entry.clone(),
+            self.local_cap,
+            &self.marks,
+            now,
+            how,
+        ) {
+            Admitted::Stored { evicted_live: true } => self.counters.evicted(1),
+            Admitted::Stored { .. } | Admitted::Occupied => {}
+            Admitted::Refused => tracing::debug!(
                 use_case = self.spec.name,
                 key = urn,
                 "not kept in process: invalidated already, or the bus is down"
-            );
-            return;
-        }
-        let (_, evicted) = self
-            .store
-            .insert(hash, key.clone(), held, |old| old.entry.is_expired(now));
-        if let Some((_, old)) = evicted {
-            if !old.entry.is_expired(now) {
-                self.counters.evicted(1);
-            }
+            ),
         }
     }
 

@@ -1,4 +1,5 @@
-//! The bounded in-process map behind L1.
+//! The in-process layer (L1): the bounded map, and [`Store::admit`], the one
+//! place an entry enters it.
 //!
 //! Why not a crate: L1 must be searched with a *borrowed* key (a tuple of
 //! references to the arguments) and must let the caller inspect an entry
@@ -17,6 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
+
+use crate::clock::{saturating_ms, Millis};
+use crate::entry::{Entry, Held};
+use crate::watermark::Watermarks;
 
 #[repr(align(128))]
 struct Padded<T>(T);
@@ -50,6 +55,76 @@ impl<K: Eq, V> std::fmt::Debug for Store<K, V> {
             .field("shards", &self.shards.len())
             .field("len", &self.len())
             .finish()
+    }
+}
+
+/// How [`Store::admit`] treats a live entry already under the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// The new entry replaces it.
+    Replace,
+    /// The new entry goes in only where no live, valid entry is.
+    IfVacant,
+}
+
+/// What [`Store::admit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admitted {
+    /// Stored; `evicted_live` when room was made by evicting a live entry.
+    Stored { evicted_live: bool },
+    /// Not stored: an invalidation already covers it (a future buffer), or
+    /// the layer is not trusted (the bus is down).
+    Refused,
+    /// Not stored: a live entry holds the key ([`Admit::IfVacant`]).
+    Occupied,
+}
+
+impl<K: std::hash::Hash + Eq, V> Store<K, Held<V>> {
+    /// The one place an entry enters process memory: its lifetime capped by
+    /// `cap` (the local TTL), held with its tags' hashes as of the current
+    /// watermark epoch, and stored unless already invalidated or untrusted.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn admit(
+        &self,
+        hash: u64,
+        key: K,
+        urn: &str,
+        mut entry: Entry<V>,
+        cap: Option<std::time::Duration>,
+        marks: &Watermarks,
+        now: Millis,
+        how: Admit,
+    ) -> Admitted {
+        let epoch = marks.epoch();
+        if let Some(cap) = cap {
+            let until = now.saturating_add(saturating_ms(cap));
+            entry.fresh_until_ms = entry.fresh_until_ms.min(until);
+            entry.stale_until_ms = entry.stale_until_ms.min(until);
+        }
+        let held = Held::new(entry, urn, epoch, now);
+        if !held.admissible(marks) {
+            return Admitted::Refused;
+        }
+        match how {
+            Admit::Replace => {
+                let (_, evicted) = self.insert(hash, key, held, |old| old.entry.is_expired(now));
+                Admitted::Stored {
+                    evicted_live: evicted.is_some_and(|(_, old)| !old.entry.is_expired(now)),
+                }
+            }
+            Admit::IfVacant => {
+                let (stored, _, evicted) = self.insert_if_vacant(hash, key, held, |old| {
+                    old.entry.is_expired(now) || !old.valid(marks)
+                });
+                if stored {
+                    Admitted::Stored {
+                        evicted_live: evicted.is_some_and(|(_, old)| !old.entry.is_expired(now)),
+                    }
+                } else {
+                    Admitted::Occupied
+                }
+            }
+        }
     }
 }
 
