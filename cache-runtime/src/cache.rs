@@ -18,7 +18,7 @@ use crate::entry::{Entry, Freshness};
 use crate::envelope::{self, Codec};
 use crate::flight::{self, Flights, Load, ShareError, Wait};
 use crate::key::Key;
-use crate::layer::{LayerConfig, LayerStats, RemoteLayer};
+use crate::layer::{LayerConfig, LayerSet, LayerStats, RemoteLayer};
 use crate::local::{Admit, Admitted, Store};
 use crate::stats::{Counters, Stats};
 use crate::use_case::UseCaseInfo;
@@ -725,6 +725,10 @@ impl Cache {
                 .stale_until_ms
                 .saturating_sub(self.inner.clock.precise_ms()),
         );
+        if remaining.is_zero() {
+            // Nothing left to live: a remote write would store a dead entry.
+            return None;
+        }
         match envelope::encode(key.as_str(), entry, self.inner.codec) {
             Ok(b) => Some((b, remaining)),
             Err(e) => {
@@ -734,48 +738,83 @@ impl Cache {
         }
     }
 
-    async fn put_remote(&self, key: &Key, bytes: Vec<u8>, remaining: Duration, upto: usize) {
-        for layer in self.inner.layers.iter().take(upto) {
-            let _ = layer
-                .put(key.as_str(), bytes.clone(), layer.capped(remaining))
-                .await;
+    /// Writes an encoded entry to the layers of `to`, each capped by its
+    /// own TTL cap: the one write path of every remote write.
+    pub(crate) async fn write_layers(
+        &self,
+        urn: &str,
+        bytes: Vec<u8>,
+        remaining: Duration,
+        to: LayerSet,
+    ) {
+        for (i, layer) in self.inner.layers.iter().enumerate() {
+            if to.contains(i) {
+                let _ = layer.put(urn, bytes.clone(), layer.capped(remaining)).await;
+            }
         }
+    }
+
+    /// Reads `urn` from the remote layers, top down: the first entry that
+    /// `decode` takes, that has not expired and that no invalidation covers
+    /// wins, and fills the layers above the one that held it. The one read
+    /// path of every remote read; also says which layers failed.
+    pub(crate) async fn read_layers<V>(
+        &self,
+        urn: &str,
+        decode: impl Fn(&[u8]) -> Result<Entry<V>, crate::envelope::DecodeError>,
+    ) -> (Option<RemoteHit<V>>, LayerSet) {
+        let mut failed = LayerSet::NONE;
+        for (i, layer) in self.inner.layers.iter().enumerate() {
+            let bytes = match layer.get(urn).await {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(_) => {
+                    failed = failed.with(i);
+                    continue;
+                }
+            };
+            let entry = match decode(&bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    // Another build, another type or garbage: a miss; the
+                    // load that follows overwrites it.
+                    layer.decode_error(urn, &e);
+                    continue;
+                }
+            };
+            let now = self.inner.clock.now_ms();
+            let freshness = entry.freshness(now);
+            if freshness == Freshness::Expired
+                || !self.remote_valid(entry.created_ms, &entry.tags, urn).await
+            {
+                // Invalidated since it was written (or not verifiable now).
+                continue;
+            }
+            if i > 0 {
+                let remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
+                self.write_layers(urn, bytes, remaining, LayerSet::above(i))
+                    .await;
+            }
+            tracing::debug!(key = urn, layer = layer.backend.name(), "remote hit");
+            let hit = RemoteHit { entry, freshness };
+            return (Some(hit), failed);
+        }
+        (None, failed)
     }
 
     async fn get_remote<T>(&self, key: &Key) -> Option<T>
     where
         T: Clone + Send + Sync + DeserializeOwned + 'static,
     {
-        let clock = &self.inner.clock;
-        for (i, layer) in self.inner.layers.iter().enumerate() {
-            let Ok(Some(bytes)) = layer.get(key.as_str()).await else {
-                continue;
-            };
-            let entry: Entry<T> =
-                match envelope::decode(&bytes, self.inner.codec, key.as_str(), &direct_tags(key)) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        layer.decode_error(key.as_str(), &e);
-                        continue;
-                    }
-                };
-            let now = clock.now_ms();
-            if entry.freshness(now) == Freshness::Expired
-                || !self
-                    .remote_valid(entry.created_ms, &entry.tags, key.as_str())
-                    .await
-            {
-                continue;
-            }
-            if i > 0 {
-                let remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
-                self.put_remote(key, bytes, remaining, i).await;
-            }
-            let value = entry.value.clone();
-            self.put_local(key, entry, Admit::Replace);
-            return Some(value);
-        }
-        None
+        let (urn, tags) = (key.as_str(), direct_tags(key));
+        let codec = self.inner.codec;
+        let (hit, _) = self
+            .read_layers(urn, |b| envelope::decode::<T>(b, codec, urn, &tags))
+            .await;
+        let entry = hit?.entry;
+        let value = entry.value.clone();
+        self.put_local(key, entry, Admit::Replace);
+        Some(value)
     }
 
     /// Runs the remote phase of a sync direct-API call on cachewright's i/o
@@ -891,7 +930,8 @@ impl Cache {
         if let Some((bytes, remaining)) = remote {
             let key2 = key.clone();
             self.remote_blocking(|c| async move {
-                c.put_remote(&key2, bytes, remaining, usize::MAX).await
+                c.write_layers(key2.as_str(), bytes, remaining, LayerSet::ALL)
+                    .await
             });
             self.announce_write(key.as_str(), created);
         }
@@ -907,7 +947,8 @@ impl Cache {
         let remote = self.encode_for_layers(key, &entry);
         self.put_local(key, entry, Admit::Replace);
         if let Some((bytes, remaining)) = remote {
-            self.put_remote(key, bytes, remaining, usize::MAX).await;
+            self.write_layers(key.as_str(), bytes, remaining, LayerSet::ALL)
+                .await;
             self.announce_write(key.as_str(), created);
         }
     }
@@ -1548,4 +1589,10 @@ where
         }
         r
     }
+}
+
+/// What a remote read found: the entry, and where it stood when read.
+pub(crate) struct RemoteHit<V> {
+    pub(crate) entry: Entry<V>,
+    pub(crate) freshness: Freshness,
 }

@@ -141,6 +141,43 @@ impl LayerConfig {
     }
 }
 
+/// A set of a cache's remote layers, by position from the top (layer 0 is
+/// the one right below the in-process layer). At most 64 layers are told
+/// apart; layers past the 64th share the last position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LayerSet(u64);
+
+impl LayerSet {
+    /// No layer.
+    pub(crate) const NONE: LayerSet = LayerSet(0);
+    /// Every layer.
+    pub(crate) const ALL: LayerSet = LayerSet(u64::MAX);
+
+    fn bit(i: usize) -> u64 {
+        1u64 << i.min(63)
+    }
+
+    /// The layers above layer `i` (those a hit in layer `i` fills).
+    pub(crate) fn above(i: usize) -> LayerSet {
+        LayerSet(Self::bit(i) - 1)
+    }
+
+    /// This set and layer `i`.
+    pub(crate) fn with(self, i: usize) -> LayerSet {
+        LayerSet(self.0 | Self::bit(i))
+    }
+
+    /// Whether layer `i` is in the set.
+    pub(crate) fn contains(self, i: usize) -> bool {
+        self.0 & Self::bit(i) != 0
+    }
+
+    /// This set without the layers of `other`.
+    pub(crate) fn without(self, other: LayerSet) -> LayerSet {
+        LayerSet(self.0 & !other.0)
+    }
+}
+
 /// A snapshot of one layer's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -20,6 +20,7 @@ use crate::entry::{Entry, Freshness, Held, Tags};
 use crate::envelope::{self, Codec, DecodeError};
 use crate::flight::{self, Flights, Load, Outcome, Role, ShareError, Wait};
 use crate::key::{self, Key, KeyRef, Segment};
+use crate::layer::LayerSet;
 use crate::local::{Admit, Admitted, Store};
 use crate::stats::{Counters, Stats};
 use crate::watermark::Watermarks;
@@ -633,7 +634,7 @@ where
             miss,
             loader,
             blocking: wait == Wait::Block,
-            failed: 0,
+            failed: LayerSet::NONE,
             error: std::marker::PhantomData,
         }
     }
@@ -749,30 +750,14 @@ where
         }
     }
 
-    /// Writes to the first `upto` layers, except those in `skip` (bit `i`).
-    async fn write_remote(
-        &self,
-        urn: &str,
-        bytes: Vec<u8>,
-        remaining: Duration,
-        upto: usize,
-        skip: u64,
-    ) {
-        for (i, layer) in self.cache.layers().iter().enumerate().take(upto) {
-            if skip & (1u64 << i.min(63)) != 0 {
-                continue;
-            }
-            let _ = layer.put(urn, bytes.clone(), layer.capped(remaining)).await;
-        }
-    }
-
-    async fn store_async(&self, miss: &Miss<K>, v: V, said: Directive, skip: u64) {
+    async fn store_async(&self, miss: &Miss<K>, v: V, said: Directive, to: LayerSet) {
         let Some(entry) = self.entry(miss, v, said) else {
             return;
         };
         self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
-            self.write_remote(miss.urn.as_str(), bytes, remaining, usize::MAX, skip)
+            self.cache
+                .write_layers(miss.urn.as_str(), bytes, remaining, to)
                 .await;
             // Other processes drop their older copies of this key.
             self.cache
@@ -780,12 +765,12 @@ where
         }
     }
 
-    fn store_blocking(&'static self, miss: &Miss<K>, v: V, said: Directive, skip: u64) {
+    fn store_blocking(&'static self, miss: &Miss<K>, v: V, said: Directive, to: LayerSet) {
         let Some(entry) = self.entry(miss, v, said) else {
             return;
         };
         self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
-        if skip == u64::MAX {
+        if to == LayerSet::NONE {
             // The remote phase could not even run: do not try again now.
             return;
         }
@@ -794,10 +779,7 @@ where
             let budget = self.remote_budget();
             let created = entry.created_ms;
             let _ = cachewright_backends::io::block_on(
-                async move {
-                    self.write_remote(&urn, bytes, remaining, usize::MAX, skip)
-                        .await
-                },
+                async move { self.cache.write_layers(&urn, bytes, remaining, to).await },
                 budget,
             );
             self.cache.announce_write(miss.urn.as_str(), created);
@@ -808,85 +790,45 @@ where
         self.cache.layers().iter().map(|l| l.budget()).sum()
     }
 
-    /// Looks the key up in the remote layers, top down. A hit fills L1 and
-    /// the layers above the one that had it.
-    ///
-    /// Also returns which layers failed (bit `i` for layer `i`): the store
-    /// after a load skips them, so a slow layer costs one timeout per call,
-    /// not two.
-    async fn read_remote(&self, urn: &Key, hash: u64, key: &K, tags: &Tags) -> (Option<V>, u64) {
-        let mut failed = 0u64;
+    /// Looks the call up in the remote layers (the cache's one read path);
+    /// a hit fills L1. Also says which layers failed.
+    async fn read_remote(&self, miss: &Miss<K>) -> (Option<V>, LayerSet) {
         let Some(codec) = self.remote else {
+            return (None, LayerSet::NONE);
+        };
+        let (urn, tags, format) = (miss.urn.as_str(), &miss.tags, self.cache.codec());
+        let (hit, failed) = self
+            .cache
+            .read_layers(urn, |b| (codec.decode)(b, format, urn, tags))
+            .await;
+        let Some(hit) = hit else {
             return (None, failed);
         };
-        for (i, layer) in self.cache.layers().iter().enumerate() {
-            let bytes = match layer.get(urn.as_str()).await {
-                Ok(Some(b)) => b,
-                Ok(None) => continue,
-                Err(_) => {
-                    failed |= 1u64 << i.min(63);
-                    continue;
-                }
-            };
-            let entry = match (codec.decode)(&bytes, self.cache.codec(), urn.as_str(), tags) {
-                Ok(e) => e,
-                Err(e) => {
-                    // Another build, another type or garbage: a miss; the
-                    // load that follows overwrites it.
-                    layer.decode_error(urn.as_str(), &e);
-                    continue;
-                }
-            };
-            let now = self.clock.now_ms();
-            let freshness = entry.freshness(now);
-            if freshness == Freshness::Expired {
-                continue;
-            }
-            if !self
-                .cache
-                .remote_valid(entry.created_ms, &entry.tags, urn.as_str())
-                .await
-            {
-                // Invalidated since it was written (or not verifiable now).
-                continue;
-            }
-            self.counters.remote_hit();
-            if freshness == Freshness::Stale {
-                self.counters.stale_hit();
-            }
-            self.fill_local(hash, key, urn.as_str(), &entry);
-            if i > 0 {
-                let remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
-                self.write_remote(urn.as_str(), bytes, remaining, i, 0)
-                    .await;
-            }
-            tracing::debug!(
-                use_case = self.spec.name,
-                key = urn.as_str(),
-                layer = layer.backend.name(),
-                "remote hit"
-            );
-            return (Some(entry.value), failed);
+        self.counters.remote_hit();
+        if hit.freshness == Freshness::Stale {
+            self.counters.stale_hit();
         }
-        (None, failed)
+        self.fill_local(miss.hash, &miss.key, urn, &hit.entry);
+        (Some(hit.entry.value), failed)
     }
 
-    fn read_remote_blocking(&'static self, miss: &Miss<K>) -> (Option<V>, u64) {
+    /// The sync adapter of [`read_remote`](Self::read_remote), on the I/O
+    /// runtime within the layers' time budget (all layers count as failed
+    /// when it cannot run at all).
+    fn read_remote_blocking(&'static self, miss: &Miss<K>) -> (Option<V>, LayerSet) {
         if self.remote.is_none() {
-            return (None, 0);
+            return (None, LayerSet::NONE);
         }
-        let (urn, hash, key, tags) = (
-            miss.urn.clone(),
-            miss.hash,
-            miss.key.clone(),
-            miss.tags.clone(),
-        );
+        let miss = Miss {
+            hash: miss.hash,
+            key: miss.key.clone(),
+            urn: miss.urn.clone(),
+            tags: miss.tags.clone(),
+            mode: miss.mode,
+        };
         let budget = self.remote_budget();
-        cachewright_backends::io::block_on(
-            async move { self.read_remote(&urn, hash, &key, &tags).await },
-            budget,
-        )
-        .unwrap_or((None, u64::MAX))
+        cachewright_backends::io::block_on(async move { self.read_remote(&miss).await }, budget)
+            .unwrap_or((None, LayerSet::ALL))
     }
 
     /// Starts the one background refresh of a stale key (sync functions), on
@@ -988,10 +930,9 @@ struct Call<'m, K: 'static, V: 'static, E, L> {
     loader: L,
     /// Sync callers read and write the remote layers on the I/O runtime.
     blocking: bool,
-    /// The layers that failed the read (bit `i` for layer `i`): the store
-    /// after the load skips them, so a slow layer costs one timeout per
-    /// call, not two.
-    failed: u64,
+    /// The layers that failed the read: the store after the load skips
+    /// them, so a slow layer costs one timeout per call, not two.
+    failed: LayerSet,
     error: std::marker::PhantomData<fn() -> E>,
 }
 
@@ -1009,11 +950,10 @@ where
     }
 
     async fn remote(&mut self) -> Option<V> {
-        let m = self.miss;
         let (found, failed) = if self.blocking {
-            self.uc.read_remote_blocking(m)
+            self.uc.read_remote_blocking(self.miss)
         } else {
-            self.uc.read_remote(&m.urn, m.hash, &m.key, &m.tags).await
+            self.uc.read_remote(self.miss).await
         };
         self.failed = failed;
         found
@@ -1025,8 +965,13 @@ where
         let (r, said) = self.loader.run().await;
         uc.counters.load(start.elapsed(), r.is_ok());
         match &r {
-            Ok(v) if self.blocking => uc.store_blocking(miss, v.clone(), said, self.failed),
-            Ok(v) => uc.store_async(miss, v.clone(), said, self.failed).await,
+            Ok(v) if self.blocking => {
+                uc.store_blocking(miss, v.clone(), said, LayerSet::ALL.without(self.failed))
+            }
+            Ok(v) => {
+                let to = LayerSet::ALL.without(self.failed);
+                uc.store_async(miss, v.clone(), said, to).await
+            }
             Err(_) => tracing::debug!(
                 use_case = uc.spec.name,
                 key = miss.urn.as_str(),
