@@ -336,3 +336,38 @@ fn without_a_buffer_the_racing_read_is_served() {
         "the stale value was stored and served: the buffer matters"
     );
 }
+
+// ---- a write's recache is served, every time ---------------------------------------------
+
+static NOTE_LOADS: AtomicU32 = AtomicU32::new(0);
+static NOTES: LazyLock<Cache> = LazyLock::new(|| Cache::builder().name("notes").build());
+
+#[cached(key = "note:<id>", ttl = 600, cache = NOTES)]
+fn note(id: u32) -> u32 {
+    let _ = id;
+    NOTE_LOADS.fetch_add(1, SeqCst)
+}
+
+#[cache_write(invalidate = ["note:<id>"], recache = [note(id)], cache = NOTES)]
+fn edit_note(id: u32) {
+    let _ = id;
+}
+
+/// The watermark a write raises and the time it waits past before
+/// recaching are one and the same: a clock tick between two readings of the
+/// clock once made the recached value count as invalidated now and then
+/// (a load on the next read). Many rounds, so that ticks fall everywhere.
+#[test]
+fn a_recached_value_is_always_served_after_its_write() {
+    note(1);
+    for round in 0..300 {
+        edit_note(1);
+        let recached = NOTE_LOADS.load(SeqCst);
+        assert_eq!(
+            note(1),
+            recached - 1,
+            "round {round}: the recache is served"
+        );
+        assert_eq!(NOTE_LOADS.load(SeqCst), recached, "round {round}: no load");
+    }
+}

@@ -261,7 +261,7 @@ async fn tags_invalidate_every_layer_and_process_async() {
         Some(1),
         "B holds it now, in memory too"
     );
-    b.invalidate_tags_async([cachewright::tag("order", &1)], Duration::ZERO)
+    b.invalidate_tags_async([cachewright::tag("order", &1)])
         .await;
     assert_eq!(b.get_async::<u32>(&k1).await, None, "gone for B at once");
     let a2 = a.clone();

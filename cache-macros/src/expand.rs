@@ -236,10 +236,12 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
             use #p::{ViaClone as _, ViaNothing as _, ViaOpaque as _, ViaSerde as _};
             static __CACHEWRIGHT_USE_CASE: #p::UseCaseSlot = #p::UseCaseSlot::new(#p::UseCaseSpec {
                 name: #name,
-                key_type: #key_type,
-                id: #id,
-                args: &[#(#arg_specs),*],
-                tags: &[#(#tags),*],
+                key: #p::KeyTemplate {
+                    key_type: #key_type,
+                    id: #id,
+                    args: &[#(#arg_specs),*],
+                    tags: &[#(#tags),*],
+                },
                 ttl_ms: #ttl_ms,
                 swr_ms: #swr_ms,
                 negative_ttl_ms: #negative_ttl_ms,
@@ -545,14 +547,15 @@ fn expand_write(
     };
     let body = if w.is_async {
         let before = args.before.then(|| {
-            quote!(__cachewright_cache.invalidate_tags_async(::core::clone::Clone::clone(&__cachewright_tags), #buffer).await;)
+            quote!(__cachewright_cache.invalidate_tags_buffered_async(::core::clone::Clone::clone(&__cachewright_tags), #buffer).await;)
         });
         quote! {
             #before
             let __cachewright_r: #ret = async move #block.await;
                         if #succeeded {
+                // One time for the watermark and for the wait before recaching.
                 let __cachewright_at = __cachewright_cache.invalidation_time(#buffer);
-                __cachewright_cache.invalidate_tags_async(__cachewright_tags, #buffer).await;
+                __cachewright_cache.invalidate_tags_at_async(__cachewright_tags, __cachewright_at).await;
                 #wait_async
                 #( (&#p::Recache::new(#krate::refresh(|| #recache))).recache().await; )*
             }
@@ -566,8 +569,9 @@ fn expand_write(
             #before
             let __cachewright_r: #ret = (move || -> #ret #block)();
                         if #succeeded {
+                // One time for the watermark and for the wait before recaching.
                 let __cachewright_at = __cachewright_cache.invalidation_time(#buffer);
-                __cachewright_cache.invalidate_tags_buffered(__cachewright_tags, #buffer);
+                __cachewright_cache.invalidate_tags_at(__cachewright_tags, __cachewright_at);
                 #wait_sync
                 #( (&#p::Recache::new(#krate::refresh(|| #recache))).recache_now(); )*
             }

@@ -100,14 +100,7 @@ pub const fn probe_async<V, E, F: Future<Output = Result<V, E>>>(_: &F) -> Error
 
 /// Renders tag templates with a call's values (as keys render them).
 pub fn render_tags(templates: &[&[crate::key::Segment]], values: &[&dyn Display]) -> Vec<String> {
-    templates
-        .iter()
-        .map(|t| {
-            let mut s = String::new();
-            crate::key::render(&mut s, t, values);
-            s
-        })
-        .collect()
+    crate::key::render_tags(templates, values)
 }
 
 /// What `recache = [...]` produced: a value (a sync cached function already

@@ -15,6 +15,8 @@
 use std::fmt::{self, Display, Write as _};
 use std::hash::Hash;
 
+use crate::entry::Tags;
+
 /// One piece of a parsed key or tag template.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Segment {
@@ -49,12 +51,7 @@ pub struct Key {
 impl Key {
     /// The key of entity `key_type`/`id` in `namespace` at `version`.
     pub fn new(namespace: &str, version: &str, key_type: &str, id: &dyn Display) -> Self {
-        let mut urn = String::with_capacity(64);
-        urn.push_str("urn:");
-        escape_into(&mut urn, &namespace);
-        urn.push(':');
-        escape_into(&mut urn, &version);
-        urn.push(':');
+        let mut urn = prefix(namespace, version);
         let entity_start = urn.len();
         escape_into(&mut urn, &key_type);
         urn.push(':');
@@ -244,6 +241,129 @@ key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
 key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
 key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
 key_ref_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
+
+/// The key and tag templates of a cached function, as the macro parsed
+/// them; rendered with a call's values into its URN and tags, here and
+/// nowhere else.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct KeyTemplate {
+    /// The key type (the template's text before the first placeholder).
+    pub key_type: &'static str,
+    /// The id template.
+    pub id: &'static [Segment],
+    /// The arguments outside the template: name and value index.
+    pub args: &'static [(&'static str, usize)],
+    /// Tag templates.
+    pub tags: &'static [&'static [Segment]],
+}
+
+impl KeyTemplate {
+    /// The URN of a call with `values` in `namespace`/`version`, for use
+    /// case `use_case`, and its tags: first its entity (key type and first
+    /// value, `user:7` for "user:<id>:posts:<page>"), then the tag templates.
+    pub(crate) fn render(
+        &self,
+        namespace: &str,
+        version: &str,
+        use_case: &str,
+        values: &[&dyn Display],
+    ) -> (Key, Tags) {
+        let mut urn = prefix(namespace, version);
+        let entity_start = urn.len();
+        urn.push_str(self.key_type);
+        if !self.id.is_empty() {
+            urn.push(':');
+            render(&mut urn, self.id, values);
+        }
+        let entity_end = urn.len();
+        for (i, (name, idx)) in self.args.iter().enumerate() {
+            urn.push(if i == 0 { '?' } else { '&' });
+            urn.push_str(name);
+            urn.push('=');
+            match values.get(*idx) {
+                Some(v) => escape_into(&mut urn, *v),
+                None => urn.push_str("%00"),
+            }
+        }
+        urn.push('#');
+        urn.push_str(use_case);
+        let mut tags = Vec::with_capacity(1 + self.tags.len());
+        let mut entity = String::from(self.key_type);
+        if let Some(first) = self.id.iter().find_map(|s| match s {
+            Segment::Value(i) => Some(*i),
+            Segment::Text(_) => None,
+        }) {
+            entity.push(':');
+            if let Some(v) = values.get(first) {
+                escape_into(&mut entity, *v);
+            }
+        }
+        tags.push(entity.into_boxed_str());
+        for t in render_tags(self.tags, values) {
+            if !tags.iter().any(|have| **have == *t) {
+                tags.push(t.into_boxed_str());
+            }
+        }
+        (
+            Key::from_parts(urn, entity_start, entity_end),
+            Tags::from(tags),
+        )
+    }
+}
+
+/// Renders tag templates with a call's values (as keys render them).
+pub(crate) fn render_tags(templates: &[&[Segment]], values: &[&dyn Display]) -> Vec<String> {
+    templates
+        .iter()
+        .map(|t| {
+            let mut s = String::new();
+            render(&mut s, t, values);
+            s
+        })
+        .collect()
+}
+
+/// A tag as templates render it: `tag("org", &5)` is the tag of
+/// `tags = ["org:<org_id>"]` for `org_id = 5`, and the entity tag of
+/// `key = "org:<id>"` for `id = 5`. Values are escaped exactly as in keys.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(cachewright::tag("user", &"a:b"), "user:a%3Ab");
+/// ```
+pub fn tag(prefix: &str, value: &dyn Display) -> String {
+    let mut t = String::with_capacity(prefix.len() + 16);
+    t.push_str(prefix);
+    t.push(':');
+    escape_into(&mut t, value);
+    t
+}
+
+/// The URN prefix of every key of `namespace` at `version`:
+/// `urn:<namespace>:<version>:`.
+pub(crate) fn prefix(namespace: &str, version: &str) -> String {
+    let mut p = String::with_capacity(64);
+    p.push_str("urn:");
+    escape_into(&mut p, &namespace);
+    p.push(':');
+    escape_into(&mut p, &version);
+    p.push(':');
+    p
+}
+
+/// Where the watermark of `tag` lives in a remote layer, under the
+/// namespace's `prefix`. A key type cannot begin with `~`, so it never
+/// meets an entry.
+pub(crate) fn watermark_key(prefix: &str, tag: &str) -> String {
+    format!("{prefix}~tag:{tag}")
+}
+
+/// Where the lease of a background writer's `key` lives.
+pub(crate) fn lease_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}~lease:{key}")
+}
 
 #[cfg(test)]
 mod tests {

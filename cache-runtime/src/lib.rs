@@ -15,7 +15,6 @@
 mod bg;
 mod cache;
 mod clock;
-mod coalesce;
 mod context;
 mod entry;
 mod envelope;
@@ -39,26 +38,10 @@ pub use envelope::{Codec, DecodeError};
 pub use global::{
     configure, default_cache, stats, stats_for, AsCache, ConfigError, EnvProblem, NamedCache, Setup,
 };
-pub use key::{escape_into, Key, KeyRef, Segment};
+pub use key::{escape_into, tag, Key, KeyRef, Segment};
 pub use layer::{LayerConfig, LayerStats};
 pub use stats::Stats;
 
-/// A tag as templates render it: `tag("org", &5)` is the tag of
-/// `tags = ["org:<org_id>"]` for `org_id = 5`, and the entity tag of
-/// `key = "org:<id>"` for `id = 5`. Values are escaped exactly as in keys.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(cachewright::tag("user", &"a:b"), "user:a%3Ab");
-/// ```
-pub fn tag(prefix: &str, value: &dyn std::fmt::Display) -> String {
-    let mut t = String::with_capacity(prefix.len() + 16);
-    t.push_str(prefix);
-    t.push(':');
-    key::escape_into(&mut t, value);
-    t
-}
 pub use use_case::UseCase;
 
 /// What generated code calls. Not a public API: it changes without notice.
@@ -70,7 +53,7 @@ pub mod __private {
     pub use crate::context::{take_mode, Mode};
     pub use crate::flight::{ShareError, SharedError};
     pub use crate::global::{default_cache, AsCache};
-    pub use crate::key::{KeyRef, Segment};
+    pub use crate::key::{KeyRef, KeyTemplate, Segment};
     pub use crate::use_case::{
         AsyncJob, CodecProbe, ErrorProbe, Lookup, Miss, RefreshFailed, SyncJob, UseCaseSlot,
         UseCaseSpec, ValueCodec, ViaClone, ViaNothing, ViaOpaque, ViaSerde, LAYER_LOCAL,

@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::layer::{RemoteLayer, Skip};
+use super::{RemoteLayer, Skip};
 
 /// The most keys one batch read carries; the rest leave in the next one.
 const MAX_BATCH: usize = 256;

@@ -15,7 +15,9 @@ use cachewright_backends::{io, Backend, BackendError, Dedupe, Written};
 const UNCAPPED: Duration = Duration::from_secs(30 * 86_400);
 
 use crate::clock::{saturating_ms, Clock};
-use crate::coalesce::{Coalescer, Turn};
+mod coalesce;
+
+use coalesce::{Coalescer, Turn};
 
 /// Settings of one remote layer.
 ///

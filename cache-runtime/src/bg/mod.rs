@@ -1,0 +1,291 @@
+//! Background writers and readers: values loaded on a schedule by one writer
+//! into a (usually shared) cache, and read by every process from its own
+//! memory, never on a request's critical path.
+//!
+//! - A [`BgWriter`] owns one key. It is declared with `#[bg_writer]` on a
+//!   loader function, which becomes a `static` of that name; its scheduler
+//!   starts on first use (or with [`BgWriter::start`]) and runs until
+//!   [`shutdown`]. One writer per key per process (a second one is an error
+//!   at start); across processes a lease in the cache's first remote layer
+//!   (Redis: `SET NX PX` with a token, renewed every tick, released on
+//!   shutdown) lets exactly one replica load per interval; the others pull
+//!   what it wrote.
+//! - A [`BgReader`] keeps a local copy of a writer's key, pulling from the
+//!   writer's cache on its own interval, and on a miss pulls once.
+//!
+//! Reads never wait once a value is there: an `Arc` of it is returned.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::cache::Cache;
+use crate::global::AsCache;
+use crate::key::Key;
+use crate::watermark::tag_hash;
+
+/// A loader's failure, as a writer keeps it (its message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BgFailure(pub String);
+
+impl BgFailure {
+    /// The failure of a loader error.
+    pub fn new(e: &dyn fmt::Display) -> Self {
+        BgFailure(e.to_string())
+    }
+}
+
+/// Why a background writer or reader has no value to give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BgError {
+    /// The loader failed and there is no earlier value.
+    #[error("the loader of `{key}` failed: {message}")]
+    Failed {
+        /// The writer's key.
+        key: String,
+        /// The loader's error.
+        message: String,
+    },
+    /// Another writer is registered for the same key in this process.
+    #[error(
+        "a background writer for `{0}` is already registered in this process; one writer per key"
+    )]
+    Duplicate(String),
+    /// A reader found nothing under its key.
+    #[error("no value under `{0}` yet")]
+    NoValue(String),
+    /// The load could not run (no runtime, or it took too long).
+    #[error("the load of `{0}` could not complete")]
+    Unavailable(String),
+}
+
+/// What `#[bg_writer]` knows at compile time.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct BgSpec {
+    /// The key the writer owns.
+    pub key: &'static str,
+    /// Refresh interval in milliseconds; 0: no schedule, on demand only.
+    pub interval_ms: u64,
+    /// TTL of the value in the cache; default twice the interval.
+    pub ttl_ms: Option<u64>,
+    /// Load at start instead of one interval later.
+    pub run_immediately: bool,
+    /// The writer's name (module path and function).
+    pub name: &'static str,
+}
+
+type Loading<T> = Pin<Box<dyn Future<Output = Result<T, BgFailure>> + Send>>;
+
+/// How a writer loads: the function under `#[bg_writer]`, sync or async.
+#[doc(hidden)]
+pub enum BgLoader<T> {
+    /// A sync loader (run on tokio's blocking pool).
+    Sync(fn() -> Result<T, BgFailure>),
+    /// An async loader.
+    Async(fn() -> Loading<T>),
+}
+
+impl<T> fmt::Debug for BgLoader<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BgLoader::Sync(_) => "BgLoader::Sync",
+            BgLoader::Async(_) => "BgLoader::Async",
+        })
+    }
+}
+
+/// Anything with a scheduled task that [`shutdown`] must stop.
+trait Stop: Send + Sync {
+    fn stop(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>>;
+}
+
+static RUNNING: LazyLock<Mutex<Vec<Arc<dyn Stop>>>> = LazyLock::new(Default::default);
+static WRITERS: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Default::default);
+
+/// Stops every scheduled writer and reader task and releases the writers'
+/// leases. Safe to call twice; stopped writers and readers still answer
+/// reads from memory, and start again only when asked ([`BgWriter::start`],
+/// [`BgReader::start`]). Call it in test teardown and on graceful shutdown.
+pub fn shutdown() {
+    let releases = stop_all();
+    if releases.is_empty() {
+        return;
+    }
+    let all = async move {
+        for r in releases {
+            r.await;
+        }
+    };
+    let _ = cachewright_backends::io::block_on(all, Duration::from_secs(2));
+}
+
+/// The async twin of [`shutdown`].
+pub async fn shutdown_async() {
+    for r in stop_all() {
+        r.await;
+    }
+}
+
+fn stop_all() -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
+    let running: Vec<Arc<dyn Stop>> =
+        std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|e| e.into_inner()));
+    running.iter().filter_map(|s| s.stop()).collect()
+}
+
+/// Spawns a scheduler on the current tokio runtime (so paused test time
+/// drives it), or on cachewright's own runtime outside one.
+fn spawn_task<F: Future<Output = ()> + Send + 'static>(f: F) -> Option<tokio::task::AbortHandle> {
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        return Some(h.spawn(f).abort_handle());
+    }
+    cachewright_backends::io::handle().map(|h| h.spawn(f).abort_handle())
+}
+
+/// Runs `tick` every `period`, the first time at once or after one period.
+/// A slow tick delays the next one: ticks never overlap.
+async fn every<F, Fut>(period: Duration, immediately: bool, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if !immediately {
+        tokio::time::sleep(period).await;
+    }
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        tick().await;
+    }
+}
+
+/// The current value and when it was created (for invalidation checks).
+struct Current<T> {
+    value: Arc<T>,
+    created_ms: u64,
+}
+
+struct Shared<T> {
+    cache: Cache,
+    key: Key,
+    hashes: [u64; 2],
+    current: RwLock<Option<Current<T>>>,
+    checked: AtomicU64,
+    /// Held while loading or pulling: single-flight, and no overlapping ticks.
+    loading: tokio::sync::Mutex<()>,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+    stopped: AtomicBool,
+    loads: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl<T: Send + Sync + 'static> Shared<T> {
+    fn new(cache: Cache, key_name: &str) -> Self {
+        let key = cache.key("bg", &key_name);
+        Shared {
+            hashes: [tag_hash(key.entity()), tag_hash(key.as_str())],
+            key,
+            cache,
+            current: RwLock::new(None),
+            checked: AtomicU64::new(0),
+            loading: tokio::sync::Mutex::new(()),
+            task: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+            loads: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// The current value, unless an invalidation of the key covers it.
+    fn valid(&self) -> Option<Arc<T>> {
+        let cur = self.current.read().unwrap_or_else(|e| e.into_inner());
+        let c = cur.as_ref()?;
+        let marks = self.cache.marks();
+        let epoch = marks.epoch();
+        if self.checked.load(Ordering::Relaxed) != epoch {
+            if !marks.valid(c.created_ms, &self.hashes) {
+                return None;
+            }
+            self.checked.store(epoch, Ordering::Relaxed);
+        }
+        Some(c.value.clone())
+    }
+
+    /// Whatever value is held, invalidated or not (served when a refresh
+    /// fails).
+    fn any(&self) -> Option<Arc<T>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.value.clone())
+    }
+
+    fn keep(&self, v: Arc<T>) {
+        let created_ms = self.cache.clock().precise_ms();
+        self.checked
+            .store(self.cache.marks().epoch(), Ordering::Relaxed);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
+            value: v,
+            created_ms,
+        });
+    }
+
+    fn drop_current(&self) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+impl<T> Shared<T>
+where
+    T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    /// Takes what the key holds in the cache (another replica's write).
+    async fn pull(&self) -> Option<Arc<T>> {
+        let v = Arc::new(self.cache.get_async::<T>(&self.key).await?);
+        self.keep(v.clone());
+        Some(v)
+    }
+}
+
+struct WriterStop<T: 'static> {
+    shared: Arc<Shared<T>>,
+    lease: Option<(String, Vec<u8>)>,
+}
+
+impl<T: Send + Sync + 'static> Stop for WriterStop<T> {
+    fn stop(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        self.shared.stopped.store(true, Ordering::Release);
+        if let Some(t) = self
+            .shared
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            t.abort();
+        }
+        let (key, token) = self.lease.clone()?;
+        let cache = self.shared.cache.clone();
+        Some(Box::pin(async move {
+            if let Some(first) = cache.layers().first() {
+                let _ = first.delete_if(&key, token).await;
+            }
+        }))
+    }
+}
+
+mod reader;
+mod writer;
+
+pub use reader::BgReader;
+pub use writer::BgWriter;

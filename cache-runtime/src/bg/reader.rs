@@ -1,0 +1,202 @@
+//! Background readers: a local copy of a writer's key.
+
+use super::*;
+
+/// A background reader: a local copy of a writer's key, pulled from the
+/// writer's cache on its own interval; on a miss it pulls once.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{BgReader, Cache};
+/// use std::sync::LazyLock;
+///
+/// static SHARED: LazyLock<Cache> = LazyLock::new(|| Cache::builder().build());
+/// static CONFIG: BgReader<Vec<String>> = BgReader::new("daily_config")
+///     .interval_secs(60)
+///     .cache(&SHARED);
+///
+/// // The writer (in this or another process) stores under the same key.
+/// SHARED.set(&SHARED.key("bg", &"daily_config"), vec!["on".to_string()], None);
+/// assert_eq!(CONFIG.get().unwrap()[0], "on");
+/// cachewright::shutdown();
+/// ```
+pub struct BgReader<T: 'static> {
+    key: &'static str,
+    interval_ms: u64,
+    ttl_ms: Option<u64>,
+    run_immediately: bool,
+    cache: Option<&'static (dyn AsCache + Sync)>,
+    on_error: Option<fn(&BgError)>,
+    shared: OnceLock<Arc<Shared<T>>>,
+}
+
+impl<T> fmt::Debug for BgReader<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BgReader")
+            .field("key", &self.key)
+            .field("interval_ms", &self.interval_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> BgReader<T>
+where
+    T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    /// A reader of `key` in the default cache, pulling every minute.
+    pub const fn new(key: &'static str) -> Self {
+        BgReader {
+            key,
+            interval_ms: 60_000,
+            ttl_ms: None,
+            run_immediately: true,
+            cache: None,
+            on_error: None,
+            shared: OnceLock::new(),
+        }
+    }
+
+    /// How often to pull (0: never on a schedule, only on a miss).
+    pub const fn interval_secs(mut self, secs: u64) -> Self {
+        self.interval_ms = secs.saturating_mul(1000);
+        self
+    }
+
+    /// How often to pull, in milliseconds.
+    pub const fn interval_ms(mut self, ms: u64) -> Self {
+        self.interval_ms = ms;
+        self
+    }
+
+    /// How long the local copy is served without a successful pull
+    /// (default twice the interval).
+    pub const fn ttl_secs(mut self, secs: u64) -> Self {
+        self.ttl_ms = Some(secs.saturating_mul(1000));
+        self
+    }
+
+    /// Pull at start rather than one interval later (default true).
+    pub const fn run_immediately(mut self, on: bool) -> Self {
+        self.run_immediately = on;
+        self
+    }
+
+    /// The writer's cache to pull from (default: the default cache).
+    pub const fn cache(mut self, cache: &'static (dyn AsCache + Sync)) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Called when a scheduled pull finds nothing.
+    pub const fn on_error(mut self, f: fn(&BgError)) -> Self {
+        self.on_error = Some(f);
+        self
+    }
+
+    fn shared(&'static self) -> &'static Arc<Shared<T>> {
+        self.shared.get_or_init(|| {
+            let cache = match self.cache {
+                Some(c) => c.as_cache(),
+                None => crate::global::default_cache().clone(),
+            };
+            Arc::new(Shared::new(cache, self.key))
+        })
+    }
+
+    fn fresh(&'static self) -> Option<Arc<T>> {
+        let s = self.shared();
+        let v = s.valid()?;
+        let ttl = self.ttl_ms.unwrap_or(self.interval_ms.saturating_mul(2));
+        if ttl > 0 {
+            let created = s
+                .current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()?
+                .created_ms;
+            if s.cache.clock().precise_ms() >= created.saturating_add(ttl) {
+                return None;
+            }
+        }
+        Some(v)
+    }
+
+    /// Starts the pull schedule (done on first use). Harmless twice.
+    pub fn start(&'static self) {
+        let s = self.shared();
+        s.stopped.store(false, Ordering::Release);
+        if self.interval_ms == 0 {
+            return;
+        }
+        let mut task = s.task.lock().unwrap_or_else(|e| e.into_inner());
+        if task.is_some() {
+            return;
+        }
+        let period = Duration::from_millis(self.interval_ms);
+        let immediately = self.run_immediately;
+        let handle = spawn_task(every(period, immediately, move || async move {
+            let s = self.shared();
+            let _g = s.loading.lock().await;
+            if s.pull().await.is_none() {
+                if let Some(f) = self.on_error {
+                    f(&BgError::NoValue(s.key.as_str().to_owned()));
+                }
+            }
+        }));
+        *task = handle;
+        drop(task);
+        RUNNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(WriterStop {
+                shared: s.clone(),
+                lease: None,
+            }));
+    }
+
+    /// The local copy, without waiting, if there is one.
+    pub fn try_get(&'static self) -> Option<Arc<T>> {
+        self.fresh()
+    }
+
+    /// The local copy; on a miss, one pull from the writer's cache (however
+    /// many callers ask together).
+    ///
+    /// # Errors
+    ///
+    /// [`BgError::NoValue`] when the writer's cache has nothing either.
+    pub async fn get_async(&'static self) -> Result<Arc<T>, BgError> {
+        let s = self.shared();
+        if !s.stopped.load(Ordering::Acquire) {
+            self.start();
+        }
+        if let Some(v) = self.fresh() {
+            return Ok(v);
+        }
+        let _g = s.loading.lock().await;
+        if let Some(v) = self.fresh() {
+            return Ok(v);
+        }
+        match s.pull().await {
+            Some(v) => Ok(v),
+            // A stale local copy beats nothing when the source is empty.
+            None => s
+                .any()
+                .ok_or_else(|| BgError::NoValue(s.key.as_str().to_owned())),
+        }
+    }
+
+    /// The sync twin of [`get_async`](Self::get_async).
+    ///
+    /// # Errors
+    ///
+    /// As [`get_async`](Self::get_async).
+    pub fn get(&'static self) -> Result<Arc<T>, BgError> {
+        if let Some(v) = self.fresh() {
+            return Ok(v);
+        }
+        cachewright_backends::io::block_on(self.get_async(), Duration::from_secs(60))
+            .unwrap_or_else(|_| Err(BgError::Unavailable(self.key.to_owned())))
+    }
+}

@@ -1,0 +1,310 @@
+//! Background writers: one key refreshed on an interval, one writer per
+//! key in a process and, across processes, a lease.
+
+use super::*;
+
+/// A background writer: see the module docs and `#[bg_writer]`.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// static VERSION: AtomicU32 = AtomicU32::new(0);
+///
+/// /// Refreshed every 5 minutes; read from memory everywhere else.
+/// #[cachewright::bg_writer(key = "feature_flags", interval = "5m")]
+/// fn flags() -> Vec<String> {
+///     VERSION.fetch_add(1, Ordering::SeqCst);
+///     vec!["new-checkout".to_string()]
+/// }
+///
+/// let current = flags.get().unwrap(); // loads once on first use, then serves from memory
+/// assert_eq!(current[0], "new-checkout");
+/// assert_eq!(flags.ttl(), Some(std::time::Duration::from_secs(600)), "twice the interval");
+/// cachewright::shutdown();
+/// ```
+pub struct BgWriter<T: 'static> {
+    spec: BgSpec,
+    loader: BgLoader<T>,
+    cache: fn() -> Cache,
+    shared: OnceLock<Arc<Shared<T>>>,
+}
+
+impl<T> fmt::Debug for BgWriter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BgWriter")
+            .field("spec", &self.spec)
+            .field("loader", &self.loader)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> BgWriter<T>
+where
+    T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    /// What `#[bg_writer]` expands to.
+    #[doc(hidden)]
+    pub const fn new(spec: BgSpec, loader: BgLoader<T>, cache: fn() -> Cache) -> Self {
+        BgWriter {
+            spec,
+            loader,
+            cache,
+            shared: OnceLock::new(),
+        }
+    }
+
+    fn shared(&'static self) -> &'static Arc<Shared<T>> {
+        self.shared
+            .get_or_init(|| Arc::new(Shared::new((self.cache)(), self.spec.key)))
+    }
+
+    /// The key this writer owns.
+    pub fn key(&'static self) -> &'static Key {
+        &self.shared().key
+    }
+
+    /// The refresh interval (`None`: on demand only).
+    pub fn interval(&self) -> Option<Duration> {
+        (self.spec.interval_ms > 0).then(|| Duration::from_millis(self.spec.interval_ms))
+    }
+
+    /// How long a written value lives in the cache: `ttl`, or twice the
+    /// interval (`None`: until evicted, for on-demand writers without `ttl`).
+    pub fn ttl(&self) -> Option<Duration> {
+        match (self.spec.ttl_ms, self.spec.interval_ms) {
+            (Some(t), _) => Some(Duration::from_millis(t)),
+            (None, 0) => None,
+            (None, i) => Some(Duration::from_millis(i.saturating_mul(2))),
+        }
+    }
+
+    fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.spec.interval_ms.saturating_mul(2).max(1_000))
+    }
+
+    /// How many loads ran (scheduled and on demand), and how many failed.
+    pub fn counts(&'static self) -> (u64, u64) {
+        let s = self.shared();
+        (
+            s.loads.load(Ordering::Relaxed),
+            s.errors.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Registers the writer and starts its schedule (unless `interval = 0`).
+    /// Called on first use; call it at startup to load before the first
+    /// request. Starting twice is harmless.
+    ///
+    /// # Errors
+    ///
+    /// [`BgError::Duplicate`] when another writer owns the key in this
+    /// process.
+    pub fn start(&'static self) -> Result<(), BgError> {
+        self.start_with(self.spec.run_immediately)
+    }
+
+    fn start_with(&'static self, immediately: bool) -> Result<(), BgError> {
+        let s = self.shared();
+        {
+            let mut writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
+            let me = self as *const Self as usize;
+            match writers.get(s.key.as_str()) {
+                Some(&other) if other != me => {
+                    return Err(BgError::Duplicate(s.key.as_str().to_owned()))
+                }
+                _ => {
+                    writers.insert(s.key.as_str().to_owned(), me);
+                }
+            }
+        }
+        s.stopped.store(false, Ordering::Release);
+        if self.spec.interval_ms == 0 {
+            return Ok(());
+        }
+        let mut task = s.task.lock().unwrap_or_else(|e| e.into_inner());
+        if task.is_some() {
+            return Ok(());
+        }
+        let token = format!("{:016x}", fastrand::u64(..)).into_bytes();
+        let lease_key = crate::key::lease_key(&s.cache.key_prefix(), self.spec.key);
+        let period = Duration::from_millis(self.spec.interval_ms);
+        let (lk, tk) = (lease_key.clone(), token.clone());
+        let Some(handle) = spawn_task(every(period, immediately, move || {
+            let (lk, tk) = (lk.clone(), tk.clone());
+            async move { self.tick(&lk, &tk).await }
+        })) else {
+            return Err(BgError::Unavailable(s.key.as_str().to_owned()));
+        };
+        *task = Some(handle);
+        drop(task);
+        RUNNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(WriterStop {
+                shared: s.clone(),
+                lease: Some((lease_key, token)),
+            }));
+        tracing::debug!(
+            writer = self.spec.name,
+            key = s.key.as_str(),
+            "background writer started"
+        );
+        Ok(())
+    }
+
+    /// Stops this writer's schedule (and releases its lease) without
+    /// touching others.
+    pub fn stop(&'static self) {
+        let s = self.shared();
+        s.stopped.store(true, Ordering::Release);
+        if let Some(t) = s.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.abort();
+        }
+    }
+
+    /// One scheduled tick: load if this replica holds the lease, otherwise
+    /// take what the holder wrote.
+    async fn tick(&'static self, lease_key: &str, token: &[u8]) {
+        let s = self.shared();
+        if self.hold_lease(lease_key, token).await {
+            let _g = s.loading.lock().await;
+            let _ = self.load_locked().await;
+        } else {
+            let _g = s.loading.lock().await;
+            let _ = s.pull().await;
+        }
+    }
+
+    /// Whether this replica may load this tick. Without a remote layer there
+    /// is no other replica to share with; if the lease cannot be checked
+    /// (Redis down), each replica loads for itself until it can.
+    async fn hold_lease(&'static self, lease_key: &str, token: &[u8]) -> bool {
+        let s = self.shared();
+        let Some(first) = s.cache.layers().first() else {
+            return true;
+        };
+        let ttl = self.lease_ttl();
+        match first.renew_if(lease_key, token.to_vec(), ttl).await {
+            Ok(true) => true,
+            Ok(false) => matches!(
+                first.set_if_absent(lease_key, token.to_vec(), ttl).await,
+                Ok(true)
+            ),
+            Err(_) => true,
+        }
+    }
+
+    /// Runs the loader (the `loading` lock is held). On failure the previous
+    /// value stays.
+    async fn load_locked(&'static self) -> Result<Arc<T>, BgError> {
+        let s = self.shared();
+        let r = match self.loader {
+            BgLoader::Async(f) => f().await,
+            BgLoader::Sync(f) => match tokio::runtime::Handle::try_current() {
+                Ok(h) => h
+                    .spawn_blocking(f)
+                    .await
+                    .unwrap_or_else(|_| Err(BgFailure("the loader panicked".into()))),
+                Err(_) => f(),
+            },
+        };
+        s.loads.fetch_add(1, Ordering::Relaxed);
+        match r {
+            Ok(v) => {
+                s.cache.set_async(&s.key, v.clone(), self.ttl()).await;
+                let v = Arc::new(v);
+                s.keep(v.clone());
+                tracing::debug!(
+                    writer = self.spec.name,
+                    key = s.key.as_str(),
+                    "background value written"
+                );
+                Ok(v)
+            }
+            Err(BgFailure(message)) => {
+                s.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(writer = self.spec.name, key = s.key.as_str(), error = %message, "background load failed; the previous value stays");
+                s.any().ok_or(BgError::Failed {
+                    key: self.spec.key.to_owned(),
+                    message,
+                })
+            }
+        }
+    }
+
+    fn ensure_started(&'static self) -> Result<(), BgError> {
+        let s = self.shared();
+        let started = s.task.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        if started || s.stopped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Started by a read, which loads (or finds) the value itself: the
+        // first scheduled load comes one interval later.
+        self.start_with(false)
+    }
+
+    /// The value, from memory, without waiting; `None` before the first
+    /// load or after an invalidation of the key.
+    pub fn try_get(&'static self) -> Option<Arc<T>> {
+        self.shared().valid()
+    }
+
+    /// The value. From memory when there is one; otherwise (before the
+    /// first load, or after an invalidation) the key is read from the cache
+    /// and, if absent, loaded once, however many callers ask together.
+    ///
+    /// # Errors
+    ///
+    /// [`BgError::Failed`] when that load fails and no earlier value exists;
+    /// [`BgError::Duplicate`] when another writer owns the key.
+    pub async fn get_async(&'static self) -> Result<Arc<T>, BgError> {
+        self.ensure_started()?;
+        let s = self.shared();
+        if let Some(v) = s.valid() {
+            return Ok(v);
+        }
+        let _g = s.loading.lock().await;
+        if let Some(v) = s.valid() {
+            return Ok(v);
+        }
+        if let Some(v) = s.pull().await {
+            return Ok(v);
+        }
+        self.load_locked().await
+    }
+
+    /// The sync twin of [`get_async`](Self::get_async): from memory without
+    /// waiting when there is a value; otherwise it waits for the one load.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_async`](Self::get_async).
+    pub fn get(&'static self) -> Result<Arc<T>, BgError> {
+        if let Some(v) = self.shared().valid() {
+            self.ensure_started()?;
+            return Ok(v);
+        }
+        cachewright_backends::io::block_on(self.get_async(), Duration::from_secs(300))
+            .unwrap_or_else(|_| Err(BgError::Unavailable(self.spec.key.to_owned())))
+    }
+
+    /// Loads now (waiting for a load in progress to finish first), whatever
+    /// the schedule.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_async`](Self::get_async).
+    pub async fn refresh(&'static self) -> Result<Arc<T>, BgError> {
+        let _g = self.shared().loading.lock().await;
+        self.load_locked().await
+    }
+
+    /// Invalidates the key everywhere (every layer and process): the next
+    /// read loads afresh.
+    pub fn invalidate(&'static self) {
+        let s = self.shared();
+        s.cache.delete(&s.key);
+        s.drop_current();
+    }
+}

@@ -1,0 +1,567 @@
+//! The direct API: typed `get`, `set`, `get_or_load`, ... on the same
+//! entries as `#[cached]`.
+
+use super::*;
+
+impl Cache {
+    pub(super) fn direct_hash(&self, key: &Key) -> u64 {
+        self.inner.store.hash(key.as_str())
+    }
+
+    pub(super) fn read<T: Clone + 'static>(&self, key: &Key) -> Option<(Freshness, T)> {
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .store
+            .with(
+                self.direct_hash(key),
+                |k| k == key.as_str(),
+                |h| {
+                    let f = h.entry.freshness(now);
+                    if f == Freshness::Expired || !h.valid(&self.inner.marks) {
+                        return None;
+                    }
+                    h.entry.value.downcast_ref::<T>().map(|v| (f, v.clone()))
+                },
+            )
+            .flatten()
+    }
+
+    pub(super) fn entry_for<T>(&self, key: &Key, value: T, ttl: Option<Duration>) -> Entry<T> {
+        let mut e = Entry::new(value, self.inner.clock.precise_ms(), ttl, Duration::ZERO);
+        e.tags = direct_tags(key);
+        e
+    }
+
+    /// Puts `entry` in the direct API's in-process layer (replacing, or
+    /// only where nothing live is); whether it went in.
+    pub(super) fn put_local<T: Send + Sync + 'static>(
+        &self,
+        key: &Key,
+        entry: Entry<T>,
+        how: Admit,
+    ) -> bool {
+        let entry = entry.map(|v| Arc::new(v) as AnyValue);
+        let now = self.inner.clock.now_ms();
+        let (hash, urn) = (self.direct_hash(key), key.as_str());
+        matches!(
+            self.inner.store.admit(
+                hash,
+                urn.to_owned(),
+                urn,
+                entry,
+                self.inner.local_ttl,
+                &self.inner.marks,
+                now,
+                how,
+            ),
+            Admitted::Stored { .. }
+        )
+    }
+
+    pub(super) fn encode_for_layers<T: Serialize>(
+        &self,
+        key: &Key,
+        entry: &Entry<T>,
+    ) -> Option<(Vec<u8>, Duration)> {
+        if self.inner.layers.is_empty() {
+            return None;
+        }
+        let remaining = Duration::from_millis(
+            entry
+                .stale_until_ms
+                .saturating_sub(self.inner.clock.precise_ms()),
+        );
+        if remaining.is_zero() {
+            // Nothing left to live: a remote write would store a dead entry.
+            return None;
+        }
+        match envelope::encode(key.as_str(), entry, self.inner.codec) {
+            Ok(b) => Some((b, remaining)),
+            Err(e) => {
+                tracing::warn!(key = key.as_str(), error = %e, "value does not encode; kept in process only");
+                None
+            }
+        }
+    }
+
+    pub(super) async fn get_remote<T>(&self, key: &Key) -> Option<T>
+    where
+        T: Clone + Send + Sync + DeserializeOwned + 'static,
+    {
+        let (urn, tags) = (key.as_str(), direct_tags(key));
+        let codec = self.inner.codec;
+        let (hit, _) = self
+            .read_layers(urn, |b| envelope::decode::<T>(b, codec, urn, &tags))
+            .await;
+        let entry = hit?.entry;
+        let value = entry.value.clone();
+        self.put_local(key, entry, Admit::Replace);
+        Some(value)
+    }
+
+    pub(super) fn count(&self, found: bool) {
+        if found {
+            self.inner.counters.hit();
+        } else {
+            self.inner.counters.miss();
+        }
+    }
+
+    /// The value under `key`, if one of type `T` is there and not expired,
+    /// in process or in a remote layer (which then fills the layers above
+    /// it). A value of another type reads as absent.
+    pub fn get<T>(&self, key: &Key) -> Option<T>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if let Some((_, v)) = self.read::<T>(key) {
+            self.count(true);
+            return Some(v);
+        }
+        let key2 = key.clone();
+        let v = self
+            .remote_blocking(|c| async move { c.get_remote::<T>(&key2).await })
+            .flatten();
+        self.count(v.is_some());
+        v
+    }
+
+    /// The entry under `key` in process memory, with its times and tags, if
+    /// it holds a `T` and can still be served (fresh or stale); for
+    /// inspection (`is_fresh`, `age`). Not counted as a hit or miss.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright_runtime::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(1_000);
+    /// let cache = Cache::builder().clock(Clock::manual(&clock)).build();
+    /// let key = cache.key("user", &42);
+    /// cache.set(&key, "ada".to_string(), Some(Duration::from_secs(60)));
+    /// clock.advance(Duration::from_secs(5));
+    /// let e = cache.get_entry::<String>(&key).unwrap();
+    /// assert!(e.is_fresh(cache.clock().now_ms()));
+    /// assert_eq!(e.age(cache.clock().now_ms()), Duration::from_secs(5));
+    /// assert_eq!(e.value, "ada");
+    /// assert_eq!(&*e.tags[0], "user:42");
+    /// ```
+    pub fn get_entry<T: Clone + 'static>(&self, key: &Key) -> Option<Entry<T>> {
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .store
+            .with(
+                self.direct_hash(key),
+                |k| k == key.as_str(),
+                |h| {
+                    let e = &h.entry;
+                    if e.is_expired(now) || !h.valid(&self.inner.marks) {
+                        return None;
+                    }
+                    Some(Entry {
+                        value: e.value.downcast_ref::<T>()?.clone(),
+                        created_ms: e.created_ms,
+                        fresh_until_ms: e.fresh_until_ms,
+                        stale_until_ms: e.stale_until_ms,
+                        negative: e.negative,
+                        tags: e.tags.clone(),
+                    })
+                },
+            )
+            .flatten()
+    }
+
+    /// The async twin of [`get`](Self::get).
+    pub async fn get_async<T>(&self, key: &Key) -> Option<T>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if let Some((_, v)) = self.read::<T>(key) {
+            self.count(true);
+            return Some(v);
+        }
+        let v = self.get_remote::<T>(key).await;
+        self.count(v.is_some());
+        v
+    }
+
+    /// Stores `value` under `key` for `ttl` (forever, until evicted, when
+    /// `None`) in every layer, replacing what was there.
+    pub fn set<T>(&self, key: &Key, value: T, ttl: Option<Duration>)
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let entry = self.entry_for(key, value, ttl);
+        let created = entry.created_ms;
+        let remote = self.encode_for_layers(key, &entry);
+        self.put_local(key, entry, Admit::Replace);
+        if let Some((bytes, remaining)) = remote {
+            let key2 = key.clone();
+            self.remote_blocking(|c| async move {
+                c.write_layers(key2.as_str(), bytes, remaining, LayerSet::ALL)
+                    .await
+            });
+            self.announce_write(key.as_str(), created);
+        }
+    }
+
+    /// The async twin of [`set`](Self::set).
+    pub async fn set_async<T>(&self, key: &Key, value: T, ttl: Option<Duration>)
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let entry = self.entry_for(key, value, ttl);
+        let created = entry.created_ms;
+        let remote = self.encode_for_layers(key, &entry);
+        self.put_local(key, entry, Admit::Replace);
+        if let Some((bytes, remaining)) = remote {
+            self.write_layers(key.as_str(), bytes, remaining, LayerSet::ALL)
+                .await;
+            self.announce_write(key.as_str(), created);
+        }
+    }
+
+    /// Stores `value` under `key` unless a live value is there; returns
+    /// whether it stored. Atomic: of concurrent callers exactly one wins, so
+    /// it serves as a simple lock with a lease of `ttl`. With remote layers,
+    /// the first one decides (so the lock holds across processes); if it
+    /// cannot be reached, nobody gets the lock (`false`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright_runtime::Cache;
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let lock = cache.key("lock", &"report");
+    /// assert!(cache.set_if_not_exists(&lock, "worker-1".to_string(), Some(Duration::from_secs(10))));
+    /// assert!(!cache.set_if_not_exists(&lock, "worker-2".to_string(), Some(Duration::from_secs(10))));
+    /// assert_eq!(cache.get::<String>(&lock).as_deref(), Some("worker-1"));
+    /// ```
+    pub fn set_if_not_exists<T>(&self, key: &Key, value: T, ttl: Option<Duration>) -> bool
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if self.inner.layers.is_empty() {
+            return self.put_local(key, self.entry_for(key, value, ttl), Admit::IfVacant);
+        }
+        let key2 = key.clone();
+        self.remote_blocking(|c| async move { c.set_if_not_exists_async(&key2, value, ttl).await })
+            .unwrap_or(false)
+    }
+
+    /// The async twin of [`set_if_not_exists`](Self::set_if_not_exists).
+    pub async fn set_if_not_exists_async<T>(
+        &self,
+        key: &Key,
+        value: T,
+        ttl: Option<Duration>,
+    ) -> bool
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let entry = self.entry_for(key, value, ttl);
+        let Some(first) = self.inner.layers.first() else {
+            return self.put_local(key, entry, Admit::IfVacant);
+        };
+        let Some((bytes, remaining)) = self.encode_for_layers(key, &entry) else {
+            return false;
+        };
+        match first
+            .set_if_absent(key.as_str(), bytes, first.capped(remaining))
+            .await
+        {
+            Ok(true) => {
+                self.put_local(key, entry, Admit::Replace);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a live value (of any type) is under `key`, in any layer.
+    pub fn exists(&self, key: &Key) -> bool {
+        if self.exists_local(key) {
+            return true;
+        }
+        let key2 = key.clone();
+        self.remote_blocking(|c| async move { c.exists_remote(&key2).await })
+            .unwrap_or(false)
+    }
+
+    pub(super) fn exists_local(&self, key: &Key) -> bool {
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .store
+            .with(
+                self.direct_hash(key),
+                |k| k == key.as_str(),
+                |h| !h.entry.is_expired(now) && h.valid(&self.inner.marks),
+            )
+            .unwrap_or(false)
+    }
+
+    pub(super) async fn exists_remote(&self, key: &Key) -> bool {
+        for layer in &self.inner.layers {
+            if let Ok(Some(_)) = layer.get(key.as_str()).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The async twin of [`exists`](Self::exists).
+    pub async fn exists_async(&self, key: &Key) -> bool {
+        self.exists_local(key) || self.exists_remote(key).await
+    }
+
+    /// The value under `key`, or the loader's, stored for `ttl` in every
+    /// layer.
+    ///
+    /// Concurrent calls for one absent key run `loader` once; the others
+    /// wait for its value. An error is returned to the caller that ran the
+    /// loader and is not cached; waiters then try in turn.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright_runtime::Cache;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let key = cache.key("answer", &"life");
+    /// let v: Result<u32, String> = cache.get_or_load(&key, None, || Ok(42));
+    /// assert_eq!(v, Ok(42));
+    /// let again: Result<u32, String> = cache.get_or_load(&key, None, || Ok(0));
+    /// assert_eq!(again, Ok(42));
+    /// ```
+    pub fn get_or_load<T, E>(
+        &self,
+        key: &Key,
+        ttl: Option<Duration>,
+        loader: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        flight::block_here(self.load(key, ttl, SyncLoader(loader), Wait::Block))
+    }
+
+    /// The async twin of [`get_or_load`](Self::get_or_load).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use cachewright_runtime::Cache;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let key = cache.key("answer", &1);
+    /// let v: Result<u32, ()> = cache.get_or_load_async(&key, None, async { Ok(7) }).await;
+    /// assert_eq!(v, Ok(7));
+    /// # }
+    /// ```
+    pub async fn get_or_load_async<T, E, F>(
+        &self,
+        key: &Key,
+        ttl: Option<Duration>,
+        loader: F,
+    ) -> Result<T, E>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+        F: Future<Output = Result<T, E>>,
+    {
+        self.load(key, ttl, AsyncLoader(loader), Wait::Yield).await
+    }
+
+    /// The value under `key`, or `loader`'s through the single-flight loop.
+    pub(super) async fn load<T, E>(
+        &self,
+        key: &Key,
+        ttl: Option<Duration>,
+        loader: impl Loader<T, E>,
+        wait: Wait,
+    ) -> Result<T, E>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if let Some((_, v)) = self.read::<T>(key) {
+            self.count(true);
+            return Ok(v);
+        }
+        let call = DirectLoad {
+            cache: self,
+            key,
+            ttl,
+            loader,
+            blocking: wait == Wait::Block,
+            types: std::marker::PhantomData,
+        };
+        let flights = self.flights::<T>();
+        let flight_key = key.as_str().to_owned();
+        flight::run(&flights, &flight_key, wait, ShareError::none(), call).await
+    }
+
+    /// The loads in flight of values of type `T`.
+    pub(super) fn flights<T: Clone + Send + Sync + 'static>(&self) -> Arc<Flights<String, T>> {
+        let mut all = self.inner.flights.lock().unwrap_or_else(|e| e.into_inner());
+        let any = all
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(Flights::<String, T>::new()))
+            .clone();
+        // The map is keyed by the type, so this always succeeds; were it
+        // not to, loads of this call would run apart, not fail.
+        any.downcast().unwrap_or_else(|_| Arc::new(Flights::new()))
+    }
+
+    /// The values under `keys`, in order: from process memory, then in one
+    /// batch per remote layer (`MGET` on Redis) for the rest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use cachewright_runtime::Cache;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let keys: Vec<_> = (0..3).map(|i| cache.key("n", &i)).collect();
+    /// cache.set_async(&keys[1], 10u32, None).await;
+    /// assert_eq!(cache.get_many_async::<u32>(&keys).await, vec![None, Some(10), None]);
+    /// # }
+    /// ```
+    pub async fn get_many_async<T>(&self, keys: &[Key]) -> Vec<Option<T>>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let mut out: Vec<Option<T>> = keys
+            .iter()
+            .map(|k| self.read::<T>(k).map(|(_, v)| v))
+            .collect();
+        for layer in &self.inner.layers {
+            let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+            if missing.is_empty() {
+                break;
+            }
+            let names = missing
+                .iter()
+                .map(|&i| keys[i].as_str().to_owned())
+                .collect();
+            let Ok(found) = layer.get_many(names).await else {
+                continue;
+            };
+            let now = self.inner.clock.now_ms();
+            for (&i, bytes) in missing.iter().zip(found) {
+                let Some(bytes) = bytes else { continue };
+                let (urn, tags) = (keys[i].as_str(), direct_tags(&keys[i]));
+                match envelope::decode::<T>(&bytes, self.inner.codec, urn, &tags) {
+                    Ok(e)
+                        if e.freshness(now) != Freshness::Expired
+                            && self
+                                .remote_valid(e.created_ms, &e.tags, keys[i].as_str())
+                                .await =>
+                    {
+                        out[i] = Some(e.value.clone());
+                        self.put_local(&keys[i], e, Admit::Replace);
+                    }
+                    Ok(_) => {}
+                    Err(e) => layer.decode_error(keys[i].as_str(), &e),
+                }
+            }
+        }
+        for v in &out {
+            self.count(v.is_some());
+        }
+        out
+    }
+
+    /// The sync twin of [`get_many_async`](Self::get_many_async).
+    pub fn get_many<T>(&self, keys: &[Key]) -> Vec<Option<T>>
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let local: Vec<Option<T>> = keys
+            .iter()
+            .map(|k| self.read::<T>(k).map(|(_, v)| v))
+            .collect();
+        if local.iter().all(Option::is_some) || self.inner.layers.is_empty() {
+            for v in &local {
+                self.count(v.is_some());
+            }
+            return local;
+        }
+        let keys2 = keys.to_vec();
+        self.remote_blocking(|c| async move { c.get_many_async::<T>(&keys2).await })
+            .unwrap_or(local)
+    }
+
+    /// The TTL to store a loaded value with, or `None` not to store it.
+    pub(super) fn ttl_said(said: Directive, ttl: Option<Duration>) -> Option<Option<Duration>> {
+        match said {
+            Directive::Skip => None,
+            Directive::Ttl(d) => Some(Some(d)),
+            Directive::Default => Some(ttl),
+        }
+    }
+}
+
+/// The tags of an entry written through the direct API: its key's entity.
+pub(super) fn direct_tags(key: &Key) -> crate::entry::Tags {
+    Arc::from([Box::<str>::from(key.entity())])
+}
+
+/// One `get_or_load` of the direct API, as the single-flight loop drives it.
+/// Values travel between callers as `Arc<T>` behind `dyn Any`.
+pub(super) struct DirectLoad<'a, T, E, L> {
+    cache: &'a Cache,
+    key: &'a Key,
+    ttl: Option<Duration>,
+    loader: L,
+    blocking: bool,
+    types: std::marker::PhantomData<fn() -> (T, E)>,
+}
+
+impl<T, E, L> Load for DirectLoad<'_, T, E, L>
+where
+    T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    L: Loader<T, E>,
+{
+    type Value = T;
+    type Error = E;
+
+    fn peek(&self) -> Option<T> {
+        match self.cache.read::<T>(self.key) {
+            Some((Freshness::Fresh, v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    async fn remote(&mut self) -> Option<T> {
+        let found = if self.blocking {
+            let key = self.key.clone();
+            self.cache
+                .remote_blocking(|c| async move { c.get_remote::<T>(&key).await })
+                .flatten()
+        } else {
+            self.cache.get_remote::<T>(self.key).await
+        };
+        self.cache.count(found.is_some());
+        found
+    }
+
+    async fn load(self) -> Result<T, E> {
+        let start = Instant::now();
+        let (r, said) = self.loader.run().await;
+        self.cache.inner.counters.load(start.elapsed(), r.is_ok());
+        if let (Ok(v), Some(ttl)) = (&r, Cache::ttl_said(said, self.ttl)) {
+            if self.blocking {
+                self.cache.set(self.key, v.clone(), ttl);
+            } else {
+                self.cache.set_async(self.key, v.clone(), ttl).await;
+            }
+        }
+        r
+    }
+}

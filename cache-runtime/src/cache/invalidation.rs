@@ -1,0 +1,316 @@
+//! Invalidation: `delete`, tags, entities, `clear`, `flush_all`; watermarks
+//! raised here, in the first remote layer and, through the bus, everywhere.
+
+use super::*;
+
+impl Cache {
+    pub(super) fn delete_local(&self, key: &Key) -> bool {
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .store
+            .remove(self.direct_hash(key), |k| k == key.as_str())
+            .is_some_and(|h| !h.entry.is_expired(now) && h.valid(&self.inner.marks))
+    }
+
+    pub(super) async fn delete_remote(&self, key: &Key) -> bool {
+        let mut any = false;
+        for layer in &self.inner.layers {
+            any |= layer.delete(key.as_str()).await.unwrap_or(false);
+        }
+        any
+    }
+
+    /// Removes the value under `key` (a URN, as [`key`](Self::key) or
+    /// `#[cached]` build it) from every layer and every process: the key's
+    /// watermark is raised, so the in-process copy of a `#[cached]` call
+    /// under that URN, in this process and (through the bus) in the others,
+    /// is never served again, nor is a load of it that began before this
+    /// call. Returns whether a layer held a live value.
+    ///
+    /// # Blocking
+    ///
+    /// Waits for the remote layers at most their timeouts, and until the
+    /// clock has moved past the deletion (at most about 1 ms), so that a
+    /// value stored right after it counts as newer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::Cache;
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let key = cache.key("session", &"abc");
+    /// cache.set(&key, 7u32, Some(Duration::from_secs(60)));
+    /// assert!(cache.delete(&key));
+    /// assert!(!cache.delete(&key), "already gone");
+    /// assert_eq!(cache.get::<u32>(&key), None);
+    /// ```
+    pub fn delete(&self, key: &Key) -> bool {
+        let at = self.inner.clock.precise_ms();
+        // Whether a live value was here, judged before the watermark rules
+        // it out.
+        let local = self.delete_local(key);
+        self.raise_local(&[key.as_str().to_owned()], at);
+        let remote = if self.inner.layers.is_empty() && self.inner.bus.is_none() {
+            false
+        } else {
+            let c = self.clone();
+            let key2 = key.clone();
+            let budget = self.remote_budget() + Duration::from_secs(1);
+            cachewright_backends::io::block_on(
+                async move { c.delete_everywhere(&key2, at).await },
+                budget,
+            )
+            .unwrap_or(false)
+        };
+        self.wait_past(at);
+        local || remote
+    }
+
+    /// The async twin of [`delete`](Self::delete).
+    pub async fn delete_async(&self, key: &Key) -> bool {
+        let at = self.inner.clock.precise_ms();
+        let local = self.delete_local(key);
+        self.raise_local(&[key.as_str().to_owned()], at);
+        let remote = self.delete_everywhere(key, at).await;
+        self.wait_past_async(at).await;
+        local || remote
+    }
+
+    /// Removes `key` from the remote layers and tells the other processes.
+    pub(super) async fn delete_everywhere(&self, key: &Key, at: u64) -> bool {
+        let removed = self.delete_remote(key).await;
+        self.publish(BusKind::Keys, vec![key.as_str().to_owned()], at)
+            .await;
+        removed
+    }
+
+    pub(super) async fn clear_remote(&self) {
+        self.delete_prefix_everywhere(&self.key_prefix()).await;
+        self.publish(BusKind::Clear, Vec::new(), self.inner.clock.now_ms())
+            .await;
+    }
+
+    pub(super) async fn delete_prefix_everywhere(&self, prefix: &str) {
+        for layer in &self.inner.layers {
+            let _ = layer.delete_prefix(prefix).await;
+        }
+    }
+
+    /// Drops every cachewright entry this cache can reach, of every namespace:
+    /// in process, in every remote layer (all `urn:` keys) and, through the
+    /// bus, in other processes. For tests and emergencies.
+    pub async fn flush_all_async(&self) {
+        self.clear_local();
+        self.delete_prefix_everywhere("urn:").await;
+        self.publish(BusKind::Clear, Vec::new(), self.inner.clock.now_ms())
+            .await;
+    }
+
+    /// The sync twin of [`flush_all_async`](Self::flush_all_async).
+    pub fn flush_all(&self) {
+        self.clear_local();
+        let budget = self.remote_budget() * 50 + Duration::from_secs(1);
+        let c = self.clone();
+        let _ =
+            cachewright_backends::io::block_on(async move { c.flush_all_async().await }, budget);
+    }
+
+    // ---- invalidation -------------------------------------------------------------
+
+    /// Raises the watermarks of `tags` to `at` here, in the first remote
+    /// layer and, through the bus, in every other process.
+    pub(super) async fn invalidate_at(&self, tags: Vec<String>, at: u64) {
+        self.raise_local(&tags, at);
+        if let Some(first) = self.inner.layers.first() {
+            let ttl = self
+                .inner
+                .layers
+                .iter()
+                .map(|l| l.longest())
+                .max()
+                .unwrap_or_default()
+                + Duration::from_secs(60);
+            let items = tags
+                .iter()
+                .map(|t| (self.watermark_key(t), at.to_string().into_bytes(), ttl))
+                .collect();
+            let _ = first.set_many_raw(items).await;
+        }
+        self.publish(BusKind::Tags, tags, at).await;
+    }
+
+    pub(super) fn raise_local(&self, items: &[String], at: u64) {
+        for t in items {
+            self.inner.marks.raise(tag_hash(t), at);
+        }
+        self.inner.counters.invalidation(items.len() as u64);
+        tracing::debug!(cache = %self.inner.name, items = ?items, at, "invalidated");
+    }
+
+    pub(super) fn at(&self, buffer: Duration) -> u64 {
+        self.inner
+            .clock
+            .precise_ms()
+            .saturating_add(saturating_ms(buffer))
+    }
+
+    /// Waits (at most a few milliseconds) until the clock is past `at`, so
+    /// that values stored from now on count as newer than an invalidation
+    /// at `at`. For `recache` after a write.
+    #[doc(hidden)]
+    pub fn wait_past(&self, at: u64) {
+        for _ in 0..20 {
+            if self.inner.clock.precise_ms() > at || self.inner.clock.is_manual() {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(250));
+        }
+    }
+
+    /// The async twin of [`wait_past`](Self::wait_past).
+    #[doc(hidden)]
+    pub async fn wait_past_async(&self, at: u64) {
+        for _ in 0..20 {
+            if self.inner.clock.precise_ms() > at || self.inner.clock.is_manual() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_micros(250)).await;
+        }
+    }
+
+    /// The time an invalidation made now, with `buffer`, is stamped with.
+    #[doc(hidden)]
+    pub fn invalidation_time(&self, buffer: Duration) -> u64 {
+        self.at(buffer)
+    }
+
+    /// Runs the remote part of a sync invalidation (this process already
+    /// knows; the wait is bounded by the layer and bus timeouts).
+    pub(super) fn spread<F: Future<Output = ()> + Send + 'static>(
+        &self,
+        f: impl FnOnce(Cache) -> F,
+    ) {
+        if self.inner.layers.is_empty() && self.inner.bus.is_none() {
+            return;
+        }
+        let budget = self.remote_budget() + Duration::from_secs(1);
+        let _ = cachewright_backends::io::block_on(f(self.clone()), budget);
+    }
+
+    /// Invalidates every entry carrying any of `tags`, in every layer and,
+    /// through the bus, in every process: one write per tag, whatever the
+    /// number of entries. Tags are rendered as in templates: build them
+    /// with [`tag`](crate::tag) (`tag("org", &5)` for `"org:<org_id>"`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// static LOADS: AtomicU32 = AtomicU32::new(0);
+    ///
+    /// #[cachewright::cached(key = "member:<id>", tags = ["org:<org>"])]
+    /// fn member(id: u32, org: u32) -> u32 { LOADS.fetch_add(1, Ordering::SeqCst) }
+    ///
+    /// member(1, 5);
+    /// member(1, 5);
+    /// cachewright::default_cache().invalidate_tags([cachewright::tag("org", &5)]);
+    /// member(1, 5);
+    /// assert_eq!(LOADS.load(Ordering::SeqCst), 2);
+    /// ```
+    pub fn invalidate_tags<I, S>(&self, tags: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.invalidate_tags_buffered(tags, Duration::ZERO)
+    }
+
+    /// [`invalidate_tags`](Self::invalidate_tags) with the watermark set
+    /// `buffer` into the future: entries stored during the next `buffer` are
+    /// discarded too, so a read that raced the write that caused this
+    /// invalidation, and stored an old value just after it, is not served.
+    pub fn invalidate_tags_buffered<I, S>(&self, tags: I, buffer: Duration)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.invalidate_tags_at(tags, self.at(buffer));
+    }
+
+    /// The async twin of [`invalidate_tags`](Self::invalidate_tags).
+    pub async fn invalidate_tags_async<I, S>(&self, tags: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.invalidate_tags_buffered_async(tags, Duration::ZERO)
+            .await;
+    }
+
+    /// The async twin of [`invalidate_tags_buffered`](Self::invalidate_tags_buffered).
+    pub async fn invalidate_tags_buffered_async<I, S>(&self, tags: I, buffer: Duration)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.invalidate_tags_at_async(tags, self.at(buffer)).await;
+    }
+
+    /// Invalidates `tags` with the watermark `at` (from
+    /// [`invalidation_time`](Self::invalidation_time)): `#[cache_write]`
+    /// waits past the very time it invalidated at before it recaches.
+    #[doc(hidden)]
+    pub fn invalidate_tags_at<I, S>(&self, tags: I, at: u64)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
+        self.raise_local(&tags, at);
+        self.spread(move |c| async move { c.invalidate_at(tags, at).await });
+    }
+
+    /// The async twin of [`invalidate_tags_at`](Self::invalidate_tags_at).
+    #[doc(hidden)]
+    pub async fn invalidate_tags_at_async<I, S>(&self, tags: I, at: u64)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
+        self.invalidate_at(tags, at).await;
+    }
+
+    /// Invalidates every entry about one entity, across all use cases:
+    /// `invalidate_entity("user", &123)` drops everything keyed
+    /// `"user:<...>"` with 123 as first value.
+    pub fn invalidate_entity(&self, key_type: &str, id: &dyn fmt::Display) {
+        self.invalidate_tags([crate::tag(key_type, id)]);
+    }
+
+    /// The async twin of [`invalidate_entity`](Self::invalidate_entity).
+    pub async fn invalidate_entity_async(&self, key_type: &str, id: &dyn fmt::Display) {
+        self.invalidate_tags_async([crate::tag(key_type, id)]).await;
+    }
+
+    /// Drops every entry of this cache's namespace and version: in process
+    /// (every use case and the direct API), in every remote layer, and in
+    /// the in-process layers of the other processes on the bus.
+    pub fn clear(&self) {
+        self.clear_local();
+        let budget = self.remote_budget() * 50 + Duration::from_secs(1);
+        if !self.inner.layers.is_empty() || self.inner.bus.is_some() {
+            let c = self.clone();
+            let _ =
+                cachewright_backends::io::block_on(async move { c.clear_remote().await }, budget);
+        }
+    }
+
+    /// The async twin of [`clear`](Self::clear).
+    pub async fn clear_async(&self) {
+        self.clear_local();
+        self.clear_remote().await;
+    }
+}

@@ -1,0 +1,150 @@
+//! The remote layers as a cache uses them: the one read path (top down,
+//! filling the layers above a hit) and the one write path, and whether an
+//! entry read from them is still valid.
+
+use super::*;
+
+impl Cache {
+    /// The key under which a tag's watermark lives in the first remote
+    /// layer. `~` cannot start a key type, so it never meets an entry.
+    pub(super) fn watermark_key(&self, tag: &str) -> String {
+        crate::key::watermark_key(&self.key_prefix(), tag)
+    }
+
+    /// Whether an entry read from a remote layer is still valid: its tags
+    /// and key against the watermarks this process knows, and, for tags it
+    /// has not yet heard of, those stored in the first remote layer.
+    pub(crate) async fn remote_valid(&self, created: u64, tags: &[Box<str>], urn: &str) -> bool {
+        let marks = &self.inner.marks;
+        // The tags' hashes, then the key's: on the stack for the usual few.
+        let mut stack = [0u64; 8];
+        let mut heap = Vec::new();
+        let n = tags.len() + 1;
+        let hashes: &mut [u64] = if n <= stack.len() {
+            &mut stack[..n]
+        } else {
+            heap.resize(n, 0);
+            &mut heap
+        };
+        for (h, t) in hashes
+            .iter_mut()
+            .zip(tags.iter().map(|t| &**t).chain([urn]))
+        {
+            *h = tag_hash(t);
+        }
+        let Some(first) = self.inner.layers.first() else {
+            return marks.valid(created, hashes);
+        };
+        // With the bus up, a tag fetched once stays known: later
+        // invalidations arrive as messages.
+        let listening = self.inner.bus.is_some() && marks.trusted();
+        let (valid, unknown) = marks.judge(created, hashes, tags.len(), listening);
+        if !valid {
+            return false;
+        }
+        if unknown == 0 {
+            return true;
+        }
+        let wanted: Vec<usize> = (0..tags.len())
+            .filter(|&i| unknown & (1u64 << i.min(63)) != 0)
+            .collect();
+        let keys = wanted
+            .iter()
+            .map(|&i| self.watermark_key(&tags[i]))
+            .collect();
+        let generation = marks.generation();
+        let Ok(found) = first.get_many_uncounted(keys).await else {
+            // Cannot verify: not served.
+            return false;
+        };
+        let read = wanted.iter().zip(found).map(|(&i, v)| {
+            let at = v.and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse::<u64>().ok());
+            (hashes[i], at)
+        });
+        marks.learn(read, listening.then_some(generation));
+        marks.valid(created, hashes)
+    }
+
+    /// Writes an encoded entry to the layers of `to`, each capped by its
+    /// own TTL cap: the one write path of every remote write.
+    pub(crate) async fn write_layers(
+        &self,
+        urn: &str,
+        bytes: Vec<u8>,
+        remaining: Duration,
+        to: LayerSet,
+    ) {
+        for (i, layer) in self.inner.layers.iter().enumerate() {
+            if to.contains(i) {
+                let _ = layer.put(urn, bytes.clone(), layer.capped(remaining)).await;
+            }
+        }
+    }
+
+    /// Reads `urn` from the remote layers, top down: the first entry that
+    /// `decode` takes, that has not expired and that no invalidation covers
+    /// wins, and fills the layers above the one that held it. The one read
+    /// path of every remote read; also says which layers failed.
+    pub(crate) async fn read_layers<V>(
+        &self,
+        urn: &str,
+        decode: impl Fn(&[u8]) -> Result<Entry<V>, crate::envelope::DecodeError>,
+    ) -> (Option<RemoteHit<V>>, LayerSet) {
+        let mut failed = LayerSet::NONE;
+        for (i, layer) in self.inner.layers.iter().enumerate() {
+            let bytes = match layer.get(urn).await {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(_) => {
+                    failed = failed.with(i);
+                    continue;
+                }
+            };
+            let entry = match decode(&bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    // Another build, another type or garbage: a miss; the
+                    // load that follows overwrites it.
+                    layer.decode_error(urn, &e);
+                    continue;
+                }
+            };
+            let now = self.inner.clock.now_ms();
+            let freshness = entry.freshness(now);
+            if freshness == Freshness::Expired
+                || !self.remote_valid(entry.created_ms, &entry.tags, urn).await
+            {
+                // Invalidated since it was written (or not verifiable now).
+                continue;
+            }
+            if i > 0 {
+                let remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
+                self.write_layers(urn, bytes, remaining, LayerSet::above(i))
+                    .await;
+            }
+            tracing::debug!(key = urn, layer = layer.backend.name(), "remote hit");
+            let hit = RemoteHit { entry, freshness };
+            return (Some(hit), failed);
+        }
+        (None, failed)
+    }
+
+    /// Runs the remote phase of a sync direct-API call on cachewright's i/o
+    /// runtime; `None` when it could not finish in the layers' time budget.
+    pub(super) fn remote_blocking<R, F>(&self, f: impl FnOnce(Cache) -> F) -> Option<R>
+    where
+        F: Future<Output = R> + Send + 'static,
+        R: Send + 'static,
+    {
+        if self.inner.layers.is_empty() {
+            return None;
+        }
+        cachewright_backends::io::block_on(f(self.clone()), self.remote_budget()).ok()
+    }
+}
+
+/// What a remote read found: the entry, and where it stood when read.
+pub(crate) struct RemoteHit<V> {
+    pub(crate) entry: Entry<V>,
+    pub(crate) freshness: Freshness,
+}

@@ -1,0 +1,497 @@
+//! The `Cache` handle: its configuration and what it holds, its use cases
+//! and their controls. What a cache does is in the submodules: the direct
+//! API, the remote layers' read and write paths, invalidation, the bus.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::clock::{saturating_ms, Clock};
+use crate::context::{AsyncLoader, Directive, Loader, SyncLoader};
+use crate::entry::Held;
+use crate::entry::{Entry, Freshness};
+use crate::envelope::{self, Codec};
+use crate::flight::{self, Flights, Load, ShareError, Wait};
+use crate::key::Key;
+use crate::layer::{LayerConfig, LayerSet, LayerStats, RemoteLayer};
+use crate::local::{Admit, Admitted, Store};
+use crate::stats::{Counters, Stats};
+use crate::watermark::{tag_hash, Watermarks};
+use cachewright_backends::{Bus, BusEvent};
+
+mod bus;
+mod direct;
+mod invalidation;
+mod layers;
+
+use bus::BusKind;
+
+/// What a cache needs of each of its use cases, whatever their types.
+pub(crate) trait UseCaseInfo: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn stats(&self) -> Stats;
+    fn reset_stats(&self);
+    fn clear(&self);
+    fn cleanup_expired(&self) -> usize;
+    fn set_ramp(&self, per_mille: u32);
+    fn ramp(&self) -> u32;
+}
+
+/// The default bound of each use case's in-process layer.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+
+type AnyValue = Arc<dyn Any + Send + Sync>;
+
+/// A cache: a namespace and version for its keys, a clock, the in-process
+/// layer of every use case stored in it, and a typed direct API.
+///
+/// Cloning a `Cache` is cheap and gives another handle to the same cache.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright_runtime::Cache;
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder().namespace("shop").version("v3").build();
+/// let key = cache.key("user", &42);
+/// assert_eq!(key.as_str(), "urn:shop:v3:user:42");
+///
+/// cache.set(&key, String::from("ada"), Some(Duration::from_secs(60)));
+/// assert_eq!(cache.get::<String>(&key), Some("ada".to_string()));
+/// assert!(cache.delete(&key));
+/// assert_eq!(cache.get::<String>(&key), None);
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    namespace: String,
+    version: String,
+    capacity: usize,
+    clock: Clock,
+    store: Store<String, Held<AnyValue>>,
+    /// The direct API's loads in flight, one map per value type (callers
+    /// asking for different types under one key load apart).
+    flights: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    counters: Counters,
+    use_cases: Mutex<Vec<&'static dyn UseCaseInfo>>,
+    layers: Vec<Arc<RemoteLayer>>,
+    local_ttl: Option<Duration>,
+    codec: Codec,
+    marks: Arc<Watermarks>,
+    bus: Option<Arc<dyn Bus>>,
+    /// Identifies this cache's messages on the bus, so it skips its own.
+    origin: u64,
+}
+
+/// Which invalidation bus a cache uses.
+#[derive(Clone, Default)]
+enum BusChoice {
+    /// The first remote layer's, if it has one (Redis pub/sub).
+    #[default]
+    Auto,
+    Off,
+    Custom(Arc<dyn Bus>),
+}
+
+impl fmt::Debug for BusChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BusChoice::Auto => "Auto",
+            BusChoice::Off => "Off",
+            BusChoice::Custom(_) => "Custom",
+        })
+    }
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &self.inner.name)
+            .field("namespace", &self.inner.namespace)
+            .field("version", &self.inner.version)
+            .field("capacity", &self.inner.capacity)
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Cache`].
+///
+/// # Examples
+///
+/// ```
+/// use cachewright_runtime::{Cache, ManualClock, Clock};
+///
+/// let clock = ManualClock::new(0);
+/// let cache = Cache::builder()
+///     .name("sessions")
+///     .namespace("app")
+///     .version("v2")
+///     .capacity(1_000)
+///     .clock(Clock::manual(&clock))
+///     .build();
+/// assert_eq!(cache.default_capacity(), 1_000);
+/// ```
+#[derive(Clone, Debug)]
+pub struct CacheBuilder {
+    name: String,
+    namespace: String,
+    version: String,
+    capacity: usize,
+    clock: Clock,
+    layers: Vec<LayerConfig>,
+    local_ttl: Option<Duration>,
+    codec: Codec,
+    bus: BusChoice,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            name: "default".into(),
+            namespace: "cachewright".into(),
+            version: "v1".into(),
+            capacity: DEFAULT_CAPACITY,
+            clock: Clock::system(),
+            layers: Vec::new(),
+            local_ttl: None,
+            codec: Codec::Json,
+            bus: BusChoice::Auto,
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// The cache's name, as stats and logs show it.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The first URN component of every key (default `cachewright`). Name your
+    /// service or environment here so that caches sharing a Redis stay apart.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The second URN component (default `v1`). Bumping it orphans every
+    /// entry written under the old version at once, as after a schema change.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// The bound of each use case's in-process layer, and of the direct
+    /// API's, unless a use case sets its own `capacity` (default 10 000).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds a remote layer below the in-process one (and below the layers
+    /// added before it): Redis, a file tier, your own [`Backend`]. Lookups go
+    /// top down; a hit fills the layers above; a load writes every layer.
+    ///
+    /// [`Backend`]: cachewright_backends::Backend
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright_runtime::{Cache, LayerConfig};
+    /// use cachewright_backends::MemoryBackend;
+    /// use std::time::Duration;
+    ///
+    /// // L1 capped at 30 s, then a shared layer capped at 300 s.
+    /// let cache = Cache::builder()
+    ///     .local_ttl(Duration::from_secs(30))
+    ///     .layer(LayerConfig::new(MemoryBackend::new()).ttl_cap(Duration::from_secs(300)))
+    ///     .build();
+    /// # assert_eq!(cache.layer_stats()[0].backend, "memory");
+    /// ```
+    pub fn layer(mut self, layer: LayerConfig) -> Self {
+        self.layers.push(layer);
+        self
+    }
+
+    /// Caps how long any entry lives in the in-process layer (for example
+    /// 30 s in front of a Redis holding it for 300 s).
+    pub fn local_ttl(mut self, cap: Duration) -> Self {
+        self.local_ttl = Some(cap);
+        self
+    }
+
+    /// The codec of values in remote layers (JSON by default).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Uses `bus` to tell other processes about invalidations, instead of
+    /// the first remote layer's own (Redis pub/sub, used by default).
+    pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
+        self.bus = BusChoice::Custom(bus);
+        self
+    }
+
+    /// No invalidation bus: other processes' in-process layers are not told
+    /// about invalidations (they see them in shared layers only), and this
+    /// process's in-process layer is always trusted.
+    pub fn without_bus(mut self) -> Self {
+        self.bus = BusChoice::Off;
+        self
+    }
+
+    /// This builder with `base`'s namespace, version and clock (named caches
+    /// share the default cache's).
+    pub(crate) fn identity_of(self, base: &CacheBuilder) -> Self {
+        CacheBuilder {
+            namespace: base.namespace.clone(),
+            version: base.version.clone(),
+            clock: base.clock.clone(),
+            ..self
+        }
+    }
+
+    /// Builds the cache. With a bus, it starts listening in the background;
+    /// until it is subscribed the in-process layer is not used (it could
+    /// not learn of invalidations).
+    pub fn build(self) -> Cache {
+        let bus = match self.bus {
+            BusChoice::Off => None,
+            BusChoice::Custom(b) => Some(b),
+            BusChoice::Auto => self.layers.iter().find_map(|l| l.backend().bus()),
+        };
+        let cache = Cache {
+            inner: Arc::new(Inner {
+                marks: Arc::new(Watermarks::new(bus.is_none())),
+                bus,
+                origin: fastrand::u64(..),
+                store: Store::new(self.capacity),
+                flights: Mutex::default(),
+                counters: Counters::default(),
+                use_cases: Mutex::new(Vec::new()),
+                layers: self
+                    .layers
+                    .into_iter()
+                    .map(|l| Arc::new(RemoteLayer::new(l, self.clock.clone())))
+                    .collect(),
+                local_ttl: self.local_ttl,
+                codec: self.codec,
+                name: self.name,
+                namespace: self.namespace,
+                version: self.version,
+                capacity: self.capacity,
+                clock: self.clock,
+            }),
+        };
+        cache.listen();
+        cache
+    }
+}
+
+impl Cache {
+    /// A builder with the defaults: namespace `cachewright`, version `v1`,
+    /// capacity 10 000, the system clock.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// The cache's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The namespace of its keys.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// The version of its keys.
+    pub fn version(&self) -> &str {
+        &self.inner.version
+    }
+
+    /// The bound of each use case's in-process layer.
+    pub fn default_capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Its clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub(crate) fn layers(&self) -> &[Arc<RemoteLayer>] {
+        &self.inner.layers
+    }
+
+    pub(crate) fn marks(&self) -> &Arc<Watermarks> {
+        &self.inner.marks
+    }
+
+    /// Whether this cache's in-process layer is in use: always without a
+    /// bus; with one, once it is subscribed (and not while it is down).
+    pub fn bus_connected(&self) -> bool {
+        self.inner.marks.trusted()
+    }
+
+    pub(crate) fn local_ttl(&self) -> Option<Duration> {
+        self.inner.local_ttl
+    }
+
+    pub(crate) fn codec(&self) -> Codec {
+        self.inner.codec
+    }
+
+    /// Counters of each remote layer, top down.
+    pub fn layer_stats(&self) -> Vec<LayerStats> {
+        self.inner.layers.iter().map(|l| l.stats()).collect()
+    }
+
+    fn remote_budget(&self) -> Duration {
+        self.inner.layers.iter().map(|l| l.budget()).sum()
+    }
+
+    /// The key of entity `key_type`/`id` in this cache's namespace and
+    /// version; add `.arg(..)` and `.use_case(..)` as needed.
+    pub fn key(&self, key_type: &str, id: &dyn fmt::Display) -> Key {
+        Key::new(&self.inner.namespace, &self.inner.version, key_type, id)
+    }
+
+    pub(crate) fn register(&self, uc: &'static dyn UseCaseInfo) {
+        self.inner
+            .use_cases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(uc);
+    }
+
+    fn use_cases(&self) -> Vec<&'static dyn UseCaseInfo> {
+        self.inner
+            .use_cases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Counters of every use case of this cache (the direct API's under the
+    /// name `"direct"`).
+    pub fn stats(&self) -> Vec<Stats> {
+        let mut all: Vec<Stats> = self.use_cases().iter().map(|u| u.stats()).collect();
+        all.push(self.inner.counters.snapshot(
+            "direct",
+            self.inner.store.len(),
+            self.inner.store.capacity(),
+        ));
+        all
+    }
+
+    /// The counters of one use case, by name.
+    pub fn stats_for(&self, use_case: &str) -> Option<Stats> {
+        self.stats().into_iter().find(|s| s.use_case == use_case)
+    }
+
+    /// Sets every counter of this cache back to zero.
+    pub fn reset_stats(&self) {
+        self.use_cases().iter().for_each(|u| u.reset_stats());
+        self.inner.counters.reset();
+    }
+
+    /// Sets the share of calls of `use_case` that use the cache, in percent
+    /// (0 turns it off: every call runs its loader; 100, the default, sends
+    /// every call through the cache). Returns whether the use case exists
+    /// (it exists once its function has been called).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[cachewright::cached(key = "ramp_doc:<x>", name = "RampDoc")]
+    /// fn f(x: u32) -> u32 { x }
+    ///
+    /// f(1);
+    /// let cache = cachewright::default_cache();
+    /// assert!(cache.set_ramp("RampDoc", 0.0));
+    /// f(1); // runs the loader, as if uncached
+    /// assert_eq!(cache.stats_for("RampDoc").unwrap().bypasses, 1);
+    /// ```
+    pub fn set_ramp(&self, use_case: &str, percent: f64) -> bool {
+        let per_mille = (percent.clamp(0.0, 100.0) * 10.0).round() as u32;
+        let mut found = false;
+        for u in self.use_cases().iter().filter(|u| u.name() == use_case) {
+            u.set_ramp(per_mille);
+            found = true;
+        }
+        found
+    }
+
+    /// Turns caching of `use_case` on (ramp 100 %) or off (ramp 0 %).
+    pub fn set_enabled(&self, use_case: &str, enabled: bool) -> bool {
+        self.set_ramp(use_case, if enabled { 100.0 } else { 0.0 })
+    }
+
+    /// The ramp of `use_case` in percent, if it exists.
+    pub fn ramp(&self, use_case: &str) -> Option<f64> {
+        self.use_cases()
+            .iter()
+            .find(|u| u.name() == use_case)
+            .map(|u| f64::from(u.ramp()) / 10.0)
+    }
+
+    /// Removes every expired entry now (they are also dropped lazily, when
+    /// read or when room is needed); returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright_runtime::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(0);
+    /// let cache = Cache::builder().clock(Clock::manual(&clock)).build();
+    /// cache.set(&cache.key("k", &1), 1u8, Some(Duration::from_secs(1)));
+    /// cache.set(&cache.key("k", &2), 2u8, None);
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(cache.cleanup_expired(), 1);
+    /// ```
+    pub fn cleanup_expired(&self) -> usize {
+        let now = self.inner.clock.now_ms();
+        let direct = self
+            .inner
+            .store
+            .remove_where(|_, e| e.entry.is_expired(now));
+        direct
+            + self
+                .use_cases()
+                .iter()
+                .map(|u| u.cleanup_expired())
+                .sum::<usize>()
+    }
+
+    /// The URN prefix of every key of this cache (`urn:<ns>:<version>:`).
+    pub fn key_prefix(&self) -> String {
+        crate::key::prefix(&self.inner.namespace, &self.inner.version)
+    }
+
+    fn clear_local(&self) {
+        self.use_cases().iter().for_each(|u| u.clear());
+        self.inner.store.clear();
+    }
+}

@@ -1,0 +1,342 @@
+//! A missed call's load: through the single-flight loop, the remote
+//! layers, the loader, and back into every layer.
+
+use super::*;
+
+impl<K, V> UseCase<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Loads a missed call through single-flight and stores the result.
+    /// The sync adapter of [`load_async`](Self::load_async): the same loop,
+    /// with waiters blocking and the remote layers read on cachewright's
+    /// I/O runtime.
+    pub fn load_sync<E>(
+        &'static self,
+        miss: Miss<K>,
+        share: ShareError<E>,
+        loader: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        flight::block_here(self.load(&miss, share, SyncLoader(loader), Wait::Block))
+    }
+
+    /// Loads a missed call through single-flight and stores the result;
+    /// waiting does not block the executor, and a cancelled leader hands the
+    /// load on.
+    pub async fn load_async<E, F>(
+        &'static self,
+        miss: Miss<K>,
+        share: ShareError<E>,
+        loader: F,
+    ) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        self.load(&miss, share, AsyncLoader(loader), Wait::Yield)
+            .await
+    }
+
+    pub(super) async fn load<E>(
+        &'static self,
+        miss: &Miss<K>,
+        share: ShareError<E>,
+        loader: impl Loader<V, E>,
+        wait: Wait,
+    ) -> Result<V, E> {
+        match miss.mode {
+            Mode::Bypass => {
+                self.counters.bypass();
+                loader.run().await.0
+            }
+            Mode::Refresh => self.call(miss, loader, wait).load().await,
+            Mode::Normal => {
+                flight::run(
+                    &self.flights,
+                    &miss.key,
+                    wait,
+                    share,
+                    self.call(miss, loader, wait),
+                )
+                .await
+            }
+        }
+    }
+
+    pub(super) fn call<'m, E, L: Loader<V, E>>(
+        &'static self,
+        miss: &'m Miss<K>,
+        loader: L,
+        wait: Wait,
+    ) -> Call<'m, K, V, E, L> {
+        Call {
+            uc: self,
+            miss,
+            loader,
+            blocking: wait == Wait::Block,
+            failed: LayerSet::NONE,
+            error: std::marker::PhantomData,
+        }
+    }
+
+    pub(super) fn peek_fresh(&self, miss: &Miss<K>) -> Option<V> {
+        if !self.local {
+            return None;
+        }
+        let now = self.clock.now_ms();
+        let marks = &*self.marks;
+        self.store
+            .with(
+                miss.hash,
+                |k| *k == miss.key,
+                |h| {
+                    (h.entry.freshness(now) == Freshness::Fresh && h.valid(marks))
+                        .then(|| h.entry.value.clone())
+                },
+            )
+            .flatten()
+    }
+
+    /// How long a result is cached, or `None` to keep it out.
+    pub(super) fn lifetime(
+        &self,
+        v: &V,
+        said: Directive,
+    ) -> Option<(Option<Duration>, Duration, bool)> {
+        let spec = self.spec;
+        let negative = self.negative.is_some_and(|f| f(v));
+        let ttl = match said {
+            Directive::Skip => return None,
+            Directive::Ttl(d) if d.is_zero() => return None,
+            Directive::Ttl(d) => Some(d),
+            Directive::Default if negative => Some(Duration::from_millis(spec.negative_ttl_ms?)),
+            Directive::Default => spec.ttl_ms.map(|ms| {
+                if spec.jitter > 0.0 {
+                    let spread = (fastrand::f64() * 2.0 - 1.0) * spec.jitter;
+                    Duration::from_millis(((ms as f64) * (1.0 + spread)).max(1.0) as u64)
+                } else {
+                    Duration::from_millis(ms)
+                }
+            }),
+        };
+        let swr = if negative {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(spec.swr_ms)
+        };
+        Some((ttl, swr, negative))
+    }
+
+    /// The entry to store for a loaded value, or `None` to keep it out.
+    pub(super) fn entry(&self, miss: &Miss<K>, v: V, said: Directive) -> Option<Entry<V>> {
+        let Some((ttl, swr, negative)) = self.lifetime(&v, said) else {
+            tracing::debug!(
+                use_case = self.spec.name,
+                key = miss.urn.as_str(),
+                "result not cached"
+            );
+            return None;
+        };
+        let mut entry = Entry::new(v, self.clock.precise_ms(), ttl, swr);
+        entry.negative = negative;
+        entry.tags = miss.tags.clone();
+        Some(entry)
+    }
+
+    /// Puts `entry` in L1, its lifetime capped by the local TTL cap, unless
+    /// an invalidation already covers it (a future buffer) or L1 is not
+    /// trusted (bus down).
+    pub(super) fn fill_local(&self, hash: u64, key: &K, urn: &str, entry: &Entry<V>) {
+        if !self.local {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let how = Admit::Replace;
+        match self.store.admit(
+            hash,
+            key.clone(),
+            urn,
+            entry.clone(),
+            self.local_cap,
+            &self.marks,
+            now,
+            how,
+        ) {
+            Admitted::Stored { evicted_live: true } => self.counters.evicted(1),
+            Admitted::Stored { .. } | Admitted::Occupied => {}
+            Admitted::Refused => tracing::debug!(
+                use_case = self.spec.name,
+                key = urn,
+                "not kept in process: invalidated already, or the bus is down"
+            ),
+        }
+    }
+
+    /// What to write to remote layers: the encoded entry and how long it
+    /// lives from now (before each layer's cap).
+    pub(super) fn encoded(&self, urn: &str, entry: &Entry<V>) -> Option<(Vec<u8>, Duration)> {
+        let codec = self.remote?;
+        // Entries are stamped with the precise clock: measure with it too.
+        let now = self.clock.precise_ms();
+        let mut remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
+        if let Some(cap) = self.remote_cap {
+            remaining = remaining.min(cap);
+        }
+        if remaining.is_zero() {
+            return None;
+        }
+        match (codec.encode)(urn, entry, self.cache.codec()) {
+            Ok(bytes) => Some((bytes, remaining)),
+            Err(e) => {
+                tracing::warn!(use_case = self.spec.name, key = urn, error = %e, "value does not encode; kept in process only");
+                None
+            }
+        }
+    }
+
+    pub(super) async fn store_async(&self, miss: &Miss<K>, v: V, said: Directive, to: LayerSet) {
+        let Some(entry) = self.entry(miss, v, said) else {
+            return;
+        };
+        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
+        if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
+            self.cache
+                .write_layers(miss.urn.as_str(), bytes, remaining, to)
+                .await;
+            // Other processes drop their older copies of this key.
+            self.cache
+                .announce_write(miss.urn.as_str(), entry.created_ms);
+        }
+    }
+
+    pub(super) fn store_blocking(
+        &'static self,
+        miss: &Miss<K>,
+        v: V,
+        said: Directive,
+        to: LayerSet,
+    ) {
+        let Some(entry) = self.entry(miss, v, said) else {
+            return;
+        };
+        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
+        if to == LayerSet::NONE {
+            // The remote phase could not even run: do not try again now.
+            return;
+        }
+        if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
+            let urn = miss.urn.as_str().to_owned();
+            let budget = self.remote_budget();
+            let created = entry.created_ms;
+            let _ = cachewright_backends::io::block_on(
+                async move { self.cache.write_layers(&urn, bytes, remaining, to).await },
+                budget,
+            );
+            self.cache.announce_write(miss.urn.as_str(), created);
+        }
+    }
+
+    pub(super) fn remote_budget(&self) -> Duration {
+        self.cache.layers().iter().map(|l| l.budget()).sum()
+    }
+
+    /// Looks the call up in the remote layers (the cache's one read path);
+    /// a hit fills L1. Also says which layers failed.
+    pub(super) async fn read_remote(&self, miss: &Miss<K>) -> (Option<V>, LayerSet) {
+        let Some(codec) = self.remote else {
+            return (None, LayerSet::NONE);
+        };
+        let (urn, tags, format) = (miss.urn.as_str(), &miss.tags, self.cache.codec());
+        let (hit, failed) = self
+            .cache
+            .read_layers(urn, |b| (codec.decode)(b, format, urn, tags))
+            .await;
+        let Some(hit) = hit else {
+            return (None, failed);
+        };
+        self.counters.remote_hit();
+        if hit.freshness == Freshness::Stale {
+            self.counters.stale_hit();
+        }
+        self.fill_local(miss.hash, &miss.key, urn, &hit.entry);
+        (Some(hit.entry.value), failed)
+    }
+
+    /// The sync adapter of [`read_remote`](Self::read_remote), on the I/O
+    /// runtime within the layers' time budget (all layers count as failed
+    /// when it cannot run at all).
+    pub(super) fn read_remote_blocking(&'static self, miss: &Miss<K>) -> (Option<V>, LayerSet) {
+        if self.remote.is_none() {
+            return (None, LayerSet::NONE);
+        }
+        let miss = Miss {
+            hash: miss.hash,
+            key: miss.key.clone(),
+            urn: miss.urn.clone(),
+            tags: miss.tags.clone(),
+            mode: miss.mode,
+        };
+        let budget = self.remote_budget();
+        cachewright_backends::io::block_on(async move { self.read_remote(&miss).await }, budget)
+            .unwrap_or((None, LayerSet::ALL))
+    }
+}
+
+/// One load of one `#[cached]` call, as the single-flight loop drives it.
+pub(super) struct Call<'m, K: 'static, V: 'static, E, L> {
+    uc: &'static UseCase<K, V>,
+    miss: &'m Miss<K>,
+    loader: L,
+    /// Sync callers read and write the remote layers on the I/O runtime.
+    blocking: bool,
+    /// The layers that failed the read: the store after the load skips
+    /// them, so a slow layer costs one timeout per call, not two.
+    failed: LayerSet,
+    error: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<K, V, E, L> Load for Call<'_, K, V, E, L>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    L: Loader<V, E>,
+{
+    type Value = V;
+    type Error = E;
+
+    fn peek(&self) -> Option<V> {
+        self.uc.peek_fresh(self.miss)
+    }
+
+    async fn remote(&mut self) -> Option<V> {
+        let (found, failed) = if self.blocking {
+            self.uc.read_remote_blocking(self.miss)
+        } else {
+            self.uc.read_remote(self.miss).await
+        };
+        self.failed = failed;
+        found
+    }
+
+    async fn load(self) -> Result<V, E> {
+        let (uc, miss) = (self.uc, self.miss);
+        let start = Instant::now();
+        let (r, said) = self.loader.run().await;
+        uc.counters.load(start.elapsed(), r.is_ok());
+        match &r {
+            Ok(v) if self.blocking => {
+                uc.store_blocking(miss, v.clone(), said, LayerSet::ALL.without(self.failed))
+            }
+            Ok(v) => {
+                let to = LayerSet::ALL.without(self.failed);
+                uc.store_async(miss, v.clone(), said, to).await
+            }
+            Err(_) => tracing::debug!(
+                use_case = uc.spec.name,
+                key = miss.urn.as_str(),
+                "loader failed"
+            ),
+        }
+        r
+    }
+}

@@ -1,0 +1,322 @@
+//! A use case: one cached function (or one direct-API caller), its typed L1,
+//! its loads in flight and its counters.
+
+use std::any::Any;
+use std::fmt::{self, Display};
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::cache::{Cache, UseCaseInfo};
+use crate::clock::{Clock, Millis};
+use crate::context::{self, AsyncLoader, Directive, Loader, Mode, SyncLoader};
+use crate::entry::{Entry, Freshness, Held, Tags};
+use crate::envelope::{self, Codec, DecodeError};
+use crate::flight::{self, Flights, Load, Outcome, Role, ShareError, Wait};
+use crate::key::{Key, KeyRef, KeyTemplate};
+use crate::layer::LayerSet;
+use crate::local::{Admit, Admitted, Store};
+use crate::stats::{Counters, Stats};
+use crate::watermark::Watermarks;
+
+mod load;
+mod refresh;
+mod spec;
+
+pub use spec::*;
+
+/// A cached function's runtime state. Built once, on first call, and kept for
+/// the life of the process.
+pub struct UseCase<K, V> {
+    spec: &'static UseCaseSpec,
+    cache: Cache,
+    clock: Clock,
+    store: Store<K, Held<V>>,
+    marks: std::sync::Arc<Watermarks>,
+    flights: Flights<K, V>,
+    counters: Counters,
+    negative: Option<fn(&V) -> bool>,
+    /// Per mille of calls that use the cache (1000 = all).
+    ramp: AtomicU32,
+    /// Whether values live in the in-process layer.
+    local: bool,
+    /// How values are encoded for the remote layers, if they use them.
+    remote: Option<ValueCodec<V>>,
+    local_cap: Option<Duration>,
+    remote_cap: Option<Duration>,
+}
+
+impl<K, V> fmt::Debug for UseCase<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UseCase")
+            .field("name", &self.spec.name)
+            .field("cache", &self.cache.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The static slot a macro emits per cached function.
+#[doc(hidden)]
+pub struct UseCaseSlot {
+    spec: UseCaseSpec,
+    cell: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for UseCaseSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UseCaseSlot")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UseCaseSlot {
+    /// A slot for `spec`, filled on first use.
+    pub const fn new(spec: UseCaseSpec) -> Self {
+        UseCaseSlot {
+            spec,
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// The use case, built on first call in `cache`. The key type follows
+    /// from the borrowed key `_q`. `None` only if one slot were used with two
+    /// value types, which generated code never does.
+    #[inline]
+    pub fn get<Q, V>(
+        &'static self,
+        _q: &Q,
+        cache: impl FnOnce() -> Cache,
+        negative: Option<fn(&V) -> bool>,
+        codec: Option<ValueCodec<V>>,
+    ) -> Option<&'static UseCase<Q::Owned, V>>
+    where
+        Q: KeyRef,
+        Q::Owned: Clone,
+        V: Clone + Send + Sync + 'static,
+    {
+        if let Some(b) = self.cell.get() {
+            return b.downcast_ref();
+        }
+        self.init(cache, negative, codec)
+    }
+
+    #[cold]
+    fn init<K, V>(
+        &'static self,
+        cache: impl FnOnce() -> Cache,
+        negative: Option<fn(&V) -> bool>,
+        codec: Option<ValueCodec<V>>,
+    ) -> Option<&'static UseCase<K, V>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let mut built = false;
+        let b = self.cell.get_or_init(|| {
+            built = true;
+            let cache = cache();
+            Box::new(UseCase::<K, V>::new(&self.spec, cache, negative, codec))
+        });
+        let uc = b.downcast_ref::<UseCase<K, V>>()?;
+        if built {
+            uc.cache.register(uc);
+        }
+        Some(uc)
+    }
+}
+
+impl<K, V> UseCaseInfo for UseCase<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn name(&self) -> &'static str {
+        self.spec.name
+    }
+    fn stats(&self) -> Stats {
+        self.counters
+            .snapshot(self.spec.name, self.store.len(), self.store.capacity())
+    }
+    fn reset_stats(&self) {
+        self.counters.reset();
+    }
+    fn clear(&self) {
+        self.store.clear();
+    }
+    fn cleanup_expired(&self) -> usize {
+        let now = self.clock.now_ms();
+        self.store.remove_where(|_, e| e.entry.is_expired(now))
+    }
+    fn set_ramp(&self, per_mille: u32) {
+        self.ramp.store(per_mille.min(1000), Ordering::Relaxed);
+    }
+    fn ramp(&self) -> u32 {
+        self.ramp.load(Ordering::Relaxed)
+    }
+}
+
+impl<K, V> UseCase<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn new(
+        spec: &'static UseCaseSpec,
+        cache: Cache,
+        negative: Option<fn(&V) -> bool>,
+        codec: Option<ValueCodec<V>>,
+    ) -> Self {
+        let capacity = spec.capacity.unwrap_or_else(|| cache.default_capacity());
+        let wants_remote = spec.layers & LAYER_REMOTE != 0 && !cache.layers().is_empty();
+        if wants_remote && codec.is_none() {
+            tracing::warn!(
+                use_case = spec.name,
+                "the value type is not Serialize + DeserializeOwned: cached in process only"
+            );
+        }
+        let remote = if wants_remote { codec } else { None };
+        // With no layer to keep values in, keep them in process after all.
+        let local = spec.layers & LAYER_LOCAL != 0 || remote.is_none();
+        let ms = |v: Option<u64>| v.map(Duration::from_millis);
+        let local_cap = match (ms(spec.local_ttl_ms), cache.local_ttl()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        UseCase {
+            spec,
+            clock: cache.clock().clone(),
+            store: Store::new(capacity),
+            marks: cache.marks().clone(),
+            flights: Flights::new(),
+            counters: Counters::default(),
+            negative,
+            ramp: AtomicU32::new(1000),
+            local,
+            remote,
+            local_cap,
+            remote_cap: ms(spec.remote_ttl_ms),
+            cache,
+        }
+    }
+
+    /// The use case's name.
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// The cache this use case stores into.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Looks a call up in L1. The hot path: no allocation, no key built, one
+    /// coarse clock read, one shard read lock.
+    #[inline]
+    pub fn lookup<Q: KeyRef<Owned = K>>(&self, q: &Q) -> Lookup<V> {
+        let mode = context::take_mode();
+        if mode != Mode::Normal || !self.ramped_in() {
+            return Lookup::Miss(if mode == Mode::Normal {
+                Mode::Bypass
+            } else {
+                mode
+            });
+        }
+        let hash = self.store.hash(q);
+        let now = self.clock.now_ms();
+        let marks = &*self.marks;
+        let found = self.store.with(
+            hash,
+            |k| q.matches(k),
+            |h| {
+                let e = &h.entry;
+                let fresh = match e.freshness(now) {
+                    Freshness::Fresh => true,
+                    Freshness::Stale => false,
+                    Freshness::Expired => return None,
+                };
+                // Invalidated (by tag, entity or key), or L1 not trusted.
+                if !h.valid(marks) {
+                    return None;
+                }
+                Some((fresh, e.negative, e.value.clone()))
+            },
+        );
+        match found.flatten() {
+            Some((fresh, negative, v)) => {
+                self.counters.hit();
+                if negative {
+                    self.counters.negative_hit();
+                }
+                if fresh {
+                    tracing::trace!(use_case = self.spec.name, "cache hit");
+                    Lookup::Hit(v)
+                } else {
+                    self.counters.stale_hit();
+                    tracing::debug!(use_case = self.spec.name, "cache stale hit");
+                    Lookup::Stale(v)
+                }
+            }
+            None => Lookup::Miss(Mode::Normal),
+        }
+    }
+
+    #[inline]
+    fn ramped_in(&self) -> bool {
+        let ramp = self.ramp.load(Ordering::Relaxed);
+        ramp >= 1000 || (ramp > 0 && fastrand::u32(0..1000) < ramp)
+    }
+
+    /// Builds what a load needs (owned key, URN, tags) from the call's key
+    /// values. Runs on a miss only.
+    pub fn miss<Q: KeyRef<Owned = K>>(
+        &self,
+        q: &Q,
+        values: &[&dyn Display],
+        mode: Mode,
+    ) -> Miss<K> {
+        let (urn, tags) = self.render(values);
+        if mode == Mode::Normal {
+            self.counters.miss();
+            tracing::debug!(use_case = self.spec.name, key = urn.as_str(), "cache miss");
+        }
+        Miss {
+            hash: self.store.hash(q),
+            key: q.to_owned_key(),
+            urn,
+            tags,
+            mode,
+        }
+    }
+
+    fn render(&self, values: &[&dyn Display]) -> (Key, Tags) {
+        self.spec.key.render(
+            self.cache.namespace(),
+            self.cache.version(),
+            self.spec.name,
+            values,
+        )
+    }
+
+    /// Drops the cached value of one call.
+    pub fn invalidate<Q: KeyRef<Owned = K>>(&self, q: &Q) -> bool {
+        let hash = self.store.hash(q);
+        self.store.remove(hash, |k| q.matches(k)).is_some()
+    }
+
+    /// A snapshot of this use case's counters.
+    pub fn stats(&self) -> Stats {
+        UseCaseInfo::stats(self)
+    }
+
+    /// Now, by this use case's clock.
+    pub fn now_ms(&self) -> Millis {
+        self.clock.now_ms()
+    }
+}

@@ -1,0 +1,214 @@
+//! What generated code hands the runtime: a function's spec, and the
+//! probes that pick how its values are encoded and its errors shared.
+
+use super::*;
+
+/// What the macros know about a cached function at compile time.
+#[derive(Debug)]
+#[doc(hidden)]
+pub struct UseCaseSpec {
+    /// The use case's name.
+    pub name: &'static str,
+    /// The key and tag templates.
+    pub key: KeyTemplate,
+    /// Fresh lifetime in milliseconds; `None` keeps entries until evicted.
+    pub ttl_ms: Option<u64>,
+    /// Stale-while-revalidate window in milliseconds.
+    pub swr_ms: u64,
+    /// Lifetime of a cached `None`; `None` does not cache absences.
+    pub negative_ttl_ms: Option<u64>,
+    /// Spread of each entry's TTL, as a fraction (0.1 = ±10 %).
+    pub jitter: f64,
+    /// The L1 bound for this use case; the cache's default when `None`.
+    pub capacity: Option<usize>,
+    /// Which layers: [`LAYER_LOCAL`], [`LAYER_REMOTE`] or both.
+    pub layers: u8,
+    /// Cap of this use case's TTL in the in-process layer.
+    pub local_ttl_ms: Option<u64>,
+    /// Cap of this use case's TTL in remote layers.
+    pub remote_ttl_ms: Option<u64>,
+}
+
+/// The in-process layer.
+#[doc(hidden)]
+pub const LAYER_LOCAL: u8 = 1;
+/// The cache's remote layers (Redis, file, ...).
+#[doc(hidden)]
+pub const LAYER_REMOTE: u8 = 2;
+
+/// How a use case's values are encoded for remote layers; `None` when its
+/// value type is not `Serialize + DeserializeOwned` (it then stays in
+/// process). Generated code picks it with [`CodecProbe`].
+#[doc(hidden)]
+pub struct ValueCodec<V> {
+    pub(super) encode: EncodeFn<V>,
+    pub(super) decode: DecodeFn<V>,
+}
+
+/// Encodes an entry stored under a key (see `envelope::encode`).
+type EncodeFn<V> = fn(&str, &Entry<V>, Codec) -> Result<Vec<u8>, String>;
+/// Decodes an entry read under a key, given the tags expected of it.
+type DecodeFn<V> = fn(&[u8], Codec, &str, &Tags) -> Result<Entry<V>, DecodeError>;
+
+impl<V> Clone for ValueCodec<V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<V> Copy for ValueCodec<V> {}
+
+impl<V> fmt::Debug for ValueCodec<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ValueCodec")
+    }
+}
+
+/// Picks a [`ValueCodec`] when `V` is serde-capable, by autoref resolution:
+/// `(&CodecProbe::<V>::new()).value_codec()` with [`ViaSerde`] and
+/// [`ViaOpaque`] in scope.
+#[doc(hidden)]
+pub struct CodecProbe<V>(std::marker::PhantomData<fn() -> V>);
+
+impl<V> fmt::Debug for CodecProbe<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CodecProbe")
+    }
+}
+
+impl<V> Default for CodecProbe<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> CodecProbe<V> {
+    /// A probe.
+    pub const fn new() -> Self {
+        CodecProbe(std::marker::PhantomData)
+    }
+}
+
+/// The codec probe's first choice.
+#[doc(hidden)]
+pub trait ViaSerde<V> {
+    /// The codec this value type allows.
+    fn value_codec(&self) -> Option<ValueCodec<V>>;
+}
+
+impl<V: Serialize + DeserializeOwned> ViaSerde<V> for CodecProbe<V> {
+    fn value_codec(&self) -> Option<ValueCodec<V>> {
+        Some(ValueCodec {
+            encode: envelope::encode::<V>,
+            decode: envelope::decode::<V>,
+        })
+    }
+}
+
+/// The codec probe's fallback.
+#[doc(hidden)]
+pub trait ViaOpaque<V> {
+    /// The codec this value type allows.
+    fn value_codec(&self) -> Option<ValueCodec<V>>;
+}
+
+impl<V> ViaOpaque<V> for &CodecProbe<V> {
+    fn value_codec(&self) -> Option<ValueCodec<V>> {
+        None
+    }
+}
+
+/// The result of looking a call up in L1.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Lookup<V> {
+    /// A fresh value.
+    Hit(V),
+    /// A value past its TTL, inside its SWR window: serve it and refresh.
+    Stale(V),
+    /// Nothing servable; load, in this mode.
+    Miss(Mode),
+}
+
+/// A miss, with everything needed to load and store the value.
+#[doc(hidden)]
+pub struct Miss<K> {
+    pub(super) hash: u64,
+    pub(super) key: K,
+    pub(super) urn: Key,
+    pub(super) tags: Tags,
+    pub(super) mode: Mode,
+}
+
+impl<K> fmt::Debug for Miss<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Miss")
+            .field("urn", &self.urn.as_str())
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A background refresh that failed (its error is the loader's; only the
+/// fact is kept, since the caller is long gone).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshFailed;
+
+/// A background refresh job of a sync function.
+#[doc(hidden)]
+pub type SyncJob<V> = Box<dyn FnOnce() -> Result<V, RefreshFailed> + Send>;
+/// A background refresh job of an async function.
+#[doc(hidden)]
+pub type AsyncJob<V> = Pin<Box<dyn Future<Output = Result<V, RefreshFailed>> + Send>>;
+
+/// Picks [`ShareError::cloning`] when `E` allows it and
+/// [`ShareError::none`] otherwise, by autoref resolution:
+/// `(&ErrorProbe::<E>::new()).share_error()` with [`ViaClone`] and
+/// [`ViaNothing`] in scope.
+#[doc(hidden)]
+pub struct ErrorProbe<E>(std::marker::PhantomData<fn() -> E>);
+
+impl<E> fmt::Debug for ErrorProbe<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ErrorProbe")
+    }
+}
+
+impl<E> Default for ErrorProbe<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E> ErrorProbe<E> {
+    /// A probe.
+    pub const fn new() -> Self {
+        ErrorProbe(std::marker::PhantomData)
+    }
+}
+
+/// The probe's first choice; see [`ErrorProbe`].
+#[doc(hidden)]
+pub trait ViaClone<E> {
+    /// The sharing this error type allows.
+    fn share_error(&self) -> ShareError<E>;
+}
+
+impl<E: Clone + Send + 'static> ViaClone<E> for ErrorProbe<E> {
+    fn share_error(&self) -> ShareError<E> {
+        ShareError::cloning()
+    }
+}
+
+/// The probe's fallback; see [`ErrorProbe`].
+#[doc(hidden)]
+pub trait ViaNothing<E> {
+    /// The sharing this error type allows.
+    fn share_error(&self) -> ShareError<E>;
+}
+
+impl<E> ViaNothing<E> for &ErrorProbe<E> {
+    fn share_error(&self) -> ShareError<E> {
+        ShareError::none()
+    }
+}
