@@ -22,6 +22,12 @@
 //!     ways: `to_async` (awaited inside criterion's tokio current-thread
 //!     runtime) and `poll_noop` (one `Future::poll` with a no-op waker, so
 //!     only the future's own cost is left).
+//! * `hot_hit_plain` — the same calls on a value that is plain data
+//!   ([`Plain`], whose clone allocates nothing), so the ratios show the
+//!   cache's own cost: `floor`, `cachewright_sync` (`ttl = 300`),
+//!   `cachewright_sync_tags` (with `tags = ["org:<id>"]`), `cached_crate`,
+//!   and `floor_async/poll_noop` vs `cachewright_async/poll_noop`. The
+//!   issue's bar is stated on these.
 //! * `hot_hit_2_threads` — two threads hitting the hot key at once; the time
 //!   is the wall time per call of each thread (perfect scaling = the
 //!   one-thread time), so it shows cache-line contention on shared state.
@@ -77,6 +83,22 @@ fn make_user(id: u64) -> User {
     }
 }
 
+/// A value that is plain data: its clone copies 32 bytes, allocating nothing.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Plain {
+    id: u64,
+    score: u64,
+    flags: [u32; 4],
+}
+
+fn make_plain(id: u64) -> Plain {
+    Plain {
+        id,
+        score: id * 7,
+        flags: [1, 2, 3, 4],
+    }
+}
+
 // ---- thread CPU time -----------------------------------------------------------
 
 #[path = "common/cpu_time.rs"]
@@ -128,6 +150,39 @@ async fn stampede_user(id: u64) -> User {
     STAMPEDE_LOADS.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1)).await;
     make_user(id)
+}
+
+static PLAIN_LOADS: AtomicU64 = AtomicU64::new(0);
+static PLAIN_TAGS_LOADS: AtomicU64 = AtomicU64::new(0);
+static PLAIN_ASYNC_LOADS: AtomicU64 = AtomicU64::new(0);
+static PLAIN_CACHED_LOADS: AtomicU64 = AtomicU64::new(0);
+
+#[cachewright::cached(key = "plain:<id>", ttl = 300)]
+fn cachewright_plain(id: u64) -> Plain {
+    PLAIN_LOADS.fetch_add(1, Ordering::Relaxed);
+    make_plain(id)
+}
+
+#[cachewright::cached(key = "plain:<id>", ttl = 300, tags = ["org:<id>"])]
+fn cachewright_plain_tags(id: u64) -> Plain {
+    PLAIN_TAGS_LOADS.fetch_add(1, Ordering::Relaxed);
+    make_plain(id)
+}
+
+#[cachewright::cached(key = "plain:<id>", ttl = 300)]
+async fn cachewright_plain_async(id: u64) -> Plain {
+    PLAIN_ASYNC_LOADS.fetch_add(1, Ordering::Relaxed);
+    make_plain(id)
+}
+
+#[cached::proc_macro::cached(time = 300)]
+fn cached_crate_plain(id: u64) -> Plain {
+    PLAIN_CACHED_LOADS.fetch_add(1, Ordering::Relaxed);
+    make_plain(id)
+}
+
+async fn floor_plain_async(map: &HashMap<u64, Plain>, id: u64) -> Plain {
+    *map.get(&id).expect("the floor map holds the hot key")
 }
 
 /// The async floor: the map get + clone inside an `async fn`.
@@ -244,6 +299,48 @@ fn hot_hit<M: Measurement>(c: &mut Criterion<M>) {
     });
     assert_one_load("cachewright_async", &ASYNC_LOADS);
 
+    g.finish();
+}
+
+// ---- hot_hit_plain -----------------------------------------------------------
+
+fn hot_hit_plain<M: Measurement>(c: &mut Criterion<M>) {
+    let map = floor_map(make_plain);
+    let waker = noop_waker();
+    let mut g = c.benchmark_group("hot_hit_plain");
+    #[allow(clippy::clone_on_copy)] // the floor is a get + clone, as for every value
+    g.bench_function("floor", |b| {
+        b.iter(|| map.get(&black_box(HOT)).expect("hot").clone())
+    });
+    assert_eq!(cachewright_plain(HOT), make_plain(HOT));
+    g.bench_function("cachewright_sync", |b| {
+        b.iter(|| cachewright_plain(black_box(HOT)))
+    });
+    assert_one_load("plain cachewright_sync", &PLAIN_LOADS);
+    assert_eq!(cachewright_plain_tags(HOT), make_plain(HOT));
+    g.bench_function("cachewright_sync_tags", |b| {
+        b.iter(|| cachewright_plain_tags(black_box(HOT)))
+    });
+    assert_one_load("plain cachewright_sync_tags", &PLAIN_TAGS_LOADS);
+    assert_eq!(cached_crate_plain(HOT), make_plain(HOT));
+    g.bench_function("cached_crate", |b| {
+        b.iter(|| cached_crate_plain(black_box(HOT)))
+    });
+    assert_one_load("plain cached_crate", &PLAIN_CACHED_LOADS);
+    g.bench_function("floor_async/poll_noop", |b| {
+        let mut cx = Context::from_waker(&waker);
+        b.iter(|| poll_once(floor_plain_async(&map, black_box(HOT)), &mut cx))
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime");
+    assert_eq!(rt.block_on(cachewright_plain_async(HOT)), make_plain(HOT));
+    g.bench_function("cachewright_async/poll_noop", |b| {
+        let mut cx = Context::from_waker(&waker);
+        b.iter(|| poll_once(cachewright_plain_async(black_box(HOT)), &mut cx))
+    });
+    assert_one_load("plain cachewright_async", &PLAIN_ASYNC_LOADS);
     g.finish();
 }
 
@@ -410,7 +507,7 @@ criterion_group! {
     config = Criterion::default()
         .with_measurement(OneThreadClock)
         .without_plots();
-    targets = hot_hit, hot_hit_arc, pieces
+    targets = hot_hit, hot_hit_plain, hot_hit_arc, pieces
 }
 criterion_group! {
     name = many_threads;

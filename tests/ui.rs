@@ -1,4 +1,4 @@
-//! Compile-time diagnostics of `#[cached]` and `#[cache_write]`: each case
+//! Compile-time diagnostics of `#[cached]`, `#[cache_write]` and `#[bg_writer]`: each case
 //! under `tests/ui/` is a program that must fail to compile with the errors
 //! in its `.stderr` (or, in `pass/`, compile and run).
 //!
@@ -18,5 +18,8 @@ fn ui() {
     // Lints still fire on the user's code through the expansion.
     t.compile_fail("tests/ui/lints/*.rs");
     t.compile_fail("tests/ui/write/*.rs");
+    t.compile_fail("tests/ui/bg/*.rs");
+    // `crate = "..."`: malformed, or naming a path without cachewright.
+    t.compile_fail("tests/ui/krate/*.rs");
     t.pass("tests/ui/pass/*.rs");
 }

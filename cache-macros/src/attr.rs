@@ -104,8 +104,8 @@ pub(crate) struct CachedArgs {
     pub(crate) ignore: Vec<Ident>,
     pub(crate) adapt: Vec<Adapter>,
     pub(crate) krate: Option<Path>,
-    /// Bit 1: in-process layer; bit 2: remote layers. `None`: all the cache has.
-    pub(crate) layers: Option<(u8, Span)>,
+    /// Which layers the use case keeps values in. `None`: all the cache has.
+    pub(crate) layers: Option<(LayerChoice, Span)>,
     pub(crate) local_ttl: Option<Dur>,
     pub(crate) remote_ttl: Option<Dur>,
 }
@@ -324,15 +324,50 @@ impl CachedArgs {
     }
 }
 
+/// Which layers a use case keeps its values in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LayerChoice {
+    /// In process only.
+    Local,
+    /// The cache's remote layers only.
+    Remote,
+    /// Both.
+    All,
+}
+
+impl LayerChoice {
+    fn and(self, other: LayerChoice) -> LayerChoice {
+        if self == other {
+            self
+        } else {
+            LayerChoice::All
+        }
+    }
+
+    /// Whether the remote layers are named.
+    pub(crate) fn remote(self) -> bool {
+        self != LayerChoice::Local
+    }
+
+    /// The runtime's name for this choice.
+    pub(crate) fn variant(self) -> &'static str {
+        match self {
+            LayerChoice::Local => "Local",
+            LayerChoice::Remote => "Remote",
+            LayerChoice::All => "All",
+        }
+    }
+}
+
 /// `local`, `remote`, `all`, or a list such as `[local, remote]`.
-fn layers(expr: &Expr, errors: &mut Errors) -> Option<u8> {
+fn layers(expr: &Expr, errors: &mut Errors) -> Option<LayerChoice> {
     const HINT: &str = "`layers` is `local` (in process only), `remote` (the cache's remote layers only) or `all` (the default), or a list: `[local, remote]`";
-    let one = |e: &Expr, errors: &mut Errors| -> Option<u8> {
+    let one = |e: &Expr, errors: &mut Errors| -> Option<LayerChoice> {
         match e {
             Expr::Path(p) => match p.path.get_ident().map(|i| i.to_string()).as_deref() {
-                Some("local") => Some(1),
-                Some("remote") => Some(2),
-                Some("all") => Some(3),
+                Some("local") => Some(LayerChoice::Local),
+                Some("remote") => Some(LayerChoice::Remote),
+                Some("all") => Some(LayerChoice::All),
                 _ => {
                     errors.at(e.span(), HINT);
                     None
@@ -346,11 +381,12 @@ fn layers(expr: &Expr, errors: &mut Errors) -> Option<u8> {
     };
     match expr {
         Expr::Array(a) if !a.elems.is_empty() => {
-            let mut bits = 0;
+            let mut choice: Option<LayerChoice> = None;
             for el in &a.elems {
-                bits |= one(el, errors)?;
+                let c = one(el, errors)?;
+                choice = Some(choice.map_or(c, |have| have.and(c)));
             }
-            Some(bits)
+            choice
         }
         Expr::Array(a) => {
             errors.at(a.span(), HINT);
@@ -606,6 +642,8 @@ impl WriteArgs {
 pub(crate) struct BgArgs {
     pub(crate) key: Option<LitStr>,
     pub(crate) interval_ms: Option<u64>,
+    /// Whether `interval` was written at all (well-formed or not).
+    pub(crate) interval_given: bool,
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) run_immediately: Option<bool>,
     pub(crate) on_error: Option<Expr>,
@@ -647,10 +685,13 @@ impl BgArgs {
                     })
                 }
                 // `interval = 0` means no schedule: on demand only.
-                "interval" => match &expr {
-                    Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) if i.base10_digits() == "0" => args.interval_ms = Some(0),
-                    _ => args.interval_ms = duration(&expr, "interval", errors),
-                },
+                "interval" => {
+                    args.interval_given = true;
+                    args.interval_ms = match &expr {
+                        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) if i.base10_digits() == "0" => Some(0),
+                        _ => duration(&expr, "interval", errors),
+                    };
+                }
                 "ttl" => args.ttl_ms = duration(&expr, "ttl", errors),
                 "run_immediately" => match &expr {
                     Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => args.run_immediately = Some(b.value),

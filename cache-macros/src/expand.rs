@@ -18,7 +18,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{ItemFn, Type};
 
-use crate::attr::{CachedArgs, Errors};
+use crate::attr::{CachedArgs, Errors, LayerChoice};
 use crate::check::{self, Func, KeyPlan, Param, Seg, ShapeKind};
 
 /// The function an attribute sits on and the attribute's arguments (with
@@ -107,12 +107,7 @@ fn unlifetimed(ty: &Type) -> Type {
 }
 
 fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
-    let krate = args
-        .krate
-        .as_ref()
-        .map(|p| quote!(#p))
-        .unwrap_or_else(|| quote!(::cachewright));
-    let p = quote!(#krate::__private);
+    let (_, p) = runtime_paths(args.krate.as_ref());
     let ItemFn {
         attrs,
         vis,
@@ -141,14 +136,17 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
     let negative_ttl_ms = opt(args.negative_ttl.map(|d| d.ms));
     let jitter = proc_macro2::Literal::f64_suffixed(args.jitter.map_or(0.0, |j| j.0));
     let capacity = opt(args.capacity);
-    let layers = args.layers.map_or(3u8, |l| l.0);
+    let layers = format_ident!(
+        "{}",
+        args.layers.map_or(LayerChoice::All, |l| l.0).variant()
+    );
     let local_ttl_ms = opt(args.local_ttl.map(|d| d.ms));
     let remote_ttl_ms = opt(args.remote_ttl.map(|d| d.ms));
     // Asking for remote layers by name makes a value type without serde a
     // compile error; by default such a type stays in process (with a warning
     // at run time when the cache has remote layers).
     let serde_assert = match args.layers {
-        Some((bits, span)) if bits & 2 != 0 => {
+        Some((choice, span)) if choice.remote() => {
             quote_spanned!(span=> #p::assert_serde::<#value_ty>();)
         }
         _ => TokenStream::new(),
@@ -247,7 +245,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 negative_ttl_ms: #negative_ttl_ms,
                 jitter: #jitter,
                 capacity: #capacity,
-                layers: #layers,
+                layers: #p::LayerChoice::#layers,
                 local_ttl_ms: #local_ttl_ms,
                 remote_ttl_ms: #remote_ttl_ms,
             });
@@ -481,12 +479,7 @@ fn expand_write(
     w: &check::Writer,
     plan: &check::WritePlan,
 ) -> TokenStream {
-    let krate = args
-        .krate
-        .as_ref()
-        .map(|p| quote!(#p))
-        .unwrap_or_else(|| quote!(::cachewright));
-    let p = quote!(#krate::__private);
+    let (krate, p) = runtime_paths(args.krate.as_ref());
     let ItemFn {
         attrs,
         vis,
@@ -594,6 +587,19 @@ fn expand_write(
     }
 }
 
+/// The paths generated code names the runtime by: `crate = "..."`'s, whose
+/// tokens (and `__private` after them) carry the string's span, so that a
+/// wrong path is reported at the string; or `::cachewright`.
+fn runtime_paths(krate: Option<&syn::Path>) -> (TokenStream, TokenStream) {
+    match krate {
+        Some(path) => {
+            let span = path.span();
+            (quote!(#path), quote_spanned!(span=> #path::__private))
+        }
+        None => (quote!(::cachewright), quote!(::cachewright::__private)),
+    }
+}
+
 /// `#[bg_writer]`: the function becomes the loader of a `static` of the same
 /// name, a `cachewright::BgWriter<T>`.
 pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -608,7 +614,8 @@ pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
             "#[bg_writer] needs the key it owns: `key = \"daily_config\"`",
         );
     }
-    if args.interval_ms.is_none() {
+    // A malformed `interval` was reported at its token already.
+    if args.interval_ms.is_none() && !args.interval_given {
         errors.at(
             f.sig.ident.span(),
             "#[bg_writer] needs an `interval` (seconds or a duration string; `interval = 0` loads on demand only)",
@@ -639,12 +646,7 @@ pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(e) = errors.finish() {
         return with_error(item, e);
     }
-    let krate = args
-        .krate
-        .as_ref()
-        .map(|p| quote!(#p))
-        .unwrap_or_else(|| quote!(::cachewright));
-    let p = quote!(#krate::__private);
+    let (krate, p) = runtime_paths(args.krate.as_ref());
     let ItemFn {
         attrs,
         vis,

@@ -22,6 +22,7 @@ mod flight;
 mod global;
 mod key;
 mod layer;
+mod lifetime;
 mod local;
 mod spawn;
 mod stats;
@@ -55,9 +56,8 @@ pub mod __private {
     pub use crate::global::{default_cache, AsCache};
     pub use crate::key::{KeyRef, KeyTemplate, Segment};
     pub use crate::use_case::{
-        AsyncJob, CodecProbe, ErrorProbe, Lookup, Miss, RefreshFailed, SyncJob, UseCaseSlot,
-        UseCaseSpec, ValueCodec, ViaClone, ViaNothing, ViaOpaque, ViaSerde, LAYER_LOCAL,
-        LAYER_REMOTE,
+        AsyncJob, CodecProbe, ErrorProbe, LayerChoice, Lookup, Miss, RefreshFailed, SyncJob,
+        UseCaseSlot, UseCaseSpec, ValueCodec, ViaClone, ViaNothing, ViaOpaque, ViaSerde,
     };
 }
 

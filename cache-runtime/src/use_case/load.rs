@@ -97,39 +97,10 @@ where
             .flatten()
     }
 
-    /// How long a result is cached, or `None` to keep it out.
-    pub(super) fn lifetime(
-        &self,
-        v: &V,
-        said: Directive,
-    ) -> Option<(Option<Duration>, Duration, bool)> {
-        let spec = self.spec;
-        let negative = self.negative.is_some_and(|f| f(v));
-        let ttl = match said {
-            Directive::Skip => return None,
-            Directive::Ttl(d) if d.is_zero() => return None,
-            Directive::Ttl(d) => Some(d),
-            Directive::Default if negative => Some(Duration::from_millis(spec.negative_ttl_ms?)),
-            Directive::Default => spec.ttl_ms.map(|ms| {
-                if spec.jitter > 0.0 {
-                    let spread = (fastrand::f64() * 2.0 - 1.0) * spec.jitter;
-                    Duration::from_millis(((ms as f64) * (1.0 + spread)).max(1.0) as u64)
-                } else {
-                    Duration::from_millis(ms)
-                }
-            }),
-        };
-        let swr = if negative {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(spec.swr_ms)
-        };
-        Some((ttl, swr, negative))
-    }
-
     /// The entry to store for a loaded value, or `None` to keep it out.
     pub(super) fn entry(&self, miss: &Miss<K>, v: V, said: Directive) -> Option<Entry<V>> {
-        let Some((ttl, swr, negative)) = self.lifetime(&v, said) else {
+        let negative = self.negative.is_some_and(|f| f(&v));
+        let Some(life) = self.policy.lifetime(negative, said) else {
             tracing::debug!(
                 use_case = self.spec.name,
                 key = miss.urn.as_str(),
@@ -137,8 +108,8 @@ where
             );
             return None;
         };
-        let mut entry = Entry::new(v, self.clock.precise_ms(), ttl, swr);
-        entry.negative = negative;
+        let mut entry = Entry::new(v, self.clock.precise_ms(), life.ttl, life.swr);
+        entry.negative = life.negative;
         entry.tags = miss.tags.clone();
         Some(entry)
     }

@@ -21,6 +21,7 @@ use crate::envelope::{self, Codec, DecodeError};
 use crate::flight::{self, Flights, Load, Outcome, Role, ShareError, Wait};
 use crate::key::{Key, KeyRef, KeyTemplate};
 use crate::layer::LayerSet;
+use crate::lifetime::Policy;
 use crate::local::{Admit, Admitted, Store};
 use crate::stats::{Counters, Stats};
 use crate::watermark::Watermarks;
@@ -50,6 +51,8 @@ pub struct UseCase<K, V> {
     remote: Option<ValueCodec<V>>,
     local_cap: Option<Duration>,
     remote_cap: Option<Duration>,
+    /// How long loaded values live.
+    policy: Policy,
 }
 
 impl<K, V> fmt::Debug for UseCase<K, V> {
@@ -174,7 +177,7 @@ where
         codec: Option<ValueCodec<V>>,
     ) -> Self {
         let capacity = spec.capacity.unwrap_or_else(|| cache.default_capacity());
-        let wants_remote = spec.layers & LAYER_REMOTE != 0 && !cache.layers().is_empty();
+        let wants_remote = spec.layers.remote() && !cache.layers().is_empty();
         if wants_remote && codec.is_none() {
             tracing::warn!(
                 use_case = spec.name,
@@ -183,7 +186,7 @@ where
         }
         let remote = if wants_remote { codec } else { None };
         // With no layer to keep values in, keep them in process after all.
-        let local = spec.layers & LAYER_LOCAL != 0 || remote.is_none();
+        let local = spec.layers.local() || remote.is_none();
         let ms = |v: Option<u64>| v.map(Duration::from_millis);
         let local_cap = match (ms(spec.local_ttl_ms), cache.local_ttl()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -202,6 +205,12 @@ where
             remote,
             local_cap,
             remote_cap: ms(spec.remote_ttl_ms),
+            policy: Policy {
+                ttl: ms(spec.ttl_ms),
+                swr: Duration::from_millis(spec.swr_ms),
+                negative_ttl: ms(spec.negative_ttl_ms),
+                jitter: spec.jitter,
+            },
             cache,
         }
     }

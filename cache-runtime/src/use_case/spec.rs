@@ -21,20 +21,35 @@ pub struct UseCaseSpec {
     pub jitter: f64,
     /// The L1 bound for this use case; the cache's default when `None`.
     pub capacity: Option<usize>,
-    /// Which layers: [`LAYER_LOCAL`], [`LAYER_REMOTE`] or both.
-    pub layers: u8,
+    /// Which layers the use case keeps its values in.
+    pub layers: LayerChoice,
     /// Cap of this use case's TTL in the in-process layer.
     pub local_ttl_ms: Option<u64>,
     /// Cap of this use case's TTL in remote layers.
     pub remote_ttl_ms: Option<u64>,
 }
 
-/// The in-process layer.
+/// Which layers a use case keeps its values in (`layers = ...`).
 #[doc(hidden)]
-pub const LAYER_LOCAL: u8 = 1;
-/// The cache's remote layers (Redis, file, ...).
-#[doc(hidden)]
-pub const LAYER_REMOTE: u8 = 2;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerChoice {
+    /// The in-process layer only.
+    Local,
+    /// The cache's remote layers only (Redis, file, ...).
+    Remote,
+    /// Both (the default).
+    All,
+}
+
+impl LayerChoice {
+    pub(crate) fn local(self) -> bool {
+        self != LayerChoice::Remote
+    }
+
+    pub(crate) fn remote(self) -> bool {
+        self != LayerChoice::Local
+    }
+}
 
 /// How a use case's values are encoded for remote layers; `None` when its
 /// value type is not `Serialize + DeserializeOwned` (it then stays in

@@ -1,0 +1,104 @@
+//! How long a loaded value lives: its TTL (spread by jitter), its
+//! stale-while-revalidate window, the TTL of a cached absence, and what the
+//! loader said about it (`set_ttl`, `do_not_cache`).
+
+use std::time::Duration;
+
+use crate::context::Directive;
+
+/// The lifetimes a use case gives the values it loads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    /// Fresh lifetime; `None` keeps entries until evicted.
+    pub(crate) ttl: Option<Duration>,
+    /// Stale-while-revalidate window after the TTL.
+    pub(crate) swr: Duration,
+    /// Lifetime of a cached absence; `None` does not cache absences.
+    pub(crate) negative_ttl: Option<Duration>,
+    /// Spread of each entry's TTL, as a fraction (0.1 = ±10 %).
+    pub(crate) jitter: f64,
+}
+
+/// How long one value lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lifetime {
+    /// Fresh for this long; forever when `None`.
+    pub(crate) ttl: Option<Duration>,
+    /// Then servable stale for this long.
+    pub(crate) swr: Duration,
+    /// Whether it records an absence.
+    pub(crate) negative: bool,
+}
+
+impl Policy {
+    /// The lifetime of a value (`negative` when it is an absence), given
+    /// what its loader said; `None` when it is not to be cached.
+    pub(crate) fn lifetime(&self, negative: bool, said: Directive) -> Option<Lifetime> {
+        let ttl = match said {
+            Directive::Skip => return None,
+            Directive::Ttl(d) if d.is_zero() => return None,
+            Directive::Ttl(d) => Some(d),
+            Directive::Default if negative => Some(self.negative_ttl?),
+            Directive::Default => self.ttl.map(|t| self.jittered(t)),
+        };
+        let swr = if negative { Duration::ZERO } else { self.swr };
+        Some(Lifetime { ttl, swr, negative })
+    }
+
+    fn jittered(&self, ttl: Duration) -> Duration {
+        if self.jitter <= 0.0 {
+            return ttl;
+        }
+        let spread = (fastrand::f64() * 2.0 - 1.0) * self.jitter;
+        let ms = (ttl.as_millis() as f64 * (1.0 + spread)).max(1.0);
+        Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn policy(jitter: f64) -> Policy {
+        Policy {
+            ttl: Some(SECOND * 100),
+            swr: SECOND * 10,
+            negative_ttl: Some(SECOND * 5),
+            jitter,
+        }
+    }
+
+    #[test]
+    fn directives_and_absences() {
+        let p = policy(0.0);
+        let fresh = p.lifetime(false, Directive::Default).unwrap();
+        assert_eq!((fresh.ttl, fresh.swr), (Some(SECOND * 100), SECOND * 10));
+        let absent = p.lifetime(true, Directive::Default).unwrap();
+        assert_eq!(
+            (absent.ttl, absent.swr, absent.negative),
+            (Some(SECOND * 5), Duration::ZERO, true)
+        );
+        assert_eq!(
+            p.lifetime(false, Directive::Ttl(SECOND)).unwrap().ttl,
+            Some(SECOND)
+        );
+        assert!(p.lifetime(false, Directive::Ttl(Duration::ZERO)).is_none());
+        assert!(p.lifetime(false, Directive::Skip).is_none());
+        let no_negative = Policy {
+            negative_ttl: None,
+            ..p
+        };
+        assert!(no_negative.lifetime(true, Directive::Default).is_none());
+    }
+
+    #[test]
+    fn jitter_stays_in_its_band() {
+        let p = policy(0.1);
+        for _ in 0..1000 {
+            let ttl = p.lifetime(false, Directive::Default).unwrap().ttl.unwrap();
+            assert!(ttl >= SECOND * 90 && ttl <= SECOND * 110, "{ttl:?}");
+        }
+    }
+}

@@ -1,0 +1,6 @@
+#[cachewright::bg_writer(ttl = 60)]
+fn daily_config() -> u32 {
+    7
+}
+
+fn main() {}
