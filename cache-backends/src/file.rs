@@ -26,7 +26,7 @@ const SUFFIX: &str = ".cachewright";
 /// # Examples
 ///
 /// ```
-/// use cachewright_backends::{file::FileBackend, Backend};
+/// use cachewright::backends::{file::FileBackend, Backend};
 /// use std::time::Duration;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@
 //! moves bytes. That keeps a custom backend small:
 //!
 //! ```
-//! use cachewright_backends::{async_trait, Backend, BackendError};
+//! use cachewright::backends::{async_trait, Backend, BackendError};
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
 //! use std::time::Duration;

@@ -14,7 +14,7 @@ use crate::{Backend, BackendError, Dedupe, Written};
 /// # Examples
 ///
 /// ```
-/// use cachewright_backends::{Backend, MemoryBackend};
+/// use cachewright::backends::{Backend, MemoryBackend};
 /// use std::time::Duration;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let m = MemoryBackend::new();

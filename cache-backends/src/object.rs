@@ -43,7 +43,7 @@ const MAGIC: &[u8] = b"cachewright-object 1\n";
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use cachewright_backends::{object::ObjectStoreBackend, Backend};
+/// use cachewright::backends::{object::ObjectStoreBackend, Backend};
 /// use object_store::memory::InMemory;
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// // In production: object_store::aws::AmazonS3Builder::from_env()...build()

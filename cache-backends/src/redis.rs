@@ -47,7 +47,7 @@ return 1
 /// # Examples
 ///
 /// ```no_run
-/// use cachewright_backends::redis::RedisBackend;
+/// use cachewright::backends::redis::RedisBackend;
 ///
 /// let redis = RedisBackend::builder()
 ///     .url("redis://:secret@127.0.0.1:6379/2")
@@ -123,7 +123,7 @@ impl RedisBuilder {
     ///
     /// ```
     /// # #[cfg(feature = "redis-tls")] {
-    /// use cachewright_backends::redis::RedisBackend;
+    /// use cachewright::backends::redis::RedisBackend;
     ///
     /// let ca = b"-----BEGIN CERTIFICATE-----\n...".to_vec(); // read from a file
     /// let redis = RedisBackend::builder()

@@ -528,16 +528,8 @@ fn expand_write(
     } else {
         quote!(true)
     };
-    // A value recached in the same millisecond as the invalidation would
-    // count as older than it: wait for the clock to pass it first.
-    let (wait_sync, wait_async) = if recache.is_empty() {
-        (TokenStream::new(), TokenStream::new())
-    } else {
-        (
-            quote!(__cachewright_cache.wait_past(__cachewright_at);),
-            quote!(__cachewright_cache.wait_past_async(__cachewright_at).await;),
-        )
-    };
+    // Recached values must count as newer than the invalidation.
+    let recaches = !recache.is_empty();
     let body = if w.is_async {
         let before = args.before.then(|| {
             quote!(__cachewright_cache.invalidate_tags_buffered_async(::core::clone::Clone::clone(&__cachewright_tags), #buffer).await;)
@@ -546,10 +538,7 @@ fn expand_write(
             #before
             let __cachewright_r: #ret = async move #block.await;
                         if #succeeded {
-                // One time for the watermark and for the wait before recaching.
-                let __cachewright_at = __cachewright_cache.invalidation_time(#buffer);
-                __cachewright_cache.invalidate_tags_at_async(__cachewright_tags, __cachewright_at).await;
-                #wait_async
+                #p::invalidate_for_write_async(&__cachewright_cache, __cachewright_tags, #buffer, #recaches).await;
                 #( (&#p::Recache::new(#krate::refresh(|| #recache))).recache().await; )*
             }
             __cachewright_r
@@ -562,10 +551,7 @@ fn expand_write(
             #before
             let __cachewright_r: #ret = (move || -> #ret #block)();
                         if #succeeded {
-                // One time for the watermark and for the wait before recaching.
-                let __cachewright_at = __cachewright_cache.invalidation_time(#buffer);
-                __cachewright_cache.invalidate_tags_at(__cachewright_tags, __cachewright_at);
-                #wait_sync
+                #p::invalidate_for_write(&__cachewright_cache, __cachewright_tags, #buffer, #recaches);
                 #( (&#p::Recache::new(#krate::refresh(|| #recache))).recache_now(); )*
             }
             __cachewright_r

@@ -5,6 +5,9 @@ use std::convert::Infallible;
 use std::fmt::Display;
 use std::future::Future;
 use std::hash::Hash;
+use std::time::Duration;
+
+use crate::cache::Cache;
 
 use crate::use_case::{ErrorProbe, RefreshFailed};
 
@@ -173,4 +176,29 @@ pub trait RecacheDone {
 
 impl<T> RecacheDone for &Recache<T> {
     fn recache_now(&self) {}
+}
+
+/// What `#[cache_write]` does after its body succeeded: invalidates `tags`
+/// at one time, and, when it recaches, waits until the clock has passed that
+/// time (so the recached values count as newer).
+pub fn invalidate_for_write(cache: &Cache, tags: Vec<String>, buffer: Duration, recaches: bool) {
+    let at = cache.invalidation_time(buffer);
+    cache.invalidate_tags_at(tags, at);
+    if recaches {
+        cache.wait_past(at);
+    }
+}
+
+/// The async twin of [`invalidate_for_write`].
+pub async fn invalidate_for_write_async(
+    cache: &Cache,
+    tags: Vec<String>,
+    buffer: Duration,
+    recaches: bool,
+) {
+    let at = cache.invalidation_time(buffer);
+    cache.invalidate_tags_at_async(tags, at).await;
+    if recaches {
+        cache.wait_past_async(at).await;
+    }
 }

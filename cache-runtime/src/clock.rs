@@ -19,7 +19,7 @@ pub type Millis = u64;
 /// # Examples
 ///
 /// ```
-/// use cachewright_runtime::{Clock, ManualClock};
+/// use cachewright::{Clock, ManualClock};
 /// use std::time::Duration;
 ///
 /// let manual = ManualClock::new(1_000);
@@ -99,7 +99,7 @@ impl fmt::Debug for Clock {
 /// # Examples
 ///
 /// ```
-/// use cachewright_runtime::ManualClock;
+/// use cachewright::ManualClock;
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new(0);

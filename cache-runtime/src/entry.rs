@@ -28,7 +28,7 @@ pub type Tags = std::sync::Arc<[Box<str>]>;
 /// # Examples
 ///
 /// ```
-/// use cachewright_runtime::{Entry, Freshness};
+/// use cachewright::{Entry, Freshness};
 /// use std::time::Duration;
 ///
 /// let e = Entry::new("v", 1_000, Some(Duration::from_secs(10)), Duration::from_secs(5));

@@ -34,7 +34,7 @@ pub enum Segment {
 /// # Examples
 ///
 /// ```
-/// use cachewright_runtime::Key;
+/// use cachewright::Key;
 ///
 /// let key = Key::new("app", "v1", "user", &"a:b").arg("page", &2).use_case("profile");
 /// assert_eq!(key.as_str(), "urn:app:v1:user:a%3Ab?page=2#profile");

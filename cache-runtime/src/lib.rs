@@ -29,21 +29,19 @@ mod stats;
 mod use_case;
 mod watermark;
 
-pub use bg::{shutdown, shutdown_async, BgError, BgFailure, BgReader, BgWriter};
+pub use bg::{shutdown, shutdown_async, BgError, BgReader, BgWriter};
 pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY};
 pub use cachewright_backends as backends;
 pub use clock::{Clock, ManualClock, Millis};
 pub use context::{bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl};
 pub use entry::{Entry, Freshness, Tags};
-pub use envelope::{Codec, DecodeError};
+pub use envelope::Codec;
 pub use global::{
     configure, default_cache, stats, stats_for, AsCache, ConfigError, EnvProblem, NamedCache, Setup,
 };
-pub use key::{escape_into, tag, Key, KeyRef, Segment};
+pub use key::{tag, Key};
 pub use layer::{LayerConfig, LayerStats};
 pub use stats::Stats;
-
-pub use use_case::UseCase;
 
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
@@ -52,12 +50,13 @@ pub mod __private {
     pub use crate::cache::Cache;
     pub use crate::checks::*;
     pub use crate::context::{take_mode, Mode};
+    pub use crate::envelope::DecodeError;
     pub use crate::flight::{ShareError, SharedError};
     pub use crate::global::{default_cache, AsCache};
-    pub use crate::key::{KeyRef, KeyTemplate, Segment};
+    pub use crate::key::{escape_into, KeyRef, KeyTemplate, Segment};
     pub use crate::use_case::{
         AsyncJob, CodecProbe, ErrorProbe, LayerChoice, Lookup, Miss, RefreshFailed, SyncJob,
-        UseCaseSlot, UseCaseSpec, ValueCodec, ViaClone, ViaNothing, ViaOpaque, ViaSerde,
+        UseCase, UseCaseSlot, UseCaseSpec, ValueCodec, ViaClone, ViaNothing, ViaOpaque, ViaSerde,
     };
 }
 

@@ -133,7 +133,7 @@ impl Cache {
     /// # Examples
     ///
     /// ```
-    /// use cachewright_runtime::{Cache, Clock, ManualClock};
+    /// use cachewright::{Cache, Clock, ManualClock};
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new(1_000);
@@ -231,7 +231,7 @@ impl Cache {
     /// # Examples
     ///
     /// ```
-    /// use cachewright_runtime::Cache;
+    /// use cachewright::Cache;
     /// use std::time::Duration;
     ///
     /// let cache = Cache::builder().build();
@@ -327,7 +327,7 @@ impl Cache {
     /// # Examples
     ///
     /// ```
-    /// use cachewright_runtime::Cache;
+    /// use cachewright::Cache;
     ///
     /// let cache = Cache::builder().build();
     /// let key = cache.key("answer", &"life");
@@ -355,7 +355,7 @@ impl Cache {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use cachewright_runtime::Cache;
+    /// use cachewright::Cache;
     ///
     /// let cache = Cache::builder().build();
     /// let key = cache.key("answer", &1);
@@ -424,7 +424,7 @@ impl Cache {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use cachewright_runtime::Cache;
+    /// use cachewright::Cache;
     ///
     /// let cache = Cache::builder().build();
     /// let keys: Vec<_> = (0..3).map(|i| cache.key("n", &i)).collect();

@@ -159,8 +159,7 @@ impl Cache {
     /// Waits (at most a few milliseconds) until the clock is past `at`, so
     /// that values stored from now on count as newer than an invalidation
     /// at `at`. For `recache` after a write.
-    #[doc(hidden)]
-    pub fn wait_past(&self, at: u64) {
+    pub(crate) fn wait_past(&self, at: u64) {
         for _ in 0..20 {
             if self.inner.clock.precise_ms() > at || self.inner.clock.is_manual() {
                 return;
@@ -170,8 +169,7 @@ impl Cache {
     }
 
     /// The async twin of [`wait_past`](Self::wait_past).
-    #[doc(hidden)]
-    pub async fn wait_past_async(&self, at: u64) {
+    pub(crate) async fn wait_past_async(&self, at: u64) {
         for _ in 0..20 {
             if self.inner.clock.precise_ms() > at || self.inner.clock.is_manual() {
                 return;
@@ -181,8 +179,7 @@ impl Cache {
     }
 
     /// The time an invalidation made now, with `buffer`, is stamped with.
-    #[doc(hidden)]
-    pub fn invalidation_time(&self, buffer: Duration) -> u64 {
+    pub(crate) fn invalidation_time(&self, buffer: Duration) -> u64 {
         self.at(buffer)
     }
 
@@ -261,8 +258,7 @@ impl Cache {
     /// Invalidates `tags` with the watermark `at` (from
     /// [`invalidation_time`](Self::invalidation_time)): `#[cache_write]`
     /// waits past the very time it invalidated at before it recaches.
-    #[doc(hidden)]
-    pub fn invalidate_tags_at<I, S>(&self, tags: I, at: u64)
+    pub(crate) fn invalidate_tags_at<I, S>(&self, tags: I, at: u64)
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -273,8 +269,7 @@ impl Cache {
     }
 
     /// The async twin of [`invalidate_tags_at`](Self::invalidate_tags_at).
-    #[doc(hidden)]
-    pub async fn invalidate_tags_at_async<I, S>(&self, tags: I, at: u64)
+    pub(crate) async fn invalidate_tags_at_async<I, S>(&self, tags: I, at: u64)
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,

@@ -56,7 +56,7 @@ type AnyValue = Arc<dyn Any + Send + Sync>;
 /// # Examples
 ///
 /// ```
-/// use cachewright_runtime::Cache;
+/// use cachewright::Cache;
 /// use std::time::Duration;
 ///
 /// let cache = Cache::builder().namespace("shop").version("v3").build();
@@ -131,7 +131,7 @@ impl fmt::Debug for Cache {
 /// # Examples
 ///
 /// ```
-/// use cachewright_runtime::{Cache, ManualClock, Clock};
+/// use cachewright::{Cache, ManualClock, Clock};
 ///
 /// let clock = ManualClock::new(0);
 /// let cache = Cache::builder()
@@ -215,8 +215,8 @@ impl CacheBuilder {
     /// # Examples
     ///
     /// ```
-    /// use cachewright_runtime::{Cache, LayerConfig};
-    /// use cachewright_backends::MemoryBackend;
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
     /// use std::time::Duration;
     ///
     /// // L1 capped at 30 s, then a shared layer capped at 300 s.
@@ -461,7 +461,7 @@ impl Cache {
     /// # Examples
     ///
     /// ```
-    /// use cachewright_runtime::{Cache, Clock, ManualClock};
+    /// use cachewright::{Cache, Clock, ManualClock};
     /// use std::time::Duration;
     ///
     /// let clock = ManualClock::new(0);

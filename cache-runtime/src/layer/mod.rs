@@ -24,8 +24,8 @@ use coalesce::{Coalescer, Turn};
 /// # Examples
 ///
 /// ```
-/// use cachewright_runtime::{LayerConfig, Cache};
-/// use cachewright_backends::MemoryBackend;
+/// use cachewright::{LayerConfig, Cache};
+/// use cachewright::backends::MemoryBackend;
 /// use std::time::Duration;
 ///
 /// let cache = Cache::builder()
@@ -131,8 +131,8 @@ impl LayerConfig {
     /// batch read is one read after another.
     ///
     /// ```
-    /// use cachewright_runtime::LayerConfig;
-    /// use cachewright_backends::MemoryBackend;
+    /// use cachewright::LayerConfig;
+    /// use cachewright::backends::MemoryBackend;
     ///
     /// let one_by_one = LayerConfig::new(MemoryBackend::new()).coalesce_reads(false);
     /// # let _ = one_by_one;
