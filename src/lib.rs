@@ -19,10 +19,10 @@ pub use cachewright_runtime::{tag, Clock, Entry, Freshness, Key, ManualClock, Mi
 // Layers below the in-process one, and how values are encoded there.
 pub use cachewright_runtime::{backends, Codec, LayerConfig, LayerStats};
 
-// Inside a loader (`set_ttl`, `do_not_cache`) and around a call (`bypass`,
+// Inside a loader (`set_ttl`, `do_not_cache`, `add_tags`) and around a call (`bypass`,
 // `refresh`).
 pub use cachewright_runtime::{
-    bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl,
+    add_tags, bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl,
 };
 
 // Background writers and readers.

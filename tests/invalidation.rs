@@ -371,3 +371,98 @@ fn a_recached_value_is_always_served_after_its_write() {
         assert_eq!(NOTE_LOADS.load(SeqCst), recached, "round {round}: no load");
     }
 }
+
+// ---- tags that only the result knows (`add_tags`) ---------------------------------------
+
+mod result_tags {
+    use super::*;
+    use cachewright::backends::MemoryBackend;
+    use cachewright::{Clock, LayerConfig, ManualClock};
+    use std::sync::Arc;
+
+    static SHARED: LazyLock<Arc<MemoryBackend>> = LazyLock::new(|| Arc::new(MemoryBackend::new()));
+    static CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
+
+    fn cache_over_shared() -> Cache {
+        Cache::builder()
+            .namespace("result-tags")
+            .clock(Clock::manual(&CLOCK))
+            .layer(LayerConfig::shared(SHARED.clone()))
+            .without_bus()
+            .build()
+    }
+
+    static A: LazyLock<Cache> = LazyLock::new(cache_over_shared);
+    static INVOICE_LOADS: AtomicU32 = AtomicU32::new(0);
+
+    /// The customer is known only once the invoice is loaded.
+    #[cached(key = "invoice:<id>", ttl = 600, cache = A, name = "Invoice")]
+    fn invoice(id: u32) -> u32 {
+        INVOICE_LOADS.fetch_add(1, SeqCst);
+        let customer = id % 10;
+        assert!(cachewright::add_tags([cachewright::tag(
+            "customer", &customer
+        )]));
+        customer
+    }
+
+    #[test]
+    fn a_tag_added_by_the_loader_invalidates_in_process_and_below() {
+        assert_eq!(invoice(13), 3);
+        assert_eq!(invoice(13), 3);
+        assert_eq!(INVOICE_LOADS.load(SeqCst), 1);
+        // Another process's view of the shared layer: the entry is there,
+        // stored with the loader's tag.
+        let b = cache_over_shared();
+        let key = b.key("invoice", &13).use_case("Invoice");
+        assert_eq!(b.get::<u32>(&key), Some(3));
+        let tags = b
+            .get_entry::<u32>(&key)
+            .expect("filled from the layer")
+            .tags;
+        assert!(tags.iter().any(|t| &**t == "customer:3"), "{tags:?}");
+
+        CLOCK.advance(Duration::from_millis(5));
+        A.invalidate_tags([cachewright::tag("customer", &3)]);
+        CLOCK.advance(Duration::from_millis(5));
+        assert_eq!(invoice(13), 3);
+        assert_eq!(
+            INVOICE_LOADS.load(SeqCst),
+            2,
+            "dropped in process by the added tag"
+        );
+        // A third view that never held it: the layer's copy (rewritten by the
+        // load above) is current; the one from before the invalidation was
+        // not served to the first caller either.
+        assert_eq!(invoice(23), 3);
+        A.invalidate_tags([cachewright::tag("customer", &3)]);
+        CLOCK.advance(Duration::from_millis(5));
+        let c = cache_over_shared();
+        let key23 = c.key("invoice", &23).use_case("Invoice");
+        // The watermark lives in the shared layer: c rules the entry out.
+        assert_eq!(
+            c.get::<u32>(&key23),
+            None,
+            "invalidated by its added tag, below L1 too"
+        );
+    }
+
+    #[test]
+    fn get_or_load_keeps_the_loaders_tags() {
+        let cache = Cache::builder().name("direct-tags").build();
+        let key = cache.key("order", &5);
+        let v: Result<u32, ()> = cache.get_or_load(&key, None, || {
+            cachewright::add_tags([cachewright::tag("shop", &"eu")]);
+            Ok(5)
+        });
+        assert_eq!(v, Ok(5));
+        let tags = cache.get_entry::<u32>(&key).unwrap().tags;
+        assert_eq!(
+            tags.iter().map(|t| &**t).collect::<Vec<_>>(),
+            ["order:5", "shop:eu"]
+        );
+        std::thread::sleep(Duration::from_millis(2));
+        cache.invalidate_tags([cachewright::tag("shop", &"eu")]);
+        assert_eq!(cache.get::<u32>(&key), None);
+    }
+}

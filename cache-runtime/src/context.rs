@@ -1,10 +1,10 @@
 //! What the caller of a cached function asks for (bypass, refresh) and what
-//! a loader decides about its own result (its TTL, or not to cache it).
+//! a loader says about its own result (its TTL, not to cache it, more tags).
 //!
 //! Both travel in a thread-local; for async code a small wrapper future puts
 //! them in place around each poll, so they follow a task across threads.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -34,9 +34,18 @@ pub(crate) enum Directive {
     Skip,
 }
 
+/// Everything a loader said about the result it is returning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Said {
+    pub(crate) directive: Directive,
+    /// Tags computed from the result (`add_tags`), beside the use case's.
+    pub(crate) tags: Vec<String>,
+}
+
 thread_local! {
     static MODE: Cell<Mode> = const { Cell::new(Mode::Normal) };
-    static DIRECTIVE: Cell<Option<Directive>> = const { Cell::new(None) };
+    /// `Some` while a loader runs on this thread (or is being polled).
+    static SAID: RefCell<Option<Said>> = const { RefCell::new(None) };
 }
 
 /// Reads the mode asked for the current call and resets it, so that cached
@@ -217,10 +226,51 @@ pub fn do_not_cache() -> bool {
     give(Directive::Skip)
 }
 
+/// Inside a loader, adds tags to the result being produced, beside those of
+/// the use case's templates: tags that only the result knows (the org a
+/// fetched user belongs to, the ids in a list). Build them as templates
+/// render them, with [`tag`](crate::tag). Invalidating any of them drops
+/// the entry, in every layer. Returns whether a loader was running to hear
+/// it.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// static LOADS: AtomicU32 = AtomicU32::new(0);
+///
+/// #[cachewright::cached(key = "invoice:<id>", ttl = 300)]
+/// fn invoice(id: u64) -> (u64, u64) {
+///     LOADS.fetch_add(1, Ordering::SeqCst);
+///     let customer = id % 10; // known only once loaded
+///     cachewright::add_tags([cachewright::tag("customer", &customer)]);
+///     (id, customer)
+/// }
+///
+/// invoice(13);
+/// invoice(13);
+/// cachewright::default_cache().invalidate_tags([cachewright::tag("customer", &3)]);
+/// invoice(13);
+/// assert_eq!(LOADS.load(Ordering::SeqCst), 2, "the customer's invalidation reached it");
+/// ```
+pub fn add_tags<I, S>(tags: I) -> bool
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    SAID.with(|c| match c.borrow_mut().as_mut() {
+        Some(said) => {
+            said.tags.extend(tags.into_iter().map(Into::into));
+            true
+        }
+        None => false,
+    })
+}
+
 fn give(d: Directive) -> bool {
-    DIRECTIVE.with(|c| match c.get() {
-        Some(_) => {
-            c.set(Some(d));
+    SAID.with(|c| match c.borrow_mut().as_mut() {
+        Some(said) => {
+            said.directive = d;
             true
         }
         None => false,
@@ -228,57 +278,58 @@ fn give(d: Directive) -> bool {
 }
 
 /// Runs a sync loader, collecting what it said about its result.
-pub(crate) fn directed<R>(f: impl FnOnce() -> R) -> (R, Directive) {
-    struct Restore(Option<Directive>);
+pub(crate) fn directed<R>(f: impl FnOnce() -> R) -> (R, Said) {
+    struct Restore(Option<Option<Said>>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            DIRECTIVE.with(|c| c.set(self.0));
+            if let Some(prev) = self.0.take() {
+                SAID.with(|c| *c.borrow_mut() = prev);
+            }
         }
     }
-    let restore = Restore(DIRECTIVE.with(|c| c.replace(Some(Directive::Default))));
+    let mut restore = Restore(Some(SAID.with(|c| c.replace(Some(Said::default())))));
     let r = f();
-    let said = DIRECTIVE.with(|c| c.get()).unwrap_or_default();
-    drop(restore);
-    (r, said)
+    let said = SAID.with(|c| c.replace(restore.0.take().flatten()));
+    (r, said.unwrap_or_default())
 }
 
 /// Awaits an async loader, collecting what it said about its result.
-pub(crate) async fn directed_async<F: Future>(fut: F) -> (F::Output, Directive) {
+pub(crate) async fn directed_async<F: Future>(fut: F) -> (F::Output, Said) {
     let mut d = Directed {
         fut: Box::pin(fut),
-        said: Some(Directive::Default),
+        said: Some(Said::default()),
     };
     let out = (&mut d).await;
-    (out, d.said.unwrap_or_default())
+    (out, d.said.take().unwrap_or_default())
 }
 
 struct Directed<F> {
     fut: Pin<Box<F>>,
-    said: Option<Directive>,
+    said: Option<Said>,
 }
 
 impl<F: Future> Future for &mut Directed<F> {
     type Output = F::Output;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let mine = self.said;
-        let prev = DIRECTIVE.with(|c| c.replace(mine));
+        let mine = self.said.take();
+        let prev = SAID.with(|c| c.replace(mine));
         let out = self.fut.as_mut().poll(cx);
-        self.said = DIRECTIVE.with(|c| c.replace(prev));
+        self.said = SAID.with(|c| c.replace(prev));
         out
     }
 }
 
 /// A loader as a load runs it: its result and what it said about caching
-/// it (`set_ttl`, `do_not_cache`).
+/// it (`set_ttl`, `do_not_cache`, `add_tags`).
 pub(crate) trait Loader<V, E> {
-    fn run(self) -> impl Future<Output = (Result<V, E>, Directive)>;
+    fn run(self) -> impl Future<Output = (Result<V, E>, Said)>;
 }
 
 /// A sync loader (the body of a sync function, a closure).
 pub(crate) struct SyncLoader<F>(pub(crate) F);
 
 impl<V, E, F: FnOnce() -> Result<V, E>> Loader<V, E> for SyncLoader<F> {
-    async fn run(self) -> (Result<V, E>, Directive) {
+    async fn run(self) -> (Result<V, E>, Said) {
         directed(self.0)
     }
 }
@@ -287,7 +338,7 @@ impl<V, E, F: FnOnce() -> Result<V, E>> Loader<V, E> for SyncLoader<F> {
 pub(crate) struct AsyncLoader<F>(pub(crate) F);
 
 impl<V, E, F: Future<Output = Result<V, E>>> Loader<V, E> for AsyncLoader<F> {
-    async fn run(self) -> (Result<V, E>, Directive) {
+    async fn run(self) -> (Result<V, E>, Said) {
         directed_async(self.0).await
     }
 }
@@ -302,11 +353,28 @@ mod tests {
             assert!(set_ttl(Duration::from_secs(3)));
             let ((), inner) = directed(|| {
                 do_not_cache();
+                add_tags(["inner"]);
             });
-            assert_eq!(inner, Directive::Skip);
+            assert_eq!(inner.directive, Directive::Skip);
+            assert_eq!(inner.tags, ["inner"]);
+            assert!(add_tags(["outer"]));
         });
-        assert_eq!(d, Directive::Ttl(Duration::from_secs(3)));
+        assert_eq!(d.directive, Directive::Ttl(Duration::from_secs(3)));
+        assert_eq!(d.tags, ["outer"], "the inner loader's tags stay its own");
         assert!(!do_not_cache());
+        assert!(!add_tags(["nobody"]));
+    }
+
+    #[tokio::test]
+    async fn tags_follow_an_async_loader_across_awaits() {
+        let ((), said) = directed_async(async {
+            add_tags(["a"]);
+            tokio::task::yield_now().await;
+            add_tags(["b"]);
+        })
+        .await;
+        assert_eq!(said.tags, ["a", "b"]);
+        assert!(!add_tags(["outside"]));
     }
 
     #[test]

@@ -20,6 +20,20 @@ pub enum Freshness {
 /// the same ones.
 pub type Tags = std::sync::Arc<[Box<str>]>;
 
+/// `base` and, after them, those of `extra` it does not hold already.
+pub(crate) fn with_tags(base: &Tags, extra: Vec<String>) -> Tags {
+    if extra.is_empty() {
+        return base.clone();
+    }
+    let mut all: Vec<Box<str>> = base.to_vec();
+    for t in extra {
+        if !all.iter().any(|have| **have == *t) {
+            all.push(t.into_boxed_str());
+        }
+    }
+    Tags::from(all)
+}
+
 /// One cached value and its lifetimes.
 ///
 /// Times are Unix milliseconds from the cache's [`Clock`](crate::Clock);

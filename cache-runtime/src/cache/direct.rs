@@ -187,12 +187,61 @@ impl Cache {
     }
 
     /// Stores `value` under `key` for `ttl` (forever, until evicted, when
-    /// `None`) in every layer, replacing what was there.
+    /// `None`) in every layer, replacing what was there; other processes
+    /// drop their older copies.
+    ///
+    /// # Blocking
+    ///
+    /// Waits for the remote layers at most their timeouts.
     pub fn set<T>(&self, key: &Key, value: T, ttl: Option<Duration>)
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
-        let entry = self.entry_for(key, value, ttl);
+        self.set_entry(key, self.entry_for(key, value, ttl));
+    }
+
+    /// The async twin of [`set`](Self::set).
+    pub async fn set_async<T>(&self, key: &Key, value: T, ttl: Option<Duration>)
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        self.set_entry_async(key, self.entry_for(key, value, ttl))
+            .await;
+    }
+
+    /// Stores `entry` under `key` as it is (its times, whether it is
+    /// negative, its tags) in every layer: the twin of
+    /// [`get_entry`](Self::get_entry), for copying or restoring entries. The
+    /// key's entity tag is added to its tags if missing, as every entry
+    /// carries it.
+    ///
+    /// # Blocking
+    ///
+    /// Waits for the remote layers at most their timeouts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, Entry};
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let key = cache.key("report", &7);
+    /// let now = cache.clock().precise_ms();
+    /// let mut entry = Entry::new(String::from("q3"), now, Some(Duration::from_secs(60)), Duration::ZERO);
+    /// entry.tags = vec![cachewright::tag("team", &"sales").into_boxed_str()].into();
+    /// cache.set_entry(&key, entry);
+    /// let back = cache.get_entry::<String>(&key).unwrap();
+    /// assert_eq!(back.value, "q3");
+    /// assert_eq!(&*back.tags[0], "report:7");
+    /// cache.invalidate_tags([cachewright::tag("team", &"sales")]);
+    /// assert!(cache.get_entry::<String>(&key).is_none());
+    /// ```
+    pub fn set_entry<T>(&self, key: &Key, entry: Entry<T>)
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let entry = self.with_entity(key, entry);
         let created = entry.created_ms;
         let remote = self.encode_for_layers(key, &entry);
         self.put_local(key, entry, Admit::Replace);
@@ -206,12 +255,12 @@ impl Cache {
         }
     }
 
-    /// The async twin of [`set`](Self::set).
-    pub async fn set_async<T>(&self, key: &Key, value: T, ttl: Option<Duration>)
+    /// The async twin of [`set_entry`](Self::set_entry).
+    pub async fn set_entry_async<T>(&self, key: &Key, entry: Entry<T>)
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
-        let entry = self.entry_for(key, value, ttl);
+        let entry = self.with_entity(key, entry);
         let created = entry.created_ms;
         let remote = self.encode_for_layers(key, &entry);
         self.put_local(key, entry, Admit::Replace);
@@ -220,6 +269,13 @@ impl Cache {
                 .await;
             self.announce_write(key.as_str(), created);
         }
+    }
+
+    /// `entry` with the entity tag of `key` first among its tags.
+    fn with_entity<T>(&self, key: &Key, mut entry: Entry<T>) -> Entry<T> {
+        let extra: Vec<String> = entry.tags.iter().map(|t| t.to_string()).collect();
+        entry.tags = crate::entry::with_tags(&direct_tags(key), extra);
+        entry
     }
 
     /// Stores `value` under `key` unless a live value is there; returns
@@ -555,11 +611,13 @@ where
         let start = Instant::now();
         let (r, said) = self.loader.run().await;
         self.cache.inner.counters.load(start.elapsed(), r.is_ok());
-        if let (Ok(v), Some(ttl)) = (&r, Cache::ttl_said(said, self.ttl)) {
+        if let (Ok(v), Some(ttl)) = (&r, Cache::ttl_said(said.directive, self.ttl)) {
+            let mut entry = self.cache.entry_for(self.key, v.clone(), ttl);
+            entry.tags = crate::entry::with_tags(&entry.tags, said.tags);
             if self.blocking {
-                self.cache.set(self.key, v.clone(), ttl);
+                self.cache.set_entry(self.key, entry);
             } else {
-                self.cache.set_async(self.key, v.clone(), ttl).await;
+                self.cache.set_entry_async(self.key, entry).await;
             }
         }
         r

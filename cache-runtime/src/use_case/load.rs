@@ -2,6 +2,7 @@
 //! layers, the loader, and back into every layer.
 
 use super::*;
+use crate::entry::with_tags;
 
 impl<K, V> UseCase<K, V>
 where
@@ -98,9 +99,9 @@ where
     }
 
     /// The entry to store for a loaded value, or `None` to keep it out.
-    pub(super) fn entry(&self, miss: &Miss<K>, v: V, said: Directive) -> Option<Entry<V>> {
+    pub(super) fn entry(&self, miss: &Miss<K>, v: V, said: Said) -> Option<Entry<V>> {
         let negative = self.negative.is_some_and(|f| f(&v));
-        let Some(life) = self.policy.lifetime(negative, said) else {
+        let Some(life) = self.policy.lifetime(negative, said.directive) else {
             tracing::debug!(
                 use_case = self.spec.name,
                 key = miss.urn.as_str(),
@@ -110,7 +111,7 @@ where
         };
         let mut entry = Entry::new(v, self.clock.precise_ms(), life.ttl, life.swr);
         entry.negative = life.negative;
-        entry.tags = miss.tags.clone();
+        entry.tags = with_tags(&miss.tags, said.tags);
         Some(entry)
     }
 
@@ -165,7 +166,7 @@ where
         }
     }
 
-    pub(super) async fn store_async(&self, miss: &Miss<K>, v: V, said: Directive, to: LayerSet) {
+    pub(super) async fn store_async(&self, miss: &Miss<K>, v: V, said: Said, to: LayerSet) {
         let Some(entry) = self.entry(miss, v, said) else {
             return;
         };
@@ -180,13 +181,7 @@ where
         }
     }
 
-    pub(super) fn store_blocking(
-        &'static self,
-        miss: &Miss<K>,
-        v: V,
-        said: Directive,
-        to: LayerSet,
-    ) {
+    pub(super) fn store_blocking(&'static self, miss: &Miss<K>, v: V, said: Said, to: LayerSet) {
         let Some(entry) = self.entry(miss, v, said) else {
             return;
         };

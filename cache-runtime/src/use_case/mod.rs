@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::cache::{Cache, UseCaseInfo};
 use crate::clock::{Clock, Millis};
-use crate::context::{self, AsyncLoader, Directive, Loader, Mode, SyncLoader};
+use crate::context::{self, AsyncLoader, Loader, Mode, Said, SyncLoader};
 use crate::entry::{Entry, Freshness, Held, Tags};
 use crate::envelope::{self, Codec, DecodeError};
 use crate::flight::{self, Flights, Load, Outcome, Role, ShareError, Wait};
