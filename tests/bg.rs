@@ -292,3 +292,98 @@ fn a_sync_writer_is_an_entry_and_invalidation_forces_a_reload() {
     );
     assert_eq!(daily_config.get().unwrap()[0], "v3");
 }
+
+// ---- readers: ttl, on_error, run_immediately -----------------------------------------------
+
+static READER_CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(5_000_000));
+static READER_SRC: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("reader-src")
+        .clock(Clock::manual(&READER_CLOCK))
+        .build()
+});
+
+/// Where a writer of `key` keeps its value (what a reader pulls).
+fn publish(key: &str, v: u32) {
+    READER_SRC.set(&READER_SRC.key("bg", &key), v, None);
+}
+
+static TTL_READER: BgReader<u32> = BgReader::new("ttl_src")
+    .interval_ms(0)
+    .ttl_secs(10)
+    .cache(&READER_SRC);
+
+#[tokio::test(start_paused = true)]
+async fn a_readers_ttl_bounds_how_old_its_copy_may_be() {
+    let _g = SERIAL.lock().await;
+    publish("ttl_src", 1);
+    assert_eq!(*TTL_READER.get_async().await.unwrap(), 1);
+    publish("ttl_src", 2);
+    assert_eq!(
+        TTL_READER.try_get().as_deref(),
+        Some(&1),
+        "the copy, within its ttl"
+    );
+    READER_CLOCK.advance(Duration::from_secs(11));
+    assert_eq!(TTL_READER.try_get(), None, "older than its ttl: not served");
+    assert_eq!(*TTL_READER.get_async().await.unwrap(), 2, "pulled again");
+}
+
+static EMPTY_ERRORS: AtomicU32 = AtomicU32::new(0);
+
+fn count_empty(e: &BgError) {
+    if matches!(e, BgError::NoValue(_)) {
+        EMPTY_ERRORS.fetch_add(1, SeqCst);
+    }
+}
+
+static EMPTY_READER: BgReader<u32> = BgReader::new("nothing_here")
+    .interval_secs(5)
+    .on_error(count_empty)
+    .cache(&READER_SRC);
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_tells_on_error_when_its_source_is_empty() {
+    let _g = SERIAL.lock().await;
+    EMPTY_READER.start();
+    sleep(Duration::from_secs(16)).await;
+    let n = EMPTY_ERRORS.load(SeqCst);
+    assert!((3..=4).contains(&n), "one report per pull: {n}");
+    assert!(matches!(
+        EMPTY_READER.get_async().await,
+        Err(BgError::NoValue(_))
+    ));
+    cachewright::shutdown_async().await;
+}
+
+static EAGER_READER: BgReader<u32> = BgReader::new("eager_src")
+    .interval_secs(10)
+    .run_immediately(true)
+    .cache(&READER_SRC);
+static LAZY_READER: BgReader<u32> = BgReader::new("lazy_src")
+    .interval_secs(10)
+    .run_immediately(false)
+    .cache(&READER_SRC);
+
+#[tokio::test(start_paused = true)]
+async fn run_immediately_pulls_at_start_or_one_interval_later() {
+    let _g = SERIAL.lock().await;
+    publish("eager_src", 7);
+    publish("lazy_src", 8);
+    EAGER_READER.start();
+    LAZY_READER.start();
+    sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        EAGER_READER.try_get().as_deref(),
+        Some(&7),
+        "pulled at start"
+    );
+    assert_eq!(LAZY_READER.try_get(), None, "not yet");
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        LAZY_READER.try_get().as_deref(),
+        Some(&8),
+        "pulled after one interval"
+    );
+    cachewright::shutdown_async().await;
+}

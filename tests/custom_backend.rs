@@ -100,3 +100,95 @@ async fn a_user_backend_is_a_layer_like_any_other() {
     assert_eq!(report(2).await.unwrap().id, 2);
     assert!(CACHE.layer_stats()[0].errors > errors_before);
 }
+
+// ---- per-use-case TTL caps, and flush_all ----------------------------------------------
+
+/// Records the TTL of every write.
+#[derive(Debug, Default)]
+struct TtlLog {
+    inner: Dict,
+    ttls: Mutex<Vec<(String, Duration)>>,
+}
+
+#[async_trait]
+impl Backend for TtlLog {
+    fn name(&self) -> &str {
+        "ttl-log"
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.get(key).await
+    }
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), BackendError> {
+        self.ttls.lock().unwrap().push((key.to_owned(), ttl));
+        self.inner.set(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        self.inner.delete(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BackendError> {
+        let mut map = self.inner.map.lock().unwrap();
+        let before = map.len();
+        map.retain(|k, _| !k.starts_with(prefix));
+        Ok((before - map.len()) as u64)
+    }
+}
+
+static LOG: LazyLock<Arc<TtlLog>> = LazyLock::new(Default::default);
+static CLOCK: LazyLock<cachewright::ManualClock> =
+    LazyLock::new(|| cachewright::ManualClock::new(1_000_000));
+static CAPPED: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .namespace("capped")
+        .clock(cachewright::Clock::manual(&CLOCK))
+        .layer(LayerConfig::shared(LOG.clone()))
+        .without_bus()
+        .build()
+});
+static CAPPED_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "rate:<id>", ttl = 300, local_ttl = 1, remote_ttl = 5, cache = CAPPED, name = "Rate")]
+fn rate(id: u32) -> u32 {
+    CAPPED_LOADS.fetch_add(1, SeqCst);
+    id * 10
+}
+
+#[test]
+fn local_ttl_and_remote_ttl_cap_each_layer_per_use_case() {
+    assert_eq!(rate(1), 10);
+    let written: Vec<Duration> = LOG
+        .ttls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.contains("rate:1"))
+        .map(|(_, t)| *t)
+        .collect();
+    assert_eq!(written.len(), 1);
+    assert!(
+        written[0] <= Duration::from_secs(5) && written[0] > Duration::from_secs(4),
+        "the remote write is capped at remote_ttl, not the 300 s ttl: {written:?}"
+    );
+    assert_eq!(rate(1), 10);
+    assert_eq!(
+        CAPPED.stats_for("Rate").unwrap().hits,
+        1,
+        "from process memory"
+    );
+    // Past local_ttl: process memory no longer serves it; the layer does.
+    CLOCK.advance(Duration::from_millis(1_500));
+    assert_eq!(rate(1), 10);
+    let s = CAPPED.stats_for("Rate").unwrap();
+    assert_eq!((s.remote_hits, CAPPED_LOADS.load(SeqCst)), (1, 1), "{s:?}");
+
+    // flush_all: every cachewright key this cache reaches, every layer.
+    CAPPED.flush_all();
+    assert!(LOG
+        .inner
+        .map
+        .lock()
+        .unwrap()
+        .keys()
+        .all(|k| !k.starts_with("urn:")));
+    assert_eq!(rate(1), 10);
+    assert_eq!(CAPPED_LOADS.load(SeqCst), 2, "loaded again after flush_all");
+}
