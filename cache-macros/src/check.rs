@@ -51,10 +51,46 @@ pub(crate) struct Param {
     pub(crate) by_ref: bool,
 }
 
+/// The function shapes the expanders handle, each a named case: how the
+/// loader is wrapped and awaited (sync or async), and whether a receiver
+/// is part of the call (methods refresh by calling themselves on a clone of
+/// `self`, free functions by re-running the body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FnKind {
+    /// `fn f(..)`.
+    SyncFn,
+    /// `async fn f(..)`.
+    AsyncFn,
+    /// `fn f(&self, ..)`.
+    SyncMethod,
+    /// `async fn f(&self, ..)` (in an impl or a trait impl).
+    AsyncMethod,
+}
+
+impl FnKind {
+    fn of(sig: &syn::Signature, receiver: bool) -> FnKind {
+        match (sig.asyncness.is_some(), receiver) {
+            (false, false) => FnKind::SyncFn,
+            (true, false) => FnKind::AsyncFn,
+            (false, true) => FnKind::SyncMethod,
+            (true, true) => FnKind::AsyncMethod,
+        }
+    }
+
+    /// Whether the loader is a future.
+    pub(crate) fn is_async(self) -> bool {
+        matches!(self, FnKind::AsyncFn | FnKind::AsyncMethod)
+    }
+
+    /// Whether the function takes `&self`.
+    pub(crate) fn receiver(self) -> bool {
+        matches!(self, FnKind::SyncMethod | FnKind::AsyncMethod)
+    }
+}
+
 pub(crate) struct Func {
     pub(crate) item: ItemFn,
-    pub(crate) is_async: bool,
-    pub(crate) receiver: bool,
+    pub(crate) kind: FnKind,
     pub(crate) params: Vec<Param>,
     pub(crate) shape: Shape,
 }
@@ -101,8 +137,7 @@ pub(crate) fn function(item: ItemFn, errors: &mut Errors) -> Option<Func> {
         valid: false,
     });
     Some(Func {
-        is_async: sig.asyncness.is_some(),
-        receiver,
+        kind: FnKind::of(sig, receiver),
         params,
         shape,
         item,
@@ -487,7 +522,7 @@ fn value_index(
     }
     let span = template.span();
     let borrow = if h.root == "self" {
-        if !f.receiver {
+        if !f.kind.receiver() {
             errors.at(
                 span,
                 format!("`<{text}>` uses `self`, but this function takes no `&self`"),
@@ -536,7 +571,7 @@ fn value_index(
             .params
             .iter()
             .map(|p| format!("`{}`", p.ident))
-            .chain(f.receiver.then(|| "`self.<field>`".to_string()))
+            .chain(f.kind.receiver().then(|| "`self.<field>`".to_string()))
             .collect();
         let listing = if names.is_empty() {
             "it has no parameters".to_string()
@@ -568,8 +603,7 @@ pub(crate) fn value_span(f: &Func) -> Span {
 /// A writer function: what `#[cache_write]` needs of its signature.
 pub(crate) struct Writer {
     pub(crate) item: ItemFn,
-    pub(crate) is_async: bool,
-    pub(crate) receiver: bool,
+    pub(crate) kind: FnKind,
     pub(crate) params: Vec<Param>,
     /// Whether it returns a `Result` (only `Ok` invalidates).
     pub(crate) fallible: bool,
@@ -584,8 +618,7 @@ pub(crate) fn writer(item: ItemFn, errors: &mut Errors) -> Writer {
         ReturnType::Default => false,
     };
     Writer {
-        is_async: sig.asyncness.is_some(),
-        receiver,
+        kind: FnKind::of(sig, receiver),
         params,
         fallible,
         item,
@@ -613,8 +646,7 @@ pub(crate) fn write_plan(
     // A writer is checked like a cached function with no key.
     let as_func = Func {
         item: w.item.clone(),
-        is_async: w.is_async,
-        receiver: w.receiver,
+        kind: w.kind,
         params: w
             .params
             .iter()
@@ -675,4 +707,68 @@ pub(crate) fn write_plan(
         tags: plan.tags,
         values: plan.values,
     })
+}
+
+// ---- #[bg_writer] -----------------------------------------------------------------
+
+/// The rules of a background writer's loader: it owns one key (`key`), has
+/// a schedule (`interval`), takes no arguments, is not generic, and returns
+/// the value to keep. Returns its return type (`()` when it has none, after
+/// reporting it).
+pub(crate) fn bg_writer(f: &ItemFn, args: &crate::attr::BgArgs, errors: &mut Errors) -> Type {
+    if args.key.is_none() {
+        errors.at(
+            f.sig.ident.span(),
+            "#[bg_writer] needs the key it owns: `key = \"daily_config\"`",
+        );
+    }
+    // A malformed `interval` was reported at its token already.
+    if args.interval_ms.is_none() && !args.interval_given {
+        errors.at(
+            f.sig.ident.span(),
+            "#[bg_writer] needs an `interval` (seconds or a duration string; `interval = 0` loads on demand only)",
+        );
+    }
+    if !f.sig.inputs.is_empty() {
+        errors.spanned(
+            &f.sig.inputs,
+            "a background writer's loader takes no arguments: it owns one key",
+        );
+    }
+    if !f.sig.generics.params.is_empty() {
+        errors.spanned(
+            &f.sig.generics,
+            "a background writer's loader cannot be generic",
+        );
+    }
+    match &f.sig.output {
+        syn::ReturnType::Type(_, t) => (**t).clone(),
+        syn::ReturnType::Default => {
+            errors.at(
+                f.sig.ident.span(),
+                "a background writer's loader returns the value to keep (`T` or `Result<T, E>`)",
+            );
+            syn::parse_quote!(())
+        }
+    }
+}
+
+/// `T` of a `Result<T, E>` return type, and whether it is one; otherwise
+/// the type itself.
+pub(crate) fn ok_type(ret: &Type) -> (Type, bool) {
+    match ret {
+        Type::Path(tp)
+            if tp.qself.is_none()
+                && tp.path.segments.last().is_some_and(|s| s.ident == "Result") =>
+        {
+            match &tp.path.segments.last().map(|s| &s.arguments) {
+                Some(syn::PathArguments::AngleBracketed(a)) => match a.args.first() {
+                    Some(syn::GenericArgument::Type(t)) => (t.clone(), true),
+                    _ => (ret.clone(), false),
+                },
+                _ => (ret.clone(), false),
+            }
+        }
+        _ => (ret.clone(), false),
+    }
 }

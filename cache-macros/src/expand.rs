@@ -9,9 +9,10 @@
 //!    async: a task), built from owned copies of the arguments;
 //! 4. on a miss, the original body as the loader, run through single-flight.
 //!
-//! Four named cases differ only in how the loader is wrapped and awaited:
-//! sync or async, each with or without `&self` (methods refresh by calling
-//! themselves on a clone of `self`, free functions by re-running the body).
+//! The four shapes of `check::FnKind` differ only in how the loader is
+//! wrapped and awaited: sync or async, each with or without `&self` (methods
+//! refresh by calling themselves on a clone of `self`, free functions by
+//! re-running the body).
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -200,7 +201,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
     };
 
     // ---- the load ----
-    let load = if f.is_async {
+    let load = if f.kind.is_async() {
         quote! {
             let __cachewright_load = async move {
                 let __cachewright_r: #ret = #block;
@@ -381,7 +382,7 @@ fn refresh_code(
     // A method's body runs again on a copy of `self`: the body's `self`
     // becomes a reference to that copy. (Calling the method itself would
     // make an async method's future contain itself.)
-    let (self_copy, self_rebind, body) = if f.receiver {
+    let (self_copy, self_rebind, body) = if f.kind.receiver() {
         (
             quote!(let __cachewright_owned_self = #p::clone_receiver(self);),
             quote!(let __cachewright_self: &Self = &__cachewright_owned_self;),
@@ -394,7 +395,7 @@ fn refresh_code(
             body.to_token_stream(),
         )
     };
-    let job = if f.is_async {
+    let job = if f.kind.is_async() {
         quote! {
             ::std::boxed::Box::pin(async move {
                 #self_rebind
@@ -413,7 +414,7 @@ fn refresh_code(
             })
         }
     };
-    let method = if f.is_async {
+    let method = if f.kind.is_async() {
         quote!(refresh_async)
     } else {
         quote!(refresh_sync)
@@ -530,7 +531,7 @@ fn expand_write(
     };
     // Recached values must count as newer than the invalidation.
     let recaches = !recache.is_empty();
-    let body = if w.is_async {
+    let body = if w.kind.is_async() {
         let before = args.before.then(|| {
             quote!(__cachewright_cache.invalidate_tags_buffered_async(::core::clone::Clone::clone(&__cachewright_tags), #buffer).await;)
         });
@@ -594,41 +595,7 @@ pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
             Ok(parsed) => parsed,
             Err(out) => return out,
         };
-    if args.key.is_none() {
-        errors.at(
-            f.sig.ident.span(),
-            "#[bg_writer] needs the key it owns: `key = \"daily_config\"`",
-        );
-    }
-    // A malformed `interval` was reported at its token already.
-    if args.interval_ms.is_none() && !args.interval_given {
-        errors.at(
-            f.sig.ident.span(),
-            "#[bg_writer] needs an `interval` (seconds or a duration string; `interval = 0` loads on demand only)",
-        );
-    }
-    if !f.sig.inputs.is_empty() {
-        errors.spanned(
-            &f.sig.inputs,
-            "a background writer's loader takes no arguments: it owns one key",
-        );
-    }
-    if !f.sig.generics.params.is_empty() {
-        errors.spanned(
-            &f.sig.generics,
-            "a background writer's loader cannot be generic",
-        );
-    }
-    let ret: Type = match &f.sig.output {
-        syn::ReturnType::Type(_, t) => (**t).clone(),
-        syn::ReturnType::Default => {
-            errors.at(
-                f.sig.ident.span(),
-                "a background writer's loader returns the value to keep (`T` or `Result<T, E>`)",
-            );
-            syn::parse_quote!(())
-        }
-    };
+    let ret = check::bg_writer(&f, &args, &mut errors);
     if let Err(e) = errors.finish() {
         return with_error(item, e);
     }
@@ -641,21 +608,7 @@ pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
     } = &f;
     let ident = &sig.ident;
     let loader = format_ident!("__cachewright_bg_{}", ident);
-    let (value, fallible) = match &ret {
-        Type::Path(tp)
-            if tp.qself.is_none()
-                && tp.path.segments.last().is_some_and(|s| s.ident == "Result") =>
-        {
-            match &tp.path.segments.last().map(|s| &s.arguments) {
-                Some(syn::PathArguments::AngleBracketed(a)) => match a.args.first() {
-                    Some(syn::GenericArgument::Type(t)) => (t.clone(), true),
-                    _ => (ret.clone(), false),
-                },
-                _ => (ret.clone(), false),
-            }
-        }
-        _ => (ret.clone(), false),
-    };
+    let (value, fallible) = check::ok_type(&ret);
     let on_error = args
         .on_error
         .as_ref()
