@@ -11,6 +11,9 @@ mod check;
 mod expand;
 mod template;
 
+#[cfg(test)]
+mod snapshots;
+
 use proc_macro::TokenStream;
 
 /// Caches a function's results; see the `cachewright` crate for the reference.
