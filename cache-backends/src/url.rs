@@ -34,6 +34,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// `message` with every secret of `url` masked, wherever it was quoted.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn scrub(message: &str, url: &str) -> String {
     let mut out = message.to_string();
     let mut secrets: Vec<&str> = secret_ranges(url).into_iter().map(|r| &url[r]).collect();

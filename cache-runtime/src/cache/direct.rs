@@ -110,6 +110,11 @@ impl Cache {
     /// The value under `key`, if one of type `T` is there and not expired,
     /// in process or in a remote layer (which then fills the layers above
     /// it). A value of another type reads as absent.
+    ///
+    /// # Blocking
+    ///
+    /// Reads the remote layers (after a miss in process memory) on cachewright's
+    /// I/O runtime, waiting at most the sum of their timeouts.
     pub fn get<T>(&self, key: &Key) -> Option<T>
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
@@ -284,6 +289,10 @@ impl Cache {
     /// the first one decides (so the lock holds across processes); if it
     /// cannot be reached, nobody gets the lock (`false`).
     ///
+    /// # Blocking
+    ///
+    /// With remote layers, waits for the first one at most its timeout.
+    ///
     /// # Examples
     ///
     /// ```
@@ -338,6 +347,11 @@ impl Cache {
     }
 
     /// Whether a live value (of any type) is under `key`, in any layer.
+    ///
+    /// # Blocking
+    ///
+    /// Reads the remote layers (after a miss in process memory), waiting at
+    /// most the sum of their timeouts.
     pub fn exists(&self, key: &Key) -> bool {
         if self.exists_local(key) {
             return true;
@@ -379,6 +393,18 @@ impl Cache {
     /// Concurrent calls for one absent key run `loader` once; the others
     /// wait for its value. An error is returned to the caller that ran the
     /// loader and is not cached; waiters then try in turn.
+    ///
+    /// # Blocking
+    ///
+    /// Runs `loader` on the calling thread; waits for a concurrent load of the
+    /// same key (without limit, as the loader takes), and for the remote
+    /// layers at most their timeouts.
+    ///
+    /// # Concurrency
+    ///
+    /// Concurrent calls for one key (of one value type) run one loader; the
+    /// others wait and get its value. A failed or panicking leader hands the
+    /// load to the next waiter, which runs its own loader.
     ///
     /// # Examples
     ///
@@ -534,6 +560,11 @@ impl Cache {
     }
 
     /// The sync twin of [`get_many_async`](Self::get_many_async).
+    ///
+    /// # Blocking
+    ///
+    /// Reads the remote layers, one batch each, waiting at most the sum of
+    /// their timeouts.
     pub fn get_many<T>(&self, keys: &[Key]) -> Vec<Option<T>>
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,

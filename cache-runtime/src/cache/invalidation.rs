@@ -109,6 +109,11 @@ impl Cache {
     }
 
     /// The sync twin of [`flush_all_async`](Self::flush_all_async).
+    ///
+    /// # Blocking
+    ///
+    /// Waits for the remote layers' prefix deletions (bounded by fifty times
+    /// their timeouts and one second).
     pub fn flush_all(&self) {
         self.clear_local();
         let budget = self.remote_budget() * 50 + Duration::from_secs(1);
@@ -201,6 +206,12 @@ impl Cache {
     /// number of entries. Tags are rendered as in templates: build them
     /// with [`tag`](crate::tag) (`tag("org", &5)` for `"org:<org_id>"`).
     ///
+    /// # Blocking
+    ///
+    /// This process stops serving the tagged entries at once; the watermark
+    /// write to the first remote layer and the bus message are waited for at
+    /// most the layers' timeouts and one second.
+    ///
     /// # Examples
     ///
     /// ```
@@ -228,6 +239,10 @@ impl Cache {
     /// `buffer` into the future: entries stored during the next `buffer` are
     /// discarded too, so a read that raced the write that caused this
     /// invalidation, and stored an old value just after it, is not served.
+    ///
+    /// # Blocking
+    ///
+    /// As [`invalidate_tags`](Self::invalidate_tags).
     pub fn invalidate_tags_buffered<I, S>(&self, tags: I, buffer: Duration)
     where
         I: IntoIterator<Item = S>,
@@ -281,6 +296,10 @@ impl Cache {
     /// Invalidates every entry about one entity, across all use cases:
     /// `invalidate_entity("user", &123)` drops everything keyed
     /// `"user:<...>"` with 123 as first value.
+    ///
+    /// # Blocking
+    ///
+    /// As [`invalidate_tags`](Self::invalidate_tags).
     pub fn invalidate_entity(&self, key_type: &str, id: &dyn fmt::Display) {
         self.invalidate_tags([crate::tag(key_type, id)]);
     }
@@ -293,6 +312,11 @@ impl Cache {
     /// Drops every entry of this cache's namespace and version: in process
     /// (every use case and the direct API), in every remote layer, and in
     /// the in-process layers of the other processes on the bus.
+    ///
+    /// # Blocking
+    ///
+    /// Waits for the remote layers' prefix deletions (bounded by fifty times
+    /// their timeouts and one second).
     pub fn clear(&self) {
         self.clear_local();
         let budget = self.remote_budget() * 50 + Duration::from_secs(1);

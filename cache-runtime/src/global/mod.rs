@@ -287,6 +287,7 @@ impl Setup {
         self
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fn fail(&mut self, error: ConfigError) {
         self.error.get_or_insert(error);
     }
