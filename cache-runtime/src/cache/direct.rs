@@ -246,17 +246,9 @@ impl Cache {
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
-        let entry = self.with_entity(key, entry);
-        let created = entry.created_ms;
-        let remote = self.encode_for_layers(key, &entry);
-        self.put_local(key, entry, Admit::Replace);
-        if let Some((bytes, remaining)) = remote {
+        if let Some(write) = self.store_local(key, entry) {
             let key2 = key.clone();
-            self.remote_blocking(|c| async move {
-                c.write_layers(key2.as_str(), bytes, remaining, LayerSet::ALL)
-                    .await
-            });
-            self.announce_write(key.as_str(), created);
+            self.remote_blocking(|c| async move { c.store_remote(&key2, write).await });
         }
     }
 
@@ -265,15 +257,33 @@ impl Cache {
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
+        if let Some(write) = self.store_local(key, entry) {
+            self.store_remote(key, write).await;
+        }
+    }
+
+    /// The in-process half of storing `entry` (with its key's entity tag);
+    /// what the remote layers are to get, if they are to get anything.
+    fn store_local<T>(&self, key: &Key, entry: Entry<T>) -> Option<RemoteWrite>
+    where
+        T: Send + Sync + Serialize + 'static,
+    {
         let entry = self.with_entity(key, entry);
         let created = entry.created_ms;
         let remote = self.encode_for_layers(key, &entry);
         self.put_local(key, entry, Admit::Replace);
-        if let Some((bytes, remaining)) = remote {
-            self.write_layers(key.as_str(), bytes, remaining, LayerSet::ALL)
-                .await;
-            self.announce_write(key.as_str(), created);
-        }
+        remote.map(|(bytes, remaining)| RemoteWrite {
+            bytes,
+            remaining,
+            created,
+        })
+    }
+
+    /// The remote half: every layer, then the other processes are told.
+    async fn store_remote(&self, key: &Key, write: RemoteWrite) {
+        self.write_layers(key.as_str(), write.bytes, write.remaining, LayerSet::ALL)
+            .await;
+        self.announce_write(key.as_str(), write.created);
     }
 
     /// `entry` with the entity tag of `key` first among its tags.
@@ -653,4 +663,11 @@ where
         }
         r
     }
+}
+
+/// An encoded entry on its way to the remote layers.
+pub(super) struct RemoteWrite {
+    bytes: Vec<u8>,
+    remaining: Duration,
+    created: u64,
 }
