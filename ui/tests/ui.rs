@@ -2,7 +2,7 @@
 //! under `tests/ui/` is a program that must fail to compile with the errors
 //! in its `.stderr` (or, in `pass/`, compile and run).
 //!
-//! Regenerate the expected output with `TRYBUILD=overwrite cargo test --test ui`
+//! Regenerate the expected output with `TRYBUILD=overwrite cargo test -p cachewright-ui-tests`
 //! and read every changed `.stderr` before committing it: each error must be
 //! the intended one, at the offending token. The expected output is that of
 //! the toolchain CI uses (the one in `rust-toolchain.toml`).
