@@ -29,6 +29,7 @@ mod bus;
 mod direct;
 mod invalidation;
 mod layers;
+mod load;
 
 use bus::BusKind;
 

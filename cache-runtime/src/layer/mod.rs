@@ -15,7 +15,10 @@ use cachewright_backends::{io, Backend, BackendError, Dedupe, Written};
 const UNCAPPED: Duration = Duration::from_secs(30 * 86_400);
 
 use crate::clock::{saturating_ms, Clock};
+mod breaker;
 mod coalesce;
+
+use breaker::Breaker;
 
 use coalesce::{Coalescer, Turn};
 
@@ -218,51 +221,6 @@ struct Counters {
     decode_errors: AtomicU64,
 }
 
-/// Consecutive-failure circuit breaker on the cache's clock.
-struct Breaker {
-    failures: AtomicU32,
-    open_until_ms: AtomicU64,
-    probing: AtomicBool,
-    threshold: u32,
-    retry_after_ms: u64,
-}
-
-impl Breaker {
-    fn allow(&self, now: u64) -> bool {
-        if self.failures.load(Relaxed) < self.threshold {
-            return true;
-        }
-        // Open: one caller at a time probes once the retry time has come.
-        now >= self.open_until_ms.load(Relaxed) && !self.probing.swap(true, Relaxed)
-    }
-
-    fn success(&self) {
-        if self.failures.swap(0, Relaxed) >= self.threshold {
-            tracing::info!("remote layer answers again; breaker closed");
-        }
-        self.probing.store(false, Relaxed);
-    }
-
-    fn failure(&self, now: u64) {
-        let n = self.failures.fetch_add(1, Relaxed).saturating_add(1);
-        if n >= self.threshold {
-            self.open_until_ms
-                .store(now.saturating_add(self.retry_after_ms), Relaxed);
-            if n == self.threshold {
-                tracing::warn!(
-                    failures = n,
-                    "remote layer failing; breaker open, skipping it"
-                );
-            }
-        }
-        self.probing.store(false, Relaxed);
-    }
-
-    fn is_open(&self) -> bool {
-        self.failures.load(Relaxed) >= self.threshold
-    }
-}
-
 /// One remote layer of a cache.
 pub(crate) struct RemoteLayer {
     pub(crate) backend: Arc<dyn Backend>,
@@ -294,13 +252,7 @@ impl RemoteLayer {
             ttl_cap: c.ttl_cap,
             timeout: c.timeout,
             dedupe: c.dedupe,
-            breaker: Breaker {
-                failures: AtomicU32::new(0),
-                open_until_ms: AtomicU64::new(0),
-                probing: AtomicBool::new(false),
-                threshold: c.failures_to_open,
-                retry_after_ms: saturating_ms(c.retry_after),
-            },
+            breaker: Breaker::new(c.failures_to_open, saturating_ms(c.retry_after)),
             counters: Counters::default(),
         }
     }
