@@ -8,7 +8,13 @@ impl Cache {
         self.inner.store.hash(key.as_str())
     }
 
-    pub(super) fn read<T: Clone + 'static>(&self, key: &Key) -> Option<(Freshness, T)> {
+    /// `f` on the live entry under `key` in the direct API's process memory
+    /// (not expired, not invalidated), with the time it was judged at.
+    fn with_live<R>(
+        &self,
+        key: &Key,
+        f: impl FnOnce(&Entry<AnyValue>, u64) -> Option<R>,
+    ) -> Option<R> {
         let now = self.inner.clock.now_ms();
         self.inner
             .store
@@ -16,14 +22,21 @@ impl Cache {
                 self.direct_hash(key),
                 |k| k == key.as_str(),
                 |h| {
-                    let f = h.entry.freshness(now);
-                    if f == Freshness::Expired || !h.valid(&self.inner.marks) {
+                    if h.entry.is_expired(now) || !h.valid(&self.inner.marks) {
                         return None;
                     }
-                    h.entry.value.downcast_ref::<T>().map(|v| (f, v.clone()))
+                    f(&h.entry, now)
                 },
             )
             .flatten()
+    }
+
+    pub(super) fn read<T: Clone + 'static>(&self, key: &Key) -> Option<(Freshness, T)> {
+        self.with_live(key, |e, now| {
+            e.value
+                .downcast_ref::<T>()
+                .map(|v| (e.freshness(now), v.clone()))
+        })
     }
 
     pub(super) fn entry_for<T>(&self, key: &Key, value: T, ttl: Option<Duration>) -> Entry<T> {
@@ -153,28 +166,10 @@ impl Cache {
     /// assert_eq!(&*e.tags[0], "user:42");
     /// ```
     pub fn get_entry<T: Clone + 'static>(&self, key: &Key) -> Option<Entry<T>> {
-        let now = self.inner.clock.now_ms();
-        self.inner
-            .store
-            .with(
-                self.direct_hash(key),
-                |k| k == key.as_str(),
-                |h| {
-                    let e = &h.entry;
-                    if e.is_expired(now) || !h.valid(&self.inner.marks) {
-                        return None;
-                    }
-                    Some(Entry {
-                        value: e.value.downcast_ref::<T>()?.clone(),
-                        created_ms: e.created_ms,
-                        fresh_until_ms: e.fresh_until_ms,
-                        stale_until_ms: e.stale_until_ms,
-                        negative: e.negative,
-                        tags: e.tags.clone(),
-                    })
-                },
-            )
-            .flatten()
+        self.with_live(key, |e, _| {
+            let value = e.value.downcast_ref::<T>()?.clone();
+            Some(e.clone().map(|_| value))
+        })
     }
 
     /// The async twin of [`get`](Self::get).
@@ -372,15 +367,7 @@ impl Cache {
     }
 
     pub(super) fn exists_local(&self, key: &Key) -> bool {
-        let now = self.inner.clock.now_ms();
-        self.inner
-            .store
-            .with(
-                self.direct_hash(key),
-                |k| k == key.as_str(),
-                |h| !h.entry.is_expired(now) && h.valid(&self.inner.marks),
-            )
-            .unwrap_or(false)
+        self.with_live(key, |_, _| Some(())).is_some()
     }
 
     pub(super) async fn exists_remote(&self, key: &Key) -> bool {
