@@ -231,3 +231,37 @@ mod cached_calls {
         assert_eq!(org(2), 2, "other calls untouched");
     }
 }
+
+/// A delete leaves a mark of the kind a write leaves: however many keys are
+/// deleted, the bounded mark map never forgets them by invalidating every
+/// older entry (in the remote layers too), only by dropping older
+/// in-process copies, which refill from the layers.
+#[tokio::test]
+async fn many_deletes_never_invalidate_the_rest_of_the_cache() {
+    use cachewright::backends::MemoryBackend;
+    use cachewright::LayerConfig;
+    let clock = ManualClock::new(1_000_000);
+    let cache = Cache::builder()
+        .namespace("many-deletes")
+        .clock(Clock::manual(&clock))
+        .layer(LayerConfig::new(MemoryBackend::new()))
+        .without_bus()
+        .build();
+    let kept = cache.key("kept", &1);
+    cache
+        .set_async(&kept, 7u32, Some(Duration::from_secs(3600)))
+        .await;
+    clock.advance(Duration::from_millis(1));
+    // More than the mark map holds (200 000), so it trims.
+    for i in 0..250_000u32 {
+        if i % 1_000 == 0 {
+            clock.advance(Duration::from_millis(1));
+        }
+        cache.delete_async(&cache.key("gone", &i)).await;
+    }
+    assert_eq!(
+        cache.get_async::<u32>(&kept).await,
+        Some(7),
+        "still valid, if only below L1"
+    );
+}

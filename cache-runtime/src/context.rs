@@ -172,8 +172,18 @@ impl<F: Future> Future for WithMode<F> {
         let Some(mode) = self.mode else {
             return self.fut.as_mut().poll(cx);
         };
-        let prev = MODE.with(|m| m.replace(mode));
+        /// Puts the thread's mode back even if the future panics.
+        struct Restore(Option<Mode>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                if let Some(prev) = self.0.take() {
+                    MODE.with(|m| m.set(prev));
+                }
+            }
+        }
+        let mut restore = Restore(Some(MODE.with(|m| m.replace(mode))));
         let out = self.fut.as_mut().poll(cx);
+        let prev = restore.0.take().unwrap_or_default();
         let left = MODE.with(|m| m.replace(prev));
         if left == Mode::Normal {
             // A cached call took the mode: it is not to reach later calls.
@@ -258,9 +268,12 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
+    // Rendered before the borrow: the iterator may itself call cached
+    // functions, whose loaders use the same cell.
+    let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
     SAID.with(|c| match c.borrow_mut().as_mut() {
         Some(said) => {
-            said.tags.extend(tags.into_iter().map(Into::into));
+            said.tags.extend(tags);
             true
         }
         None => false,
@@ -311,9 +324,20 @@ struct Directed<F> {
 impl<F: Future> Future for &mut Directed<F> {
     type Output = F::Output;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        /// Puts the thread's previous state back even if the loader panics
+        /// (a runtime that catches task panics reuses the thread).
+        struct Restore(Option<Option<Said>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                if let Some(prev) = self.0.take() {
+                    SAID.with(|c| *c.borrow_mut() = prev);
+                }
+            }
+        }
         let mine = self.said.take();
-        let prev = SAID.with(|c| c.replace(mine));
+        let mut restore = Restore(Some(SAID.with(|c| c.replace(mine))));
         let out = self.fut.as_mut().poll(cx);
+        let prev = restore.0.take().flatten();
         self.said = SAID.with(|c| c.replace(prev));
         out
     }
@@ -363,6 +387,46 @@ mod tests {
         assert_eq!(d.tags, ["outer"], "the inner loader's tags stay its own");
         assert!(!do_not_cache());
         assert!(!add_tags(["nobody"]));
+    }
+
+    #[test]
+    fn add_tags_may_run_cached_calls_while_it_renders() {
+        let ((), said) = directed(|| {
+            // The iterator runs a nested loader, as a cached call would.
+            let tags = std::iter::once_with(|| {
+                let ((), inner) = directed(|| {
+                    add_tags(["inner"]);
+                });
+                assert_eq!(inner.tags, ["inner"]);
+                "outer".to_string()
+            });
+            assert!(add_tags(tags));
+        });
+        assert_eq!(said.tags, ["outer"]);
+    }
+
+    #[test]
+    fn a_panicking_async_loader_leaves_no_state_on_its_thread() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(directed_async(async {
+                add_tags(["x"]);
+                panic!("the loader fails");
+            }))
+        }));
+        assert!(caught.is_err());
+        assert!(!set_ttl(Duration::from_secs(1)), "no loader runs any more");
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(bypass_async(async { panic!("the call fails") }))
+        }));
+        assert!(caught.is_err());
+        assert_eq!(
+            take_mode(),
+            Mode::Normal,
+            "the bypass does not reach later calls"
+        );
     }
 
     #[tokio::test]

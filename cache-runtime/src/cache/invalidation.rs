@@ -21,17 +21,25 @@ impl Cache {
     }
 
     /// Removes the value under `key` (a URN, as [`key`](Self::key) or
-    /// `#[cached]` build it) from every layer and every process: the key's
-    /// watermark is raised, so the in-process copy of a `#[cached]` call
-    /// under that URN, in this process and (through the bus) in the others,
-    /// is never served again, nor is a load of it that began before this
-    /// call. Returns whether a layer held a live value.
+    /// `#[cached]` build it) from every layer and every process: the remote
+    /// copies are deleted, and every in-process copy stored before this call
+    /// (the direct API's, and that of a `#[cached]` call under that URN, here
+    /// and, through the bus, in the other processes) is never served again.
+    /// Entries are stamped when they are stored, so a load that read the
+    /// source before the delete and stores after it counts as newer. Returns
+    /// whether a layer held a live value.
+    ///
+    /// The mark a delete leaves is of the kind a write leaves: the bounded
+    /// mark map forgets these first, at the price of dropping older
+    /// in-process entries, never by invalidating entries in general.
     ///
     /// # Blocking
     ///
     /// Waits for the remote layers at most their timeouts, and until the
     /// clock has moved past the deletion (at most about 1 ms), so that a
-    /// value stored right after it counts as newer.
+    /// value stored right after it counts as newer. With a
+    /// [`ManualClock`](crate::ManualClock), advance the clock after a delete
+    /// before storing the key again, as after an invalidation.
     ///
     /// # Examples
     ///
@@ -51,7 +59,7 @@ impl Cache {
         // Whether a live value was here, judged before the watermark rules
         // it out.
         let local = self.delete_local(key);
-        self.raise_local(&[key.as_str().to_owned()], at);
+        self.supersede_local(key.as_str(), at);
         let remote = if self.inner.layers.is_empty() && self.inner.bus.is_none() {
             false
         } else {
@@ -72,16 +80,24 @@ impl Cache {
     pub async fn delete_async(&self, key: &Key) -> bool {
         let at = self.inner.clock.precise_ms();
         let local = self.delete_local(key);
-        self.raise_local(&[key.as_str().to_owned()], at);
+        self.supersede_local(key.as_str(), at);
         let remote = self.delete_everywhere(key, at).await;
         self.wait_past_async(at).await;
         local || remote
     }
 
-    /// Removes `key` from the remote layers and tells the other processes.
+    /// In-process copies of `urn` stored before `at` are not served again.
+    fn supersede_local(&self, urn: &str, at: u64) {
+        let now = self.inner.clock.precise_ms();
+        self.inner.marks.raise_written(tag_hash(urn), at, now);
+        tracing::debug!(cache = %self.inner.name, at, "deleted");
+    }
+
+    /// Removes `key` from the remote layers and tells the other processes,
+    /// which drop their in-process copies stored before `at`.
     pub(super) async fn delete_everywhere(&self, key: &Key, at: u64) -> bool {
         let removed = self.delete_remote(key).await;
-        self.publish(BusKind::Keys, vec![key.as_str().to_owned()], at)
+        self.publish(BusKind::Written, vec![key.as_str().to_owned()], at)
             .await;
         removed
     }
