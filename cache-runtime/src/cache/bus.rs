@@ -17,7 +17,9 @@ pub(super) struct BusMessage {
 pub(super) enum BusKind {
     /// Tags invalidated at `at` (watermarks).
     Tags,
-    /// Keys invalidated (deleted) at `at`: older copies are invalid.
+    /// Keys invalidated at `at`: older copies are invalid. This build sends
+    /// none (a delete travels as `Written`); still honoured from processes
+    /// running earlier builds on the same bus.
     Keys,
     /// Keys written anew at `at`: older copies are superseded. Written
     /// through to the remote layers, so only in-process copies elsewhere
