@@ -14,10 +14,12 @@ pub use cachewright_runtime::{
 };
 
 // Keys, tags, entries and time.
-pub use cachewright_runtime::{tag, Clock, Entry, Freshness, Key, ManualClock, Millis, Tags};
+pub use cachewright_runtime::{
+    tag, Clock, Entry, Freshness, Key, ManualClock, Millis, Stamp, Tags,
+};
 
 // Layers below the in-process one, and how values are encoded there.
-pub use cachewright_runtime::{backends, Codec, LayerConfig, LayerStats};
+pub use cachewright_runtime::{backends, BusStats, Codec, LayerConfig, LayerStats};
 
 // Inside a loader (`set_ttl`, `do_not_cache`, `add_tags`) and around a call (`bypass`,
 // `refresh`).

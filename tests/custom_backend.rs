@@ -85,7 +85,7 @@ async fn a_user_backend_is_a_layer_like_any_other() {
         "the load was written to the user's backend"
     );
     let stored = DICT.map.lock().unwrap().values().next().cloned().unwrap();
-    assert!(stored.starts_with(b"cachewright:2j"));
+    assert!(stored.starts_with(b"cachewright:3j"));
     CACHE.clear_async().await; // empties process memory; the dict keeps its copy (no delete_prefix)
     assert_eq!(report(1).await.unwrap(), r);
     assert_eq!(LOADS.load(SeqCst), 1, "served from the user's backend");

@@ -12,9 +12,9 @@ use cachewright::{cache_write, cached, tag, Cache, Clock, ManualClock};
 
 static USERS: LazyLock<Mutex<HashMap<u64, String>>> = LazyLock::new(Default::default);
 static FETCHES: AtomicU32 = AtomicU32::new(0);
-/// Each cache here runs on a manual clock moved 1 ms past every write: an
-/// entry stored in the same millisecond as an invalidation counts as older
-/// than it (the safe reading), which would make load counts depend on timing.
+/// Each cache here runs on a manual clock, so TTLs do not depend on timing.
+/// (Stamps order loads and invalidations exactly even while it stands still;
+/// `tick()` after writes is kept from before they did.)
 static CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
 fn tick() {
     CLOCK.advance(Duration::from_millis(1));
@@ -276,7 +276,7 @@ static RACE_SERIAL: Mutex<()> = Mutex::new(());
 
 /// Reads the "database", then (when gated) waits before returning: a slow
 /// read that started before a write and finishes after it.
-#[cached(key = "stock:<sku>", ttl = 600, cache = RACE)]
+#[cached(key = "stock:<sku>", ttl = 600, cache = RACE, name = "Stock")]
 fn stock(sku: u32) -> u32 {
     let v = *RACE_DB.lock().unwrap();
     let gate = RACE_GATE.lock().unwrap().take();
@@ -326,14 +326,24 @@ fn a_buffered_invalidation_discards_a_racing_read() {
     RACE_CLOCK.advance(Duration::from_secs(6));
 }
 
+/// A read whose load began before the write and stores after its
+/// invalidation: entries are stamped with the start of their load, so the
+/// old value is never served, with no buffer (before load-start stamps the
+/// old value was stored as newer and served until its TTL ended).
 #[test]
-fn without_a_buffer_the_racing_read_is_served() {
+fn a_racing_read_is_discarded_without_a_buffer() {
     let _g = RACE_SERIAL.lock().unwrap();
     *RACE_DB.lock().unwrap() = 1;
+    let discarded = RACE.stats_for("Stock").map_or(0, |s| s.discarded);
     assert_eq!(
         race(2, || restock(2, 2)),
-        1,
-        "the stale value was stored and served: the buffer matters"
+        2,
+        "the value loaded before the invalidation was not served"
+    );
+    assert_eq!(
+        RACE.stats_for("Stock").unwrap().discarded,
+        discarded + 1,
+        "and it was not stored"
     );
 }
 

@@ -313,3 +313,66 @@ fn a_delete_in_one_process_makes_another_load_again() {
     eventually("A loads the deleted call again", || balance(2) == 1);
     assert_eq!(D_LOADS.load(SeqCst), 2, "A loaded again exactly once");
 }
+
+// ---- watermarks only move forward -----------------------------------------------------------
+
+/// A later invalidation with a smaller buffer (or from a host whose clock is
+/// behind) never lowers a watermark in Redis: it is raised by a
+/// compare-and-raise script, not overwritten (with `SET`, the second write
+/// lowered it and entries in the first's buffer were served again).
+#[test]
+fn a_watermark_in_redis_is_never_lowered() {
+    let server = RedisServer::start();
+    let a = cache_on(&server.url());
+    let b = cache_on(&server.url());
+    a.invalidate_tags_buffered(["stock:9"], Duration::from_secs(30));
+    let mut c = server.conn();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*~tag:stock:9")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let read = |c: &mut redis::Connection| -> u64 {
+        redis::cmd("GET")
+            .arg(&keys[0])
+            .query::<String>(c)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let high = read(&mut c);
+    assert!(
+        high as u128 > (unix_ms() + 20_000) * 1_000,
+        "30 s ahead, in microseconds"
+    );
+    b.invalidate_tags(["stock:9"]);
+    assert_eq!(
+        read(&mut c),
+        high,
+        "the later, lower invalidation did not lower it"
+    );
+    let ttl: i64 = redis::cmd("PTTL").arg(&keys[0]).query(&mut c).unwrap();
+    assert!(ttl > 300_000, "it outlives the entries it covers: {ttl} ms");
+}
+
+/// A bus the server refuses (an ACL without pub/sub) is visible: counted,
+/// with the server's reason, and in-process entries are not trusted.
+#[test]
+fn a_bus_that_cannot_connect_is_reported() {
+    let server = RedisServer::start();
+    let mut c = server.conn();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("-@pubsub")
+        .query::<()>(&mut c)
+        .unwrap();
+    let cache = cache_on(&server.url());
+    eventually("the failed subscriptions are counted", || {
+        cache.bus_stats().connect_failures >= 2
+    });
+    let s = cache.bus_stats();
+    assert!(s.configured && !s.connected, "{s:?}");
+    assert_eq!(s.last_error.as_deref(), Some("NOPERM"), "{s:?}");
+    assert!(!cache.bus_connected());
+}

@@ -126,6 +126,9 @@ pub enum BusEvent {
     Disconnected,
     /// A message published by some process (possibly this one).
     Message(Vec<u8>),
+    /// An attempt to (re)connect failed, for the reason given (for example
+    /// an ACL that denies pub/sub); the bus keeps trying.
+    Unreachable(String),
 }
 
 /// What a subscriber says after each event: go on, or stop listening.
@@ -208,6 +211,25 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     async fn set_many(&self, items: Vec<(String, Vec<u8>, Duration)>) -> Result<(), BackendError> {
         for (k, v, ttl) in items {
             self.set(&k, v, ttl).await?;
+        }
+        Ok(())
+    }
+
+    /// Raises each `(key, stamp, ttl)` to `stamp` unless it holds a larger
+    /// number already (a watermark only moves forward), and keeps it at least
+    /// `ttl` more. Keys holding something that is not a number are
+    /// overwritten. The default reads then writes (not atomic: two raises
+    /// racing may lower a watermark); stores that can (Redis) override it
+    /// with one atomic step per key.
+    async fn raise_many(&self, items: Vec<(String, u64, Duration)>) -> Result<(), BackendError> {
+        for (k, stamp, ttl) in items {
+            let current = self
+                .get(&k)
+                .await?
+                .and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse::<u64>().ok());
+            if current.is_none_or(|c| stamp > c) {
+                self.set(&k, stamp.to_string().into_bytes(), ttl).await?;
+            }
         }
         Ok(())
     }

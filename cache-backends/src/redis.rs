@@ -21,6 +21,22 @@ end
 return 0
 "#;
 
+/// KEYS: a watermark. ARGV: the new stamp, its TTL in ms. Raises the
+/// watermark only if the new stamp is larger (a watermark never moves back,
+/// whatever the order two hosts' raises arrive in), and never shortens its
+/// life. Stamps (microseconds since 1970) are below 2^53: exact in Lua.
+const RAISE: &str = r#"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '')
+if cur == nil or tonumber(ARGV[1]) > cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
 /// ARGV: token. Releases the lease if we hold it.
 const DELETE_IF: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -397,6 +413,26 @@ impl Backend for RedisBackend {
         pipe.query_async::<()>(&mut c).await.map_err(err)
     }
 
+    async fn raise_many(&self, items: Vec<(String, u64, Duration)>) -> Result<(), BackendError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let script = Script::new(RAISE);
+        let mut c = self.conn.clone();
+        // Loaded once; each raise then runs by its hash (EVALSHA), falling
+        // back to the full script if the server lost it.
+        for (k, stamp, ttl) in items {
+            script
+                .key(k)
+                .arg(stamp)
+                .arg(px(ttl))
+                .invoke_async::<i64>(&mut c)
+                .await
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
     async fn set_if_absent(
         &self,
         key: &str,
@@ -555,6 +591,7 @@ impl Bus for RedisBus {
         handle.spawn(async move {
             use futures_util::StreamExt;
             let mut pause = Duration::from_millis(50);
+            let mut failures = 0u64;
             loop {
                 let connected = tokio::time::timeout(Duration::from_secs(2), async {
                     let mut ps = client.get_async_pubsub().await?;
@@ -562,7 +599,33 @@ impl Bus for RedisBus {
                     Ok::<_, RedisError>(ps)
                 })
                 .await;
-                if let Ok(Ok(ps)) = connected {
+                let ps = match connected {
+                    Ok(Ok(ps)) => Some(ps),
+                    Ok(Err(e)) => {
+                        failures += 1;
+                        // The server's error code (NOPERM for an ACL that
+                        // denies pub/sub) or the kind: never the URL.
+                        let why = e
+                            .code()
+                            .map_or_else(|| format!("{:?}", e.kind()), str::to_owned);
+                        if !sink(BusEvent::Unreachable(why)) {
+                            return;
+                        }
+                        None
+                    }
+                    Err(_) => {
+                        failures += 1;
+                        if !sink(BusEvent::Unreachable("connecting timed out".into())) {
+                            return;
+                        }
+                        None
+                    }
+                };
+                if failures > 0 && ps.is_none() && (failures == 1 || failures % 100 == 0) {
+                    tracing::warn!(channel, failures, "the invalidation bus cannot connect; the in-process layer is not trusted until it does");
+                }
+                if let Some(ps) = ps {
+                    failures = 0;
                     pause = Duration::from_millis(50);
                     if !sink(BusEvent::Connected) {
                         return;

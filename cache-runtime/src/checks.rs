@@ -179,14 +179,13 @@ impl<T> RecacheDone for &Recache<T> {
 }
 
 /// What `#[cache_write]` does after its body succeeded: invalidates `tags`
-/// at one time, and, when it recaches, waits until the clock has passed that
-/// time (so the recached values count as newer).
+/// at one stamp. Loads begun after it (a recache included) are stamped
+/// later, so they count as newer with no wait; `recaches` is kept for the
+/// generated code's sake.
 pub fn invalidate_for_write(cache: &Cache, tags: Vec<String>, buffer: Duration, recaches: bool) {
+    let _ = recaches;
     let at = cache.invalidation_time(buffer);
     cache.invalidate_tags_at(tags, at);
-    if recaches {
-        cache.wait_past(at);
-    }
 }
 
 /// The async twin of [`invalidate_for_write`].
@@ -196,9 +195,7 @@ pub async fn invalidate_for_write_async(
     buffer: Duration,
     recaches: bool,
 ) {
+    let _ = recaches;
     let at = cache.invalidation_time(buffer);
     cache.invalidate_tags_at_async(tags, at).await;
-    if recaches {
-        cache.wait_past_async(at).await;
-    }
 }

@@ -8,6 +8,46 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Milliseconds since the Unix epoch, as cachewright's clock reads them.
 pub type Millis = u64;
 
+/// When a load began or an invalidation was made: microseconds since the
+/// Unix epoch, read from the cache's clock and made unique and increasing
+/// within a process (or a [`ManualClock`]), so that of any two events in one
+/// process the later has the larger stamp, even within one microsecond.
+/// An entry is invalidated by a watermark at or after its stamp.
+pub type Stamp = u64;
+
+/// The stamp of the start of `ms`: what a deadline in milliseconds compares
+/// against.
+pub(crate) const fn stamp_of_ms(ms: Millis) -> Stamp {
+    ms.saturating_mul(1_000)
+}
+
+/// The millisecond a stamp falls in.
+pub(crate) const fn ms_of_stamp(s: Stamp) -> Millis {
+    s / 1_000
+}
+
+/// A duration in whole microseconds, saturating at `u64::MAX`.
+pub(crate) fn saturating_us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The next stamp after `last` at wall time `now_us`: the wall time when it
+/// has moved past every stamp given out, else one more than the last (a
+/// hybrid logical clock: stamps stay close to wall time and never repeat).
+fn next_stamp(last: &AtomicU64, now_us: u64) -> Stamp {
+    let mut seen = last.load(Ordering::Acquire);
+    loop {
+        let next = now_us.max(seen.saturating_add(1));
+        match last.compare_exchange_weak(seen, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return next,
+            Err(now) => seen = now,
+        }
+    }
+}
+
+/// The last stamp the system clock gave out in this process.
+static SYSTEM_LAST: AtomicU64 = AtomicU64::new(0);
+
 /// The time source of a cache.
 ///
 /// The system clock reads `CLOCK_MONOTONIC_COARSE` (no syscall, a few
@@ -37,7 +77,14 @@ pub struct Clock {
 enum Source {
     #[default]
     System,
-    Manual(Arc<AtomicU64>),
+    Manual(Arc<Manual>),
+}
+
+/// A manual clock's time and the last stamp it gave out.
+#[derive(Debug, Default)]
+struct Manual {
+    ms: AtomicU64,
+    last: AtomicU64,
 }
 
 impl Clock {
@@ -60,7 +107,7 @@ impl Clock {
     pub fn now_ms(&self) -> Millis {
         match &self.source {
             Source::System => system_now_ms(),
-            Source::Manual(ms) => ms.load(Ordering::Acquire),
+            Source::Manual(m) => m.ms.load(Ordering::Acquire),
         }
     }
 
@@ -73,7 +120,37 @@ impl Clock {
                 .duration_since(UNIX_EPOCH)
                 .map(saturating_ms)
                 .unwrap_or(0),
-            Source::Manual(ms) => ms.load(Ordering::Acquire),
+            Source::Manual(m) => m.ms.load(Ordering::Acquire),
+        }
+    }
+
+    /// A [`Stamp`] for an event happening now: later than every stamp this
+    /// process (or this manual clock) gave out before, and at least the
+    /// precise wall time. Entries are stamped with the start of their load
+    /// and invalidations with their moment, so their order in one process is
+    /// exact.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Clock, ManualClock};
+    ///
+    /// let manual = ManualClock::new(1_000);
+    /// let clock = Clock::manual(&manual);
+    /// let (a, b) = (clock.stamp(), clock.stamp());
+    /// assert!(b > a, "unique, increasing");
+    /// assert!(a >= 1_000_000, "in microseconds, at least the clock's time");
+    /// ```
+    pub fn stamp(&self) -> Stamp {
+        match &self.source {
+            Source::System => {
+                let now_us = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(saturating_us)
+                    .unwrap_or(0);
+                next_stamp(&SYSTEM_LAST, now_us)
+            }
+            Source::Manual(m) => next_stamp(&m.last, stamp_of_ms(m.ms.load(Ordering::Acquire))),
         }
     }
 
@@ -87,7 +164,7 @@ impl fmt::Debug for Clock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.source {
             Source::System => f.write_str("Clock::System"),
-            Source::Manual(ms) => write!(f, "Clock::Manual({})", ms.load(Ordering::Relaxed)),
+            Source::Manual(m) => write!(f, "Clock::Manual({})", m.ms.load(Ordering::Relaxed)),
         }
     }
 }
@@ -109,27 +186,30 @@ impl fmt::Debug for Clock {
 /// assert_eq!(clock.now_ms(), 10);
 /// ```
 #[derive(Clone, Debug, Default)]
-pub struct ManualClock(Arc<AtomicU64>);
+pub struct ManualClock(Arc<Manual>);
 
 impl ManualClock {
     /// A clock standing at `start_ms` Unix milliseconds.
     pub fn new(start_ms: Millis) -> Self {
-        Self(Arc::new(AtomicU64::new(start_ms)))
+        Self(Arc::new(Manual {
+            ms: AtomicU64::new(start_ms),
+            last: AtomicU64::new(0),
+        }))
     }
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(saturating_ms(by), Ordering::AcqRel);
+        self.0.ms.fetch_add(saturating_ms(by), Ordering::AcqRel);
     }
 
     /// Sets the clock to `ms` Unix milliseconds.
     pub fn set_ms(&self, ms: Millis) {
-        self.0.store(ms, Ordering::Release);
+        self.0.ms.store(ms, Ordering::Release);
     }
 
     /// The clock's time, in Unix milliseconds.
     pub fn now_ms(&self) -> Millis {
-        self.0.load(Ordering::Acquire)
+        self.0.ms.load(Ordering::Acquire)
     }
 }
 
@@ -185,5 +265,33 @@ mod tests {
         assert_eq!(c.now_ms(), 2_005);
         assert!(c.is_manual());
         assert!(!Clock::system().is_manual());
+    }
+
+    #[test]
+    fn stamps_are_unique_increasing_and_follow_the_clock() {
+        let m = ManualClock::new(5);
+        let (c, c2) = (Clock::manual(&m), Clock::manual(&m));
+        let a = c.stamp();
+        let b = c2.stamp();
+        assert!(b > a, "clocks over one manual clock share their stamps");
+        assert_eq!(a, 5_000);
+        m.advance(Duration::from_millis(1));
+        assert_eq!(
+            c.stamp(),
+            6_000,
+            "back on wall time once it passed the last"
+        );
+        let s = Clock::system();
+        let mut last = s.stamp();
+        for _ in 0..10_000 {
+            let next = s.stamp();
+            assert!(next > last);
+            last = next;
+        }
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        assert!(last.abs_diff(wall) < 1_000_000);
     }
 }

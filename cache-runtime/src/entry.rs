@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::clock::{saturating_ms, Millis};
+use crate::clock::{ms_of_stamp, saturating_ms, stamp_of_ms, Millis, Stamp};
 
 /// Where an entry stands at a given moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,8 +36,9 @@ pub(crate) fn with_tags(base: &Tags, extra: Vec<String>) -> Tags {
 
 /// One cached value and its lifetimes.
 ///
-/// Times are Unix milliseconds from the cache's [`Clock`](crate::Clock);
-/// `u64::MAX` means "never".
+/// Deadlines are Unix milliseconds from the cache's [`Clock`](crate::Clock)
+/// (`u64::MAX` means "never"); the entry's [`Stamp`] says when its load
+/// began, in microseconds, and decides whether an invalidation covers it.
 ///
 /// # Examples
 ///
@@ -54,8 +55,9 @@ pub(crate) fn with_tags(base: &Tags, extra: Vec<String>) -> Tags {
 pub struct Entry<V> {
     /// The cached value.
     pub value: V,
-    /// When it was created.
-    pub created_ms: Millis,
+    /// When its load began reading the source ([`Clock::stamp`](crate::Clock::stamp)):
+    /// an invalidation stamped at or after it covers it.
+    pub stamp: Stamp,
     /// Until when it is fresh.
     pub fresh_until_ms: Millis,
     /// Until when it may be served stale (at least `fresh_until_ms`).
@@ -69,12 +71,19 @@ pub struct Entry<V> {
 
 impl<V> Entry<V> {
     /// An entry created at `now_ms`, fresh for `ttl` (forever when `None`)
-    /// and servable stale for `swr` after that.
+    /// and servable stale for `swr` after that; stamped with the start of
+    /// `now_ms`.
     pub fn new(value: V, now_ms: Millis, ttl: Option<Duration>, swr: Duration) -> Self {
-        let fresh_until_ms = ttl.map_or(u64::MAX, |t| now_ms.saturating_add(saturating_ms(t)));
+        Self::loaded(value, stamp_of_ms(now_ms), ttl, swr)
+    }
+
+    /// An entry whose load began at `stamp`: its lifetimes count from then.
+    pub(crate) fn loaded(value: V, stamp: Stamp, ttl: Option<Duration>, swr: Duration) -> Self {
+        let began = ms_of_stamp(stamp);
+        let fresh_until_ms = ttl.map_or(u64::MAX, |t| began.saturating_add(saturating_ms(t)));
         Entry {
             value,
-            created_ms: now_ms,
+            stamp,
             fresh_until_ms,
             stale_until_ms: fresh_until_ms.saturating_add(saturating_ms(swr)),
             negative: false,
@@ -101,7 +110,7 @@ impl<V> Entry<V> {
 
     /// How old the entry is at `now_ms`.
     pub fn age(&self, now_ms: Millis) -> Duration {
-        Duration::from_millis(now_ms.saturating_sub(self.created_ms))
+        Duration::from_millis(now_ms.saturating_sub(ms_of_stamp(self.stamp)))
     }
 
     /// Whether the entry can no longer be served at `now_ms`.
@@ -114,7 +123,7 @@ impl<V> Entry<V> {
     pub(crate) fn map<U>(self, f: impl FnOnce(V) -> U) -> Entry<U> {
         Entry {
             value: f(self.value),
-            created_ms: self.created_ms,
+            stamp: self.stamp,
             fresh_until_ms: self.fresh_until_ms,
             stale_until_ms: self.stale_until_ms,
             negative: self.negative,
@@ -130,14 +139,14 @@ impl<V> Entry<V> {
 pub(crate) struct Held<V> {
     pub(crate) entry: Entry<V>,
     /// When it was put in process memory.
-    filled_ms: u64,
+    filled: Stamp,
     checked: std::sync::atomic::AtomicU64,
     hashes: Box<[u64]>,
 }
 
 impl<V> Held<V> {
-    /// Holds `entry` stored under `urn` at `filled_ms`, valid as of `epoch`.
-    pub(crate) fn new(entry: Entry<V>, urn: &str, epoch: u64, filled_ms: u64) -> Self {
+    /// Holds `entry` stored under `urn` at `filled`, valid as of `epoch`.
+    pub(crate) fn new(entry: Entry<V>, urn: &str, epoch: u64, filled: Stamp) -> Self {
         let hashes = entry
             .tags
             .iter()
@@ -146,7 +155,7 @@ impl<V> Held<V> {
             .collect();
         Held {
             entry,
-            filled_ms,
+            filled,
             checked: std::sync::atomic::AtomicU64::new(epoch),
             hashes,
         }
@@ -155,8 +164,7 @@ impl<V> Held<V> {
     /// Whether it may be put in process memory now: not invalidated yet,
     /// and the layer trusted.
     pub(crate) fn admissible(&self, marks: &crate::watermark::Watermarks) -> bool {
-        marks.trusted()
-            && marks.valid_in_process(self.filled_ms, self.entry.created_ms, &self.hashes)
+        marks.trusted() && marks.valid_in_process(self.filled, self.entry.stamp, &self.hashes)
     }
 
     /// Whether no invalidation known to `marks` covers this entry. One

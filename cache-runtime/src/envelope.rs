@@ -1,14 +1,15 @@
 //! The bytes a remote layer stores for one entry.
 //!
 //! ```text
-//! cachewright:2j c=00000001732170000000 f=00000001732170300000 s=00000001732170330000 n=0 h=5d41402abc4b2a76 k=9e107d9d372bb682
+//! cachewright:3j c=00001732170000000123 f=00000001732170300000 s=00000001732170330000 n=0 t=1f3a9c0d55e2b7a4 h=5d41402abc4b2a76 k=9e107d9d372bb682
 //! 6:user:7 5:org:2
 //! {"id":7,"name":"ada"}
 //! ```
 //!
-//! A fixed-width ASCII header (format version and codec, creation time,
-//! fresh-until, stale-until, negative flag, content hash, hash of the key the
-//! entry was written under), a line of tags (each with its length before it,
+//! A fixed-width ASCII header (format version and codec, the stamp of the
+//! start of its load in microseconds, fresh-until and stale-until in
+//! milliseconds, negative flag, fingerprint of the value's type, content
+//! hash, hash of the key the entry was written under), a line of tags (each with its length before it,
 //! so no tag text can be mistaken for a separator), then the value alone in
 //! the cache's codec (JSON by default, readable with `redis-cli`).
 //!
@@ -63,15 +64,19 @@ pub enum DecodeError {
     /// this key's entry.
     #[error("the stored entry belongs to another key")]
     OtherKey,
+    /// Written for another value type (another function's, or a type that
+    /// was renamed or moved): never decoded as this one.
+    #[error("the stored entry holds another value type")]
+    OtherType,
     /// The body does not hold a value of the expected type.
     #[error("the stored value does not decode as the expected type: {0}")]
     Body(String),
 }
 
-const PREFIX: &[u8] = b"cachewright:2";
-/// `cachewright:2j c=<20> f=<20> s=<20> n=<1> h=<16> k=<16>\n`
+const PREFIX: &[u8] = b"cachewright:3";
+/// `cachewright:3j c=<20> f=<20> s=<20> n=<1> t=<16> h=<16> k=<16>\n`
 pub(crate) const HEADER_LEN: usize =
-    PREFIX.len() + 1 + 3 + 20 + 3 + 20 + 3 + 20 + 3 + 1 + 3 + 16 + 3 + 16 + 1;
+    PREFIX.len() + 1 + 3 + 20 + 3 + 20 + 3 + 20 + 3 + 1 + 3 + 16 + 3 + 16 + 3 + 16 + 1;
 /// Where the content hash (of the tags line and the value) is.
 pub(crate) const HASH_AT: std::ops::Range<usize> = (HEADER_LEN - 36)..(HEADER_LEN - 20);
 /// Where the key's hash is.
@@ -80,6 +85,14 @@ const KEY_AT: std::ops::Range<usize> = (HEADER_LEN - 17)..(HEADER_LEN - 1);
 /// The hash of a key as the header records it.
 fn key_hash(urn: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(urn.as_bytes())
+}
+
+/// The fingerprint of a value type: a hash of its full path and generic
+/// arguments as the compiler names them. Bytes written for another type (or
+/// by a build whose compiler names it otherwise) are a miss, never a value
+/// that happens to deserialize as this one.
+fn type_fingerprint<V: ?Sized>() -> u64 {
+    xxhash_rust::xxh3::xxh3_64(std::any::type_name::<V>().as_bytes())
 }
 
 /// Encodes `entry`, stored under `urn`, for a remote layer.
@@ -105,17 +118,19 @@ pub(crate) fn encode<V: Serialize>(
             rmp_serde::encode::write_named(&mut rest, &entry.value).map_err(|e| e.to_string())?
         }
     };
-    let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&rest, u64::from(entry.negative));
+    let fingerprint = type_fingerprint::<V>();
+    let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&rest, fingerprint ^ u64::from(entry.negative));
     let mut out = Vec::with_capacity(HEADER_LEN + rest.len());
     out.extend_from_slice(PREFIX);
     out.push(codec.tag());
     out.extend_from_slice(
         format!(
-            " c={:020} f={:020} s={:020} n={} h={:016x} k={:016x}\n",
-            entry.created_ms,
+            " c={:020} f={:020} s={:020} n={} t={:016x} h={:016x} k={:016x}\n",
+            entry.stamp,
             entry.fresh_until_ms,
             entry.stale_until_ms,
             u8::from(entry.negative),
+            fingerprint,
             hash,
             key_hash(urn),
         )
@@ -217,11 +232,15 @@ pub(crate) fn decode<V: DeserializeOwned>(
         Some(b"1") => true,
         _ => return Err(DecodeError::Format),
     };
+    let fingerprint = next(16, b't').and_then(hex).ok_or(DecodeError::Format)?;
     next(16, b'h').and_then(hex).ok_or(DecodeError::Format)?;
     let key = next(16, b'k').and_then(hex).ok_or(DecodeError::Format)?;
     debug_assert_eq!(header[KEY_AT].len(), 16);
     if key != key_hash(urn) {
         return Err(DecodeError::OtherKey);
+    }
+    if fingerprint != type_fingerprint::<V>() {
+        return Err(DecodeError::OtherType);
     }
     let rest = &bytes[HEADER_LEN..];
     let nl = rest
@@ -236,11 +255,18 @@ pub(crate) fn decode<V: DeserializeOwned>(
     let tags = if same {
         expected.clone()
     } else {
-        tags_of(line)
+        // Judged by every tag it was stored with and every tag the reader
+        // expects: a template added since does not exempt old entries.
+        let mut all: Vec<Box<str>> = tags_of(line)
             .map(|t| t.map(Box::<str>::from))
             .collect::<Option<Vec<_>>>()
-            .ok_or(DecodeError::Format)?
-            .into()
+            .ok_or(DecodeError::Format)?;
+        for t in expected.iter() {
+            if !all.contains(t) {
+                all.push(t.clone());
+            }
+        }
+        all.into()
     };
     let value: V = match codec {
         Codec::Json => {
@@ -253,7 +279,7 @@ pub(crate) fn decode<V: DeserializeOwned>(
     };
     Ok(Entry {
         value,
-        created_ms: created,
+        stamp: created,
         fresh_until_ms: fresh,
         stale_until_ms: stale.max(fresh),
         negative,
@@ -289,7 +315,7 @@ mod tests {
         let bytes = encode(URN, &entry(), Codec::Json).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
-            text.starts_with("cachewright:2j c=00000000000000001000 f=00000000000000006000"),
+            text.starts_with("cachewright:3j c=00000000000001000000 f=00000000000000006000"),
             "{text}"
         );
         assert!(text.ends_with("\n6:user:1 5:org:2\n[\"a\"]"), "{text}");
@@ -303,16 +329,31 @@ mod tests {
     }
 
     #[test]
-    fn other_stored_tags_are_read_as_stored() {
+    fn other_stored_tags_are_read_with_the_expected_ones() {
         let mut e = entry();
         e.tags = vec!["a b".into(), "c:1 2:x".into(), "".into()].into();
         let bytes = encode(URN, &e, Codec::Json).unwrap();
         let back: Entry<Vec<String>> = decode(&bytes, Codec::Json, URN, &tags()).unwrap();
-        assert_eq!(back.tags, e.tags, "spaces and colons inside tags survive");
+        let union: Tags = vec![
+            "a b".into(),
+            "c:1 2:x".into(),
+            "".into(),
+            "user:1".into(),
+            "org:2".into(),
+        ]
+        .into();
+        assert_eq!(
+            back.tags, union,
+            "spaces and colons inside tags survive; the reader's tags are added"
+        );
         e.tags = Tags::default();
         let bytes = encode(URN, &e, Codec::Json).unwrap();
         let back: Entry<Vec<String>> = decode(&bytes, Codec::Json, URN, &tags()).unwrap();
-        assert!(back.tags.is_empty());
+        assert_eq!(
+            back.tags,
+            tags(),
+            "an entry stored without the tags a reader expects is judged by them"
+        );
         let prefix: Tags = vec!["user:1".into()].into();
         let back: Entry<Vec<String>> = decode(
             &encode(URN, &entry(), Codec::Json).unwrap(),
@@ -343,7 +384,15 @@ mod tests {
         let t = tags();
         assert!(matches!(
             decode::<u32>(&bytes, Codec::Json, URN, &t),
-            Err(DecodeError::Body(_))
+            Err(DecodeError::OtherType)
+        ));
+        // The same JSON, but written for another type: a miss, not a value
+        // that happens to deserialize.
+        #[derive(serde::Deserialize, Debug)]
+        struct Names(#[allow(dead_code)] Vec<String>);
+        assert!(matches!(
+            decode::<Names>(&bytes, Codec::Json, URN, &t),
+            Err(DecodeError::OtherType)
         ));
         let mut bad_tags = bytes.clone();
         bad_tags[HEADER_LEN] = b'9';
@@ -423,7 +472,7 @@ mod tests {
     fn equal_values_hash_alike_whatever_their_times() {
         let a = encode(URN, &entry(), Codec::Json).unwrap();
         let mut later = entry();
-        later.created_ms = 9_000;
+        later.stamp = 9_000;
         later.fresh_until_ms = 99_000;
         let b = encode(URN, &later, Codec::Json).unwrap();
         assert_eq!(a[HASH_AT], b[HASH_AT]);

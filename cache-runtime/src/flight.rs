@@ -18,12 +18,15 @@ use std::task::{Context, Poll, Wake, Waker};
 use hashbrown::HashMap;
 use tokio::sync::Notify;
 
+use crate::clock::Stamp;
+
 /// A type-erased copy of a loader's error, kept for the waiters.
 pub type SharedError = Box<dyn Any + Send>;
 
 pub(crate) enum Outcome<V> {
     Running,
-    Done(V),
+    /// The value, and the stamp of the start of its load.
+    Done(V, Stamp),
     /// The load failed; waiters get a copy of the error when it could be
     /// copied, and otherwise run the load themselves, one at a time.
     Failed(Option<SharedError>),
@@ -68,7 +71,7 @@ impl<V: Clone> Flight<V> {
     ) -> Option<Outcome<V>> {
         match o {
             Outcome::Running => None,
-            Outcome::Done(v) => Some(Outcome::Done(v.clone())),
+            Outcome::Done(v, s) => Some(Outcome::Done(v.clone(), *s)),
             Outcome::Failed(e) => Some(Outcome::Failed(e.as_ref().and_then(share))),
             Outcome::Abandoned => Some(Outcome::Abandoned),
         }
@@ -250,7 +253,8 @@ pub(crate) enum Wait {
     Yield,
 }
 
-/// One caller's load of one key, as [`run`] drives it.
+/// One caller's load of one key, as [`run`] drives it. Values travel with
+/// the stamp of the start of their load.
 pub(crate) trait Load {
     type Value;
     type Error;
@@ -258,21 +262,34 @@ pub(crate) trait Load {
     /// A fresh value already in process memory: checked by a new leader
     /// (the previous one may have just stored it) and by a waiter that got
     /// no copy of its leader's outcome.
-    fn peek(&self) -> Option<Self::Value>;
+    fn peek(&self) -> Option<(Self::Value, Stamp)>;
 
     /// Looks in the remote layers (which fill the layers above on a hit).
-    fn remote(&mut self) -> impl Future<Output = Option<Self::Value>>;
+    fn remote(&mut self) -> impl Future<Output = Option<(Self::Value, Stamp)>>;
 
-    /// Runs the loader and stores what it returned; the leader's last step.
-    fn load(self) -> impl Future<Output = Result<Self::Value, Self::Error>>;
+    /// Runs the loader and stores what it returned (unless an invalidation
+    /// came while it ran); the leader's last step.
+    fn load(self) -> impl Future<Output = Result<(Self::Value, Stamp), Self::Error>>;
+
+    /// Whether no invalidation known now covers a value of this key whose
+    /// load began at `stamp`.
+    fn current(&self, stamp: Stamp) -> bool;
 }
+
+/// How many times a waiter waits for a leader whose value an invalidation
+/// covered before it loads itself, outside the flight (bounded, so a key
+/// invalidated without pause cannot hold a caller forever).
+const WAITS_FOR_CURRENT: u32 = 3;
 
 /// The leader/waiter loop: the first caller of `key` leads (memory, then
 /// the remote layers, then the loader; the value is stored before the
 /// waiters are told), the others wait for its outcome. A waiter that gets
 /// no copy of the outcome (an error that cannot be shared, a leader that
 /// panicked or was cancelled) joins again: at most one caller loads at a
-/// time, and the key is never wedged.
+/// time, and the key is never wedged. A waiter takes the leader's value only
+/// if no invalidation has covered it since its load began: an invalidation
+/// that returned before the waiter arrived must not hand it an older value;
+/// such a waiter waits for (or leads) a newer load.
 pub(crate) async fn run<K, V, J>(
     flights: &Flights<K, V>,
     key: &K,
@@ -286,20 +303,21 @@ where
     J: Load<Value = V>,
 {
     let mut job = job;
+    let mut superseded = 0;
     loop {
         match flights.join(key) {
             Role::Leader(lead) => {
-                if let Some(v) = job.peek() {
-                    lead.finish(|| Outcome::Done(v.clone()));
+                if let Some((v, s)) = job.peek() {
+                    lead.finish(|| Outcome::Done(v.clone(), s));
                     return Ok(v);
                 }
-                if let Some(v) = job.remote().await {
-                    lead.finish(|| Outcome::Done(v.clone()));
+                if let Some((v, s)) = job.remote().await {
+                    lead.finish(|| Outcome::Done(v.clone(), s));
                     return Ok(v);
                 }
                 return match job.load().await {
-                    Ok(v) => {
-                        lead.finish(|| Outcome::Done(v.clone()));
+                    Ok((v, s)) => {
+                        lead.finish(|| Outcome::Done(v.clone(), s));
                         Ok(v)
                     }
                     Err(e) => {
@@ -314,7 +332,13 @@ where
                     Wait::Yield => flight.wait_async(share.copy).await,
                 };
                 match outcome {
-                    Outcome::Done(v) => return Ok(v),
+                    Outcome::Done(v, s) if job.current(s) => return Ok(v),
+                    Outcome::Done(..) => {
+                        superseded += 1;
+                        if superseded >= WAITS_FOR_CURRENT {
+                            return job.load().await.map(|(v, _)| v);
+                        }
+                    }
                     Outcome::Failed(Some(e)) => {
                         if let Some(e) = (share.take)(e) {
                             return Err(e);
@@ -322,7 +346,7 @@ where
                     }
                     Outcome::Failed(None) | Outcome::Abandoned | Outcome::Running => {}
                 }
-                if let Some(v) = job.peek() {
+                if let Some((v, _)) = job.peek() {
                     return Ok(v);
                 }
             }

@@ -30,9 +30,9 @@ mod use_case;
 mod watermark;
 
 pub use bg::{shutdown, shutdown_async, BgError, BgReader, BgWriter};
-pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY};
+pub use cache::{BusStats, Cache, CacheBuilder, DEFAULT_CAPACITY};
 pub use cachewright_backends as backends;
-pub use clock::{Clock, ManualClock, Millis};
+pub use clock::{Clock, ManualClock, Millis, Stamp};
 pub use context::{add_tags, bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl};
 pub use entry::{Entry, Freshness, Tags};
 pub use envelope::Codec;

@@ -19,7 +19,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
 
-use crate::clock::{saturating_ms, Millis};
+use crate::clock::{saturating_ms, Clock};
 use crate::entry::{Entry, Held};
 use crate::watermark::Watermarks;
 
@@ -92,16 +92,17 @@ impl<K: std::hash::Hash + Eq, V> Store<K, Held<V>> {
         mut entry: Entry<V>,
         cap: Option<std::time::Duration>,
         marks: &Watermarks,
-        now: Millis,
+        clock: &Clock,
         how: Admit,
     ) -> Admitted {
+        let now = clock.now_ms();
         let epoch = marks.epoch();
         if let Some(cap) = cap {
             let until = now.saturating_add(saturating_ms(cap));
             entry.fresh_until_ms = entry.fresh_until_ms.min(until);
             entry.stale_until_ms = entry.stale_until_ms.min(until);
         }
-        let held = Held::new(entry, urn, epoch, now);
+        let held = Held::new(entry, urn, epoch, clock.stamp());
         if !held.admissible(marks) {
             return Admitted::Refused;
         }

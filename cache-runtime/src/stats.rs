@@ -20,6 +20,7 @@ pub(crate) struct Counters {
     refreshes: AtomicU64,
     bypasses: AtomicU64,
     evictions: AtomicU64,
+    discarded: AtomicU64,
     negative_hits: AtomicU64,
     remote_hits: AtomicU64,
     invalidations: AtomicU64,
@@ -71,6 +72,9 @@ impl Counters {
     pub(crate) fn bypass(&self) {
         self.bypasses.fetch_add(1, Relaxed);
     }
+    pub(crate) fn discarded(&self) {
+        self.discarded.fetch_add(1, Relaxed);
+    }
     pub(crate) fn evicted(&self, n: u64) {
         self.evictions.fetch_add(n, Relaxed);
     }
@@ -92,6 +96,7 @@ impl Counters {
             refreshes: self.refreshes.load(Relaxed),
             bypasses: self.bypasses.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
+            discarded: self.discarded.load(Relaxed),
             size,
             capacity,
         }
@@ -112,6 +117,7 @@ impl Counters {
             &self.refreshes,
             &self.bypasses,
             &self.evictions,
+            &self.discarded,
         ] {
             c.store(0, Relaxed);
         }
@@ -171,6 +177,9 @@ pub struct Stats {
     pub bypasses: u64,
     /// Entries pushed out to respect the capacity.
     pub evictions: u64,
+    /// Loaded values not stored because an invalidation came while they
+    /// loaded (their load began before it, so they could never be served).
+    pub discarded: u64,
     /// Entries held in the in-process layer.
     pub size: usize,
     /// The most entries the in-process layer holds.

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 
-use crate::clock::Millis;
+use crate::clock::Stamp;
 
 /// The most watermarks kept before the oldest half is dropped.
 const LIMIT: usize = 200_000;
@@ -29,7 +29,7 @@ pub(crate) fn tag_hash(tag: &str) -> u64 {
 #[derive(Debug, Clone, Copy, Default)]
 struct Mark {
     /// When it was last invalidated (0: never, as far as known).
-    at: Millis,
+    at: Stamp,
     /// Whether its remote watermark has been read since the bus (re)connected:
     /// what this process knows of it stays current through the bus.
     known: bool,
@@ -141,7 +141,7 @@ impl Watermarks {
         if room(map) {
             return;
         }
-        let mut times: Vec<Millis> = map.values().map(|m| m.at).collect();
+        let mut times: Vec<Stamp> = map.values().map(|m| m.at).collect();
         let mid = times.len() / 2;
         let (_, median, _) = times.select_nth_unstable(mid);
         let cut = *median;
@@ -154,19 +154,19 @@ impl Watermarks {
 
     /// Records that `hash` was invalidated at `at` (keeping the later of
     /// two); the epoch moves only if the watermark rose.
-    pub(crate) fn raise(&self, hash: u64, at: Millis) {
+    pub(crate) fn raise(&self, hash: u64, at: Stamp) {
         self.raise_as(hash, at, false);
     }
 
     /// Records that key `hash` was written anew elsewhere at `at` (arrived
     /// here at `now`): older copies are superseded, not invalidated, and
     /// the mark may be forgotten before invalidations (see `trim`).
-    pub(crate) fn raise_written(&self, hash: u64, at: Millis, now: Millis) {
+    pub(crate) fn raise_written(&self, hash: u64, at: Stamp, now: Stamp) {
         self.written_arrival.fetch_max(now, Ordering::AcqRel);
         self.raise_as(hash, at, true);
     }
 
-    fn raise_as(&self, hash: u64, at: Millis, written: bool) {
+    fn raise_as(&self, hash: u64, at: Stamp, written: bool) {
         let mut map = self.write();
         let m = map.entry(hash).or_insert(Mark {
             at: 0,
@@ -186,11 +186,11 @@ impl Watermarks {
 
     /// The watermark known for `hash`.
     #[cfg(test)]
-    pub(crate) fn get(&self, hash: u64) -> Option<Millis> {
+    pub(crate) fn get(&self, hash: u64) -> Option<Stamp> {
         self.read().get(&hash).map(|m| m.at).filter(|&at| at > 0)
     }
 
-    fn valid_in(&self, map: &HashMap<u64, Mark>, created: Millis, hashes: &[u64]) -> bool {
+    fn valid_in(&self, map: &HashMap<u64, Mark>, created: Stamp, hashes: &[u64]) -> bool {
         created >= self.floor.load(Ordering::Acquire)
             && hashes
                 .iter()
@@ -199,7 +199,7 @@ impl Watermarks {
 
     /// Whether an entry created at `created` with tags `hashes` is valid by
     /// what this process knows.
-    pub(crate) fn valid(&self, created: Millis, hashes: &[u64]) -> bool {
+    pub(crate) fn valid(&self, created: Stamp, hashes: &[u64]) -> bool {
         self.valid_in(&self.read(), created, hashes)
     }
 
@@ -209,7 +209,7 @@ impl Watermarks {
     /// One lock for both: the read path of every remote hit.
     pub(crate) fn judge(
         &self,
-        created: Millis,
+        created: Stamp,
         hashes: &[u64],
         fetchable: usize,
         listening: bool,
@@ -229,14 +229,14 @@ impl Watermarks {
 
     /// Whether an in-process entry is valid: as [`valid`](Self::valid), and
     /// put in process memory after the bus last (re)connected.
-    pub(crate) fn valid_in_process(&self, filled: Millis, created: Millis, hashes: &[u64]) -> bool {
+    pub(crate) fn valid_in_process(&self, filled: Stamp, created: Stamp, hashes: &[u64]) -> bool {
         filled >= self.local_floor.load(Ordering::Acquire) && self.valid(created, hashes)
     }
 
     /// After a bus outage: what happened meanwhile is unknown, so in-process
-    /// entries from before `now` are invalid and remote watermarks are read
-    /// afresh. (Watermarks already known stay: they only ever rise.)
-    pub(crate) fn reset(&self, now: Millis) {
+    /// entries filled before `now` are invalid and remote watermarks are
+    /// read afresh. (Watermarks already known stay: they only ever rise.)
+    pub(crate) fn reset(&self, now: Stamp) {
         let mut map = self.write();
         map.retain(|_, m| {
             m.known = false;
@@ -260,7 +260,7 @@ impl Watermarks {
     /// hashes are then marked known, unless the bus reconnected meanwhile.
     pub(crate) fn learn(
         &self,
-        read: impl IntoIterator<Item = (u64, Option<Millis>)>,
+        read: impl IntoIterator<Item = (u64, Option<Stamp>)>,
         known_since: Option<u64>,
     ) {
         let mut map = self.write();

@@ -171,7 +171,7 @@ where
 /// The current value and when it was created (for invalidation checks).
 struct Current<T> {
     value: Arc<T>,
-    created_ms: u64,
+    stamp: crate::clock::Stamp,
 }
 
 struct Shared<T> {
@@ -212,7 +212,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
         let marks = self.cache.marks();
         let epoch = marks.epoch();
         if self.checked.load(Ordering::Relaxed) != epoch {
-            if !marks.valid(c.created_ms, &self.hashes) {
+            if !marks.valid(c.stamp, &self.hashes) {
                 return None;
             }
             self.checked.store(epoch, Ordering::Relaxed);
@@ -231,13 +231,11 @@ impl<T: Send + Sync + 'static> Shared<T> {
     }
 
     fn keep(&self, v: Arc<T>) {
-        let created_ms = self.cache.clock().precise_ms();
+        let stamp = self.cache.clock().stamp();
         self.checked
             .store(self.cache.marks().epoch(), Ordering::Relaxed);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
-            value: v,
-            created_ms,
-        });
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(Current { value: v, stamp });
     }
 
     fn drop_current(&self) {

@@ -114,7 +114,8 @@ where
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .as_ref()?
-                .created_ms;
+                .stamp;
+            let created = crate::clock::ms_of_stamp(created);
             if s.cache.clock().precise_ms() >= created.saturating_add(ttl) {
                 return None;
             }

@@ -1,6 +1,7 @@
 //! The invalidation bus: what travels on it, listening, and publishing.
 
 use super::*;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// What travels on the invalidation bus: never values, only what to drop.
 #[derive(serde::Serialize, serde::Deserialize, Debug)]
@@ -12,7 +13,7 @@ pub(super) struct BusMessage {
     at: u64,
 }
 
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum BusKind {
     /// Tags invalidated at `at` (watermarks).
@@ -55,9 +56,15 @@ impl Cache {
         let marks = &self.inner.marks;
         match event {
             BusEvent::Connected => {
+                *self
+                    .inner
+                    .outbox
+                    .bus_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
                 // Whatever was invalidated while we were not listening is
                 // unknown: nothing held from before is trusted.
-                marks.reset(self.inner.clock.now_ms());
+                marks.reset(self.inner.clock.stamp());
                 self.clear_local();
                 marks.set_trusted(true);
                 tracing::info!(cache = %self.inner.name, "invalidation bus connected");
@@ -65,6 +72,18 @@ impl Cache {
             BusEvent::Disconnected => {
                 marks.set_trusted(false);
                 self.clear_local();
+            }
+            BusEvent::Unreachable(why) => {
+                let n = self.inner.outbox.bus_unreachable.fetch_add(1, Relaxed) + 1;
+                if n == 1 || n % 100 == 0 {
+                    tracing::warn!(cache = %self.inner.name, attempts = n, reason = %why, "the invalidation bus cannot connect; in-process entries are not trusted until it does");
+                }
+                *self
+                    .inner
+                    .outbox
+                    .bus_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(why);
             }
             BusEvent::Message(bytes) => {
                 let Ok(msg) = serde_json::from_slice::<BusMessage>(&bytes) else {
@@ -82,7 +101,7 @@ impl Cache {
                         }
                     }
                     BusKind::Written => {
-                        let now = self.inner.clock.precise_ms();
+                        let now = self.inner.clock.stamp();
                         for item in &msg.items {
                             marks.raise_written(tag_hash(item), msg.at, now);
                         }
@@ -110,15 +129,28 @@ impl Cache {
         serde_json::to_vec(&msg).ok().map(|b| (bus, b))
     }
 
+    /// Publishes an invalidation on the bus; one that cannot go now is
+    /// retried in the background until it does (see `outbox`).
     pub(super) async fn publish(&self, kind: BusKind, items: Vec<String>, at: u64) {
+        self.deliver_message(kind, items, at).await;
+    }
+
+    /// One try at publishing; whether it went out.
+    pub(super) async fn publish_now(&self, kind: BusKind, items: Vec<String>, at: u64) -> bool {
         let Some((bus, bytes)) = self.message(kind, items, at) else {
-            return;
+            return true;
         };
         let channel = self.channel();
         match tokio::time::timeout(Duration::from_secs(1), bus.publish(&channel, bytes)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not publish an invalidation"),
-            Err(_) => tracing::warn!("publishing an invalidation timed out"),
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(cache = %self.inner.name, error = %e, "could not publish an invalidation");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(cache = %self.inner.name, "publishing an invalidation timed out");
+                false
+            }
         }
     }
 
@@ -126,16 +158,66 @@ impl Cache {
     /// created at `created`, without waiting: their copies created before it
     /// are dropped (the watermark sits just below the new entry).
     pub(crate) fn announce_write(&self, urn: &str, created: u64) {
-        let at = created.saturating_sub(1);
-        let Some((bus, bytes)) = self.message(BusKind::Written, vec![urn.to_owned()], at) else {
+        if self.inner.bus.is_none() {
             return;
-        };
-        let channel = self.channel();
+        }
+        let at = created.saturating_sub(1);
+        let (c, urn) = (self.clone(), urn.to_owned());
         if let Some(h) = cachewright_backends::io::handle() {
-            h.spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(1), bus.publish(&channel, bytes))
-                    .await;
-            });
+            h.spawn(async move { c.deliver_message(BusKind::Written, vec![urn], at).await });
+        }
+    }
+}
+
+/// The invalidation bus and the invalidations owed, as
+/// [`Cache::bus_stats`] reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BusStats {
+    /// Whether the cache has a bus at all.
+    pub configured: bool,
+    /// Whether it is subscribed now (in-process entries are trusted).
+    pub connected: bool,
+    /// Failed attempts to connect since the cache was built.
+    pub connect_failures: u64,
+    /// Why the last attempt failed, while it is not connected (the
+    /// server's error code, such as `NOPERM`, or the kind of failure).
+    pub last_error: Option<String>,
+    /// Watermark writes and bus messages that failed to go out (each is
+    /// retried until it does).
+    pub delivery_failures: u64,
+    /// Invalidations owed now (retried in the background).
+    pub undelivered: usize,
+    /// Invalidations given up on because too many were owed.
+    pub lost: u64,
+}
+
+impl Cache {
+    /// The state of the invalidation bus and of the invalidations not yet
+    /// delivered to the first remote layer or the bus.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let s = cache.bus_stats();
+    /// assert!(!s.configured, "no remote layer, no bus");
+    /// assert_eq!(s.undelivered, 0);
+    /// ```
+    pub fn bus_stats(&self) -> BusStats {
+        let o = &self.inner.outbox;
+        BusStats {
+            configured: self.inner.bus.is_some(),
+            connected: self.inner.bus.is_some() && self.inner.marks.trusted(),
+            connect_failures: o.bus_unreachable.load(Relaxed),
+            last_error: o
+                .bus_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            delivery_failures: o.failures.load(Relaxed),
+            undelivered: o.undelivered(),
+            lost: o.lost.load(Relaxed),
         }
     }
 }

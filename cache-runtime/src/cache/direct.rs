@@ -32,15 +32,23 @@ impl Cache {
     }
 
     pub(super) fn read<T: Clone + 'static>(&self, key: &Key) -> Option<(Freshness, T)> {
+        self.read_stamped(key).map(|(f, v, _)| (f, v))
+    }
+
+    /// [`read`](Self::read), with the stamp of the start of the value's load.
+    pub(super) fn read_stamped<T: Clone + 'static>(
+        &self,
+        key: &Key,
+    ) -> Option<(Freshness, T, Stamp)> {
         self.with_live(key, |e, now| {
             e.value
                 .downcast_ref::<T>()
-                .map(|v| (e.freshness(now), v.clone()))
+                .map(|v| (e.freshness(now), v.clone(), e.stamp))
         })
     }
 
     pub(super) fn entry_for<T>(&self, key: &Key, value: T, ttl: Option<Duration>) -> Entry<T> {
-        let mut e = Entry::new(value, self.inner.clock.precise_ms(), ttl, Duration::ZERO);
+        let mut e = Entry::loaded(value, self.inner.clock.stamp(), ttl, Duration::ZERO);
         e.tags = direct_tags(key);
         e
     }
@@ -54,7 +62,6 @@ impl Cache {
         how: Admit,
     ) -> bool {
         let entry = entry.map(|v| Arc::new(v) as AnyValue);
-        let now = self.inner.clock.now_ms();
         let (hash, urn) = (self.direct_hash(key), key.as_str());
         matches!(
             self.inner.store.admit(
@@ -64,7 +71,7 @@ impl Cache {
                 entry,
                 self.inner.local_ttl,
                 &self.inner.marks,
-                now,
+                &self.inner.clock,
                 how,
             ),
             Admitted::Stored { .. }
@@ -101,15 +108,24 @@ impl Cache {
     where
         T: Clone + Send + Sync + DeserializeOwned + 'static,
     {
+        self.get_remote_stamped(key).await.map(|(v, _)| v)
+    }
+
+    /// [`get_remote`](Self::get_remote), with the stamp of the start of the
+    /// value's load.
+    pub(super) async fn get_remote_stamped<T>(&self, key: &Key) -> Option<(T, Stamp)>
+    where
+        T: Clone + Send + Sync + DeserializeOwned + 'static,
+    {
         let (urn, tags) = (key.as_str(), direct_tags(key));
         let codec = self.inner.codec;
         let (hit, _) = self
             .read_layers(urn, |b| envelope::decode::<T>(b, codec, urn, &tags))
             .await;
         let entry = hit?.entry;
-        let value = entry.value.clone();
+        let found = (entry.value.clone(), entry.stamp);
         self.put_local(key, entry, Admit::Replace);
-        Some(value)
+        Some(found)
     }
 
     pub(super) fn count(&self, found: bool) {
@@ -264,7 +280,7 @@ impl Cache {
         T: Send + Sync + Serialize + 'static,
     {
         let entry = self.with_entity(key, entry);
-        let created = entry.created_ms;
+        let created = entry.stamp;
         let remote = self.encode_for_layers(key, &entry);
         self.put_local(key, entry, Admit::Replace);
         remote.map(|(bytes, remaining)| RemoteWrite {
@@ -427,9 +443,7 @@ impl Cache {
                 match envelope::decode::<T>(&bytes, self.inner.codec, urn, &tags) {
                     Ok(e)
                         if e.freshness(now) != Freshness::Expired
-                            && self
-                                .remote_valid(e.created_ms, &e.tags, keys[i].as_str())
-                                .await =>
+                            && self.remote_valid(e.stamp, &e.tags, keys[i].as_str()).await =>
                     {
                         out[i] = Some(e.value.clone());
                         self.put_local(&keys[i], e, Admit::Replace);

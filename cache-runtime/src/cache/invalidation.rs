@@ -25,9 +25,9 @@ impl Cache {
     /// copies are deleted, and every in-process copy stored before this call
     /// (the direct API's, and that of a `#[cached]` call under that URN, here
     /// and, through the bus, in the other processes) is never served again.
-    /// Entries are stamped when they are stored, so a load that read the
-    /// source before the delete and stores after it counts as newer. Returns
-    /// whether a layer held a live value.
+    /// Entries are stamped with the start of their load, so a load that read
+    /// the source before the delete and stores after it is not served
+    /// either. Returns whether a layer held a live value.
     ///
     /// The mark a delete leaves is of the kind a write leaves: the bounded
     /// mark map forgets these first, at the price of dropping older
@@ -35,11 +35,9 @@ impl Cache {
     ///
     /// # Blocking
     ///
-    /// Waits for the remote layers at most their timeouts, and until the
-    /// clock has moved past the deletion (at most about 1 ms), so that a
-    /// value stored right after it counts as newer. With a
-    /// [`ManualClock`](crate::ManualClock), advance the clock after a delete
-    /// before storing the key again, as after an invalidation.
+    /// Waits for the remote layers at most their timeouts and one second.
+    /// A value stored after the delete returns counts as newer than it, in
+    /// the same clock tick too (see [`Clock::stamp`](crate::Clock::stamp)).
     ///
     /// # Examples
     ///
@@ -55,7 +53,7 @@ impl Cache {
     /// assert_eq!(cache.get::<u32>(&key), None);
     /// ```
     pub fn delete(&self, key: &Key) -> bool {
-        let at = self.inner.clock.precise_ms();
+        let at = self.inner.clock.stamp();
         // Whether a live value was here, judged before the watermark rules
         // it out.
         let local = self.delete_local(key);
@@ -72,23 +70,21 @@ impl Cache {
             )
             .unwrap_or(false)
         };
-        self.wait_past(at);
         local || remote
     }
 
     /// The async twin of [`delete`](Self::delete).
     pub async fn delete_async(&self, key: &Key) -> bool {
-        let at = self.inner.clock.precise_ms();
+        let at = self.inner.clock.stamp();
         let local = self.delete_local(key);
         self.supersede_local(key.as_str(), at);
         let remote = self.delete_everywhere(key, at).await;
-        self.wait_past_async(at).await;
         local || remote
     }
 
     /// In-process copies of `urn` stored before `at` are not served again.
-    fn supersede_local(&self, urn: &str, at: u64) {
-        let now = self.inner.clock.precise_ms();
+    fn supersede_local(&self, urn: &str, at: Stamp) {
+        let now = self.inner.clock.stamp();
         self.inner.marks.raise_written(tag_hash(urn), at, now);
         tracing::debug!(cache = %self.inner.name, at, "deleted");
     }
@@ -142,23 +138,9 @@ impl Cache {
 
     /// Raises the watermarks of `tags` to `at` here, in the first remote
     /// layer and, through the bus, in every other process.
-    pub(super) async fn invalidate_at(&self, tags: Vec<String>, at: u64) {
+    pub(super) async fn invalidate_at(&self, tags: Vec<String>, at: Stamp) {
         self.raise_local(&tags, at);
-        if let Some(first) = self.inner.layers.first() {
-            let ttl = self
-                .inner
-                .layers
-                .iter()
-                .map(|l| l.longest())
-                .max()
-                .unwrap_or_default()
-                + Duration::from_secs(60);
-            let items = tags
-                .iter()
-                .map(|t| (self.watermark_key(t), at.to_string().into_bytes(), ttl))
-                .collect();
-            let _ = first.set_many_raw(items).await;
-        }
+        self.deliver_raises(tags.clone(), at).await;
         self.publish(BusKind::Tags, tags, at).await;
     }
 
@@ -170,38 +152,13 @@ impl Cache {
         tracing::debug!(cache = %self.inner.name, items = ?items, at, "invalidated");
     }
 
-    pub(super) fn at(&self, buffer: Duration) -> u64 {
+    /// The stamp of an invalidation made now, `buffer` into the future:
+    /// later than every load begun before it in this process.
+    pub(crate) fn invalidation_time(&self, buffer: Duration) -> Stamp {
         self.inner
             .clock
-            .precise_ms()
-            .saturating_add(saturating_ms(buffer))
-    }
-
-    /// Waits (at most a few milliseconds) until the clock is past `at`, so
-    /// that values stored from now on count as newer than an invalidation
-    /// at `at`. For `recache` after a write.
-    pub(crate) fn wait_past(&self, at: u64) {
-        for _ in 0..20 {
-            if self.inner.clock.precise_ms() > at || self.inner.clock.is_manual() {
-                return;
-            }
-            std::thread::sleep(Duration::from_micros(250));
-        }
-    }
-
-    /// The async twin of [`wait_past`](Self::wait_past).
-    pub(crate) async fn wait_past_async(&self, at: u64) {
-        for _ in 0..20 {
-            if self.inner.clock.precise_ms() > at || self.inner.clock.is_manual() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_micros(250)).await;
-        }
-    }
-
-    /// The time an invalidation made now, with `buffer`, is stamped with.
-    pub(crate) fn invalidation_time(&self, buffer: Duration) -> u64 {
-        self.at(buffer)
+            .stamp()
+            .saturating_add(saturating_us(buffer))
     }
 
     /// Runs the remote part of a sync invalidation (this process already
@@ -264,7 +221,7 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.invalidate_tags_at(tags, self.at(buffer));
+        self.invalidate_tags_at(tags, self.invalidation_time(buffer));
     }
 
     /// The async twin of [`invalidate_tags`](Self::invalidate_tags).
@@ -283,7 +240,8 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.invalidate_tags_at_async(tags, self.at(buffer)).await;
+        self.invalidate_tags_at_async(tags, self.invalidation_time(buffer))
+            .await;
     }
 
     /// Invalidates `tags` with the watermark `at` (from
@@ -294,7 +252,7 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
+        let tags = distinct(tags);
         self.raise_local(&tags, at);
         self.spread(move |c| async move { c.invalidate_at(tags, at).await });
     }
@@ -305,8 +263,7 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
-        self.invalidate_at(tags, at).await;
+        self.invalidate_at(distinct(tags), at).await;
     }
 
     /// Invalidates every entry about one entity, across all use cases:
@@ -348,4 +305,21 @@ impl Cache {
         self.clear_local();
         self.clear_remote().await;
     }
+}
+
+/// `tags` without repeats (in their first order): each raises its
+/// watermark once, however many templates rendered it.
+fn distinct<I, S>(tags: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut out: Vec<String> = Vec::new();
+    for t in tags {
+        let t = t.into();
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
 }

@@ -11,10 +11,21 @@ impl Cache {
         crate::key::watermark_key(&self.key_prefix(), tag)
     }
 
+    /// Whether no invalidation this process knows of covers a value of `urn`
+    /// with `tags` whose load began at `stamp`.
+    pub(crate) fn current(&self, stamp: Stamp, tags: &[Box<str>], urn: &str) -> bool {
+        let hashes: Vec<u64> = tags
+            .iter()
+            .map(|t| tag_hash(t))
+            .chain([tag_hash(urn)])
+            .collect();
+        self.inner.marks.valid(stamp, &hashes)
+    }
+
     /// Whether an entry read from a remote layer is still valid: its tags
     /// and key against the watermarks this process knows, and, for tags it
     /// has not yet heard of, those stored in the first remote layer.
-    pub(crate) async fn remote_valid(&self, created: u64, tags: &[Box<str>], urn: &str) -> bool {
+    pub(crate) async fn remote_valid(&self, created: Stamp, tags: &[Box<str>], urn: &str) -> bool {
         let marks = &self.inner.marks;
         // The tags' hashes, then the key's: on the stack for the usual few.
         let mut stack = [0u64; 8];
@@ -112,7 +123,7 @@ impl Cache {
             let now = self.inner.clock.now_ms();
             let freshness = entry.freshness(now);
             if freshness == Freshness::Expired
-                || !self.remote_valid(entry.created_ms, &entry.tags, urn).await
+                || !self.remote_valid(entry.stamp, &entry.tags, urn).await
             {
                 // Invalidated since it was written (or not verifiable now).
                 continue;

@@ -2,6 +2,7 @@
 //! through the same single-flight loop as `#[cached]`.
 
 use super::*;
+use crate::cache::direct::direct_tags;
 
 impl Cache {
     /// The value under `key`, or the loader's, stored for `ttl` in every
@@ -144,39 +145,52 @@ where
     type Value = T;
     type Error = E;
 
-    fn peek(&self) -> Option<T> {
-        match self.cache.read::<T>(self.key) {
-            Some((Freshness::Fresh, v)) => Some(v),
+    fn peek(&self) -> Option<(T, Stamp)> {
+        match self.cache.read_stamped::<T>(self.key) {
+            Some((Freshness::Fresh, v, s)) => Some((v, s)),
             _ => None,
         }
     }
 
-    async fn remote(&mut self) -> Option<T> {
+    fn current(&self, stamp: Stamp) -> bool {
+        let urn = self.key.as_str();
+        self.cache.current(stamp, &direct_tags(self.key), urn)
+    }
+
+    async fn remote(&mut self) -> Option<(T, Stamp)> {
         let found = if self.blocking {
             let key = self.key.clone();
             self.cache
-                .remote_blocking(|c| async move { c.get_remote::<T>(&key).await })
+                .remote_blocking(|c| async move { c.get_remote_stamped::<T>(&key).await })
                 .flatten()
         } else {
-            self.cache.get_remote::<T>(self.key).await
+            self.cache.get_remote_stamped::<T>(self.key).await
         };
         self.cache.count(found.is_some());
         found
     }
 
-    async fn load(self) -> Result<T, E> {
+    async fn load(self) -> Result<(T, Stamp), E> {
+        // Stamped before the loader reads the source: an invalidation after
+        // this moment covers what it returns.
+        let stamp = self.cache.inner.clock.stamp();
         let start = Instant::now();
         let (r, said) = self.loader.run().await;
         self.cache.inner.counters.load(start.elapsed(), r.is_ok());
         if let (Ok(v), Some(ttl)) = (&r, Cache::ttl_said(said.directive, self.ttl)) {
-            let mut entry = self.cache.entry_for(self.key, v.clone(), ttl);
-            entry.tags = crate::entry::with_tags(&entry.tags, said.tags);
-            if self.blocking {
+            let mut entry = Entry::loaded(v.clone(), stamp, ttl, Duration::ZERO);
+            entry.tags = crate::entry::with_tags(&direct_tags(self.key), said.tags);
+            if !self.cache.current(stamp, &entry.tags, self.key.as_str()) {
+                tracing::debug!(
+                    key = self.key.as_str(),
+                    "an invalidation came while the value loaded; not stored"
+                );
+            } else if self.blocking {
                 self.cache.set_entry(self.key, entry);
             } else {
                 self.cache.set_entry_async(self.key, entry).await;
             }
         }
-        r
+        r.map(|v| (v, stamp))
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::clock::{saturating_ms, Clock};
+use crate::clock::{saturating_us, Clock, Stamp};
 use crate::context::{AsyncLoader, Directive, Loader, SyncLoader};
 use crate::entry::Held;
 use crate::entry::{Entry, Freshness};
@@ -30,8 +30,10 @@ mod direct;
 mod invalidation;
 mod layers;
 mod load;
+mod outbox;
 
 use bus::BusKind;
+pub use bus::BusStats;
 
 /// What a cache needs of each of its use cases, whatever their types.
 pub(crate) trait UseCaseInfo: Send + Sync {
@@ -93,6 +95,8 @@ struct Inner {
     bus: Option<Arc<dyn Bus>>,
     /// Identifies this cache's messages on the bus, so it skips its own.
     origin: u64,
+    /// Invalidations owed to the first remote layer or the bus.
+    outbox: outbox::Outbox,
 }
 
 /// Which invalidation bus a cache uses.
@@ -285,6 +289,7 @@ impl CacheBuilder {
                 marks: Arc::new(Watermarks::new(bus.is_none())),
                 bus,
                 origin: fastrand::u64(..),
+                outbox: Default::default(),
                 store: Store::new(self.capacity),
                 flights: Mutex::default(),
                 counters: Counters::default(),

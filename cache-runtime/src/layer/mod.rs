@@ -433,15 +433,13 @@ impl RemoteLayer {
         Ok(())
     }
 
-    pub(crate) async fn set_many_raw(
-        &self,
-        items: Vec<(String, Vec<u8>, Duration)>,
-    ) -> Result<(), Skip> {
+    /// Raises watermarks (compare-and-raise: never lowered).
+    pub(crate) async fn raise_many(&self, items: Vec<(String, u64, Duration)>) -> Result<(), Skip> {
         self.admit()?;
         let b = self.backend.clone();
         let first = items.first().map(|i| i.0.clone()).unwrap_or_default();
-        let r = run(self.timeout, async move { b.set_many(items).await }).await;
-        self.settle("set_many", &first, r)
+        let r = run(self.timeout, async move { b.raise_many(items).await }).await;
+        self.settle("raise", &first, r)
     }
 
     /// How long something must stay in this layer to outlive its entries.

@@ -50,7 +50,7 @@ where
                 self.counters.bypass();
                 loader.run().await.0
             }
-            Mode::Refresh => self.call(miss, loader, wait).load().await,
+            Mode::Refresh => self.call(miss, loader, wait).load().await.map(|(v, _)| v),
             Mode::Normal => {
                 flight::run(
                     &self.flights,
@@ -80,7 +80,7 @@ where
         }
     }
 
-    pub(super) fn peek_fresh(&self, miss: &Miss<K>) -> Option<V> {
+    pub(super) fn peek_fresh(&self, miss: &Miss<K>) -> Option<(V, Stamp)> {
         if !self.local {
             return None;
         }
@@ -92,14 +92,16 @@ where
                 |k| *k == miss.key,
                 |h| {
                     (h.entry.freshness(now) == Freshness::Fresh && h.valid(marks))
-                        .then(|| h.entry.value.clone())
+                        .then(|| (h.entry.value.clone(), h.entry.stamp))
                 },
             )
             .flatten()
     }
 
-    /// The entry to store for a loaded value, or `None` to keep it out.
-    pub(super) fn entry(&self, miss: &Miss<K>, v: V, said: Said) -> Option<Entry<V>> {
+    /// The entry to store for a value whose load began at `stamp`, or `None`
+    /// to keep it out: a result not to cache, or one an invalidation made
+    /// while it loaded already covers (it could never be served).
+    pub(super) fn entry(&self, miss: &Miss<K>, v: V, said: Said, stamp: Stamp) -> Option<Entry<V>> {
         let negative = self.negative.is_some_and(|f| f(&v));
         let Some(life) = self.policy.lifetime(negative, said.directive) else {
             tracing::debug!(
@@ -109,9 +111,18 @@ where
             );
             return None;
         };
-        let mut entry = Entry::new(v, self.clock.precise_ms(), life.ttl, life.swr);
+        let mut entry = Entry::loaded(v, stamp, life.ttl, life.swr);
         entry.negative = life.negative;
         entry.tags = with_tags(&miss.tags, said.tags);
+        if !self.cache.current(stamp, &entry.tags, miss.urn.as_str()) {
+            self.counters.discarded();
+            tracing::debug!(
+                use_case = self.spec.name,
+                key = miss.urn.as_str(),
+                "an invalidation came while the value loaded; not stored"
+            );
+            return None;
+        }
         Some(entry)
     }
 
@@ -122,7 +133,6 @@ where
         if !self.local {
             return;
         }
-        let now = self.clock.now_ms();
         let how = Admit::Replace;
         match self.store.admit(
             hash,
@@ -131,7 +141,7 @@ where
             entry.clone(),
             self.local_cap,
             &self.marks,
-            now,
+            &self.clock,
             how,
         ) {
             Admitted::Stored { evicted_live: true } => self.counters.evicted(1),
@@ -166,8 +176,15 @@ where
         }
     }
 
-    pub(super) async fn store_async(&self, miss: &Miss<K>, v: V, said: Said, to: LayerSet) {
-        let Some(entry) = self.entry(miss, v, said) else {
+    pub(super) async fn store_async(
+        &self,
+        miss: &Miss<K>,
+        v: V,
+        said: Said,
+        stamp: Stamp,
+        to: LayerSet,
+    ) {
+        let Some(entry) = self.entry(miss, v, said, stamp) else {
             return;
         };
         self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
@@ -176,13 +193,19 @@ where
                 .write_layers(miss.urn.as_str(), bytes, remaining, to)
                 .await;
             // Other processes drop their older copies of this key.
-            self.cache
-                .announce_write(miss.urn.as_str(), entry.created_ms);
+            self.cache.announce_write(miss.urn.as_str(), entry.stamp);
         }
     }
 
-    pub(super) fn store_blocking(&'static self, miss: &Miss<K>, v: V, said: Said, to: LayerSet) {
-        let Some(entry) = self.entry(miss, v, said) else {
+    pub(super) fn store_blocking(
+        &'static self,
+        miss: &Miss<K>,
+        v: V,
+        said: Said,
+        stamp: Stamp,
+        to: LayerSet,
+    ) {
+        let Some(entry) = self.entry(miss, v, said, stamp) else {
             return;
         };
         self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
@@ -193,7 +216,7 @@ where
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
             let urn = miss.urn.as_str().to_owned();
             let budget = self.remote_budget();
-            let created = entry.created_ms;
+            let created = entry.stamp;
             let _ = cachewright_backends::io::block_on(
                 async move { self.cache.write_layers(&urn, bytes, remaining, to).await },
                 budget,
@@ -208,7 +231,7 @@ where
 
     /// Looks the call up in the remote layers (the cache's one read path);
     /// a hit fills L1. Also says which layers failed.
-    pub(super) async fn read_remote(&self, miss: &Miss<K>) -> (Option<V>, LayerSet) {
+    pub(super) async fn read_remote(&self, miss: &Miss<K>) -> (Option<(V, Stamp)>, LayerSet) {
         let Some(codec) = self.remote else {
             return (None, LayerSet::NONE);
         };
@@ -225,13 +248,16 @@ where
             self.counters.stale_hit();
         }
         self.fill_local(miss.hash, &miss.key, urn, &hit.entry);
-        (Some(hit.entry.value), failed)
+        (Some((hit.entry.value, hit.entry.stamp)), failed)
     }
 
     /// The sync adapter of [`read_remote`](Self::read_remote), on the I/O
     /// runtime within the layers' time budget (all layers count as failed
     /// when it cannot run at all).
-    pub(super) fn read_remote_blocking(&'static self, miss: &Miss<K>) -> (Option<V>, LayerSet) {
+    pub(super) fn read_remote_blocking(
+        &'static self,
+        miss: &Miss<K>,
+    ) -> (Option<(V, Stamp)>, LayerSet) {
         if self.remote.is_none() {
             return (None, LayerSet::NONE);
         }
@@ -270,11 +296,16 @@ where
     type Value = V;
     type Error = E;
 
-    fn peek(&self) -> Option<V> {
+    fn peek(&self) -> Option<(V, Stamp)> {
         self.uc.peek_fresh(self.miss)
     }
 
-    async fn remote(&mut self) -> Option<V> {
+    fn current(&self, stamp: Stamp) -> bool {
+        let (urn, tags) = (self.miss.urn.as_str(), &self.miss.tags);
+        self.uc.cache.current(stamp, tags, urn)
+    }
+
+    async fn remote(&mut self) -> Option<(V, Stamp)> {
         let (found, failed) = if self.blocking {
             self.uc.read_remote_blocking(self.miss)
         } else {
@@ -284,25 +315,24 @@ where
         found
     }
 
-    async fn load(self) -> Result<V, E> {
+    async fn load(self) -> Result<(V, Stamp), E> {
         let (uc, miss) = (self.uc, self.miss);
+        // Stamped before the loader reads the source: an invalidation after
+        // this moment covers what it returns.
+        let stamp = uc.clock.stamp();
         let start = Instant::now();
         let (r, said) = self.loader.run().await;
         uc.counters.load(start.elapsed(), r.is_ok());
+        let to = LayerSet::ALL.without(self.failed);
         match &r {
-            Ok(v) if self.blocking => {
-                uc.store_blocking(miss, v.clone(), said, LayerSet::ALL.without(self.failed))
-            }
-            Ok(v) => {
-                let to = LayerSet::ALL.without(self.failed);
-                uc.store_async(miss, v.clone(), said, to).await
-            }
+            Ok(v) if self.blocking => uc.store_blocking(miss, v.clone(), said, stamp, to),
+            Ok(v) => uc.store_async(miss, v.clone(), said, stamp, to).await,
             Err(_) => tracing::debug!(
                 use_case = uc.spec.name,
                 key = miss.urn.as_str(),
                 "loader failed"
             ),
         }
-        r
+        r.map(|v| (v, stamp))
     }
 }

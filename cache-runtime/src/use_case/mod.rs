@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::cache::{Cache, UseCaseInfo};
-use crate::clock::{Clock, Millis};
+use crate::clock::{Clock, Millis, Stamp};
 use crate::context::{self, AsyncLoader, Loader, Mode, Said, SyncLoader};
 use crate::entry::{Entry, Freshness, Held, Tags};
 use crate::envelope::{self, Codec, DecodeError};

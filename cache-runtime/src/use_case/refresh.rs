@@ -71,10 +71,10 @@ where
         &self,
         miss: &Miss<K>,
         lead: crate::flight::Lead<'_, K, V>,
-        r: Result<V, RefreshFailed>,
+        r: Result<(V, Stamp), RefreshFailed>,
     ) {
         match r {
-            Ok(v) => lead.finish(|| Outcome::Done(v)),
+            Ok((v, s)) => lead.finish(|| Outcome::Done(v, s)),
             Err(RefreshFailed) => {
                 tracing::warn!(
                     use_case = self.spec.name,

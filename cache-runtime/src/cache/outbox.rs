@@ -1,0 +1,175 @@
+//! Invalidations not yet delivered: a watermark raise the first remote layer
+//! refused, a bus message that could not be published. Kept (the newest per
+//! tag or key) and retried with back-off until delivered, never dropped.
+
+use super::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// The most distinct undelivered items kept; past it, new ones are counted
+/// as lost and logged (a layer and bus down for a long time under a storm
+/// of distinct invalidations).
+const LIMIT: usize = 100_000;
+
+/// What is owed to the first remote layer and to the bus.
+#[derive(Default)]
+pub(super) struct Outbox {
+    pending: Mutex<Pending>,
+    /// Whether a retry task is running.
+    running: AtomicBool,
+    /// Deliveries that failed (first tries and retries).
+    pub(super) failures: AtomicU64,
+    /// Items given up on because the outbox was full.
+    pub(super) lost: AtomicU64,
+    /// Failed attempts of the bus to connect.
+    pub(super) bus_unreachable: AtomicU64,
+    /// Why the bus last failed to connect, until it connects.
+    pub(super) bus_error: Mutex<Option<String>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Watermark raises owed to the first remote layer: tag -> stamp.
+    raises: HashMap<String, Stamp>,
+    /// Bus messages owed: (kind, tag or key) -> stamp.
+    messages: HashMap<(BusKind, String), Stamp>,
+    /// A `Clear` owed, with its stamp.
+    clear: Option<Stamp>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.raises.len() + self.messages.len() + usize::from(self.clear.is_some())
+    }
+}
+
+fn keep_newest<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Stamp>, k: K, at: Stamp) -> bool {
+    if let Some(have) = map.get_mut(&k) {
+        *have = (*have).max(at);
+        return true;
+    }
+    if map.len() >= LIMIT {
+        return false;
+    }
+    map.insert(k, at);
+    true
+}
+
+impl Outbox {
+    pub(super) fn undelivered(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Cache {
+    /// Raises the watermarks of `tags` to `at` in the first remote layer;
+    /// whatever fails is owed and retried.
+    pub(super) async fn deliver_raises(&self, tags: Vec<String>, at: Stamp) {
+        let Some(first) = self.inner.layers.first() else {
+            return;
+        };
+        let ttl = self.watermark_ttl();
+        let items = tags
+            .iter()
+            .map(|t| (self.watermark_key(t), at, ttl))
+            .collect();
+        if first.raise_many(items).await.is_err() {
+            self.owe(|p, lost| {
+                for t in tags {
+                    *lost += u64::from(!keep_newest(&mut p.raises, t, at));
+                }
+            });
+        }
+    }
+
+    /// Publishes one bus message; if it cannot go now, it is owed.
+    pub(super) async fn deliver_message(&self, kind: BusKind, items: Vec<String>, at: Stamp) {
+        if self.inner.bus.is_none() || self.publish_now(kind, items.clone(), at).await {
+            return;
+        }
+        self.owe(|p, lost| {
+            if kind == BusKind::Clear {
+                p.clear = Some(p.clear.unwrap_or(0).max(at));
+            }
+            for i in items {
+                *lost += u64::from(!keep_newest(&mut p.messages, (kind, i), at));
+            }
+        });
+    }
+
+    /// How long a watermark must stay in the first remote layer: longer
+    /// than any entry it may cover.
+    pub(super) fn watermark_ttl(&self) -> Duration {
+        self.inner
+            .layers
+            .iter()
+            .map(|l| l.longest())
+            .max()
+            .unwrap_or_default()
+            .saturating_add(Duration::from_secs(60))
+    }
+
+    fn owe(&self, add: impl FnOnce(&mut Pending, &mut u64)) {
+        let outbox = &self.inner.outbox;
+        outbox.failures.fetch_add(1, Relaxed);
+        let mut lost = 0;
+        add(&mut outbox.lock(), &mut lost);
+        if lost > 0 {
+            outbox.lost.fetch_add(lost, Relaxed);
+            tracing::error!(cache = %self.inner.name, lost, "too many undelivered invalidations; some were given up");
+        }
+        tracing::warn!(cache = %self.inner.name, "an invalidation could not be delivered; retrying in the background");
+        self.start_retries();
+    }
+
+    fn start_retries(&self) {
+        if self.inner.outbox.running.swap(true, Relaxed) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        crate::spawn::spawn(async move {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                tokio::time::sleep(pause).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let cache = Cache { inner };
+                if cache.retry_once().await {
+                    cache.inner.outbox.running.store(false, Relaxed);
+                    // Owed meanwhile, after the last look: go on.
+                    if cache.inner.outbox.undelivered() == 0
+                        || cache.inner.outbox.running.swap(true, Relaxed)
+                    {
+                        return;
+                    }
+                    pause = Duration::from_millis(100);
+                } else {
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        });
+    }
+
+    /// One attempt at everything owed; whether nothing is owed any more.
+    async fn retry_once(&self) -> bool {
+        let owed = std::mem::take(&mut *self.inner.outbox.lock());
+        let mut raises: HashMap<Stamp, Vec<String>> = HashMap::new();
+        for (t, at) in owed.raises {
+            raises.entry(at).or_default().push(t);
+        }
+        for (at, tags) in raises {
+            self.deliver_raises(tags, at).await;
+        }
+        if let Some(at) = owed.clear {
+            self.deliver_message(BusKind::Clear, Vec::new(), at).await;
+        }
+        for ((kind, item), at) in owed.messages {
+            if kind != BusKind::Clear {
+                self.deliver_message(kind, vec![item], at).await;
+            }
+        }
+        self.inner.outbox.undelivered() == 0
+    }
+}

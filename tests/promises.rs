@@ -1,0 +1,220 @@
+//! The second promise in one process: nothing invalidated is served. A read
+//! that begins after `invalidate(...)` returns never returns a value whose
+//! load began before it, and a value loaded after it is served from then on,
+//! in the same clock tick too. Every clock here stands still unless a test
+//! moves it: ordering must not depend on time passing.
+
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::{LazyLock, Mutex};
+
+use cachewright::{cache_write, cached, Cache, Clock, ManualClock};
+
+static CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
+static C: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("promises")
+        .clock(Clock::manual(&CLOCK))
+        .build()
+});
+
+static DB: AtomicU32 = AtomicU32::new(1);
+static LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "item:<id>", ttl = 600, cache = C, name = "Item")]
+fn item(id: u32) -> u32 {
+    let _ = id;
+    LOADS.fetch_add(1, SeqCst);
+    DB.load(SeqCst)
+}
+
+#[cache_write(invalidate = ["item:<id>"], cache = C)]
+fn set_item(id: u32, v: u32) {
+    let _ = id;
+    DB.store(v, SeqCst);
+}
+
+/// Write, read, read: one load after the write, with the clock standing
+/// still (before stamps were unique, an entry loaded in the invalidation's
+/// millisecond counted as older than it, and every read loaded again).
+#[test]
+fn a_value_loaded_after_a_write_is_served_in_the_same_tick() {
+    assert_eq!(item(1), DB.load(SeqCst));
+    let before = LOADS.load(SeqCst);
+    set_item(1, 20);
+    assert_eq!(item(1), 20, "the write is seen");
+    assert_eq!(item(1), 20);
+    assert_eq!(item(1), 20);
+    assert_eq!(
+        LOADS.load(SeqCst),
+        before + 1,
+        "one load after the write, then hits"
+    );
+}
+
+/// The direct API keeps the same order: a value set right after a delete,
+/// in the same tick, is the one served.
+#[test]
+fn a_value_set_after_a_delete_is_served_in_the_same_tick() {
+    let key = C.key("session", &"s1");
+    C.set(&key, 1u32, None);
+    assert!(C.delete(&key));
+    C.set(&key, 2u32, None);
+    assert_eq!(C.get::<u32>(&key), Some(2));
+}
+
+/// `invalidate = ["x", "x"]`, or the same tag twice by hand: one watermark
+/// raised, once.
+#[test]
+fn a_repeated_tag_is_invalidated_once() {
+    let before = C.stats_for("direct").unwrap().invalidations;
+    C.invalidate_tags(["dup:1", "dup:1", "dup:2", "dup:1"]);
+    assert_eq!(C.stats_for("direct").unwrap().invalidations, before + 2);
+}
+
+// ---- single-flight waiters ---------------------------------------------------------------
+
+static WCLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(5_000_000));
+static W: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("waiters")
+        .clock(Clock::manual(&WCLOCK))
+        .build()
+});
+static WDB: AtomicU32 = AtomicU32::new(1);
+static WLOADS: AtomicU32 = AtomicU32::new(0);
+/// The first load reads the source, then waits here until the test opens it.
+static GATE: Mutex<Option<tokio::sync::oneshot::Receiver<()>>> = Mutex::new(None);
+static AT_GATE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+#[cached(key = "doc:<id>", ttl = 600, cache = W, name = "Doc")]
+async fn doc(id: u32) -> u32 {
+    let _ = id;
+    WLOADS.fetch_add(1, SeqCst);
+    let v = WDB.load(SeqCst);
+    let gate = GATE.lock().unwrap().take();
+    if let Some(gate) = gate {
+        AT_GATE.notify_one();
+        let _ = gate.await;
+    }
+    v
+}
+
+/// A caller that joins a load begun before an invalidation, after that
+/// invalidation returned, does not take the older value: it loads anew.
+/// (Before, it was handed the leader's value, loaded before the write.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_waiter_arriving_after_an_invalidation_loads_anew() {
+    let (open, gate) = tokio::sync::oneshot::channel();
+    *GATE.lock().unwrap() = Some(gate);
+    let at_gate = AT_GATE.notified();
+    let leader = tokio::spawn(doc(7));
+    at_gate.await; // the leader read the old value and waits
+    WDB.store(2, SeqCst);
+    W.invalidate_tags_async(["doc:7"]).await;
+    let waiter = tokio::spawn(doc(7));
+    for _ in 0..10 {
+        tokio::task::yield_now().await; // the waiter joins the leader's load
+    }
+    open.send(()).unwrap();
+    assert_eq!(
+        leader.await.unwrap(),
+        1,
+        "the leader's own call began before the write"
+    );
+    assert_eq!(
+        waiter.await.unwrap(),
+        2,
+        "the waiter began after the invalidation returned"
+    );
+    assert_eq!(WLOADS.load(SeqCst), 2);
+    assert_eq!(doc(7).await, 2, "the new value is what stays");
+    assert_eq!(WLOADS.load(SeqCst), 2);
+    assert_eq!(
+        W.stats_for("Doc").unwrap().discarded,
+        1,
+        "the leader's value was not stored"
+    );
+}
+
+// ---- an undelivered invalidation is retried, never dropped ---------------------------------
+
+mod outbox {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use cachewright::backends::{async_trait, Backend, BackendError};
+    use cachewright::{Cache, LayerConfig};
+
+    /// A dictionary that can be switched off.
+    #[derive(Debug, Default)]
+    struct Dict {
+        map: Mutex<HashMap<String, Vec<u8>>>,
+        down: AtomicBool,
+    }
+
+    impl Dict {
+        fn check(&self) -> Result<(), BackendError> {
+            if self.down.load(SeqCst) {
+                return Err(BackendError::Refused {
+                    backend: "dict".into(),
+                    message: "switched off".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl Backend for Dict {
+        fn name(&self) -> &str {
+            "dict"
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+            self.check()?;
+            Ok(self.map.lock().unwrap().get(key).cloned())
+        }
+        async fn set(&self, key: &str, v: Vec<u8>, _ttl: Duration) -> Result<(), BackendError> {
+            self.check()?;
+            self.map.lock().unwrap().insert(key.to_owned(), v);
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+            self.check()?;
+            Ok(self.map.lock().unwrap().remove(key).is_some())
+        }
+    }
+
+    /// The layer is down when a tag is invalidated: the watermark write is
+    /// owed, counted, and lands once the layer is back (before, it was
+    /// dropped, and other processes kept serving the tag's old entries).
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_watermark_the_layer_refused_lands_once_it_is_back() {
+        let dict = Arc::new(Dict::default());
+        let cache = Cache::builder()
+            .name("outbox")
+            .layer(LayerConfig::shared(dict.clone()).breaker(1_000, Duration::from_millis(10)))
+            .build();
+        dict.down.store(true, SeqCst);
+        cache.invalidate_tags_async(["order:5"]).await;
+        let s = cache.bus_stats();
+        assert_eq!((s.undelivered, s.delivery_failures), (1, 1), "{s:?}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(cache.bus_stats().undelivered, 1, "still owed while down");
+        assert!(cache.bus_stats().delivery_failures > 1, "and retried");
+        dict.down.store(false, SeqCst);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(cache.bus_stats().undelivered, 0);
+        let map = dict.map.lock().unwrap();
+        let (k, v) = map
+            .iter()
+            .find(|(k, _)| k.ends_with("~tag:order:5"))
+            .expect("the watermark landed");
+        let at: u64 = std::str::from_utf8(v).unwrap().parse().unwrap();
+        assert!(
+            at > 1_000_000_000_000_000,
+            "a stamp in microseconds: {k} = {at}"
+        );
+    }
+}
