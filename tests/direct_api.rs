@@ -265,3 +265,15 @@ async fn many_deletes_never_invalidate_the_rest_of_the_cache() {
         "still valid, if only below L1"
     );
 }
+
+/// `invalidate_entity` reaches the keys `cache.key` builds for that entity,
+/// whatever characters the key type holds (before, the tag kept the key
+/// type unescaped and missed `"user profile"`'s keys).
+#[test]
+fn invalidating_an_entity_reaches_its_keys_whatever_the_key_type() {
+    let cache = Cache::builder().build();
+    let key = cache.key("user profile", &1);
+    cache.set(&key, 5u32, None);
+    cache.invalidate_entity("user profile", &1);
+    assert_eq!(cache.get::<u32>(&key), None);
+}

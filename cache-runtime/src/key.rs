@@ -6,8 +6,10 @@
 //! urn:<namespace>:<version>:<key type>:<id>?<name>=<value>&...#<use case>
 //! ```
 //!
-//! Every value is percent-escaped: only `A-Z a-z 0-9 - . _ ~` stand for
-//! themselves, every other byte (of its UTF-8 form) becomes `%XX`. A template
+//! Every value, and the key type, is percent-escaped: only `A-Z a-z 0-9 -
+//! . _` stand for themselves, every other byte (of its UTF-8 form) becomes
+//! `%XX`. `~` is escaped too: it begins internal keys (`~tag:`, `~lease:`),
+//! which no user key can therefore produce. A template
 //! may only separate two placeholders with a character that escaping never
 //! lets through (the macros enforce it), so no two different calls of one use
 //! case render the same URN; the use case after `#` keeps use cases apart.
@@ -163,9 +165,20 @@ pub fn escape_into(out: &mut String, value: &(impl Display + ?Sized)) {
     let _ = write!(Escaper(out), "{value}");
 }
 
-/// Whether escaping lets `b` through unchanged.
+/// Whether escaping lets `b` through unchanged (`~` never: it marks
+/// internal keys).
 pub(crate) const fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
+}
+
+/// The entity tag of `key_type`/`id`: both escaped, exactly as in the key's
+/// URN, so that invalidating an entity matches every key of it.
+pub(crate) fn entity_tag(key_type: &str, id: &dyn Display) -> String {
+    let mut t = String::with_capacity(key_type.len() + 16);
+    escape_into(&mut t, &key_type);
+    t.push(':');
+    escape_into(&mut t, id);
+    t
 }
 
 /// Renders a template of `segments` with `values` into `out`.
@@ -271,7 +284,9 @@ impl KeyTemplate {
     ) -> (Key, Tags) {
         let mut urn = prefix(namespace, version);
         let entity_start = urn.len();
-        urn.push_str(self.key_type);
+        // Escaped as `Key::new` escapes it (the macros allow only characters
+        // escaping keeps, so this is the text itself).
+        escape_into(&mut urn, self.key_type);
         if !self.id.is_empty() {
             urn.push(':');
             render(&mut urn, self.id, values);
@@ -289,7 +304,8 @@ impl KeyTemplate {
         urn.push('#');
         urn.push_str(use_case);
         let mut tags = Vec::with_capacity(1 + self.tags.len());
-        let mut entity = String::from(self.key_type);
+        let mut entity = String::with_capacity(self.key_type.len() + 16);
+        escape_into(&mut entity, self.key_type);
         if let Some(first) = self.id.iter().find_map(|s| match s {
             Segment::Value(i) => Some(*i),
             Segment::Text(_) => None,
@@ -431,5 +447,36 @@ mod tests {
         let k = k.use_case("uc").arg("a", &1).arg("b", &"?");
         assert_eq!(k.as_str(), "urn:ns:v2:org:x%20y?a=1&b=%3F#uc");
         assert_eq!(k.entity(), "org:x%20y");
+    }
+
+    /// No user key aliases an internal one: `~` is always escaped (before,
+    /// `Key::new(.., "~tag", &"x")` was the watermark key of tag `x`).
+    #[test]
+    fn user_keys_never_produce_internal_keys() {
+        let p = prefix("ns", "v1");
+        for (kt, id) in [("~tag", "x"), ("~lease", "bg:k"), ("a", "~tag:x")] {
+            let k = Key::new("ns", "v1", kt, &id);
+            assert!(!k.as_str()[p.len()..].contains('~'), "{k}");
+            assert_ne!(k.as_str(), watermark_key(&p, id));
+            assert_ne!(k.as_str(), lease_key(&p, id));
+        }
+    }
+
+    /// Entity tags escape the key type exactly as keys do, from templates
+    /// and from the direct API alike.
+    #[test]
+    fn entity_tags_match_the_entity_of_keys() {
+        let k = Key::new("ns", "v1", "user profile", &1);
+        assert_eq!(entity_tag("user profile", &1), k.entity());
+        const ID: &[Segment] = &[Segment::Value(0)];
+        let t = KeyTemplate {
+            key_type: "user",
+            id: ID,
+            args: &[],
+            tags: &[],
+        };
+        let (key, tags) = t.render("ns", "v1", "uc", &[&"a b"]);
+        assert_eq!(&*tags[0], entity_tag("user", &"a b"));
+        assert_eq!(key.entity(), Key::new("ns", "v1", "user", &"a b").entity());
     }
 }

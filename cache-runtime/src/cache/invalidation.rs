@@ -274,12 +274,13 @@ impl Cache {
     ///
     /// As [`invalidate_tags`](Self::invalidate_tags).
     pub fn invalidate_entity(&self, key_type: &str, id: &dyn fmt::Display) {
-        self.invalidate_tags([crate::tag(key_type, id)]);
+        self.invalidate_tags([crate::key::entity_tag(key_type, id)]);
     }
 
     /// The async twin of [`invalidate_entity`](Self::invalidate_entity).
     pub async fn invalidate_entity_async(&self, key_type: &str, id: &dyn fmt::Display) {
-        self.invalidate_tags_async([crate::tag(key_type, id)]).await;
+        self.invalidate_tags_async([crate::key::entity_tag(key_type, id)])
+            .await;
     }
 
     /// Drops every entry of this cache's namespace and version: in process
