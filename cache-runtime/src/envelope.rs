@@ -73,6 +73,19 @@ pub enum DecodeError {
     Body(String),
 }
 
+impl DecodeError {
+    /// What went wrong, without the codec's message (which may quote the
+    /// stored value): for logs above debug level.
+    pub(crate) fn summary(&self) -> &'static str {
+        match self {
+            DecodeError::Format => "not an envelope of this format version and codec",
+            DecodeError::OtherKey => "written under another key",
+            DecodeError::OtherType => "written for another value type",
+            DecodeError::Body(_) => "the value does not decode as the expected type",
+        }
+    }
+}
+
 const PREFIX: &[u8] = b"cachewright:3";
 /// `cachewright:3j c=<20> f=<20> s=<20> n=<1> t=<16> h=<16> k=<16>\n`
 pub(crate) const HEADER_LEN: usize =

@@ -357,6 +357,38 @@ pub fn tag(prefix: &str, value: &dyn Display) -> String {
     t
 }
 
+/// A key as logs above debug level show it: namespace, version, key type
+/// and use case, never the id or the arguments (which may hold user data,
+/// such as session tokens). `urn:shop:v1:session:abc?x=1#get` shows as
+/// `urn:shop:v1:session:…#get`.
+pub(crate) struct Shown<'a>(pub(crate) &'a str);
+
+impl Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let urn = self.0;
+        // `urn:`, namespace and version: three colons (escaped values hold
+        // none).
+        let Some(after) = urn
+            .match_indices(':')
+            .nth(2)
+            .map(|(i, _)| i + 1)
+            .filter(|_| urn.starts_with("urn:"))
+        else {
+            return f.write_str("…");
+        };
+        let rest = &urn[after..];
+        let kind_end = rest.find([':', '?', '#']).unwrap_or(rest.len());
+        f.write_str(&urn[..after + kind_end])?;
+        if kind_end < rest.len() && !rest[kind_end..].starts_with('#') {
+            f.write_str(":…")?;
+        }
+        if let Some(hash) = rest.rfind('#') {
+            f.write_str(&rest[hash..])?;
+        }
+        Ok(())
+    }
+}
+
 /// The URN prefix of every key of `namespace` at `version`:
 /// `urn:<namespace>:<version>:`.
 pub(crate) fn prefix(namespace: &str, version: &str) -> String {
@@ -447,6 +479,19 @@ mod tests {
         let k = k.use_case("uc").arg("a", &1).arg("b", &"?");
         assert_eq!(k.as_str(), "urn:ns:v2:org:x%20y?a=1&b=%3F#uc");
         assert_eq!(k.entity(), "org:x%20y");
+    }
+
+    #[test]
+    fn logged_keys_hide_ids_and_arguments() {
+        let shown = |u: &str| Shown(u).to_string();
+        assert_eq!(
+            shown("urn:shop:v1:session:tok_SECRET?x=SECRET#get"),
+            "urn:shop:v1:session:…#get"
+        );
+        assert_eq!(shown("urn:shop:v1:daily#cfg"), "urn:shop:v1:daily#cfg");
+        assert_eq!(shown("urn:shop:v1:~tag:user:SECRET"), "urn:shop:v1:~tag:…");
+        assert_eq!(shown("not a urn SECRET"), "…");
+        assert_eq!(shown("urn:x"), "…");
     }
 
     /// No user key aliases an internal one: `~` is always escaped (before,

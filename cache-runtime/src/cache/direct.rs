@@ -98,7 +98,8 @@ impl Cache {
         match envelope::encode(key.as_str(), entry, self.inner.codec) {
             Ok(b) => Some((b, remaining)),
             Err(e) => {
-                tracing::warn!(key = key.as_str(), error = %e, "value does not encode; kept in process only");
+                tracing::warn!(key = %crate::key::Shown(key.as_str()), "value does not encode; kept in process only");
+                tracing::debug!(key = key.as_str(), error = %e, "value does not encode");
                 None
             }
         }

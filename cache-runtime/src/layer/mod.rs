@@ -15,6 +15,8 @@ use cachewright_backends::{io, Backend, BackendError, Dedupe, Written};
 const UNCAPPED: Duration = Duration::from_secs(30 * 86_400);
 
 use crate::clock::{saturating_ms, Clock};
+use crate::key::Shown;
+
 mod breaker;
 mod coalesce;
 
@@ -273,9 +275,11 @@ impl RemoteLayer {
         }
     }
 
-    pub(crate) fn decode_error(&self, key: &str, e: &dyn fmt::Display) {
+    pub(crate) fn decode_error(&self, key: &str, e: &crate::envelope::DecodeError) {
         self.counters.decode_errors.fetch_add(1, Relaxed);
-        tracing::warn!(layer = self.backend.name(), key, error = %e, "stored bytes do not decode; treated as a miss");
+        // The codec's message may quote the stored value: debug level only.
+        tracing::warn!(layer = self.backend.name(), key = %Shown(key), error = e.summary(), "stored bytes do not decode; treated as a miss");
+        tracing::debug!(layer = self.backend.name(), key, error = %e, "stored bytes do not decode");
     }
 
     /// The TTL of a write of an entry that lives `remaining` more.
@@ -311,14 +315,20 @@ impl RemoteLayer {
             Ok(Err(e)) => {
                 self.counters.errors.fetch_add(1, Relaxed);
                 self.breaker.failure(self.clock.now_ms());
-                tracing::warn!(layer = self.backend.name(), op, key, error = %e, "remote layer error; skipped");
+                tracing::warn!(layer = self.backend.name(), op, key = %Shown(key), error = %e, "remote layer error; skipped");
+                tracing::debug!(
+                    layer = self.backend.name(),
+                    op,
+                    key,
+                    "remote layer error on this key"
+                );
                 Err(Skip::Failed)
             }
             Err(Timeout) => {
                 self.counters.errors.fetch_add(1, Relaxed);
                 self.counters.timeouts.fetch_add(1, Relaxed);
                 self.breaker.failure(self.clock.now_ms());
-                tracing::warn!(layer = self.backend.name(), op, key, timeout = ?self.timeout, "remote layer timed out; skipped");
+                tracing::warn!(layer = self.backend.name(), op, key = %Shown(key), timeout = ?self.timeout, "remote layer timed out; skipped");
                 Err(Skip::Failed)
             }
         }
@@ -416,7 +426,7 @@ impl RemoteLayer {
     pub(crate) fn queue_stalled(&self, key: &str) {
         self.counters.errors.fetch_add(1, Relaxed);
         self.counters.timeouts.fetch_add(1, Relaxed);
-        tracing::warn!(layer = self.backend.name(), key, timeout = ?self.timeout, "read timed out in the coalescing queue; skipped");
+        tracing::warn!(layer = self.backend.name(), key = %Shown(key), timeout = ?self.timeout, "read timed out in the coalescing queue; skipped");
     }
 
     pub(crate) async fn put(&self, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<(), Skip> {

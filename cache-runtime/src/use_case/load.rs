@@ -170,7 +170,8 @@ where
         match (codec.encode)(urn, entry, self.cache.codec()) {
             Ok(bytes) => Some((bytes, remaining)),
             Err(e) => {
-                tracing::warn!(use_case = self.spec.name, key = urn, error = %e, "value does not encode; kept in process only");
+                tracing::warn!(use_case = self.spec.name, key = %crate::key::Shown(urn), "value does not encode; kept in process only");
+                tracing::debug!(use_case = self.spec.name, key = urn, error = %e, "value does not encode");
                 None
             }
         }

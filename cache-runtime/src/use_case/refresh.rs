@@ -78,7 +78,7 @@ where
             Err(RefreshFailed) => {
                 tracing::warn!(
                     use_case = self.spec.name,
-                    key = miss.urn.as_str(),
+                    key = %crate::key::Shown(miss.urn.as_str()),
                     "background refresh failed; the stale value stays until its window ends"
                 );
                 lead.finish(|| Outcome::Failed(None));
