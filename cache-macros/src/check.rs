@@ -3,7 +3,8 @@
 //!
 //! Shapes handled (named cases of the expander):
 //! - sync `fn` and `async fn`, free or in an `impl` (inherent or trait);
-//! - methods taking `&self` (templates may use `<self.field>`);
+//! - methods taking `&self`, whose key names a field of `self`
+//!   (`<self.tenant>`) or leaves it out with `ignore = [self]`;
 //! - returns `T`, `Option<T>`, `Result<T, E>`, `Result<Option<T>, E>`
 //!   (aliases such as `io::Result<T>` count as `Result`).
 //!

@@ -92,6 +92,7 @@ pub(crate) fn key(args: &CachedArgs, f: &Func, errors: &mut Errors) -> Option<Ch
         .collect();
 
     check_ignore_and_adapt(args, f, &key, errors);
+    receiver_is_keyed(args, f, &key, errors);
 
     let scope = Scope {
         func: &f.item.sig.ident,
@@ -154,7 +155,19 @@ fn check_ignore_and_adapt(args: &CachedArgs, f: &Func, key: &Template, errors: &
     let in_key: Vec<String> = key.holes().map(|h| h.root.clone()).collect();
     for i in &args.ignore {
         let n = i.to_string();
-        if !names.contains(&n) {
+        if n == "self" {
+            if !f.kind.receiver() {
+                errors.at(
+                    i.span(),
+                    "`ignore = [self]` is for methods, but this function takes no `&self`",
+                );
+            } else if in_key.contains(&n) {
+                errors.at(
+                    i.span(),
+                    "the key template names a field of `self`, so `self` cannot be ignored",
+                );
+            }
+        } else if !names.contains(&n) {
             errors.at(
                 i.span(),
                 format!("`ignore` names `{n}`, which is not a parameter of this function"),
@@ -179,6 +192,28 @@ fn check_ignore_and_adapt(args: &CachedArgs, f: &Func, key: &Template, errors: &
                 format!("`{n}` is both ignored and adapted; pick one"),
             );
         }
+    }
+}
+
+/// A method's receiver is part of its key (a field of `self` in the key
+/// template) or explicitly left out (`ignore = [self]`): otherwise
+/// `tenant_a.get(7)` and `tenant_b.get(7)` would share one entry. Tags do
+/// not count, since they do not tell calls apart.
+fn receiver_is_keyed(args: &CachedArgs, f: &Func, key: &Template, errors: &mut Errors) {
+    // A `&mut self` or `self` receiver is reported on its own already.
+    let Some(r) = f.item.sig.receiver() else {
+        return;
+    };
+    if r.reference.is_none() || r.mutability.is_some() || r.colon_token.is_some() {
+        return;
+    }
+    let keyed = key.holes().any(|h| h.root == "self");
+    let ignored = args.ignore.iter().any(|i| i == "self");
+    if !keyed && !ignored {
+        errors.spanned(
+            r,
+            "a cached method's key must say how `self` is keyed, or every receiver shares one entry per argument: name a field of `self` in the key template (`key = \"...:<self.id>\"`) or exclude it with `ignore = [self]`",
+        );
     }
 }
 
