@@ -1,5 +1,6 @@
 //! Cached methods: how the receiver is keyed (a field of `self` in the key,
-//! or `ignore = [self]`).
+//! or `ignore = [self]`) and how a method's use case is named
+//! (`module::Type::method`).
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock};
@@ -76,4 +77,72 @@ fn an_ignored_receiver_shares_entries() {
         "`ignore = [self]`: the first receiver's value serves all"
     );
     assert_eq!(calls.load(SeqCst), 1);
+}
+
+// ---- a method's use case is named after its type ----------------------------------
+
+mod naming {
+    use std::sync::{Arc, LazyLock};
+
+    use cachewright::backends::{Backend, MemoryBackend};
+    use cachewright::{cached, Cache, LayerConfig};
+
+    pub static REMOTE: LazyLock<Arc<MemoryBackend>> = LazyLock::new(Default::default);
+    /// Both types' methods store into one cache with one remote layer: with
+    /// one name, they would share URNs there.
+    pub static CACHE: LazyLock<Cache> = LazyLock::new(|| {
+        Cache::builder()
+            .name("naming")
+            .layer(LayerConfig::shared(REMOTE.clone() as Arc<dyn Backend>))
+            .build()
+    });
+
+    #[derive(Clone)]
+    pub struct Users;
+
+    impl Users {
+        #[cached(key = "item:<id>", ttl = 60, ignore = [self], cache = CACHE)]
+        pub async fn get(&self, id: u32) -> String {
+            format!("user {id}")
+        }
+    }
+
+    #[derive(Clone)]
+    pub struct Orders<D> {
+        pub db: D,
+    }
+
+    impl<D: Clone + Send + Sync + 'static> Orders<D> {
+        #[cached(key = "item:<id>", ttl = 60, ignore = [self], cache = CACHE)]
+        pub async fn get(&self, id: u32) -> String {
+            let _same_for_every_db = &self.db;
+            format!("order {id}")
+        }
+    }
+}
+
+#[tokio::test]
+async fn methods_of_one_name_in_two_impls_are_two_use_cases() {
+    use cachewright::backends::Backend;
+    use naming::{Orders, Users, CACHE, REMOTE};
+
+    assert_eq!(naming::Users.get(1).await, "user 1");
+    // Same key template and argument: only the use case tells them apart in
+    // the shared remote layer.
+    assert_eq!(Orders { db: 0u8 }.get(1).await, "order 1");
+    assert_eq!(Users.get(1).await, "user 1");
+    assert_eq!(Orders { db: 0u8 }.get(1).await, "order 1");
+
+    let users = "methods::naming::Users::get";
+    let orders = "methods::naming::Orders::get";
+    assert_eq!(CACHE.stats_for(users).map(|s| s.misses), Some(1));
+    assert_eq!(CACHE.stats_for(orders).map(|s| s.misses), Some(1));
+    for name in [users, orders] {
+        let urn = CACHE.key("item", &1).use_case(name);
+        assert!(
+            REMOTE.get(urn.as_str()).await.unwrap().is_some(),
+            "{} is in the remote layer",
+            urn.as_str()
+        );
+    }
 }

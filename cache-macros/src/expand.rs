@@ -166,6 +166,15 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
             ::core::stringify!(#ident)
         )),
     };
+    // A method's default name also names its type, which only its body can
+    // see (the `static` spec cannot name `Self`): the runtime reads it once.
+    let self_type = if args.name.is_none() && f.kind.receiver() {
+        quote!(::core::option::Option::Some(
+            ::core::any::type_name::<Self> as fn() -> &'static str
+        ))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     let key_type = &plan.key_type;
     let id = segments(&p, &plan.id);
     let arg_specs = plan.args.iter().map(|(n, i)| quote!((#n, #i)));
@@ -289,6 +298,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 let __cachewright_q = #q;
                 let __cachewright_uc = __CACHEWRIGHT_USE_CASE.get::<_, #value_ty>(
                     &__cachewright_q,
+                    #self_type,
                     #cache,
                     #negative,
                     (&#p::CodecProbe::<#value_ty>::new()).value_codec(),

@@ -103,7 +103,7 @@ where
         let negative = self.negative.is_some_and(|f| f(&v));
         let Some(life) = self.policy.lifetime(negative, said.directive) else {
             tracing::debug!(
-                use_case = self.spec.name,
+                use_case = self.name,
                 key = miss.urn.as_str(),
                 "result not cached"
             );
@@ -137,7 +137,7 @@ where
             Admitted::Stored { evicted_live: true } => self.counters.evicted(1),
             Admitted::Stored { .. } | Admitted::Occupied => {}
             Admitted::Refused => tracing::debug!(
-                use_case = self.spec.name,
+                use_case = self.name,
                 key = urn,
                 "not kept in process: invalidated already, or the bus is down"
             ),
@@ -160,7 +160,7 @@ where
         match (codec.encode)(urn, entry, self.cache.codec()) {
             Ok(bytes) => Some((bytes, remaining)),
             Err(e) => {
-                tracing::warn!(use_case = self.spec.name, key = urn, error = %e, "value does not encode; kept in process only");
+                tracing::warn!(use_case = self.name, key = urn, error = %e, "value does not encode; kept in process only");
                 None
             }
         }
@@ -297,11 +297,7 @@ where
                 let to = LayerSet::ALL.without(self.failed);
                 uc.store_async(miss, v.clone(), said, to).await
             }
-            Err(_) => tracing::debug!(
-                use_case = uc.spec.name,
-                key = miss.urn.as_str(),
-                "loader failed"
-            ),
+            Err(_) => tracing::debug!(use_case = uc.name, key = miss.urn.as_str(), "loader failed"),
         }
         r
     }
