@@ -93,9 +93,11 @@ impl UseCaseSlot {
     /// The use case, built on first call in `cache`. The key type follows
     /// from the borrowed key `_q`. A method named by default passes
     /// `type_name::<Self>` as `self_type`, which names it
-    /// `module::Type::method` (see [`UseCaseSpec::name_with`]). `None` only if
-    /// one slot were used with two value types, which generated code never
-    /// does.
+    /// `module::Type::method` (see [`UseCaseSpec::name_with`]). `None` (the
+    /// call then runs uncached) when another use case of the cache had the
+    /// name first (logged once, at error level, when this one is built), or
+    /// if one slot were used with two value types, which generated code
+    /// never does.
     #[inline]
     pub fn get<Q, V>(
         &'static self,
@@ -133,6 +135,14 @@ impl UseCaseSlot {
             built = true;
             let cache = cache();
             let name = self.spec.name_with(self_type.map(|f| f()));
+            if !cache.claim_name(name) {
+                tracing::error!(
+                    use_case = name,
+                    cache = cache.name(),
+                    "another use case of this cache has this name already; this one runs uncached (its function runs on every call): give one of them its own `name = \"...\"`"
+                );
+                return Box::new(Rejected);
+            }
             Box::new(UseCase::<K, V>::new(
                 &self.spec, name, cache, negative, codec,
             ))
@@ -144,6 +154,11 @@ impl UseCaseSlot {
         Some(uc)
     }
 }
+
+/// What a slot holds when its name was taken in its cache: no use case, so
+/// [`UseCaseSlot::get`] returns `None` and every call runs uncached. Two use
+/// cases of one name would share URNs in remote layers, stats and controls.
+struct Rejected;
 
 impl<K, V> UseCaseInfo for UseCase<K, V>
 where
