@@ -32,6 +32,7 @@ async fn find_user(id: u64) -> Option<User> {
                 Option<User>,
             >(
                 &__cachewright_q,
+                ::core::option::Option::None,
                 || ::core::clone::Clone::clone(
                     ::cachewright::__private::default_cache(),
                 ),

@@ -35,6 +35,9 @@ async fn get(&self, id: u64) -> Result<User, DbError> {
                 User,
             >(
                 &__cachewright_q,
+                ::core::option::Option::Some(
+                    ::core::any::type_name::<Self> as fn() -> &'static str,
+                ),
                 || ::core::clone::Clone::clone(my::cw::__private::default_cache()),
                 ::core::option::Option::None,
                 (&my::cw::__private::CodecProbe::<User>::new()).value_codec(),

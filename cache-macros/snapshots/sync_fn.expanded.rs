@@ -38,6 +38,7 @@ fn get_user(id: u64, org: u64) -> Result<User, DbError> {
                 User,
             >(
                 &__cachewright_q,
+                ::core::option::Option::None,
                 || ::core::clone::Clone::clone(
                     ::cachewright::__private::default_cache(),
                 ),

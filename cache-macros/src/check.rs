@@ -3,7 +3,8 @@
 //!
 //! Shapes handled (named cases of the expander):
 //! - sync `fn` and `async fn`, free or in an `impl` (inherent or trait);
-//! - methods taking `&self` (templates may use `<self.field>`);
+//! - methods taking `&self`, whose key names a field of `self`
+//!   (`<self.tenant>`) or leaves it out with `ignore = [self]`;
 //! - returns `T`, `Option<T>`, `Result<T, E>`, `Result<Option<T>, E>`
 //!   (aliases such as `io::Result<T>` count as `Result`).
 //!
@@ -12,16 +13,19 @@
 //! `&mut self` and `self` by value, destructuring parameters, functions
 //! returning nothing, a reference or `impl Trait`, and the boxed futures
 //! that `#[async_trait]` produces.
+//!
+//! This pass only validates and returns typed data (`key` resolves the
+//! templates); `plan` numbers the key values and `expand` writes tokens.
 
-use std::collections::HashMap;
-
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
 
 use crate::attr::{CachedArgs, Errors};
-use crate::template::{Piece, Placeholder, Template};
+
+mod key;
+
+pub(crate) use key::{invalidations, key, CheckedKey, KeyValue, Part, Source};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum ShapeKind {
@@ -95,31 +99,6 @@ pub(crate) struct Func {
     pub(crate) shape: Shape,
 }
 
-/// One segment of a rendered template, as the runtime's `Segment`.
-pub(crate) enum Seg {
-    Text(String),
-    Value(usize),
-}
-
-/// One key value: how to borrow it from the call's arguments.
-pub(crate) struct Value {
-    /// An expression of type `&T` (the L1 key part).
-    pub(crate) borrow: TokenStream,
-}
-
-pub(crate) struct KeyPlan {
-    pub(crate) key_type: String,
-    pub(crate) id: Vec<Seg>,
-    pub(crate) args: Vec<(String, usize)>,
-    pub(crate) tags: Vec<Vec<Seg>>,
-    pub(crate) values: Vec<Value>,
-    /// The first `n_key` values identify the call (the L1 key); the rest are
-    /// needed only to render tags.
-    pub(crate) n_key: usize,
-    /// `let` bindings computing adapted key forms.
-    pub(crate) adapters: Vec<(Ident, syn::Expr)>,
-}
-
 // ---- the function -----------------------------------------------------------
 
 pub(crate) fn function(item: ItemFn, errors: &mut Errors) -> Option<Func> {
@@ -132,8 +111,8 @@ pub(crate) fn function(item: ItemFn, errors: &mut Errors) -> Option<Func> {
     // stand-in, so one build shows every mistake.
     let shape = shape(sig, errors).unwrap_or(Shape {
         kind: ShapeKind::Value,
-        ret: syn::parse_quote!(()),
-        value: syn::parse_quote!(()),
+        ret: unit(),
+        value: unit(),
         valid: false,
     });
     Some(Func {
@@ -141,6 +120,14 @@ pub(crate) fn function(item: ItemFn, errors: &mut Errors) -> Option<Func> {
         params,
         shape,
         item,
+    })
+}
+
+/// `()`, the stand-in type after a rejected return type.
+pub(crate) fn unit() -> Type {
+    Type::Tuple(syn::TypeTuple {
+        paren_token: Default::default(),
+        elems: Default::default(),
     })
 }
 
@@ -250,11 +237,20 @@ fn generic_types(seg: &syn::PathSegment) -> Vec<&Type> {
     }
 }
 
+/// `Pin<..Future..>`: a name containing `Future` anywhere inside a `Pin`.
 fn is_boxed_future(ty: &Type) -> bool {
+    struct Find(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Find {
+        fn visit_ident(&mut self, i: &'ast Ident) {
+            self.0 |= i.to_string().contains("Future");
+        }
+    }
     let Some(seg) = last_segment(ty) else {
         return false;
     };
-    seg.ident == "Pin" && quote!(#ty).to_string().contains("Future")
+    let mut f = Find(false);
+    syn::visit::visit_type(&mut f, ty);
+    seg.ident == "Pin" && f.0
 }
 
 fn shape(sig: &syn::Signature, errors: &mut Errors) -> Option<Shape> {
@@ -369,230 +365,6 @@ fn negative_needs_option(args: &CachedArgs, f: &Func, errors: &mut Errors) {
     }
 }
 
-// ---- the key plan -------------------------------------------------------------
-
-pub(crate) fn key_plan(args: &CachedArgs, f: &Func, errors: &mut Errors) -> Option<KeyPlan> {
-    let fn_name = f.item.sig.ident.to_string();
-    let key_lit = args
-        .key
-        .clone()
-        .unwrap_or_else(|| syn::LitStr::new(&fn_name, f.item.sig.ident.span()));
-    let key = match Template::parse(&key_lit, "key") {
-        Ok(t) => t,
-        Err(e) => {
-            errors.push(e);
-            return None;
-        }
-    };
-    let (key_type, id_pieces) = match key.key_type() {
-        Ok(k) => k,
-        Err(e) => {
-            errors.push(e);
-            return None;
-        }
-    };
-    let tags: Vec<Template> = args
-        .tags
-        .iter()
-        .filter_map(|t| Template::parse(t, "tag").map_err(|e| errors.push(e)).ok())
-        .collect();
-
-    check_ignore_and_adapt(args, f, &key, errors);
-
-    let mut plan = KeyPlan {
-        key_type,
-        id: Vec::new(),
-        args: Vec::new(),
-        tags: Vec::new(),
-        values: Vec::new(),
-        n_key: 0,
-        adapters: Vec::new(),
-    };
-    let adapted: HashMap<String, usize> = args
-        .adapt
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.param.to_string(), i))
-        .collect();
-    for a in &args.adapt {
-        plan.adapters.push((
-            format_ident!("__cachewright_adapt_{}", a.param),
-            a.expr.clone(),
-        ));
-    }
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut ok = true;
-
-    for piece in &id_pieces {
-        let seg = match piece {
-            Piece::Text(t) => Seg::Text(t.clone()),
-            Piece::Hole(h) => {
-                match value_index(h, &key, f, &adapted, &mut index, &mut plan, errors) {
-                    Some(i) => Seg::Value(i),
-                    None => {
-                        ok = false;
-                        continue;
-                    }
-                }
-            }
-        };
-        plan.id.push(seg);
-    }
-    let in_key: Vec<String> = key.holes().map(|h| h.root.clone()).collect();
-    for p in &f.params {
-        let name = p.ident.to_string();
-        if in_key.contains(&name) || args.ignore.contains(&p.ident) {
-            continue;
-        }
-        let hole = Placeholder {
-            root: name.clone(),
-            fields: Vec::new(),
-        };
-        if let Some(i) = value_index(&hole, &key, f, &adapted, &mut index, &mut plan, errors) {
-            plan.args.push((name, i));
-        }
-    }
-    plan.n_key = plan.values.len();
-    for t in &tags {
-        let mut segs = Vec::new();
-        for piece in &t.pieces {
-            segs.push(match piece {
-                Piece::Text(s) => Seg::Text(s.clone()),
-                Piece::Hole(h) => {
-                    match value_index(h, t, f, &adapted, &mut index, &mut plan, errors) {
-                        Some(i) => Seg::Value(i),
-                        None => {
-                            ok = false;
-                            continue;
-                        }
-                    }
-                }
-            });
-        }
-        plan.tags.push(segs);
-    }
-    ok.then_some(plan)
-}
-
-fn check_ignore_and_adapt(args: &CachedArgs, f: &Func, key: &Template, errors: &mut Errors) {
-    let names: Vec<String> = f.params.iter().map(|p| p.ident.to_string()).collect();
-    let in_key: Vec<String> = key.holes().map(|h| h.root.clone()).collect();
-    for i in &args.ignore {
-        let n = i.to_string();
-        if !names.contains(&n) {
-            errors.at(
-                i.span(),
-                format!("`ignore` names `{n}`, which is not a parameter of this function"),
-            );
-        } else if in_key.contains(&n) {
-            errors.at(
-                i.span(),
-                format!("`{n}` is in the key template, so it cannot be ignored"),
-            );
-        }
-    }
-    for a in &args.adapt {
-        let n = a.param.to_string();
-        if !names.contains(&n) {
-            errors.at(
-                a.param.span(),
-                format!("`adapt` names `{n}`, which is not a parameter of this function"),
-            );
-        } else if args.ignore.contains(&a.param) {
-            errors.at(
-                a.param.span(),
-                format!("`{n}` is both ignored and adapted; pick one"),
-            );
-        }
-    }
-}
-
-fn value_index(
-    h: &Placeholder,
-    template: &Template,
-    f: &Func,
-    adapted: &HashMap<String, usize>,
-    index: &mut HashMap<String, usize>,
-    plan: &mut KeyPlan,
-    errors: &mut Errors,
-) -> Option<usize> {
-    let text = h.text();
-    if let Some(&i) = index.get(&text) {
-        return Some(i);
-    }
-    let span = template.span();
-    let borrow = if h.root == "self" {
-        if !f.kind.receiver() {
-            errors.at(
-                span,
-                format!("`<{text}>` uses `self`, but this function takes no `&self`"),
-            );
-            return None;
-        }
-        if h.fields.is_empty() {
-            errors.at(
-                span,
-                "`<self>` is not a key value: name a field, as in `<self.tenant>`",
-            );
-            return None;
-        }
-        let fields = h.fields.iter().map(|f| Ident::new(f, span));
-        quote_spanned!(span=> &self #(.#fields)*)
-    } else if let Some(&a) = adapted.get(&h.root) {
-        if !h.fields.is_empty() {
-            errors.at(
-                span,
-                format!(
-                    "`<{text}>` reaches into `{}`, whose key form is given by `adapt`; use `<{}>`",
-                    h.root, h.root
-                ),
-            );
-            return None;
-        }
-        let local = &plan.adapters[a].0;
-        let expr_span = plan.adapters[a].1.span();
-        quote_spanned!(expr_span=> &#local)
-    } else if let Some(p) = f.params.iter().find(|p| p.ident == h.root) {
-        let ident = Ident::new(&h.root, span);
-        if !h.fields.is_empty() {
-            let fields = h.fields.iter().map(|f| Ident::new(f, span));
-            quote_spanned!(span=> &#ident #(.#fields)*)
-        } else if p.by_ref {
-            let ty_span = p.ty.span();
-            let ident = Ident::new(&h.root, ty_span);
-            quote_spanned!(ty_span=> #ident)
-        } else {
-            let ty_span = p.ty.span();
-            let ident = Ident::new(&h.root, ty_span);
-            quote_spanned!(ty_span=> &#ident)
-        }
-    } else {
-        let names: Vec<String> = f
-            .params
-            .iter()
-            .map(|p| format!("`{}`", p.ident))
-            .chain(f.kind.receiver().then(|| "`self.<field>`".to_string()))
-            .collect();
-        let listing = if names.is_empty() {
-            "it has no parameters".to_string()
-        } else {
-            format!("its parameters are {}", names.join(", "))
-        };
-        errors.at(
-            span,
-            format!(
-                "unknown placeholder `<{text}>`: `{}` has no parameter `{}`; {listing}",
-                f.item.sig.ident, h.root
-            ),
-        );
-        return None;
-    };
-    let i = plan.values.len();
-    plan.values.push(Value { borrow });
-    index.insert(text, i);
-    Some(i)
-}
-
 /// The span to blame for a missing trait on the value type.
 pub(crate) fn value_span(f: &Func) -> Span {
     f.shape.value.span()
@@ -623,90 +395,6 @@ pub(crate) fn writer(item: ItemFn, errors: &mut Errors) -> Writer {
         fallible,
         item,
     }
-}
-
-/// The tags a writer invalidates: templates and the values they use.
-pub(crate) struct WritePlan {
-    pub(crate) tags: Vec<Vec<Seg>>,
-    pub(crate) values: Vec<Value>,
-}
-
-pub(crate) fn write_plan(
-    args: &crate::attr::WriteArgs,
-    w: &Writer,
-    errors: &mut Errors,
-) -> Option<WritePlan> {
-    if args.invalidate.is_empty() && args.recache.is_empty() {
-        errors.at(
-            args.invalidate_span.unwrap_or_else(|| w.item.sig.ident.span()),
-            "#[cache_write] needs something to do: `invalidate = [\"user:<id>\"]` and/or `recache = [get_user(id)]`",
-        );
-        return None;
-    }
-    // A writer is checked like a cached function with no key.
-    let as_func = Func {
-        item: w.item.clone(),
-        kind: w.kind,
-        params: w
-            .params
-            .iter()
-            .map(|p| Param {
-                ident: p.ident.clone(),
-                mutable: p.mutable,
-                ty: p.ty.clone(),
-                by_ref: p.by_ref,
-            })
-            .collect(),
-        shape: Shape {
-            kind: ShapeKind::Value,
-            ret: syn::parse_quote!(()),
-            value: syn::parse_quote!(()),
-            valid: true,
-        },
-    };
-    let mut plan = KeyPlan {
-        key_type: String::new(),
-        id: Vec::new(),
-        args: Vec::new(),
-        tags: Vec::new(),
-        values: Vec::new(),
-        n_key: 0,
-        adapters: Vec::new(),
-    };
-    let adapted = HashMap::new();
-    let mut index = HashMap::new();
-    let mut ok = true;
-    for lit in &args.invalidate {
-        let t = match Template::parse(lit, "tag") {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(e);
-                ok = false;
-                continue;
-            }
-        };
-        let mut segs = Vec::new();
-        for piece in &t.pieces {
-            let seg = match piece {
-                Piece::Text(s) => Seg::Text(s.clone()),
-                Piece::Hole(h) => {
-                    match value_index(h, &t, &as_func, &adapted, &mut index, &mut plan, errors) {
-                        Some(i) => Seg::Value(i),
-                        None => {
-                            ok = false;
-                            continue;
-                        }
-                    }
-                }
-            };
-            segs.push(seg);
-        }
-        plan.tags.push(segs);
-    }
-    ok.then_some(WritePlan {
-        tags: plan.tags,
-        values: plan.values,
-    })
 }
 
 // ---- #[bg_writer] -----------------------------------------------------------------
@@ -748,7 +436,7 @@ pub(crate) fn bg_writer(f: &ItemFn, args: &crate::attr::BgArgs, errors: &mut Err
                 f.sig.ident.span(),
                 "a background writer's loader returns the value to keep (`T` or `Result<T, E>`)",
             );
-            syn::parse_quote!(())
+            unit()
         }
     }
 }

@@ -20,7 +20,12 @@ use syn::spanned::Spanned;
 use syn::{ItemFn, Type};
 
 use crate::attr::{CachedArgs, Errors, LayerChoice};
-use crate::check::{self, Func, KeyPlan, Param, Seg, ShapeKind};
+use crate::check::{self, Func, KeyValue, Param, ShapeKind, Source};
+use crate::plan::{self, KeyPlan, Seg};
+
+mod writer;
+
+pub(crate) use writer::{bg_writer, cache_write};
 
 /// The function an attribute sits on and the attribute's arguments (with
 /// the errors found in their values so far), or the item back with the
@@ -59,9 +64,9 @@ pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
         return with_errors(item, errors);
     };
     check::arguments(&args, &func, &mut errors);
-    let plan = check::key_plan(&args, &func, &mut errors);
-    match (errors.finish(), plan) {
-        (Ok(()), Some(plan)) => expand(&args, &func, &plan),
+    let key = check::key(&args, &func, &mut errors);
+    match (errors.finish(), key) {
+        (Ok(()), Some(key)) => expand(&args, &func, &plan::key_plan(key, &args.adapt)),
         (Err(e), _) => with_error(item, e),
         (Ok(()), None) => item,
     }
@@ -92,6 +97,39 @@ fn segments(p: &TokenStream, segs: &[Seg]) -> TokenStream {
         Seg::Value(i) => quote!(#p::Segment::Value(#i)),
     });
     quote!(&[#(#items),*])
+}
+
+/// An expression of type `&T` for one key value, spanned where a type
+/// error about the value belongs.
+fn borrow(v: &KeyValue, adapters: &[(syn::Ident, syn::Expr)]) -> TokenStream {
+    let span = v.span;
+    match &v.source {
+        Source::SelfField { fields } => quote_spanned!(span=> &self #(.#fields)*),
+        Source::Adapted(a) => {
+            let local = &adapters[*a].0;
+            quote_spanned!(span=> &#local)
+        }
+        Source::ParamField { ident, fields } => quote_spanned!(span=> &#ident #(.#fields)*),
+        Source::Param {
+            ident,
+            by_ref: true,
+        } => quote_spanned!(span=> #ident),
+        Source::Param {
+            ident,
+            by_ref: false,
+        } => quote_spanned!(span=> &#ident),
+    }
+}
+
+/// Each borrowed value as `&dyn Display`, to render the key and tags.
+fn displays(borrows: &[TokenStream]) -> Vec<TokenStream> {
+    borrows
+        .iter()
+        .map(|b| {
+            let span = b.span();
+            quote_spanned!(span=> &#b as &dyn ::core::fmt::Display)
+        })
+        .collect()
 }
 
 /// `&T` with its lifetime dropped, so it can be re-borrowed from an owned
@@ -127,6 +165,15 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
             "::",
             ::core::stringify!(#ident)
         )),
+    };
+    // A method's default name also names its type, which only its body can
+    // see (the `static` spec cannot name `Self`): the runtime reads it once.
+    let self_type = if args.name.is_none() && f.kind.receiver() {
+        quote!(::core::option::Option::Some(
+            ::core::any::type_name::<Self> as fn() -> &'static str
+        ))
+    } else {
+        quote!(::core::option::Option::None)
     };
     let key_type = &plan.key_type;
     let id = segments(&p, &plan.id);
@@ -172,24 +219,17 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
         .adapters
         .iter()
         .map(|(local, expr)| quote_spanned!(expr.span()=> let #local = #expr;));
-    let key_parts: Vec<&TokenStream> = plan.values[..plan.n_key]
-        .iter()
-        .map(|v| &v.borrow)
-        .collect();
-    let q = quote!((#(#key_parts,)*));
-    let displays: Vec<TokenStream> = plan
+    let borrows: Vec<TokenStream> = plan
         .values
         .iter()
-        .map(|v| {
-            let b = &v.borrow;
-            let span = b.span();
-            quote_spanned!(span=> &#b as &dyn ::core::fmt::Display)
-        })
+        .map(|v| borrow(v, &plan.adapters))
         .collect();
-    let key_asserts = plan.values.iter().take(plan.n_key).map(|v| {
-        let b = &v.borrow;
-        quote_spanned!(b.span()=> #p::assert_key_part(#b);)
-    });
+    let key_parts = &borrows[..plan.n_key];
+    let q = quote!((#(#key_parts,)*));
+    let displays = displays(&borrows);
+    let key_asserts = key_parts
+        .iter()
+        .map(|b| quote_spanned!(b.span()=> #p::assert_key_part(#b);));
     let vspan = check::value_span(f);
     let value_assert = quote_spanned!(vspan=> #p::assert_value::<#value_ty>(););
 
@@ -258,6 +298,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 let __cachewright_q = #q;
                 let __cachewright_uc = __CACHEWRIGHT_USE_CASE.get::<_, #value_ty>(
                     &__cachewright_q,
+                    #self_type,
                     #cache,
                     #negative,
                     (&#p::CodecProbe::<#value_ty>::new()).value_codec(),
@@ -428,152 +469,6 @@ fn refresh_code(
     }
 }
 
-/// `#[cache_write]`: parse, validate, expand; on error, the function as it
-/// was plus every error.
-pub(crate) fn cache_write(args: TokenStream, item: TokenStream) -> TokenStream {
-    let (item_fn, args, mut errors) =
-        match parse_item(&item, args, "cache_write", crate::attr::WriteArgs::parse) {
-            Ok(parsed) => parsed,
-            Err(out) => return out,
-        };
-    let w = check::writer(item_fn, &mut errors);
-    let plan = check::write_plan(&args, &w, &mut errors);
-    match (errors.finish(), plan) {
-        (Ok(()), Some(plan)) => expand_write(&args, &w, &plan),
-        (Err(e), _) => with_error(item, e),
-        (Ok(()), None) => item,
-    }
-}
-
-/// Replaces each listed identifier with its `keep` twin, inside macro
-/// invocations too.
-fn rename_idents(tokens: TokenStream, names: &[(String, syn::Ident)]) -> TokenStream {
-    use proc_macro2::{Group, TokenTree};
-    tokens
-        .into_iter()
-        .map(|tt| match tt {
-            TokenTree::Ident(id) => match names.iter().find(|(n, _)| id == n) {
-                Some((_, to)) => TokenTree::Ident(syn::Ident::new(&to.to_string(), id.span())),
-                None => TokenTree::Ident(id),
-            },
-            TokenTree::Group(g) => {
-                let mut ng = Group::new(g.delimiter(), rename_idents(g.stream(), names));
-                ng.set_span(g.span());
-                TokenTree::Group(ng)
-            }
-            other => other,
-        })
-        .collect()
-}
-
-fn mentions(tokens: TokenStream, name: &str) -> bool {
-    use proc_macro2::TokenTree;
-    tokens.into_iter().any(|tt| match tt {
-        TokenTree::Ident(id) => id == name,
-        TokenTree::Group(g) => mentions(g.stream(), name),
-        _ => false,
-    })
-}
-
-fn expand_write(
-    args: &crate::attr::WriteArgs,
-    w: &check::Writer,
-    plan: &check::WritePlan,
-) -> TokenStream {
-    let (krate, p) = runtime_paths(args.krate.as_ref());
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = &w.item;
-    let ret: Type = match &sig.output {
-        syn::ReturnType::Default => syn::parse_quote!(()),
-        syn::ReturnType::Type(_, t) => (**t).clone(),
-    };
-    let tags = plan.tags.iter().map(|t| segments(&p, t));
-    let displays = plan.values.iter().map(|v| {
-        let b = &v.borrow;
-        quote_spanned!(b.span()=> &#b as &dyn ::core::fmt::Display)
-    });
-    let cache = match &args.cache {
-        Some(c) => quote_spanned!(c.span()=> #p::AsCache::as_cache(&(#c))),
-        None => quote!(::core::clone::Clone::clone(#p::default_cache())),
-    };
-    let buffer_ms = args.buffer_ms;
-    let buffer = quote!(::core::time::Duration::from_millis(#buffer_ms));
-    // Parameters the recache calls use are kept (cloned) before the body
-    // runs, since the body may consume them.
-    let mut keeps = Vec::new();
-    let mut renames = Vec::new();
-    for prm in &w.params {
-        let name = prm.ident.to_string();
-        if args
-            .recache
-            .iter()
-            .any(|e| mentions(e.to_token_stream(), &name))
-        {
-            let keep = format_ident!("__cachewright_keep_{}", prm.ident);
-            let id = &prm.ident;
-            keeps.push(quote!(let #keep = ::core::clone::Clone::clone(&#id);));
-            renames.push((name, keep));
-        }
-    }
-    let recache: Vec<TokenStream> = args
-        .recache
-        .iter()
-        .map(|e| rename_idents(e.to_token_stream(), &renames))
-        .collect();
-    let succeeded = if w.fallible {
-        quote!(::core::result::Result::is_ok(&__cachewright_r))
-    } else {
-        quote!(true)
-    };
-    // Recached values must count as newer than the invalidation.
-    let recaches = !recache.is_empty();
-    let body = if w.kind.is_async() {
-        let before = args.before.then(|| {
-            quote!(__cachewright_cache.invalidate_tags_buffered_async(::core::clone::Clone::clone(&__cachewright_tags), #buffer).await;)
-        });
-        quote! {
-            #before
-            let __cachewright_r: #ret = async move #block.await;
-                        if #succeeded {
-                #p::invalidate_for_write_async(&__cachewright_cache, __cachewright_tags, #buffer, #recaches).await;
-                #( (&#p::Recache::new(#krate::refresh(|| #recache))).recache().await; )*
-            }
-            __cachewright_r
-        }
-    } else {
-        let before = args.before.then(|| {
-            quote!(__cachewright_cache.invalidate_tags_buffered(::core::clone::Clone::clone(&__cachewright_tags), #buffer);)
-        });
-        quote! {
-            #before
-            let __cachewright_r: #ret = (move || -> #ret #block)();
-                        if #succeeded {
-                #p::invalidate_for_write(&__cachewright_cache, __cachewright_tags, #buffer, #recaches);
-                #( (&#p::Recache::new(#krate::refresh(|| #recache))).recache_now(); )*
-            }
-            __cachewright_r
-        }
-    };
-    let inner = quote! {
-        #[allow(unused_imports)]
-        use #p::{RecacheDone as _, RecacheFuture as _, RecacheSpawn as _, RecacheValue as _};
-        let __cachewright_tags: ::std::vec::Vec<::std::string::String> =
-            #p::render_tags(&[#(#tags),*], &[#(#displays),*]);
-        #(#keeps)*
-        let __cachewright_cache: #p::Cache = #cache;
-        #body
-    };
-    let body = braced_like(block, inner);
-    quote! {
-        #(#attrs)*
-        #vis #sig #body
-    }
-}
-
 /// The paths generated code names the runtime by: `crate = "..."`'s, whose
 /// tokens (and `__private` after them) carry the string's span, so that a
 /// wrong path is reported at the string; or `::cachewright`.
@@ -584,98 +479,5 @@ fn runtime_paths(krate: Option<&syn::Path>) -> (TokenStream, TokenStream) {
             (quote!(#path), quote_spanned!(span=> #path::__private))
         }
         None => (quote!(::cachewright), quote!(::cachewright::__private)),
-    }
-}
-
-/// `#[bg_writer]`: the function becomes the loader of a `static` of the same
-/// name, a `cachewright::BgWriter<T>`.
-pub(crate) fn bg_writer(args: TokenStream, item: TokenStream) -> TokenStream {
-    let (f, args, mut errors) =
-        match parse_item(&item, args, "bg_writer", crate::attr::BgArgs::parse) {
-            Ok(parsed) => parsed,
-            Err(out) => return out,
-        };
-    let ret = check::bg_writer(&f, &args, &mut errors);
-    if let Err(e) = errors.finish() {
-        return with_error(item, e);
-    }
-    let (krate, p) = runtime_paths(args.krate.as_ref());
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = &f;
-    let ident = &sig.ident;
-    let loader = format_ident!("__cachewright_bg_{}", ident);
-    let (value, fallible) = check::ok_type(&ret);
-    let on_error = args
-        .on_error
-        .as_ref()
-        .map(|h| quote_spanned!(h.span()=> (#h)(&__cachewright_e);));
-    let settle = if fallible {
-        quote! {
-            match __cachewright_r {
-                ::core::result::Result::Ok(v) => ::core::result::Result::Ok(v),
-                ::core::result::Result::Err(__cachewright_e) => {
-                    #on_error
-                    ::core::result::Result::Err(#p::BgFailure::new(&__cachewright_e))
-                }
-            }
-        }
-    } else {
-        quote!(::core::result::Result::Ok(__cachewright_r))
-    };
-    let load = if sig.asyncness.is_some() {
-        quote! {
-            #p::BgLoader::Async(|| ::std::boxed::Box::pin(async {
-                let __cachewright_r = #loader().await;
-                #settle
-            }))
-        }
-    } else {
-        quote! {
-            #p::BgLoader::Sync(|| {
-                let __cachewright_r = #loader();
-                #settle
-            })
-        }
-    };
-    let key = args.key.as_ref().map(|k| quote!(#k)).unwrap_or_default();
-    let interval_ms = args.interval_ms.unwrap_or(0);
-    let ttl_ms = opt(args.ttl_ms);
-    let run_immediately = args.run_immediately.unwrap_or(true);
-    let name = match &args.name {
-        Some(l) => quote!(#l),
-        None => quote!(::core::concat!(
-            ::core::module_path!(),
-            "::",
-            ::core::stringify!(#ident)
-        )),
-    };
-    let cache = match &args.cache {
-        Some(c) => quote_spanned!(c.span()=> || #p::AsCache::as_cache(&(#c))),
-        None => quote!(|| ::core::clone::Clone::clone(#p::default_cache())),
-    };
-    let asyncness = &sig.asyncness;
-    let output = &sig.output;
-    let loader_fn = braced_like(block, quote!(#block));
-    quote! {
-        #[doc(hidden)]
-        #asyncness fn #loader() #output #loader_fn
-
-        #(#attrs)*
-        #[allow(non_upper_case_globals)]
-        #vis static #ident: #krate::BgWriter<#value> = #krate::BgWriter::new(
-            #p::BgSpec {
-                key: #key,
-                interval_ms: #interval_ms,
-                ttl_ms: #ttl_ms,
-                run_immediately: #run_immediately,
-                name: #name,
-            },
-            #load,
-            #cache,
-        );
     }
 }

@@ -9,6 +9,7 @@
 mod attr;
 mod check;
 mod expand;
+mod plan;
 mod template;
 
 #[cfg(test)]

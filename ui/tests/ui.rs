@@ -15,6 +15,8 @@ fn ui() {
     t.compile_fail("tests/ui/shape/*.rs");
     t.compile_fail("tests/ui/bounds/*.rs");
     t.compile_fail("tests/ui/multi/*.rs");
+    // A method says how its receiver is keyed.
+    t.compile_fail("tests/ui/receiver/*.rs");
     // Lints still fire on the user's code through the expansion.
     t.compile_fail("tests/ui/lints/*.rs");
     t.compile_fail("tests/ui/write/*.rs");

@@ -3,7 +3,7 @@
 //! API, the remote layers' read and write paths, invalidation, the bus.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -87,7 +87,7 @@ struct Inner {
     /// asking for different types under one key load apart).
     flights: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     counters: Counters,
-    use_cases: Mutex<Vec<&'static dyn UseCaseInfo>>,
+    use_cases: Mutex<UseCases>,
     layers: Vec<Arc<RemoteLayer>>,
     local_ttl: Option<Duration>,
     codec: Codec,
@@ -97,6 +97,14 @@ struct Inner {
     origin: u64,
     /// Invalidations owed to the first remote layer or the bus.
     outbox: outbox::Outbox,
+}
+
+/// A cache's use cases, one per name.
+#[derive(Default)]
+struct UseCases {
+    /// Names taken, including those of use cases being built.
+    names: HashSet<&'static str>,
+    all: Vec<&'static dyn UseCaseInfo>,
 }
 
 /// Which invalidation bus a cache uses.
@@ -293,7 +301,7 @@ impl CacheBuilder {
                 store: Store::new(self.capacity),
                 flights: Mutex::default(),
                 counters: Counters::default(),
-                use_cases: Mutex::new(Vec::new()),
+                use_cases: Mutex::default(),
                 layers: self
                     .layers
                     .into_iter()
@@ -382,20 +390,27 @@ impl Cache {
         Key::new(&self.inner.namespace, &self.inner.version, key_type, id)
     }
 
+    /// Takes `name` for a use case about to be built; false when another
+    /// use case of this cache has it. Once per use case, never on a call's
+    /// path.
+    pub(crate) fn claim_name(&self, name: &'static str) -> bool {
+        self.registry().names.insert(name)
+    }
+
+    /// Lists a built use case (whose name it claimed) in stats and controls.
     pub(crate) fn register(&self, uc: &'static dyn UseCaseInfo) {
+        self.registry().all.push(uc);
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, UseCases> {
         self.inner
             .use_cases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(uc);
     }
 
     fn use_cases(&self) -> Vec<&'static dyn UseCaseInfo> {
-        self.inner
-            .use_cases
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.registry().all.clone()
     }
 
     /// Counters of every use case of this cache (the direct API's under the

@@ -105,7 +105,7 @@ where
         let negative = self.negative.is_some_and(|f| f(&v));
         let Some(life) = self.policy.lifetime(negative, said.directive) else {
             tracing::debug!(
-                use_case = self.spec.name,
+                use_case = self.name,
                 key = miss.urn.as_str(),
                 "result not cached"
             );
@@ -117,7 +117,7 @@ where
         if !self.cache.current(stamp, &entry.tags, miss.urn.as_str()) {
             self.counters.discarded();
             tracing::debug!(
-                use_case = self.spec.name,
+                use_case = self.name,
                 key = miss.urn.as_str(),
                 "an invalidation came while the value loaded; not stored"
             );
@@ -147,7 +147,7 @@ where
             Admitted::Stored { evicted_live: true } => self.counters.evicted(1),
             Admitted::Stored { .. } | Admitted::Occupied => {}
             Admitted::Refused => tracing::debug!(
-                use_case = self.spec.name,
+                use_case = self.name,
                 key = urn,
                 "not kept in process: invalidated already, or the bus is down"
             ),
@@ -170,8 +170,8 @@ where
         match (codec.encode)(urn, entry, self.cache.codec()) {
             Ok(bytes) => Some((bytes, remaining)),
             Err(e) => {
-                tracing::warn!(use_case = self.spec.name, key = %crate::key::Shown(urn), "value does not encode; kept in process only");
-                tracing::debug!(use_case = self.spec.name, key = urn, error = %e, "value does not encode");
+                tracing::warn!(use_case = self.name, key = %crate::key::Shown(urn), "value does not encode; kept in process only");
+                tracing::debug!(use_case = self.name, key = urn, error = %e, "value does not encode");
                 None
             }
         }
@@ -328,11 +328,7 @@ where
         match &r {
             Ok(v) if self.blocking => uc.store_blocking(miss, v.clone(), said, stamp, to),
             Ok(v) => uc.store_async(miss, v.clone(), said, stamp, to).await,
-            Err(_) => tracing::debug!(
-                use_case = uc.spec.name,
-                key = miss.urn.as_str(),
-                "loader failed"
-            ),
+            Err(_) => tracing::debug!(use_case = uc.name, key = miss.urn.as_str(), "loader failed"),
         }
         r.map(|v| (v, stamp))
     }

@@ -36,6 +36,8 @@ pub use spec::*;
 /// the life of the process.
 pub struct UseCase<K, V> {
     spec: &'static UseCaseSpec,
+    /// The spec's name, or a method's default name with its type.
+    name: &'static str,
     cache: Cache,
     clock: Clock,
     store: Store<K, Held<V>>,
@@ -58,7 +60,7 @@ pub struct UseCase<K, V> {
 impl<K, V> fmt::Debug for UseCase<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UseCase")
-            .field("name", &self.spec.name)
+            .field("name", &self.name)
             .field("cache", &self.cache.name())
             .finish_non_exhaustive()
     }
@@ -89,12 +91,18 @@ impl UseCaseSlot {
     }
 
     /// The use case, built on first call in `cache`. The key type follows
-    /// from the borrowed key `_q`. `None` only if one slot were used with two
-    /// value types, which generated code never does.
+    /// from the borrowed key `_q`. A method named by default passes
+    /// `type_name::<Self>` as `self_type`, which names it
+    /// `module::Type::method` (see [`UseCaseSpec::name_with`]). `None` (the
+    /// call then runs uncached) when another use case of the cache had the
+    /// name first (logged once, at error level, when this one is built), or
+    /// if one slot were used with two value types, which generated code
+    /// never does.
     #[inline]
     pub fn get<Q, V>(
         &'static self,
         _q: &Q,
+        self_type: Option<fn() -> &'static str>,
         cache: impl FnOnce() -> Cache,
         negative: Option<fn(&V) -> bool>,
         codec: Option<ValueCodec<V>>,
@@ -107,12 +115,13 @@ impl UseCaseSlot {
         if let Some(b) = self.cell.get() {
             return b.downcast_ref();
         }
-        self.init(cache, negative, codec)
+        self.init(self_type, cache, negative, codec)
     }
 
     #[cold]
     fn init<K, V>(
         &'static self,
+        self_type: Option<fn() -> &'static str>,
         cache: impl FnOnce() -> Cache,
         negative: Option<fn(&V) -> bool>,
         codec: Option<ValueCodec<V>>,
@@ -125,7 +134,18 @@ impl UseCaseSlot {
         let b = self.cell.get_or_init(|| {
             built = true;
             let cache = cache();
-            Box::new(UseCase::<K, V>::new(&self.spec, cache, negative, codec))
+            let name = self.spec.name_with(self_type.map(|f| f()));
+            if !cache.claim_name(name) {
+                tracing::error!(
+                    use_case = name,
+                    cache = cache.name(),
+                    "another use case of this cache has this name already; this one runs uncached (its function runs on every call): give one of them its own `name = \"...\"`"
+                );
+                return Box::new(Rejected);
+            }
+            Box::new(UseCase::<K, V>::new(
+                &self.spec, name, cache, negative, codec,
+            ))
         });
         let uc = b.downcast_ref::<UseCase<K, V>>()?;
         if built {
@@ -135,17 +155,22 @@ impl UseCaseSlot {
     }
 }
 
+/// What a slot holds when its name was taken in its cache: no use case, so
+/// [`UseCaseSlot::get`] returns `None` and every call runs uncached. Two use
+/// cases of one name would share URNs in remote layers, stats and controls.
+struct Rejected;
+
 impl<K, V> UseCaseInfo for UseCase<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     fn name(&self) -> &'static str {
-        self.spec.name
+        self.name
     }
     fn stats(&self) -> Stats {
         self.counters
-            .snapshot(self.spec.name, self.store.len(), self.store.capacity())
+            .snapshot(self.name, self.store.len(), self.store.capacity())
     }
     fn reset_stats(&self) {
         self.counters.reset();
@@ -172,6 +197,7 @@ where
 {
     fn new(
         spec: &'static UseCaseSpec,
+        name: &'static str,
         cache: Cache,
         negative: Option<fn(&V) -> bool>,
         codec: Option<ValueCodec<V>>,
@@ -180,7 +206,7 @@ where
         let wants_remote = spec.layers.remote() && !cache.layers().is_empty();
         if wants_remote && codec.is_none() {
             tracing::warn!(
-                use_case = spec.name,
+                use_case = name,
                 "the value type is not Serialize + DeserializeOwned: cached in process only"
             );
         }
@@ -194,6 +220,7 @@ where
         };
         UseCase {
             spec,
+            name,
             clock: cache.clock().clone(),
             store: Store::new(capacity),
             marks: cache.marks().clone(),
@@ -217,7 +244,7 @@ where
 
     /// The use case's name.
     pub fn name(&self) -> &'static str {
-        self.spec.name
+        self.name
     }
 
     /// The cache this use case stores into.
@@ -264,11 +291,11 @@ where
                     self.counters.negative_hit();
                 }
                 if fresh {
-                    tracing::trace!(use_case = self.spec.name, "cache hit");
+                    tracing::trace!(use_case = self.name, "cache hit");
                     Lookup::Hit(v)
                 } else {
                     self.counters.stale_hit();
-                    tracing::debug!(use_case = self.spec.name, "cache stale hit");
+                    tracing::debug!(use_case = self.name, "cache stale hit");
                     Lookup::Stale(v)
                 }
             }
@@ -293,7 +320,7 @@ where
         let (urn, tags) = self.render(values);
         if mode == Mode::Normal {
             self.counters.miss();
-            tracing::debug!(use_case = self.spec.name, key = urn.as_str(), "cache miss");
+            tracing::debug!(use_case = self.name, key = urn.as_str(), "cache miss");
         }
         Miss {
             hash: self.store.hash(q),
@@ -308,7 +335,7 @@ where
         self.spec.key.render(
             self.cache.namespace(),
             self.cache.version(),
-            self.spec.name,
+            self.name,
             values,
         )
     }

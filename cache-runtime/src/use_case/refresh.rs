@@ -28,7 +28,7 @@ where
                 self.settle_background(&miss, lead, r);
             });
         if let Err(e) = spawned {
-            tracing::warn!(use_case = self.spec.name, error = %e, "could not start a refresh thread");
+            tracing::warn!(use_case = self.name, error = %e, "could not start a refresh thread");
         }
     }
 
@@ -77,7 +77,7 @@ where
             Ok((v, s)) => lead.finish(|| Outcome::Done(v, s)),
             Err(RefreshFailed) => {
                 tracing::warn!(
-                    use_case = self.spec.name,
+                    use_case = self.name,
                     key = %crate::key::Shown(miss.urn.as_str()),
                     "background refresh failed; the stale value stays until its window ends"
                 );

@@ -29,6 +29,33 @@ pub struct UseCaseSpec {
     pub remote_ttl_ms: Option<u64>,
 }
 
+impl UseCaseSpec {
+    /// The use case's name: `name`, or, given the type a method is defined
+    /// on (`type_name::<Self>()`), `name`'s module path, the type's own name
+    /// (its last path segment, without generic arguments) and the method:
+    /// `module::Svc::get` for `module::get` on `module::Svc<D>`. Two methods
+    /// of one name in two impl blocks of one module are then two use cases.
+    /// Called once per use case; a method's name is leaked (one small string
+    /// per cached method, for the life of the process).
+    pub fn name_with(&self, self_type: Option<&str>) -> &'static str {
+        let Some(ty) = self_type.map(type_segment).filter(|t| !t.is_empty()) else {
+            return self.name;
+        };
+        let name = match self.name.rsplit_once("::") {
+            Some((module, method)) => format!("{module}::{ty}::{method}"),
+            None => format!("{ty}::{}", self.name),
+        };
+        Box::leak(name.into_boxed_str())
+    }
+}
+
+/// `Svc` of `app::db::Svc<app::Pg>`, `&app::Svc` or `dyn app::Svc`.
+fn type_segment(type_name: &str) -> &str {
+    let path = type_name.split('<').next().unwrap_or(type_name);
+    let last = path.rsplit("::").next().unwrap_or(path);
+    last.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_'))
+}
+
 /// Which layers a use case keeps its values in (`layers = ...`).
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,5 +252,49 @@ pub trait ViaNothing<E> {
 impl<E> ViaNothing<E> for &ErrorProbe<E> {
     fn share_error(&self) -> ShareError<E> {
         ShareError::none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &'static str) -> UseCaseSpec {
+        UseCaseSpec {
+            name,
+            key: KeyTemplate {
+                key_type: "k",
+                id: &[],
+                args: &[],
+                tags: &[],
+            },
+            ttl_ms: None,
+            swr_ms: 0,
+            negative_ttl_ms: None,
+            jitter: 0.0,
+            capacity: None,
+            layers: LayerChoice::All,
+            local_ttl_ms: None,
+            remote_ttl_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_method_is_named_after_its_type() {
+        let s = spec("app::db::get");
+        assert_eq!(s.name_with(None), "app::db::get");
+        assert_eq!(s.name_with(Some("app::db::Svc")), "app::db::Svc::get");
+        assert_eq!(
+            s.name_with(Some("app::db::Svc<app::Pg, alloc::vec::Vec<u8>>")),
+            "app::db::Svc::get"
+        );
+        assert_eq!(s.name_with(Some("&app::db::Svc")), "app::db::Svc::get");
+        assert_eq!(s.name_with(Some("dyn app::db::Repo")), "app::db::Repo::get");
+        assert_eq!(spec("get").name_with(Some("Svc")), "Svc::get");
+        assert_eq!(
+            s.name_with(Some("<>")),
+            "app::db::get",
+            "no name: the spec's"
+        );
     }
 }

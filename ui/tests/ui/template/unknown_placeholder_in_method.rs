@@ -5,7 +5,7 @@ struct Repo {
 }
 
 impl Repo {
-    #[cachewright::cached(key = "row:<tenant>:<i>", ttl = 60)]
+    #[cachewright::cached(key = "row:<tenant>:<i>", ttl = 60, ignore = [self])]
     fn row(&self, i: u64) -> u64 {
         i + self.tenant.len() as u64
     }
