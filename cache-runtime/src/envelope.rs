@@ -513,4 +513,65 @@ mod tests {
         assert_eq!(back, entry());
         assert!(decode::<Vec<String>>(&bytes, Codec::Json, URN, &tags()).is_err());
     }
+
+    mod fuzz {
+        //! Decoding never panics and never hands back another key's or
+        //! type's value, whatever the bytes: random bytes, and valid
+        //! envelopes with bytes flipped, cut or appended. The case count
+        //! follows `PROPTEST_CASES` (default 20 000 per property; the issue's
+        //! longer run: `PROPTEST_CASES=1000000 cargo test --release -p
+        //! cachewright-runtime --lib envelope::tests::fuzz`).
+        use super::*;
+        use proptest::prelude::*;
+
+        fn cases() -> u32 {
+            std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(20_000)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+            #[test]
+            fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let _ = decode::<Vec<String>>(&bytes, Codec::Json, URN, &tags());
+                let _ = decode::<u64>(&bytes, Codec::Json, URN, &tags());
+            }
+
+            #[test]
+            fn mutated_envelopes_never_panic_or_change_key(
+                flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+                cut in any::<usize>(),
+                tail in proptest::collection::vec(any::<u8>(), 0..20),
+            ) {
+                let mut bytes = encode(URN, &entry(), Codec::Json).unwrap();
+                prefix_tail_flip(&mut bytes, &flips, cut, &tail);
+                if let Ok(e) = decode::<Vec<String>>(&bytes, Codec::Json, URN, &tags()) {
+                    // Whatever survived decodes as this key's, this type's.
+                    prop_assert!(e.stale_until_ms >= e.fresh_until_ms);
+                }
+                prop_assert!(decode::<Vec<String>>(&bytes, Codec::Json, "urn:t:v1:user:2#f", &tags()).is_err()
+                    || bytes[KEY_AT] != encode(URN, &entry(), Codec::Json).unwrap()[KEY_AT]);
+            }
+
+            #[test]
+            fn tag_lines_never_panic(line in proptest::collection::vec(any::<u8>(), 0..120)) {
+                let n = tags_of(&line).take(200).count();
+                prop_assert!(n <= line.len() + 1);
+            }
+        }
+
+        fn prefix_tail_flip(bytes: &mut Vec<u8>, flips: &[(usize, u8)], cut: usize, tail: &[u8]) {
+            for &(at, b) in flips {
+                let i = at % bytes.len();
+                bytes[i] = b;
+            }
+            if cut % 3 == 0 {
+                bytes.truncate(cut % (bytes.len() + 1));
+            }
+            bytes.extend_from_slice(tail);
+        }
+    }
 }
