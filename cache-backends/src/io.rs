@@ -57,7 +57,7 @@ where
     });
     // The task applies the limit itself; the margin here only covers a
     // runtime too busy to report.
-    match rx.recv_timeout(limit + Duration::from_millis(250)) {
+    match rx.recv_timeout(limit.saturating_add(Duration::from_millis(250))) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(_)) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Blocked::TimedOut),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Blocked::Unavailable),

@@ -144,7 +144,7 @@ fn stop_all() -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
 /// Spawns a scheduler on the current tokio runtime (so paused test time
 /// drives it), or on cachewright's own runtime outside one.
 fn spawn_task<F: Future<Output = ()> + Send + 'static>(f: F) -> Option<tokio::task::AbortHandle> {
-    if let Ok(h) = tokio::runtime::Handle::try_current() {
+    if let Some(h) = crate::spawn::current_with_timers() {
         return Some(h.spawn(f).abort_handle());
     }
     cachewright_backends::io::handle().map(|h| h.spawn(f).abort_handle())
@@ -157,6 +157,9 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
+    // A period past any schedule's horizon would overflow the ticker's
+    // next deadline: a century is as good as never.
+    let period = period.min(Duration::from_secs(100 * 365 * 86_400));
     if !immediately {
         tokio::time::sleep(period).await;
     }

@@ -115,10 +115,13 @@ impl Cache {
             return;
         };
         let channel = self.channel();
-        match tokio::time::timeout(Duration::from_secs(1), bus.publish(&channel, bytes)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not publish an invalidation"),
-            Err(_) => tracing::warn!("publishing an invalidation timed out"),
+        let published = crate::spawn::within(Duration::from_secs(1), async move {
+            bus.publish(&channel, bytes).await
+        });
+        match published.await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "could not publish an invalidation"),
+            None => tracing::warn!("publishing an invalidation timed out"),
         }
     }
 

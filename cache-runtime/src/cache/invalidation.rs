@@ -65,7 +65,7 @@ impl Cache {
         } else {
             let c = self.clone();
             let key2 = key.clone();
-            let budget = self.remote_budget() + Duration::from_secs(1);
+            let budget = self.remote_budget().saturating_add(Duration::from_secs(1));
             cachewright_backends::io::block_on(
                 async move { c.delete_everywhere(&key2, at).await },
                 budget,
@@ -132,7 +132,10 @@ impl Cache {
     /// their timeouts and one second).
     pub fn flush_all(&self) {
         self.clear_local();
-        let budget = self.remote_budget() * 50 + Duration::from_secs(1);
+        let budget = self
+            .remote_budget()
+            .saturating_mul(50)
+            .saturating_add(Duration::from_secs(1));
         let c = self.clone();
         let _ =
             cachewright_backends::io::block_on(async move { c.flush_all_async().await }, budget);
@@ -152,7 +155,7 @@ impl Cache {
                 .map(|l| l.longest())
                 .max()
                 .unwrap_or_default()
-                + Duration::from_secs(60);
+                .saturating_add(Duration::from_secs(60));
             let items = tags
                 .iter()
                 .map(|t| (self.watermark_key(t), at.to_string().into_bytes(), ttl))
@@ -191,11 +194,23 @@ impl Cache {
 
     /// The async twin of [`wait_past`](Self::wait_past).
     pub(crate) async fn wait_past_async(&self, at: u64) {
+        // Without timers in the caller's runtime, it yields instead, for
+        // as long as the sleeps would have taken.
+        let timers = crate::spawn::current_with_timers().is_some();
+        let start = std::time::Instant::now();
         for _ in 0..20 {
             if self.inner.clock.precise_ms() > at || self.inner.clock.is_manual() {
                 return;
             }
-            tokio::time::sleep(Duration::from_micros(250)).await;
+            if timers {
+                tokio::time::sleep(Duration::from_micros(250)).await;
+            } else {
+                while start.elapsed() < Duration::from_millis(5)
+                    && self.inner.clock.precise_ms() <= at
+                {
+                    tokio::task::yield_now().await;
+                }
+            }
         }
     }
 
@@ -213,7 +228,7 @@ impl Cache {
         if self.inner.layers.is_empty() && self.inner.bus.is_none() {
             return;
         }
-        let budget = self.remote_budget() + Duration::from_secs(1);
+        let budget = self.remote_budget().saturating_add(Duration::from_secs(1));
         let _ = cachewright_backends::io::block_on(f(self.clone()), budget);
     }
 
@@ -335,7 +350,10 @@ impl Cache {
     /// their timeouts and one second).
     pub fn clear(&self) {
         self.clear_local();
-        let budget = self.remote_budget() * 50 + Duration::from_secs(1);
+        let budget = self
+            .remote_budget()
+            .saturating_mul(50)
+            .saturating_add(Duration::from_secs(1));
         if !self.inner.layers.is_empty() || self.inner.bus.is_some() {
             let c = self.clone();
             let _ =

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cachewright_backends::{io, Backend, BackendError, Dedupe, Written};
+use cachewright_backends::{Backend, BackendError, Dedupe, Written};
 
 /// The most an entry without a TTL is kept in a layer without a cap.
 const UNCAPPED: Duration = Duration::from_secs(30 * 86_400);
@@ -221,6 +221,14 @@ struct Counters {
     decode_errors: AtomicU64,
 }
 
+/// The time limits of a read and a write in each of `layers`, added up
+/// (saturating: a layer's timeout may be as large as a user likes).
+pub(crate) fn budget_of(layers: &[Arc<RemoteLayer>]) -> Duration {
+    layers
+        .iter()
+        .fold(Duration::ZERO, |sum, l| sum.saturating_add(l.budget()))
+}
+
 /// One remote layer of a cache.
 pub(crate) struct RemoteLayer {
     pub(crate) backend: Arc<dyn Backend>,
@@ -285,7 +293,7 @@ impl RemoteLayer {
 
     /// The sum of this layer's time limits for one read and one write.
     pub(crate) fn budget(&self) -> Duration {
-        self.timeout * 2
+        self.timeout.saturating_mul(2)
     }
 
     /// Records the outcome of an operation (the breaker, the counters, the
@@ -535,7 +543,10 @@ impl RemoteLayer {
         let b = self.backend.clone();
         let p = prefix.to_owned();
         // Scanning a large keyspace may take longer than one read.
-        let r = run(self.timeout * 50, async move { b.delete_prefix(&p).await }).await;
+        let r = run(self.timeout.saturating_mul(50), async move {
+            b.delete_prefix(&p).await
+        })
+        .await;
         self.settle(Some(permit), "delete_prefix", prefix, r)
     }
 }
@@ -560,20 +571,10 @@ async fn write(
 
 struct Timeout;
 
-/// Runs a backend future with a time limit: in the caller's tokio runtime
-/// when there is one, otherwise on cachewright's i/o runtime.
+/// Runs a backend future with a time limit (see [`crate::spawn::within`]).
 async fn run<T: Send + 'static>(
     limit: Duration,
     fut: impl Future<Output = T> + Send + 'static,
 ) -> Result<T, Timeout> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return tokio::time::timeout(limit, fut).await.map_err(|_| Timeout);
-    }
-    let Some(handle) = io::handle() else {
-        return Err(Timeout);
-    };
-    match handle.spawn(tokio::time::timeout(limit, fut)).await {
-        Ok(Ok(v)) => Ok(v),
-        _ => Err(Timeout),
-    }
+    crate::spawn::within(limit, fut).await.ok_or(Timeout)
 }
