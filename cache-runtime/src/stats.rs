@@ -18,6 +18,7 @@ pub(crate) struct Counters {
     load_errors: AtomicU64,
     load_ns: AtomicU64,
     refreshes: AtomicU64,
+    refreshes_skipped: AtomicU64,
     bypasses: AtomicU64,
     evictions: AtomicU64,
     negative_hits: AtomicU64,
@@ -68,6 +69,9 @@ impl Counters {
     pub(crate) fn refresh(&self) {
         self.refreshes.fetch_add(1, Relaxed);
     }
+    pub(crate) fn refresh_skipped(&self) {
+        self.refreshes_skipped.fetch_add(1, Relaxed);
+    }
     pub(crate) fn bypass(&self) {
         self.bypasses.fetch_add(1, Relaxed);
     }
@@ -90,6 +94,7 @@ impl Counters {
             load_errors: self.load_errors.load(Relaxed),
             load_time: Duration::from_nanos(load_ns),
             refreshes: self.refreshes.load(Relaxed),
+            refreshes_skipped: self.refreshes_skipped.load(Relaxed),
             bypasses: self.bypasses.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
             size,
@@ -110,6 +115,7 @@ impl Counters {
             &self.load_errors,
             &self.load_ns,
             &self.refreshes,
+            &self.refreshes_skipped,
             &self.bypasses,
             &self.evictions,
         ] {
@@ -167,6 +173,10 @@ pub struct Stats {
     pub load_time: Duration,
     /// Background (stale-while-revalidate) refreshes started.
     pub refreshes: u64,
+    /// Background refreshes of sync functions not started because the
+    /// refresh queue was full (the stale value was served; a later call
+    /// tries again).
+    pub refreshes_skipped: u64,
     /// Calls that bypassed the cache.
     pub bypasses: u64,
     /// Entries pushed out to respect the capacity.

@@ -130,7 +130,7 @@ where
         let lease_key = crate::key::lease_key(&s.cache.key_prefix(), self.spec.key);
         let period = Duration::from_millis(self.spec.interval_ms);
         let (lk, tk) = (lease_key.clone(), token.clone());
-        let Some(handle) = spawn_task(every(period, immediately, move || {
+        let Some(handle) = crate::spawn::spawn(every(period, immediately, move || {
             let (lk, tk) = (lk.clone(), tk.clone());
             async move { self.tick(&lk, &tk).await }
         })) else {
@@ -285,8 +285,10 @@ where
             self.ensure_started()?;
             return Ok(v);
         }
-        cachewright_backends::io::block_on(self.get_async(), Duration::from_secs(300))
-            .unwrap_or_else(|_| Err(BgError::Unavailable(self.spec.key.to_owned())))
+        // The loader is user code: it runs on cachewright's runtime for user
+        // work, never on the I/O runtime.
+        crate::spawn::block_on(self.get_async(), Duration::from_secs(300))
+            .unwrap_or_else(|| Err(BgError::Unavailable(self.spec.key.to_owned())))
     }
 
     /// Loads now (waiting for a load in progress to finish first), whatever
