@@ -292,8 +292,15 @@ fn err(e: RedisError) -> BackendError {
     }
 }
 
+/// The longest expiry given to Redis: a century, as good as forever.
+/// Redis refuses (an error, not a cap) an expiry whose time overflows its
+/// 64-bit millisecond clock, which `Duration::MAX` does.
+const MAX_PX: u64 = 100 * 365 * 86_400 * 1_000;
+
 fn px(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_PX)
 }
 
 /// Escapes glob characters for `SCAN MATCH`.
