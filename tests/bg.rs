@@ -211,6 +211,38 @@ async fn on_error_hears_the_error_and_the_old_value_stays() {
     flaky.stop();
 }
 
+static PANICKY_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[bg_writer(key = "panicky", interval = 10, cache = SHARED)]
+async fn panicky() -> u32 {
+    let n = PANICKY_CALLS.fetch_add(1, SeqCst) + 1;
+    if n == 2 {
+        panic!("a bug in the loader");
+    }
+    n
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_async_loader_that_panics_once_fails_that_load_and_the_schedule_goes_on() {
+    let _g = SERIAL.lock().await;
+    panicky.start().unwrap();
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(*panicky.get_async().await.unwrap(), 1);
+    sleep(Duration::from_secs(15)).await;
+    assert_eq!(PANICKY_CALLS.load(SeqCst), 2, "the second load panicked");
+    assert_eq!(
+        *panicky.get_async().await.unwrap(),
+        1,
+        "the old value stays"
+    );
+    assert_eq!(panicky.counts(), (2, 1), "the panic counts as a failure");
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(PANICKY_CALLS.load(SeqCst), 3, "the schedule went on");
+    assert_eq!(*panicky.get_async().await.unwrap(), 3);
+    assert_eq!(panicky.counts(), (3, 1));
+    panicky.stop();
+}
+
 static SLOW_CALLS: AtomicU32 = AtomicU32::new(0);
 static SLOW_IN_FLIGHT: AtomicU32 = AtomicU32::new(0);
 static SLOW_MAX: AtomicU32 = AtomicU32::new(0);

@@ -341,6 +341,30 @@ fn ttls_in_redis_are_capped_and_keys_readable() {
     );
 }
 
+/// A cap and TTLs as large as `Duration::MAX`: Redis takes the longest
+/// expiry it can hold, and the layer reports no error.
+#[test]
+fn ttls_as_large_as_duration_max_are_stored_not_refused() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .namespace("huge")
+        .layer(
+            LayerConfig::new(RedisBackend::from_url(&server.url()).unwrap())
+                .ttl_cap(Duration::MAX)
+                .timeout(Duration::MAX),
+        )
+        .without_bus()
+        .build();
+    cache.set(&cache.key("k", &1), 1u8, Some(Duration::MAX));
+    cache.set(&cache.key("k", &2), 2u8, None);
+    let pttl = |k: &str| -> i64 { redis::cmd("PTTL").arg(k).query(&mut server.conn()).unwrap() };
+    for k in ["urn:huge:v1:k:1", "urn:huge:v1:k:2"] {
+        assert!(pttl(k) > 86_400_000, "{k} kept for long: {}", pttl(k));
+    }
+    let l = &cache.layer_stats()[0];
+    assert_eq!((l.writes, l.errors), (2, 0), "{l:?}");
+}
+
 #[test]
 fn url_selects_the_database_and_a_password_is_used() {
     let server = RedisServer::start();

@@ -2,7 +2,10 @@
 //!
 //! Connections are created here (so their driver tasks live independently of
 //! any user runtime), and sync callers run backend operations here, waiting
-//! on a channel, since a sync function cannot `.await`.
+//! on a channel, since a sync function cannot `.await`. Backends whose
+//! connections are bound to the runtime that opened them (sockets register
+//! with one runtime's reactor) run every operation here with [`run`], so
+//! that any number of user runtimes can share them.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -57,9 +60,42 @@ where
     });
     // The task applies the limit itself; the margin here only covers a
     // runtime too busy to report.
-    match rx.recv_timeout(limit + Duration::from_millis(250)) {
+    match rx.recv_timeout(limit.saturating_add(Duration::from_millis(250))) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(_)) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Blocked::TimedOut),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Blocked::Unavailable),
+    }
+}
+
+/// Runs `fut` on the I/O runtime and awaits its output from wherever the
+/// caller is (any tokio runtime, or none). Dropping the returned future
+/// aborts the task. Already on the I/O runtime, `fut` is simply awaited.
+///
+/// # Errors
+///
+/// [`Blocked::Unavailable`] when the I/O runtime is not available, or the
+/// task was lost (it panicked, or the runtime shut down).
+pub async fn run<F>(fut: F) -> Result<F::Output, Blocked>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = handle().ok_or(Blocked::Unavailable)?;
+    if Handle::try_current().is_ok_and(|h| h.id() == handle.id()) {
+        return Ok(fut.await);
+    }
+    let task = handle.spawn(fut);
+    let abort = AbortOnDrop(task.abort_handle());
+    let out = task.await.map_err(|_| Blocked::Unavailable);
+    drop(abort);
+    out
+}
+
+/// Aborts a task whose output nobody waits for any more.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -58,7 +58,9 @@ return 1
 
 /// A Redis layer: one `ConnectionManager` (a multiplexed connection that
 /// reconnects by itself with bounded exponential back-off), created lazily,
-/// so a Redis that is down at startup delays nothing.
+/// so a Redis that is down at startup delays nothing. Every operation runs
+/// on cachewright's I/O runtime, so one backend serves any number of tokio
+/// runtimes (and sync callers) at once.
 ///
 /// # Examples
 ///
@@ -306,8 +308,15 @@ fn err(e: RedisError) -> BackendError {
     }
 }
 
+/// The longest expiry given to Redis: a century, as good as forever.
+/// Redis refuses (an error, not a cap) an expiry whose time overflows its
+/// 64-bit millisecond clock, which `Duration::MAX` does.
+const MAX_PX: u64 = 100 * 365 * 86_400 * 1_000;
+
 fn px(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_PX)
 }
 
 /// Escapes glob characters for `SCAN MATCH`.
@@ -338,8 +347,39 @@ impl RedisBackend {
     }
 
     /// The connection, for commands of your own (it is cheap to clone).
+    ///
+    /// The backend runs its own commands on cachewright's I/O runtime, where
+    /// the connection is opened and reopened; a command of yours that opens
+    /// it (the first command of all, made before the cache's) binds its
+    /// socket to your runtime instead. Run yours there too if several
+    /// runtimes share the backend:
+    /// `cachewright::backends::io::run(async move { cmd.query_async(&mut conn).await })`.
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+}
+
+/// Runs one operation on `conn` on cachewright's I/O runtime, awaited from
+/// wherever the caller is. The connection's socket is registered with the
+/// reactor of the runtime that opened it, and its driver task lives there:
+/// opened from a caller's runtime (the connection is made lazily, by the
+/// first operation), it would serve other runtimes only while that one is
+/// driven, and die with it. On the I/O runtime, every runtime (and sync
+/// callers) share one connection.
+async fn on_io<T, Fut>(
+    conn: &ConnectionManager,
+    op: impl FnOnce(ConnectionManager) -> Fut,
+) -> Result<T, BackendError>
+where
+    Fut: std::future::Future<Output = Result<T, RedisError>> + Send + 'static,
+    T: Send + 'static,
+{
+    match crate::io::run(op(conn.clone())).await {
+        Ok(r) => r.map_err(err),
+        Err(_) => Err(BackendError::Connection {
+            backend: NAME.into(),
+            source: "cachewright's i/o runtime is not available".into(),
+        }),
     }
 }
 
@@ -350,33 +390,34 @@ impl Backend for RedisBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
-        let mut c = self.conn.clone();
-        redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut c)
-            .await
-            .map_err(err)
+        let cmd = redis::cmd("GET").arg(key).to_owned();
+        on_io(
+            &self.conn,
+            |mut c| async move { cmd.query_async(&mut c).await },
+        )
+        .await
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), BackendError> {
-        let mut c = self.conn.clone();
-        redis::cmd("SET")
+        let cmd = redis::cmd("SET")
             .arg(key)
             .arg(value)
             .arg("PX")
             .arg(px(ttl))
-            .query_async::<()>(&mut c)
-            .await
-            .map_err(err)
+            .to_owned();
+        on_io(&self.conn, |mut c| async move {
+            cmd.query_async::<()>(&mut c).await
+        })
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, BackendError> {
-        let mut c = self.conn.clone();
-        let n: i64 = redis::cmd("DEL")
-            .arg(key)
-            .query_async(&mut c)
-            .await
-            .map_err(err)?;
+        let cmd = redis::cmd("DEL").arg(key).to_owned();
+        let n: i64 = on_io(
+            &self.conn,
+            |mut c| async move { cmd.query_async(&mut c).await },
+        )
+        .await?;
         Ok(n > 0)
     }
 
@@ -388,12 +429,12 @@ impl Backend for RedisBackend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut c = self.conn.clone();
-        redis::cmd("MGET")
-            .arg(keys)
-            .query_async(&mut c)
-            .await
-            .map_err(err)
+        let cmd = redis::cmd("MGET").arg(keys).to_owned();
+        on_io(
+            &self.conn,
+            |mut c| async move { cmd.query_async(&mut c).await },
+        )
+        .await
     }
 
     async fn set_many(&self, items: Vec<(String, Vec<u8>, Duration)>) -> Result<(), BackendError> {
@@ -409,8 +450,10 @@ impl Backend for RedisBackend {
                 .arg(px(ttl))
                 .ignore();
         }
-        let mut c = self.conn.clone();
-        pipe.query_async::<()>(&mut c).await.map_err(err)
+        on_io(&self.conn, |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
     }
 
     async fn raise_many(&self, items: Vec<(String, u64, Duration)>) -> Result<(), BackendError> {
@@ -439,16 +482,18 @@ impl Backend for RedisBackend {
         value: Vec<u8>,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
-        let mut c = self.conn.clone();
-        let r: Option<String> = redis::cmd("SET")
+        let cmd = redis::cmd("SET")
             .arg(key)
             .arg(value)
             .arg("NX")
             .arg("PX")
             .arg(px(ttl))
-            .query_async(&mut c)
-            .await
-            .map_err(err)?;
+            .to_owned();
+        let r: Option<String> = on_io(
+            &self.conn,
+            |mut c| async move { cmd.query_async(&mut c).await },
+        )
+        .await?;
         Ok(r.is_some())
     }
 
@@ -471,19 +516,20 @@ impl Backend for RedisBackend {
             return Ok(Written::Value);
         }
         let (hash, header) = (hash.to_vec(), header.to_vec());
-        let mut c = self.conn.clone();
-        let wrote: i64 = self
-            .dedupe
-            .key(key)
-            .arg(value)
-            .arg(px(ttl))
-            .arg(dedupe.hash.start)
-            .arg(dedupe.hash.end - 1)
-            .arg(hash)
-            .arg(header)
-            .invoke_async(&mut c)
-            .await
-            .map_err(err)?;
+        let (script, key, range) = (self.dedupe.clone(), key.to_owned(), dedupe.hash.clone());
+        let wrote: i64 = on_io(&self.conn, |mut c| async move {
+            script
+                .key(key)
+                .arg(value)
+                .arg(px(ttl))
+                .arg(range.start)
+                .arg(range.end - 1)
+                .arg(hash)
+                .arg(header)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await?;
         Ok(if wrote == 1 {
             Written::Value
         } else {
@@ -492,25 +538,29 @@ impl Backend for RedisBackend {
     }
 
     async fn renew_if(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, BackendError> {
-        let mut c = self.conn.clone();
-        let n: i64 = Script::new(RENEW_IF)
-            .key(key)
-            .arg(token)
-            .arg(px(ttl))
-            .invoke_async(&mut c)
-            .await
-            .map_err(err)?;
+        let (key, token) = (key.to_owned(), token.to_vec());
+        let n: i64 = on_io(&self.conn, |mut c| async move {
+            Script::new(RENEW_IF)
+                .key(key)
+                .arg(token)
+                .arg(px(ttl))
+                .invoke_async(&mut c)
+                .await
+        })
+        .await?;
         Ok(n == 1)
     }
 
     async fn delete_if(&self, key: &str, token: &[u8]) -> Result<bool, BackendError> {
-        let mut c = self.conn.clone();
-        let n: i64 = Script::new(DELETE_IF)
-            .key(key)
-            .arg(token)
-            .invoke_async(&mut c)
-            .await
-            .map_err(err)?;
+        let (key, token) = (key.to_owned(), token.to_vec());
+        let n: i64 = on_io(&self.conn, |mut c| async move {
+            Script::new(DELETE_IF)
+                .key(key)
+                .arg(token)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await?;
         Ok(n == 1)
     }
 
@@ -522,33 +572,30 @@ impl Backend for RedisBackend {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BackendError> {
-        let mut c = self.conn.clone();
         let pattern = format!("{}*", glob_escape(prefix));
-        let mut cursor: u64 = 0;
-        let mut deleted = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut c)
-                .await
-                .map_err(err)?;
-            if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(&keys)
+        on_io(&self.conn, |mut c| async move {
+            let mut cursor: u64 = 0;
+            let mut deleted = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
                     .query_async(&mut c)
-                    .await
-                    .map_err(err)?;
-                deleted += n;
+                    .await?;
+                if !keys.is_empty() {
+                    let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut c).await?;
+                    deleted += n;
+                }
+                if next == 0 {
+                    return Ok(deleted);
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
-        }
+        })
+        .await
     }
 }
 
@@ -570,14 +617,11 @@ impl std::fmt::Debug for RedisBus {
 #[async_trait]
 impl Bus for RedisBus {
     async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), BackendError> {
-        let mut c = self.conn.clone();
-        redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(payload)
-            .query_async::<i64>(&mut c)
-            .await
-            .map(|_| ())
-            .map_err(err)
+        let cmd = redis::cmd("PUBLISH").arg(channel).arg(payload).to_owned();
+        on_io(&self.conn, |mut c| async move {
+            cmd.query_async::<i64>(&mut c).await.map(|_| ())
+        })
+        .await
     }
 
     fn subscribe(&self, channel: &str, sink: BusSink) {

@@ -161,9 +161,12 @@ pub trait RecacheSpawn {
 impl<F: Future + Send + 'static> RecacheSpawn for Recache<F> {
     fn recache_now(&self) {
         if let Some(f) = self.0.take() {
-            crate::spawn::spawn(async move {
+            let spawned = crate::spawn::spawn(async move {
                 crate::context::refresh_async(f).await;
             });
+            if spawned.is_none() {
+                tracing::warn!("no runtime to recache on; recache skipped");
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ pub(crate) struct Counters {
     load_errors: AtomicU64,
     load_ns: AtomicU64,
     refreshes: AtomicU64,
+    refreshes_skipped: AtomicU64,
     bypasses: AtomicU64,
     evictions: AtomicU64,
     discarded: AtomicU64,
@@ -69,6 +70,9 @@ impl Counters {
     pub(crate) fn refresh(&self) {
         self.refreshes.fetch_add(1, Relaxed);
     }
+    pub(crate) fn refresh_skipped(&self) {
+        self.refreshes_skipped.fetch_add(1, Relaxed);
+    }
     pub(crate) fn bypass(&self) {
         self.bypasses.fetch_add(1, Relaxed);
     }
@@ -94,6 +98,7 @@ impl Counters {
             load_errors: self.load_errors.load(Relaxed),
             load_time: Duration::from_nanos(load_ns),
             refreshes: self.refreshes.load(Relaxed),
+            refreshes_skipped: self.refreshes_skipped.load(Relaxed),
             bypasses: self.bypasses.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
             discarded: self.discarded.load(Relaxed),
@@ -115,6 +120,7 @@ impl Counters {
             &self.load_errors,
             &self.load_ns,
             &self.refreshes,
+            &self.refreshes_skipped,
             &self.bypasses,
             &self.evictions,
             &self.discarded,
@@ -173,6 +179,10 @@ pub struct Stats {
     pub load_time: Duration,
     /// Background (stale-while-revalidate) refreshes started.
     pub refreshes: u64,
+    /// Background refreshes of sync functions not started because the
+    /// refresh queue was full (the stale value was served; a later call
+    /// tries again).
+    pub refreshes_skipped: u64,
     /// Calls that bypassed the cache.
     pub bypasses: u64,
     /// Entries pushed out to respect the capacity.

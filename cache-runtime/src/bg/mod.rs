@@ -141,15 +141,6 @@ fn stop_all() -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
     running.iter().filter_map(|s| s.stop()).collect()
 }
 
-/// Spawns a scheduler on the current tokio runtime (so paused test time
-/// drives it), or on cachewright's own runtime outside one.
-fn spawn_task<F: Future<Output = ()> + Send + 'static>(f: F) -> Option<tokio::task::AbortHandle> {
-    if let Ok(h) = tokio::runtime::Handle::try_current() {
-        return Some(h.spawn(f).abort_handle());
-    }
-    cachewright_backends::io::handle().map(|h| h.spawn(f).abort_handle())
-}
-
 /// Runs `tick` every `period`, the first time at once or after one period.
 /// A slow tick delays the next one: ticks never overlap.
 async fn every<F, Fut>(period: Duration, immediately: bool, mut tick: F)
@@ -157,6 +148,9 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
+    // A period past any schedule's horizon would overflow the ticker's
+    // next deadline: a century is as good as never.
+    let period = period.min(Duration::from_secs(100 * 365 * 86_400));
     if !immediately {
         tokio::time::sleep(period).await;
     }

@@ -136,7 +136,7 @@ where
         }
         let period = Duration::from_millis(self.interval_ms);
         let immediately = self.run_immediately;
-        let handle = spawn_task(every(period, immediately, move || async move {
+        let handle = crate::spawn::spawn(every(period, immediately, move || async move {
             let s = self.shared();
             let _g = s.loading.lock().await;
             if s.pull().await.is_none() {

@@ -130,7 +130,7 @@ where
         let lease_key = crate::key::lease_key(&s.cache.key_prefix(), self.spec.key);
         let period = Duration::from_millis(self.spec.interval_ms);
         let (lk, tk) = (lease_key.clone(), token.clone());
-        let Some(handle) = spawn_task(every(period, immediately, move || {
+        let Some(handle) = crate::spawn::spawn(every(period, immediately, move || {
             let (lk, tk) = (lk.clone(), tk.clone());
             async move { self.tick(&lk, &tk).await }
         })) else {
@@ -199,14 +199,21 @@ where
     /// value stays.
     async fn load_locked(&'static self) -> Result<Arc<T>, BgError> {
         let s = self.shared();
+        // A loader that panics fails this load like an error: the schedule
+        // goes on.
         let r = match self.loader {
-            BgLoader::Async(f) => f().await,
+            BgLoader::Async(f) => CatchPanic(f())
+                .await
+                .unwrap_or_else(|p| Err(panicked(self.spec.name, &*p))),
             BgLoader::Sync(f) => match tokio::runtime::Handle::try_current() {
-                Ok(h) => h
-                    .spawn_blocking(f)
-                    .await
-                    .unwrap_or_else(|_| Err(BgFailure("the loader panicked".into()))),
-                Err(_) => f(),
+                Ok(h) => h.spawn_blocking(f).await.unwrap_or_else(|e| {
+                    Err(match e.try_into_panic() {
+                        Ok(p) => panicked(self.spec.name, &*p),
+                        Err(_) => BgFailure("the loader was cancelled".into()),
+                    })
+                }),
+                Err(_) => std::panic::catch_unwind(f)
+                    .unwrap_or_else(|p| Err(panicked(self.spec.name, &*p))),
             },
         };
         s.loads.fetch_add(1, Ordering::Relaxed);
@@ -285,8 +292,10 @@ where
             self.ensure_started()?;
             return Ok(v);
         }
-        cachewright_backends::io::block_on(self.get_async(), Duration::from_secs(300))
-            .unwrap_or_else(|_| Err(BgError::Unavailable(self.spec.key.to_owned())))
+        // The loader is user code: it runs on cachewright's runtime for user
+        // work, never on the I/O runtime.
+        crate::spawn::block_on(self.get_async(), Duration::from_secs(300))
+            .unwrap_or_else(|| Err(BgError::Unavailable(self.spec.key.to_owned())))
     }
 
     /// Loads now (waiting for a load in progress to finish first), whatever
@@ -306,5 +315,37 @@ where
         let s = self.shared();
         s.cache.delete(&s.key);
         s.drop_current();
+    }
+}
+
+/// The failure of a loader that panicked. Its message may carry anything,
+/// so it is logged at debug level only.
+fn panicked(writer: &str, payload: &(dyn std::any::Any + Send)) -> BgFailure {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("");
+    tracing::debug!(writer, panic = message, "background loader panicked");
+    BgFailure("the loader panicked".into())
+}
+
+/// A loader's future, with a panic while it is polled turned into an
+/// `Err` of the panic's payload (the future is not polled again).
+struct CatchPanic<F>(F);
+
+impl<F: Future + Unpin> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(p) => std::task::Poll::Ready(Err(p)),
+        }
     }
 }

@@ -141,13 +141,16 @@ impl Cache {
             return true;
         };
         let channel = self.channel();
-        match tokio::time::timeout(Duration::from_secs(1), bus.publish(&channel, bytes)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
+        let published = crate::spawn::within(Duration::from_secs(1), async move {
+            bus.publish(&channel, bytes).await
+        });
+        match published.await {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
                 tracing::warn!(cache = %self.inner.name, error = %e, "could not publish an invalidation");
                 false
             }
-            Err(_) => {
+            None => {
                 tracing::warn!(cache = %self.inner.name, "publishing an invalidation timed out");
                 false
             }

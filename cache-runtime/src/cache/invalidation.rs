@@ -63,7 +63,7 @@ impl Cache {
         } else {
             let c = self.clone();
             let key2 = key.clone();
-            let budget = self.remote_budget() + Duration::from_secs(1);
+            let budget = self.remote_budget().saturating_add(Duration::from_secs(1));
             cachewright_backends::io::block_on(
                 async move { c.delete_everywhere(&key2, at).await },
                 budget,
@@ -128,7 +128,10 @@ impl Cache {
     /// their timeouts and one second).
     pub fn flush_all(&self) {
         self.clear_local();
-        let budget = self.remote_budget() * 50 + Duration::from_secs(1);
+        let budget = self
+            .remote_budget()
+            .saturating_mul(50)
+            .saturating_add(Duration::from_secs(1));
         let c = self.clone();
         let _ =
             cachewright_backends::io::block_on(async move { c.flush_all_async().await }, budget);
@@ -170,7 +173,7 @@ impl Cache {
         if self.inner.layers.is_empty() && self.inner.bus.is_none() {
             return;
         }
-        let budget = self.remote_budget() + Duration::from_secs(1);
+        let budget = self.remote_budget().saturating_add(Duration::from_secs(1));
         let _ = cachewright_backends::io::block_on(f(self.clone()), budget);
     }
 
@@ -293,7 +296,10 @@ impl Cache {
     /// their timeouts and one second).
     pub fn clear(&self) {
         self.clear_local();
-        let budget = self.remote_budget() * 50 + Duration::from_secs(1);
+        let budget = self
+            .remote_budget()
+            .saturating_mul(50)
+            .saturating_add(Duration::from_secs(1));
         if !self.inner.layers.is_empty() || self.inner.bus.is_some() {
             let c = self.clone();
             let _ =

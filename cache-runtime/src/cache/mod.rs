@@ -381,7 +381,7 @@ impl Cache {
     }
 
     fn remote_budget(&self) -> Duration {
-        self.inner.layers.iter().map(|l| l.budget()).sum()
+        crate::layer::budget_of(&self.inner.layers)
     }
 
     /// The key of entity `key_type`/`id` in this cache's namespace and

@@ -24,19 +24,30 @@ impl Breaker {
         }
     }
 
-    pub(super) fn allow(&self, now: u64) -> bool {
+    /// Whether an operation may go out now: a permit, which is the one
+    /// probe of an open breaker when the retry time has come. The probe
+    /// ends when its permit is dropped, settled or not (a caller cancelled
+    /// mid-probe must not keep the layer closed to everyone after it).
+    pub(super) fn allow(&self, now: u64) -> Option<Permit<'_>> {
         if self.failures.load(Relaxed) < self.threshold {
-            return true;
+            return Some(Permit {
+                breaker: self,
+                probe: false,
+            });
         }
         // Open: one caller at a time probes once the retry time has come.
-        now >= self.open_until_ms.load(Relaxed) && !self.probing.swap(true, Relaxed)
+        (now >= self.open_until_ms.load(Relaxed) && !self.probing.swap(true, Relaxed)).then_some(
+            Permit {
+                breaker: self,
+                probe: true,
+            },
+        )
     }
 
     pub(super) fn success(&self) {
         if self.failures.swap(0, Relaxed) >= self.threshold {
             tracing::info!("remote layer answers again; breaker closed");
         }
-        self.probing.store(false, Relaxed);
     }
 
     pub(super) fn failure(&self, now: u64) {
@@ -51,10 +62,25 @@ impl Breaker {
                 );
             }
         }
-        self.probing.store(false, Relaxed);
     }
 
     pub(super) fn is_open(&self) -> bool {
         self.failures.load(Relaxed) >= self.threshold
+    }
+}
+
+/// Leave to run one operation on a layer; if it is the probe of an open
+/// breaker, dropping it (after the outcome was recorded, or because the
+/// caller was cancelled) lets the next caller probe.
+pub(super) struct Permit<'a> {
+    breaker: &'a Breaker,
+    probe: bool,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.probe {
+            self.breaker.probing.store(false, Relaxed);
+        }
     }
 }

@@ -214,16 +214,7 @@ fn schedule(layer: &Arc<RemoteLayer>, token: u64) {
         layer: Some(layer.clone()),
         token,
     };
-    let task = flush(duty);
-    match tokio::runtime::Handle::try_current()
-        .ok()
-        .or_else(cachewright_backends::io::handle)
-    {
-        Some(h) => {
-            h.spawn(task);
-        }
-        None => drop(task),
-    }
+    crate::spawn::spawn_io(flush(duty));
 }
 
 /// Waits for the end of the scheduler's current round, so that reads made

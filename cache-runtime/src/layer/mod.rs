@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cachewright_backends::{io, Backend, BackendError, Dedupe, Written};
+use cachewright_backends::{Backend, BackendError, Dedupe, Written};
 
 /// The most an entry without a TTL is kept in a layer without a cap.
 const UNCAPPED: Duration = Duration::from_secs(30 * 86_400);
@@ -20,7 +20,7 @@ use crate::key::Shown;
 mod breaker;
 mod coalesce;
 
-use breaker::Breaker;
+use breaker::{Breaker, Permit};
 
 use coalesce::{Coalescer, Turn};
 
@@ -223,6 +223,14 @@ struct Counters {
     decode_errors: AtomicU64,
 }
 
+/// The time limits of a read and a write in each of `layers`, added up
+/// (saturating: a layer's timeout may be as large as a user likes).
+pub(crate) fn budget_of(layers: &[Arc<RemoteLayer>]) -> Duration {
+    layers
+        .iter()
+        .fold(Duration::ZERO, |sum, l| sum.saturating_add(l.budget()))
+}
+
 /// One remote layer of a cache.
 pub(crate) struct RemoteLayer {
     pub(crate) backend: Arc<dyn Backend>,
@@ -289,16 +297,20 @@ impl RemoteLayer {
 
     /// The sum of this layer's time limits for one read and one write.
     pub(crate) fn budget(&self) -> Duration {
-        self.timeout * 2
+        self.timeout.saturating_mul(2)
     }
 
+    /// Records the outcome of an operation (the breaker, the counters, the
+    /// log) and turns a failure into a skip. The permit of the operation, if
+    /// the caller holds one, is released after the outcome is recorded.
     fn settle<T>(
         &self,
+        permit: Option<Permit<'_>>,
         op: &str,
         key: &str,
         r: Result<Result<T, BackendError>, Timeout>,
     ) -> Result<T, Skip> {
-        match r {
+        let out = match r {
             Ok(Ok(v)) => {
                 self.breaker.success();
                 Ok(v)
@@ -331,16 +343,18 @@ impl RemoteLayer {
                 tracing::warn!(layer = self.backend.name(), op, key = %Shown(key), timeout = ?self.timeout, "remote layer timed out; skipped");
                 Err(Skip::Failed)
             }
-        }
+        };
+        drop(permit);
+        out
     }
 
-    fn admit(&self) -> Result<(), Skip> {
-        if self.breaker.allow(self.clock.now_ms()) {
-            Ok(())
-        } else {
+    /// Leave to run one operation, held until it is settled or abandoned
+    /// (see [`Permit`]).
+    fn admit(&self) -> Result<Permit<'_>, Skip> {
+        self.breaker.allow(self.clock.now_ms()).ok_or_else(|| {
             self.counters.skipped.fetch_add(1, Relaxed);
-            Err(Skip::Open)
-        }
+            Skip::Open
+        })
     }
 
     fn count_read(&self, found: bool) {
@@ -363,30 +377,36 @@ impl RemoteLayer {
     /// One key's read; coalesced with others' under load (see
     /// [`LayerConfig::coalesce_reads`]).
     pub(crate) async fn get(self: &Arc<Self>, key: &str) -> Result<Option<Vec<u8>>, Skip> {
-        self.admit()?;
+        let permit = self.admit()?;
         let v = match self.coalescer.enter(self, key, self.timeout) {
             Turn::Direct(in_flight) => {
                 let b = self.backend.clone();
                 let k = key.to_owned();
                 let r = run(self.timeout, async move { b.get(&k).await }).await;
                 drop(in_flight);
-                self.settle("get", key, r)?
+                self.settle(Some(permit), "get", key, r)?
             }
             // The batch read settled (counted) its outcome; a lost flush
             // task (its runtime shut down) is a failure. The flush keeps
             // the waiter's limit; waiting on the answer keeps it too, so no
-            // failure of the flush can hold the caller longer.
-            Turn::Queued(rx, limit, id) => match run(limit, rx).await {
-                Ok(answer) => answer.unwrap_or(Err(Skip::Failed))?,
-                Err(Timeout) => {
-                    // Counted here only if no flush took the read (that
-                    // flush counts its own failure).
-                    if self.coalescer.withdraw(id) {
-                        self.queue_stalled(key);
+            // failure of the flush can hold the caller longer. The permit
+            // (this read may be the breaker's probe) is held until the
+            // batch has settled, or this caller gives up or is cancelled.
+            Turn::Queued(rx, limit, id) => {
+                let answer = run(limit, rx).await;
+                drop(permit);
+                match answer {
+                    Ok(answer) => answer.unwrap_or(Err(Skip::Failed))?,
+                    Err(Timeout) => {
+                        // Counted here only if no flush took the read (that
+                        // flush counts its own failure).
+                        if self.coalescer.withdraw(id) {
+                            self.queue_stalled(key);
+                        }
+                        return Err(Skip::Failed);
                     }
-                    return Err(Skip::Failed);
                 }
-            },
+            }
         };
         self.count_read(v.is_some());
         Ok(v)
@@ -416,7 +436,7 @@ impl RemoteLayer {
             }
         })
         .await;
-        self.settle("get (coalesced)", &first, r)
+        self.settle(None, "get (coalesced)", &first, r)
     }
 
     /// Reads whose time ran out in the queue, before any batch took them:
@@ -430,7 +450,7 @@ impl RemoteLayer {
     }
 
     pub(crate) async fn put(&self, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<(), Skip> {
-        self.admit()?;
+        let permit = self.admit()?;
         let b = self.backend.clone();
         let k = key.to_owned();
         let dedupe = self.dedupe;
@@ -438,18 +458,18 @@ impl RemoteLayer {
             write(&*b, &k, bytes, ttl, dedupe).await
         })
         .await;
-        let w = self.settle("set", key, r)?;
+        let w = self.settle(Some(permit), "set", key, r)?;
         self.count_write(w);
         Ok(())
     }
 
     /// Raises watermarks (compare-and-raise: never lowered).
     pub(crate) async fn raise_many(&self, items: Vec<(String, u64, Duration)>) -> Result<(), Skip> {
-        self.admit()?;
+        let permit = self.admit()?;
         let b = self.backend.clone();
         let first = items.first().map(|i| i.0.clone()).unwrap_or_default();
         let r = run(self.timeout, async move { b.raise_many(items).await }).await;
-        self.settle("raise", &first, r)
+        self.settle(Some(permit), "raise", &first, r)
     }
 
     /// How long something must stay in this layer to outlive its entries.
@@ -458,11 +478,11 @@ impl RemoteLayer {
     }
 
     pub(crate) async fn delete(&self, key: &str) -> Result<bool, Skip> {
-        self.admit()?;
+        let permit = self.admit()?;
         let b = self.backend.clone();
         let k = key.to_owned();
         let r = run(self.timeout, async move { b.delete(&k).await }).await;
-        self.settle("delete", key, r)
+        self.settle(Some(permit), "delete", key, r)
     }
 
     pub(crate) async fn set_if_absent(
@@ -471,14 +491,14 @@ impl RemoteLayer {
         bytes: Vec<u8>,
         ttl: Duration,
     ) -> Result<bool, Skip> {
-        self.admit()?;
+        let permit = self.admit()?;
         let b = self.backend.clone();
         let k = key.to_owned();
         let r = run(self.timeout, async move {
             b.set_if_absent(&k, bytes, ttl).await
         })
         .await;
-        self.settle("set_if_absent", key, r)
+        self.settle(Some(permit), "set_if_absent", key, r)
     }
 
     pub(crate) async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, Skip> {
@@ -495,7 +515,7 @@ impl RemoteLayer {
         token: Vec<u8>,
         ttl: Duration,
     ) -> Result<bool, Skip> {
-        self.admit()?;
+        let permit = self.admit()?;
         let b = self.backend.clone();
         let k = key.to_owned();
         let r = run(
@@ -503,15 +523,15 @@ impl RemoteLayer {
             async move { b.renew_if(&k, &token, ttl).await },
         )
         .await;
-        self.settle("renew_if", key, r)
+        self.settle(Some(permit), "renew_if", key, r)
     }
 
     pub(crate) async fn delete_if(&self, key: &str, token: Vec<u8>) -> Result<bool, Skip> {
-        self.admit()?;
+        let permit = self.admit()?;
         let b = self.backend.clone();
         let k = key.to_owned();
         let r = run(self.timeout, async move { b.delete_if(&k, &token).await }).await;
-        self.settle("delete_if", key, r)
+        self.settle(Some(permit), "delete_if", key, r)
     }
 
     /// A batch read that does not count as hits or misses (watermarks).
@@ -519,20 +539,23 @@ impl RemoteLayer {
         &self,
         keys: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, Skip> {
-        self.admit()?;
+        let permit = self.admit()?;
         let b = self.backend.clone();
         let first = keys.first().cloned().unwrap_or_default();
         let r = run(self.timeout, async move { b.get_many(&keys).await }).await;
-        self.settle("get_many", &first, r)
+        self.settle(Some(permit), "get_many", &first, r)
     }
 
     pub(crate) async fn delete_prefix(&self, prefix: &str) -> Result<u64, Skip> {
-        self.admit()?;
+        let permit = self.admit()?;
         let b = self.backend.clone();
         let p = prefix.to_owned();
         // Scanning a large keyspace may take longer than one read.
-        let r = run(self.timeout * 50, async move { b.delete_prefix(&p).await }).await;
-        self.settle("delete_prefix", prefix, r)
+        let r = run(self.timeout.saturating_mul(50), async move {
+            b.delete_prefix(&p).await
+        })
+        .await;
+        self.settle(Some(permit), "delete_prefix", prefix, r)
     }
 }
 
@@ -556,20 +579,10 @@ async fn write(
 
 struct Timeout;
 
-/// Runs a backend future with a time limit: in the caller's tokio runtime
-/// when there is one, otherwise on cachewright's i/o runtime.
+/// Runs a backend future with a time limit (see [`crate::spawn::within`]).
 async fn run<T: Send + 'static>(
     limit: Duration,
     fut: impl Future<Output = T> + Send + 'static,
 ) -> Result<T, Timeout> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return tokio::time::timeout(limit, fut).await.map_err(|_| Timeout);
-    }
-    let Some(handle) = io::handle() else {
-        return Err(Timeout);
-    };
-    match handle.spawn(tokio::time::timeout(limit, fut)).await {
-        Ok(Ok(v)) => Ok(v),
-        _ => Err(Timeout),
-    }
+    crate::spawn::within(limit, fut).await.ok_or(Timeout)
 }

@@ -227,7 +227,7 @@ where
     }
 
     pub(super) fn remote_budget(&self) -> Duration {
-        self.cache.layers().iter().map(|l| l.budget()).sum()
+        crate::layer::budget_of(self.cache.layers())
     }
 
     /// Looks the call up in the remote layers (the cache's one read path);

@@ -8,32 +8,38 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// Starts the one background refresh of a stale key (sync functions), on
-    /// a thread of its own, unless a load of the key is already running.
+    /// cachewright's refresh threads, unless a load of the key is already
+    /// running. When their queue is full the refresh is skipped (and
+    /// counted): the stale value was served, and a later call tries again.
     pub fn refresh_sync<Q: KeyRef<Owned = K>>(
         &'static self,
         q: &Q,
         values: &[&dyn Display],
         job: impl FnOnce() -> SyncJob<V>,
     ) {
+        let Some(slot) = crate::spawn::refresh_slot() else {
+            self.counters.refresh_skipped();
+            tracing::debug!(
+                use_case = self.spec.name,
+                "refresh queue full; background refresh skipped"
+            );
+            return;
+        };
         let miss = self.miss_quiet(q, values);
         let Role::Leader(lead) = self.flights.join(&miss.key) else {
             return;
         };
         let job = job();
         self.counters.refresh();
-        let spawned = std::thread::Builder::new()
-            .name("cachewright-refresh".into())
-            .spawn(move || {
-                let r = flight::block_here(self.call(&miss, SyncLoader(job), Wait::Block).load());
-                self.settle_background(&miss, lead, r);
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(use_case = self.name, error = %e, "could not start a refresh thread");
-        }
+        slot.run(move || {
+            let r = flight::block_here(self.call(&miss, SyncLoader(job), Wait::Block).load());
+            self.settle_background(&miss, lead, r);
+        });
     }
 
     /// Starts the one background refresh of a stale key (async functions), as
-    /// a task on the current tokio runtime (or, outside one, on a thread).
+    /// a task on the current tokio runtime (or, outside one, on cachewright's
+    /// runtime for user work).
     pub fn refresh_async<Q: KeyRef<Owned = K>>(
         &'static self,
         q: &Q,
@@ -46,10 +52,16 @@ where
         };
         let job = job();
         self.counters.refresh();
-        crate::spawn::spawn(async move {
+        let spawned = crate::spawn::spawn(async move {
             let r = self.call(&miss, AsyncLoader(job), Wait::Yield).load().await;
             self.settle_background(&miss, lead, r);
         });
+        if spawned.is_none() {
+            tracing::warn!(
+                use_case = self.spec.name,
+                "no runtime to refresh on; background refresh skipped"
+            );
+        }
     }
 
     pub(super) fn miss_quiet<Q: KeyRef<Owned = K>>(
