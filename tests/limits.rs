@@ -133,3 +133,87 @@ fn a_runtime_without_a_time_driver_still_uses_the_layers() {
     let after = &PLAIN.layer_stats()[0];
     assert_eq!((after.hits, after.errors), (l.hits + 1, 0), "{after:?}");
 }
+
+// ---- values too large for the remote layers ------------------------------------------------
+
+static PAGES_LOADS: AtomicU32 = AtomicU32::new(0);
+static SMALL: LazyLock<(std::sync::Arc<MemoryBackend>, Cache)> = LazyLock::new(|| {
+    let shared = std::sync::Arc::new(MemoryBackend::new());
+    let cache = Cache::builder()
+        .namespace("small")
+        .max_value_bytes(1_024)
+        .layer(LayerConfig::shared(shared.clone()))
+        .build();
+    (shared, cache)
+});
+
+#[cached(key = "page:<id>", ttl = 60, cache = SMALL.1, name = "Page")]
+fn page(id: u32) -> String {
+    PAGES_LOADS.fetch_add(1, SeqCst);
+    format!("{id}").repeat(id as usize)
+}
+
+/// A value whose encoded form is over the limit is returned and kept in
+/// process, but never written to the remote layers; a small one is.
+#[test]
+fn an_oversized_value_is_returned_not_written_remotely() {
+    let (shared, cache) = &*SMALL;
+    assert_eq!(page(2_000).len(), 8_000);
+    assert_eq!(page(2_000).len(), 8_000, "served from process memory");
+    assert_eq!(PAGES_LOADS.load(SeqCst), 1);
+    let s = cache.stats_for("Page").unwrap();
+    assert_eq!((s.oversized, s.hits), (1, 1), "{s:?}");
+    assert_eq!(cache.layer_stats()[0].writes, 0);
+    page(3);
+    assert_eq!(cache.layer_stats()[0].writes, 1, "a small value is written");
+    // Bytes over the limit in a layer are never decoded: another cache with
+    // a larger limit wrote them, this one reads a miss.
+    let big = Cache::builder()
+        .namespace("small")
+        .layer(LayerConfig::shared(shared.clone()))
+        .build();
+    let key = big.key("blob", &1);
+    big.set(&key, "x".repeat(5_000), None);
+    assert_eq!(cache.get::<String>(&key), None);
+    assert_eq!(cache.layer_stats()[0].decode_errors, 1);
+}
+
+// ---- long ids ----------------------------------------------------------------------------------
+
+static LONG_LOADS: AtomicU32 = AtomicU32::new(0);
+static LONG_SHARED: LazyLock<std::sync::Arc<MemoryBackend>> = LazyLock::new(Default::default);
+static LONG_A: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .namespace("long")
+        .layer(LayerConfig::shared(LONG_SHARED.clone()))
+        .build()
+});
+
+#[cached(key = "search:<query>", ttl = 60, cache = LONG_A, name = "Search")]
+fn search(query: &str) -> usize {
+    LONG_LOADS.fetch_add(1, SeqCst);
+    query.len()
+}
+
+/// A 2 000-character id is stored under a short hashed key, found again by
+/// the direct API under its full URN, and never confused with a neighbour.
+#[test]
+fn long_ids_are_stored_under_short_keys_without_collisions() {
+    let q1 = "q".repeat(2_000);
+    let q2 = format!("{}r", "q".repeat(1_999));
+    assert_eq!(search(&q1), 2_000);
+    assert_eq!(search(&q2), 2_000);
+    assert_eq!(LONG_LOADS.load(SeqCst), 2, "two ids, two loads");
+    assert_eq!(LONG_SHARED.len(), 2, "two entries in the layer");
+    let fresh = Cache::builder()
+        .namespace("long")
+        .layer(LayerConfig::shared(LONG_SHARED.clone()))
+        .build();
+    let key = fresh.key("search", &q1).use_case("Search");
+    assert_eq!(
+        fresh.get::<usize>(&key),
+        Some(2_000),
+        "read back under its full URN"
+    );
+    assert_eq!(fresh.layer_stats()[0].decode_errors, 0);
+}

@@ -68,6 +68,9 @@ pub enum DecodeError {
     /// was renamed or moved): never decoded as this one.
     #[error("the stored entry holds another value type")]
     OtherType,
+    /// Larger than the cache's `max_value_bytes`: not decoded.
+    #[error("the stored entry is larger than the cache's max_value_bytes")]
+    TooLarge,
     /// The body does not hold a value of the expected type.
     #[error("the stored value does not decode as the expected type: {0}")]
     Body(String),
@@ -81,6 +84,7 @@ impl DecodeError {
             DecodeError::Format => "not an envelope of this format version and codec",
             DecodeError::OtherKey => "written under another key",
             DecodeError::OtherType => "written for another value type",
+            DecodeError::TooLarge => "larger than max_value_bytes",
             DecodeError::Body(_) => "the value does not decode as the expected type",
         }
     }

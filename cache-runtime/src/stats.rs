@@ -22,6 +22,7 @@ pub(crate) struct Counters {
     bypasses: AtomicU64,
     evictions: AtomicU64,
     discarded: AtomicU64,
+    oversized: AtomicU64,
     negative_hits: AtomicU64,
     remote_hits: AtomicU64,
     invalidations: AtomicU64,
@@ -76,6 +77,9 @@ impl Counters {
     pub(crate) fn bypass(&self) {
         self.bypasses.fetch_add(1, Relaxed);
     }
+    pub(crate) fn oversized(&self) {
+        self.oversized.fetch_add(1, Relaxed);
+    }
     pub(crate) fn discarded(&self) {
         self.discarded.fetch_add(1, Relaxed);
     }
@@ -102,6 +106,7 @@ impl Counters {
             bypasses: self.bypasses.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
             discarded: self.discarded.load(Relaxed),
+            oversized: self.oversized.load(Relaxed),
             size,
             capacity,
         }
@@ -124,6 +129,7 @@ impl Counters {
             &self.bypasses,
             &self.evictions,
             &self.discarded,
+            &self.oversized,
         ] {
             c.store(0, Relaxed);
         }
@@ -190,6 +196,10 @@ pub struct Stats {
     /// Loaded values not stored because an invalidation came while they
     /// loaded (their load began before it, so they could never be served).
     pub discarded: u64,
+    /// Values whose encoded form was larger than the cache's
+    /// [`max_value_bytes`](crate::CacheBuilder::max_value_bytes): returned
+    /// and kept in process, not written to the remote layers.
+    pub oversized: u64,
     /// Entries held in the in-process layer.
     pub size: usize,
     /// The most entries the in-process layer holds.

@@ -96,7 +96,8 @@ impl Cache {
             return None;
         }
         match envelope::encode(key.as_str(), entry, self.inner.codec) {
-            Ok(b) => Some((b, remaining)),
+            Ok(b) if self.fits(b.len(), &self.inner.counters, key.as_str()) => Some((b, remaining)),
+            Ok(_) => None,
             Err(e) => {
                 tracing::warn!(key = %crate::key::Shown(key.as_str()), "value does not encode; kept in process only");
                 tracing::debug!(key = key.as_str(), error = %e, "value does not encode");
@@ -441,6 +442,10 @@ impl Cache {
             for (&i, bytes) in missing.iter().zip(found) {
                 let Some(bytes) = bytes else { continue };
                 let (urn, tags) = (keys[i].as_str(), direct_tags(&keys[i]));
+                if bytes.len() > self.max_value_bytes() {
+                    layer.decode_error(urn, &envelope::DecodeError::TooLarge);
+                    continue;
+                }
                 match envelope::decode::<T>(&bytes, self.inner.codec, urn, &tags) {
                     Ok(e)
                         if e.freshness(now) != Freshness::Expired

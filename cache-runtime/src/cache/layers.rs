@@ -111,6 +111,12 @@ impl Cache {
                     continue;
                 }
             };
+            if bytes.len() > self.max_value_bytes() {
+                // Never decoded: a blob this large was not written by this
+                // cache's settings (corrupt, or another application's).
+                layer.decode_error(urn, &crate::envelope::DecodeError::TooLarge);
+                continue;
+            }
             let entry = match decode(&bytes) {
                 Ok(e) => e,
                 Err(e) => {

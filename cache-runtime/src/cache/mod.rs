@@ -91,6 +91,7 @@ struct Inner {
     layers: Vec<Arc<RemoteLayer>>,
     local_ttl: Option<Duration>,
     codec: Codec,
+    max_value_bytes: usize,
     marks: Arc<Watermarks>,
     bus: Option<Arc<dyn Bus>>,
     /// Identifies this cache's messages on the bus, so it skips its own.
@@ -166,8 +167,13 @@ pub struct CacheBuilder {
     layers: Vec<LayerConfig>,
     local_ttl: Option<Duration>,
     codec: Codec,
+    max_value_bytes: usize,
     bus: BusChoice,
 }
+
+/// The largest encoded entry a cache writes to (or reads from) a remote
+/// layer by default: 4 MiB.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 4 << 20;
 
 impl Default for CacheBuilder {
     fn default() -> Self {
@@ -180,6 +186,7 @@ impl Default for CacheBuilder {
             layers: Vec::new(),
             local_ttl: None,
             codec: Codec::Json,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             bus: BusChoice::Auto,
         }
     }
@@ -257,6 +264,34 @@ impl CacheBuilder {
         self
     }
 
+    /// The largest encoded entry written to or read from a remote layer
+    /// ([`DEFAULT_MAX_VALUE_BYTES`] unless set). A larger value is returned
+    /// to its caller and kept in process, but not written to the remote
+    /// layers (counted in [`Stats::oversized`](crate::Stats::oversized));
+    /// larger stored bytes read as a miss, so a corrupt or foreign blob is
+    /// never decoded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let cache = Cache::builder()
+    ///     .layer(LayerConfig::new(MemoryBackend::new()))
+    ///     .max_value_bytes(256)
+    ///     .build();
+    /// let key = cache.key("page", &1);
+    /// cache.set(&key, "x".repeat(1_000), None);
+    /// assert_eq!(cache.get::<String>(&key).map(|s| s.len()), Some(1_000), "kept in process");
+    /// assert_eq!(cache.stats_for("direct").unwrap().oversized, 1, "not written to the layer");
+    /// assert_eq!(cache.layer_stats()[0].writes, 0);
+    /// ```
+    pub fn max_value_bytes(mut self, max: usize) -> Self {
+        self.max_value_bytes = max.max(1);
+        self
+    }
+
     /// Uses `bus` to tell other processes about invalidations, instead of
     /// the first remote layer's own (Redis pub/sub, used by default).
     pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
@@ -309,6 +344,7 @@ impl CacheBuilder {
                     .collect(),
                 local_ttl: self.local_ttl,
                 codec: self.codec,
+                max_value_bytes: self.max_value_bytes,
                 name: self.name,
                 namespace: self.namespace,
                 version: self.version,
@@ -373,6 +409,27 @@ impl Cache {
 
     pub(crate) fn codec(&self) -> Codec {
         self.inner.codec
+    }
+
+    /// Whether an encoded entry of `len` bytes may go to the remote layers;
+    /// counted in `counters` (the use case's, or the direct API's) if not.
+    pub(crate) fn fits(&self, len: usize, counters: &Counters, urn: &str) -> bool {
+        if len <= self.inner.max_value_bytes {
+            return true;
+        }
+        counters.oversized();
+        tracing::debug!(
+            key = urn,
+            len,
+            max = self.inner.max_value_bytes,
+            "value too large for the remote layers; kept in process only"
+        );
+        false
+    }
+
+    /// The largest stored bytes a remote read decodes.
+    pub(crate) fn max_value_bytes(&self) -> usize {
+        self.inner.max_value_bytes
     }
 
     /// Counters of each remote layer, top down.

@@ -15,7 +15,7 @@ use cachewright_backends::{Backend, BackendError, Dedupe, Written};
 const UNCAPPED: Duration = Duration::from_secs(30 * 86_400);
 
 use crate::clock::{saturating_ms, Clock};
-use crate::key::Shown;
+use crate::key::{stored, Shown};
 
 mod breaker;
 mod coalesce;
@@ -381,7 +381,7 @@ impl RemoteLayer {
         let v = match self.coalescer.enter(self, key, self.timeout) {
             Turn::Direct(in_flight) => {
                 let b = self.backend.clone();
-                let k = key.to_owned();
+                let k = stored(key).into_owned();
                 let r = run(self.timeout, async move { b.get(&k).await }).await;
                 drop(in_flight);
                 self.settle(Some(permit), "get", key, r)?
@@ -427,6 +427,7 @@ impl RemoteLayer {
         let first = keys.first().cloned().unwrap_or_default();
         let b = self.backend.clone();
         let r = run(limit, async move {
+            let keys: Vec<String> = keys.iter().map(|k| stored(k).into_owned()).collect();
             match b.get_many(&keys).await {
                 Ok(v) if v.len() != n => Err(BackendError::Refused {
                     backend: b.name().to_owned(),
@@ -452,7 +453,7 @@ impl RemoteLayer {
     pub(crate) async fn put(&self, key: &str, bytes: Vec<u8>, ttl: Duration) -> Result<(), Skip> {
         let permit = self.admit()?;
         let b = self.backend.clone();
-        let k = key.to_owned();
+        let k = stored(key).into_owned();
         let dedupe = self.dedupe;
         let r = run(self.timeout, async move {
             write(&*b, &k, bytes, ttl, dedupe).await
@@ -468,6 +469,10 @@ impl RemoteLayer {
         let permit = self.admit()?;
         let b = self.backend.clone();
         let first = items.first().map(|i| i.0.clone()).unwrap_or_default();
+        let items = items
+            .into_iter()
+            .map(|(k, at, ttl)| (stored(&k).into_owned(), at, ttl))
+            .collect();
         let r = run(self.timeout, async move { b.raise_many(items).await }).await;
         self.settle(Some(permit), "raise", &first, r)
     }
@@ -480,7 +485,7 @@ impl RemoteLayer {
     pub(crate) async fn delete(&self, key: &str) -> Result<bool, Skip> {
         let permit = self.admit()?;
         let b = self.backend.clone();
-        let k = key.to_owned();
+        let k = stored(key).into_owned();
         let r = run(self.timeout, async move { b.delete(&k).await }).await;
         self.settle(Some(permit), "delete", key, r)
     }
@@ -493,7 +498,7 @@ impl RemoteLayer {
     ) -> Result<bool, Skip> {
         let permit = self.admit()?;
         let b = self.backend.clone();
-        let k = key.to_owned();
+        let k = stored(key).into_owned();
         let r = run(self.timeout, async move {
             b.set_if_absent(&k, bytes, ttl).await
         })
@@ -517,7 +522,7 @@ impl RemoteLayer {
     ) -> Result<bool, Skip> {
         let permit = self.admit()?;
         let b = self.backend.clone();
-        let k = key.to_owned();
+        let k = stored(key).into_owned();
         let r = run(
             self.timeout,
             async move { b.renew_if(&k, &token, ttl).await },
@@ -529,7 +534,7 @@ impl RemoteLayer {
     pub(crate) async fn delete_if(&self, key: &str, token: Vec<u8>) -> Result<bool, Skip> {
         let permit = self.admit()?;
         let b = self.backend.clone();
-        let k = key.to_owned();
+        let k = stored(key).into_owned();
         let r = run(self.timeout, async move { b.delete_if(&k, &token).await }).await;
         self.settle(Some(permit), "delete_if", key, r)
     }
@@ -542,7 +547,11 @@ impl RemoteLayer {
         let permit = self.admit()?;
         let b = self.backend.clone();
         let first = keys.first().cloned().unwrap_or_default();
-        let r = run(self.timeout, async move { b.get_many(&keys).await }).await;
+        let r = run(self.timeout, async move {
+            let keys: Vec<String> = keys.iter().map(|k| stored(k).into_owned()).collect();
+            b.get_many(&keys).await
+        })
+        .await;
         self.settle(Some(permit), "get_many", &first, r)
     }
 

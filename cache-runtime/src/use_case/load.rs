@@ -168,7 +168,10 @@ where
             return None;
         }
         match (codec.encode)(urn, entry, self.cache.codec()) {
-            Ok(bytes) => Some((bytes, remaining)),
+            Ok(bytes) if self.cache.fits(bytes.len(), &self.counters, urn) => {
+                Some((bytes, remaining))
+            }
+            Ok(_) => None,
             Err(e) => {
                 tracing::warn!(use_case = self.name, key = %crate::key::Shown(urn), "value does not encode; kept in process only");
                 tracing::debug!(use_case = self.name, key = urn, error = %e, "value does not encode");
