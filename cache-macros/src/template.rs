@@ -222,4 +222,35 @@ mod tests {
         assert!(Template::parse(&lit("u:<a>-x:<b>"), "key").is_ok());
         assert!(Template::parse(&lit("daily_config"), "key").is_ok());
     }
+
+    mod fuzz {
+        //! Parsing never panics on any text, and what it accepts keeps its
+        //! placeholders apart. `PROPTEST_CASES` sets the count (default
+        //! 50 000; longer: `PROPTEST_CASES=2000000 cargo test --release -p
+        //! cachewright-macros template::tests::fuzz`).
+        use super::*;
+        use proptest::prelude::*;
+
+        fn cases() -> u32 {
+            std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(50_000)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+            #[test]
+            fn any_text_parses_or_errors(src in "[a-z<>.:_ ?#%~{}0-9-]{0,24}|\\PC{0,16}") {
+                if let Ok(t) = Template::parse(&lit(&src), "key") {
+                    // Accepted: a key type comes out or a clear error, no panic.
+                    let _ = t.key_type();
+                    // No two placeholders touch: something lies between them.
+                    let holes = t.pieces.windows(2).filter(|w| matches!(w, [Piece::Hole(_), Piece::Hole(_)])).count();
+                    prop_assert_eq!(holes, 0, "{}", src);
+                }
+            }
+        }
+    }
 }
