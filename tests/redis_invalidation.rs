@@ -376,3 +376,68 @@ fn a_bus_that_cannot_connect_is_reported() {
     assert_eq!(s.last_error.as_deref(), Some("NOPERM"), "{s:?}");
     assert!(!cache.bus_connected());
 }
+
+// ---- applications side by side on one Redis --------------------------------------------------
+
+/// Two applications (another namespace, or the same namespace at another
+/// version) on one Redis never see each other's entries, tags or bus
+/// messages.
+#[test]
+fn namespaces_and_versions_never_meet() {
+    let server = RedisServer::start();
+    let build = |ns: &str, version: &str| {
+        Cache::builder()
+            .namespace(ns)
+            .version(version)
+            .layer(LayerConfig::new(RedisBackend::from_url(&server.url()).unwrap()))
+            .build()
+    };
+    let shop = build("shop", "v1");
+    let blog = build("blog", "v1");
+    let shop2 = build("shop", "v2");
+    for c in [&shop, &blog, &shop2] {
+        wait_bus(c);
+    }
+    let write = |c: &Cache, v: u32| {
+        let key = c.key("user", &1);
+        c.set(&key, v, None);
+        key
+    };
+    let (ks, kb, k2) = (write(&shop, 1), write(&blog, 2), write(&shop2, 3));
+    let fresh = |c: &Cache| {
+        Cache::builder()
+            .namespace(c.namespace())
+            .version(c.version())
+            .layer(LayerConfig::new(RedisBackend::from_url(&server.url()).unwrap()))
+            .build()
+    };
+    assert_eq!(fresh(&shop).get::<u32>(&ks), Some(1));
+    assert_eq!(fresh(&blog).get::<u32>(&kb), Some(2));
+    assert_eq!(fresh(&shop2).get::<u32>(&k2), Some(3), "each reads its own");
+    shop.invalidate_entity("user", &1);
+    shop.delete(&ks);
+    shop.clear();
+    // A message of each application's own, sent after shop's: once it has
+    // arrived, anything shop sent before it would have too (Redis delivers
+    // in the order it executes publishes).
+    let (blog_peer, shop2_peer) = (fresh(&blog), fresh(&shop2));
+    wait_bus(&blog_peer);
+    wait_bus(&shop2_peer);
+    blog_peer.invalidate_tags(["sentinel"]);
+    shop2_peer.invalidate_tags(["sentinel"]);
+    eventually("the sentinels arrive", || {
+        [&blog, &shop2]
+            .iter()
+            .all(|c| c.stats_for("direct").unwrap().bus_messages >= 1)
+    });
+    assert_eq!(blog.get::<u32>(&kb), Some(2), "blog's entry survives shop's invalidations");
+    assert_eq!(shop2.get::<u32>(&k2), Some(3), "and so does shop v2's");
+    assert_eq!(fresh(&blog).get::<u32>(&kb), Some(2), "in Redis too");
+    for c in [&blog, &shop2] {
+        assert_eq!(
+            c.stats_for("direct").unwrap().bus_messages,
+            1,
+            "only its own sentinel: no message of another namespace or version"
+        );
+    }
+}
