@@ -389,7 +389,9 @@ fn namespaces_and_versions_never_meet() {
         Cache::builder()
             .namespace(ns)
             .version(version)
-            .layer(LayerConfig::new(RedisBackend::from_url(&server.url()).unwrap()))
+            .layer(LayerConfig::new(
+                RedisBackend::from_url(&server.url()).unwrap(),
+            ))
             .build()
     };
     let shop = build("shop", "v1");
@@ -408,7 +410,9 @@ fn namespaces_and_versions_never_meet() {
         Cache::builder()
             .namespace(c.namespace())
             .version(c.version())
-            .layer(LayerConfig::new(RedisBackend::from_url(&server.url()).unwrap()))
+            .layer(LayerConfig::new(
+                RedisBackend::from_url(&server.url()).unwrap(),
+            ))
             .build()
     };
     assert_eq!(fresh(&shop).get::<u32>(&ks), Some(1));
@@ -430,7 +434,11 @@ fn namespaces_and_versions_never_meet() {
             .iter()
             .all(|c| c.stats_for("direct").unwrap().bus_messages >= 1)
     });
-    assert_eq!(blog.get::<u32>(&kb), Some(2), "blog's entry survives shop's invalidations");
+    assert_eq!(
+        blog.get::<u32>(&kb),
+        Some(2),
+        "blog's entry survives shop's invalidations"
+    );
     assert_eq!(shop2.get::<u32>(&k2), Some(3), "and so does shop v2's");
     assert_eq!(fresh(&blog).get::<u32>(&kb), Some(2), "in Redis too");
     for c in [&blog, &shop2] {

@@ -18,6 +18,7 @@ async fn find_user(id: u64) -> Option<User> {
         negative_ttl_ms: ::core::option::Option::Some(60000u64),
         jitter: 0f64,
         capacity: ::core::option::Option::None,
+        schema: 0u32,
         layers: ::cachewright::__private::LayerChoice::All,
         local_ttl_ms: ::core::option::Option::None,
         remote_ttl_ms: ::core::option::Option::None,

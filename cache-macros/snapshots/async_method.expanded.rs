@@ -20,6 +20,7 @@ async fn get(&self, id: u64) -> Result<User, DbError> {
         negative_ttl_ms: ::core::option::Option::None,
         jitter: 0f64,
         capacity: ::core::option::Option::None,
+        schema: 0u32,
         layers: my::cw::__private::LayerChoice::All,
         local_ttl_ms: ::core::option::Option::None,
         remote_ttl_ms: ::core::option::Option::None,

@@ -23,6 +23,7 @@ fn get_user(id: u64, org: u64) -> Result<User, DbError> {
         negative_ttl_ms: ::core::option::Option::None,
         jitter: 0f64,
         capacity: ::core::option::Option::None,
+        schema: 0u32,
         layers: ::cachewright::__private::LayerChoice::All,
         local_ttl_ms: ::core::option::Option::None,
         remote_ttl_ms: ::core::option::Option::None,

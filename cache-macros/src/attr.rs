@@ -104,6 +104,9 @@ pub(crate) struct CachedArgs {
     pub(crate) name: Option<LitStr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) capacity: Option<usize>,
+    /// The schema version of the value type (part of its fingerprint in
+    /// remote layers).
+    pub(crate) schema: Option<u32>,
     pub(crate) tags: Vec<LitStr>,
     pub(crate) ignore: Vec<Ident>,
     pub(crate) adapt: Vec<Adapter>,
@@ -124,6 +127,7 @@ pub(crate) const CACHED_ARGS: &[&str] = &[
     "name",
     "cache",
     "capacity",
+    "schema",
     "tags",
     "ignore",
     "adapt",
@@ -279,6 +283,21 @@ impl CachedArgs {
                 _ => errors.at(
                     expr.span(),
                     "`capacity` is a whole number of entries, such as `capacity = 1000`",
+                ),
+            },
+            "schema" => match &expr {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Int(i), ..
+                }) => match i.base10_parse::<u32>() {
+                    Ok(n) => self.schema = Some(n),
+                    Err(_) => errors.at(
+                        i.span(),
+                        "`schema` is a whole number (a version you bump when the value type changes)",
+                    ),
+                },
+                _ => errors.at(
+                    expr.span(),
+                    "`schema` is a whole number, such as `schema = 2`",
                 ),
             },
             "tags" => match &expr {

@@ -184,6 +184,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
     let negative_ttl_ms = opt(args.negative_ttl.map(|d| d.ms));
     let jitter = proc_macro2::Literal::f64_suffixed(args.jitter.map_or(0.0, |j| j.0));
     let capacity = opt(args.capacity);
+    let schema = args.schema.unwrap_or(0);
     let layers = format_ident!(
         "{}",
         args.layers.map_or(LayerChoice::All, |l| l.0).variant()
@@ -286,6 +287,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 negative_ttl_ms: #negative_ttl_ms,
                 jitter: #jitter,
                 capacity: #capacity,
+                schema: #schema,
                 layers: #p::LayerChoice::#layers,
                 local_ttl_ms: #local_ttl_ms,
                 remote_ttl_ms: #remote_ttl_ms,

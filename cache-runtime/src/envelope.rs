@@ -104,20 +104,38 @@ fn key_hash(urn: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(urn.as_bytes())
 }
 
-/// The fingerprint of a value type: a hash of its full path and generic
-/// arguments as the compiler names them. Bytes written for another type (or
-/// by a build whose compiler names it otherwise) are a miss, never a value
+/// How a use case's entries are written: the codec, and the schema version
+/// its user set (`CacheBuilder::schema`, `#[cached(schema = N)]`), which
+/// joins the value type in the fingerprint: bumping it turns every entry
+/// written before into a miss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Format {
+    pub(crate) codec: Codec,
+    pub(crate) schema: u64,
+}
+
+impl Format {
+    pub(crate) const fn new(codec: Codec, schema: u64) -> Self {
+        Format { codec, schema }
+    }
+}
+
+/// The fingerprint of a value type at a schema version: a hash of the type's
+/// full path and generic arguments as the compiler names them, and of the
+/// version. Bytes written for another type, another schema version (or by a
+/// build whose compiler names the type otherwise) are a miss, never a value
 /// that happens to deserialize as this one.
-fn type_fingerprint<V: ?Sized>() -> u64 {
-    xxhash_rust::xxh3::xxh3_64(std::any::type_name::<V>().as_bytes())
+fn type_fingerprint<V: ?Sized>(schema: u64) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(std::any::type_name::<V>().as_bytes(), schema)
 }
 
 /// Encodes `entry`, stored under `urn`, for a remote layer.
 pub(crate) fn encode<V: Serialize>(
     urn: &str,
     entry: &Entry<V>,
-    codec: Codec,
+    format: Format,
 ) -> Result<Vec<u8>, String> {
+    let codec = format.codec;
     let mut rest = Vec::with_capacity(64);
     for (i, t) in entry.tags.iter().enumerate() {
         if i > 0 {
@@ -135,7 +153,7 @@ pub(crate) fn encode<V: Serialize>(
             rmp_serde::encode::write_named(&mut rest, &entry.value).map_err(|e| e.to_string())?
         }
     };
-    let fingerprint = type_fingerprint::<V>();
+    let fingerprint = type_fingerprint::<V>(format.schema);
     let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&rest, fingerprint ^ u64::from(entry.negative));
     let mut out = Vec::with_capacity(HEADER_LEN + rest.len());
     out.extend_from_slice(PREFIX);
@@ -224,10 +242,11 @@ fn tags_of(mut line: &[u8]) -> impl Iterator<Item = Option<&str>> {
 /// stored ones are the same, the entry shares them.
 pub(crate) fn decode<V: DeserializeOwned>(
     bytes: &[u8],
-    codec: Codec,
+    format: Format,
     urn: &str,
     expected: &Tags,
 ) -> Result<Entry<V>, DecodeError> {
+    let codec = format.codec;
     let header = bytes.get(..HEADER_LEN).ok_or(DecodeError::Format)?;
     if !header.starts_with(PREFIX)
         || header[PREFIX.len()] != codec.tag()
@@ -256,7 +275,7 @@ pub(crate) fn decode<V: DeserializeOwned>(
     if key != key_hash(urn) {
         return Err(DecodeError::OtherKey);
     }
-    if fingerprint != type_fingerprint::<V>() {
+    if fingerprint != type_fingerprint::<V>(format.schema) {
         return Err(DecodeError::OtherType);
     }
     let rest = &bytes[HEADER_LEN..];
@@ -311,6 +330,7 @@ mod tests {
     use std::time::Duration;
 
     const URN: &str = "urn:t:v1:user:1#f";
+    const J: Format = Format::new(Codec::Json, 0);
 
     fn tags() -> Tags {
         vec!["user:1".into(), "org:2".into()].into()
@@ -329,7 +349,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_reads_as_text() {
-        let bytes = encode(URN, &entry(), Codec::Json).unwrap();
+        let bytes = encode(URN, &entry(), J).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
             text.starts_with("cachewright:3j c=00000000000001000000 f=00000000000000006000"),
@@ -337,7 +357,7 @@ mod tests {
         );
         assert!(text.ends_with("\n6:user:1 5:org:2\n[\"a\"]"), "{text}");
         let expected = tags();
-        let back: Entry<Vec<String>> = decode(&bytes, Codec::Json, URN, &expected).unwrap();
+        let back: Entry<Vec<String>> = decode(&bytes, J, URN, &expected).unwrap();
         assert_eq!(back, entry());
         assert!(
             Arc::ptr_eq(&back.tags, &expected),
@@ -349,8 +369,8 @@ mod tests {
     fn other_stored_tags_are_read_with_the_expected_ones() {
         let mut e = entry();
         e.tags = vec!["a b".into(), "c:1 2:x".into(), "".into()].into();
-        let bytes = encode(URN, &e, Codec::Json).unwrap();
-        let back: Entry<Vec<String>> = decode(&bytes, Codec::Json, URN, &tags()).unwrap();
+        let bytes = encode(URN, &e, J).unwrap();
+        let back: Entry<Vec<String>> = decode(&bytes, J, URN, &tags()).unwrap();
         let union: Tags = vec![
             "a b".into(),
             "c:1 2:x".into(),
@@ -364,21 +384,16 @@ mod tests {
             "spaces and colons inside tags survive; the reader's tags are added"
         );
         e.tags = Tags::default();
-        let bytes = encode(URN, &e, Codec::Json).unwrap();
-        let back: Entry<Vec<String>> = decode(&bytes, Codec::Json, URN, &tags()).unwrap();
+        let bytes = encode(URN, &e, J).unwrap();
+        let back: Entry<Vec<String>> = decode(&bytes, J, URN, &tags()).unwrap();
         assert_eq!(
             back.tags,
             tags(),
             "an entry stored without the tags a reader expects is judged by them"
         );
         let prefix: Tags = vec!["user:1".into()].into();
-        let back: Entry<Vec<String>> = decode(
-            &encode(URN, &entry(), Codec::Json).unwrap(),
-            Codec::Json,
-            URN,
-            &prefix,
-        )
-        .unwrap();
+        let back: Entry<Vec<String>> =
+            decode(&encode(URN, &entry(), J).unwrap(), J, URN, &prefix).unwrap();
         assert_eq!(
             back.tags,
             tags(),
@@ -388,19 +403,19 @@ mod tests {
 
     #[test]
     fn an_entry_of_another_key_is_refused() {
-        let bytes = encode(URN, &entry(), Codec::Json).unwrap();
+        let bytes = encode(URN, &entry(), J).unwrap();
         assert!(matches!(
-            decode::<Vec<String>>(&bytes, Codec::Json, "urn:t:v1:user:2#f", &tags()),
+            decode::<Vec<String>>(&bytes, J, "urn:t:v1:user:2#f", &tags()),
             Err(DecodeError::OtherKey)
         ));
     }
 
     #[test]
     fn garbage_other_types_and_other_formats_are_errors_not_panics() {
-        let bytes = encode(URN, &entry(), Codec::Json).unwrap();
+        let bytes = encode(URN, &entry(), J).unwrap();
         let t = tags();
         assert!(matches!(
-            decode::<u32>(&bytes, Codec::Json, URN, &t),
+            decode::<u32>(&bytes, J, URN, &t),
             Err(DecodeError::OtherType)
         ));
         // The same JSON, but written for another type: a miss, not a value
@@ -408,7 +423,12 @@ mod tests {
         #[derive(serde::Deserialize, Debug)]
         struct Names(#[allow(dead_code)] Vec<String>);
         assert!(matches!(
-            decode::<Names>(&bytes, Codec::Json, URN, &t),
+            decode::<Names>(&bytes, J, URN, &t),
+            Err(DecodeError::OtherType)
+        ));
+        // The same type at another schema version: a miss too.
+        assert!(matches!(
+            decode::<Vec<String>>(&bytes, Format::new(Codec::Json, 2), URN, &t),
             Err(DecodeError::OtherType)
         ));
         let mut bad_tags = bytes.clone();
@@ -425,12 +445,12 @@ mod tests {
             &bad_tags,
             &bad_hex,
         ] {
-            assert!(decode::<Vec<String>>(junk, Codec::Json, URN, &t).is_err());
+            assert!(decode::<Vec<String>>(junk, J, URN, &t).is_err());
         }
         let mut other_version = bytes.clone();
         other_version[7] = b'1';
         assert!(matches!(
-            decode::<Vec<String>>(&other_version, Codec::Json, URN, &t),
+            decode::<Vec<String>>(&other_version, J, URN, &t),
             Err(DecodeError::Format)
         ));
     }
@@ -477,7 +497,7 @@ mod tests {
 
     #[test]
     fn the_hash_ranges_hold_exactly_the_hex_digits() {
-        let a = encode(URN, &entry(), Codec::Json).unwrap();
+        let a = encode(URN, &entry(), J).unwrap();
         assert_eq!(&a[HASH_AT.start - 3..HASH_AT.start], b" h=");
         assert_eq!(&a[HASH_AT.end..HASH_AT.end + 3], b" k=");
         assert!(hex(&a[HASH_AT]).is_some());
@@ -487,24 +507,21 @@ mod tests {
 
     #[test]
     fn equal_values_hash_alike_whatever_their_times() {
-        let a = encode(URN, &entry(), Codec::Json).unwrap();
+        let a = encode(URN, &entry(), J).unwrap();
         let mut later = entry();
         later.stamp = 9_000;
         later.fresh_until_ms = 99_000;
-        let b = encode(URN, &later, Codec::Json).unwrap();
+        let b = encode(URN, &later, J).unwrap();
         assert_eq!(a[HASH_AT], b[HASH_AT]);
         assert_ne!(a[..HEADER_LEN], b[..HEADER_LEN]);
         let mut other = entry();
         other.value.push("b".into());
-        assert_ne!(
-            a[HASH_AT],
-            encode(URN, &other, Codec::Json).unwrap()[HASH_AT]
-        );
+        assert_ne!(a[HASH_AT], encode(URN, &other, J).unwrap()[HASH_AT]);
         let mut retagged = entry();
         retagged.tags = vec!["user:1".into()].into();
         assert_ne!(
             a[HASH_AT],
-            encode(URN, &retagged, Codec::Json).unwrap()[HASH_AT],
+            encode(URN, &retagged, J).unwrap()[HASH_AT],
             "tags are part of the content"
         );
     }
@@ -512,10 +529,11 @@ mod tests {
     #[cfg(feature = "msgpack")]
     #[test]
     fn msgpack_round_trips_and_is_not_read_as_json() {
-        let bytes = encode(URN, &entry(), Codec::MessagePack).unwrap();
-        let back: Entry<Vec<String>> = decode(&bytes, Codec::MessagePack, URN, &tags()).unwrap();
+        let bytes = encode(URN, &entry(), Format::new(Codec::MessagePack, 0)).unwrap();
+        let back: Entry<Vec<String>> =
+            decode(&bytes, Format::new(Codec::MessagePack, 0), URN, &tags()).unwrap();
         assert_eq!(back, entry());
-        assert!(decode::<Vec<String>>(&bytes, Codec::Json, URN, &tags()).is_err());
+        assert!(decode::<Vec<String>>(&bytes, J, URN, &tags()).is_err());
     }
 
     mod fuzz {
@@ -540,8 +558,8 @@ mod tests {
 
             #[test]
             fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-                let _ = decode::<Vec<String>>(&bytes, Codec::Json, URN, &tags());
-                let _ = decode::<u64>(&bytes, Codec::Json, URN, &tags());
+                let _ = decode::<Vec<String>>(&bytes, J, URN, &tags());
+                let _ = decode::<u64>(&bytes, J, URN, &tags());
             }
 
             #[test]
@@ -550,14 +568,14 @@ mod tests {
                 cut in any::<usize>(),
                 tail in proptest::collection::vec(any::<u8>(), 0..20),
             ) {
-                let mut bytes = encode(URN, &entry(), Codec::Json).unwrap();
+                let mut bytes = encode(URN, &entry(), J).unwrap();
                 prefix_tail_flip(&mut bytes, &flips, cut, &tail);
-                if let Ok(e) = decode::<Vec<String>>(&bytes, Codec::Json, URN, &tags()) {
+                if let Ok(e) = decode::<Vec<String>>(&bytes, J, URN, &tags()) {
                     // Whatever survived decodes as this key's, this type's.
                     prop_assert!(e.stale_until_ms >= e.fresh_until_ms);
                 }
-                prop_assert!(decode::<Vec<String>>(&bytes, Codec::Json, "urn:t:v1:user:2#f", &tags()).is_err()
-                    || bytes[KEY_AT] != encode(URN, &entry(), Codec::Json).unwrap()[KEY_AT]);
+                prop_assert!(decode::<Vec<String>>(&bytes, J, "urn:t:v1:user:2#f", &tags()).is_err()
+                    || bytes[KEY_AT] != encode(URN, &entry(), J).unwrap()[KEY_AT]);
             }
 
             #[test]

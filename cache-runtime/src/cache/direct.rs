@@ -95,7 +95,7 @@ impl Cache {
             // Nothing left to live: a remote write would store a dead entry.
             return None;
         }
-        match envelope::encode(key.as_str(), entry, self.inner.codec) {
+        match envelope::encode(key.as_str(), entry, self.format(0)) {
             Ok(b) if self.fits(b.len(), &self.inner.counters, key.as_str()) => Some((b, remaining)),
             Ok(_) => None,
             Err(e) => {
@@ -120,9 +120,9 @@ impl Cache {
         T: Clone + Send + Sync + DeserializeOwned + 'static,
     {
         let (urn, tags) = (key.as_str(), direct_tags(key));
-        let codec = self.inner.codec;
+        let format = self.format(0);
         let (hit, _) = self
-            .read_layers(urn, |b| envelope::decode::<T>(b, codec, urn, &tags))
+            .read_layers(urn, |b| envelope::decode::<T>(b, format, urn, &tags))
             .await;
         let entry = hit?.entry;
         let found = (entry.value.clone(), entry.stamp);
@@ -446,7 +446,7 @@ impl Cache {
                     layer.decode_error(urn, &envelope::DecodeError::TooLarge);
                     continue;
                 }
-                match envelope::decode::<T>(&bytes, self.inner.codec, urn, &tags) {
+                match envelope::decode::<T>(&bytes, self.format(0), urn, &tags) {
                     Ok(e)
                         if e.freshness(now) != Freshness::Expired
                             && self.remote_valid(e.stamp, &e.tags, keys[i].as_str()).await =>

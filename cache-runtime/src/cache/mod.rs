@@ -92,6 +92,7 @@ struct Inner {
     local_ttl: Option<Duration>,
     codec: Codec,
     max_value_bytes: usize,
+    schema: u32,
     marks: Arc<Watermarks>,
     bus: Option<Arc<dyn Bus>>,
     /// Identifies this cache's messages on the bus, so it skips its own.
@@ -168,6 +169,7 @@ pub struct CacheBuilder {
     local_ttl: Option<Duration>,
     codec: Codec,
     max_value_bytes: usize,
+    schema: u32,
     bus: BusChoice,
 }
 
@@ -187,6 +189,7 @@ impl Default for CacheBuilder {
             local_ttl: None,
             codec: Codec::Json,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            schema: 0,
             bus: BusChoice::Auto,
         }
     }
@@ -292,6 +295,36 @@ impl CacheBuilder {
         self
     }
 
+    /// The schema version of every value this cache writes to remote layers
+    /// (0 unless set). It is part of the fingerprint each stored entry
+    /// carries with its value type: bump it when the types' serialised form
+    /// changes and entries written before read as misses, never as values
+    /// that happen to deserialize. `#[cached(schema = N)]` bumps one use
+    /// case alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    /// use std::sync::Arc;
+    ///
+    /// let redis_like = Arc::new(MemoryBackend::new());
+    /// let old = Cache::builder().layer(LayerConfig::shared(redis_like.clone())).build();
+    /// let key = old.key("user", &1);
+    /// old.set(&key, 7u32, None);
+    ///
+    /// let new = Cache::builder()
+    ///     .layer(LayerConfig::shared(redis_like))
+    ///     .schema(2)
+    ///     .build();
+    /// assert_eq!(new.get::<u32>(&key), None, "written at schema 0: a miss");
+    /// ```
+    pub fn schema(mut self, version: u32) -> Self {
+        self.schema = version;
+        self
+    }
+
     /// Uses `bus` to tell other processes about invalidations, instead of
     /// the first remote layer's own (Redis pub/sub, used by default).
     pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
@@ -345,6 +378,7 @@ impl CacheBuilder {
                 local_ttl: self.local_ttl,
                 codec: self.codec,
                 max_value_bytes: self.max_value_bytes,
+                schema: self.schema,
                 name: self.name,
                 namespace: self.namespace,
                 version: self.version,
@@ -407,8 +441,11 @@ impl Cache {
         self.inner.local_ttl
     }
 
-    pub(crate) fn codec(&self) -> Codec {
-        self.inner.codec
+    /// How entries of a use case at schema `schema` are written (the
+    /// direct API's: 0).
+    pub(crate) fn format(&self, schema: u32) -> envelope::Format {
+        let mixed = (u64::from(self.inner.schema) << 32) | u64::from(schema);
+        envelope::Format::new(self.inner.codec, mixed)
     }
 
     /// Whether an encoded entry of `len` bytes may go to the remote layers;

@@ -167,7 +167,7 @@ where
         if remaining.is_zero() {
             return None;
         }
-        match (codec.encode)(urn, entry, self.cache.codec()) {
+        match (codec.encode)(urn, entry, self.cache.format(self.spec.schema)) {
             Ok(bytes) if self.cache.fits(bytes.len(), &self.counters, urn) => {
                 Some((bytes, remaining))
             }
@@ -239,7 +239,11 @@ where
         let Some(codec) = self.remote else {
             return (None, LayerSet::NONE);
         };
-        let (urn, tags, format) = (miss.urn.as_str(), &miss.tags, self.cache.codec());
+        let (urn, tags, format) = (
+            miss.urn.as_str(),
+            &miss.tags,
+            self.cache.format(self.spec.schema),
+        );
         let (hit, failed) = self
             .cache
             .read_layers(urn, |b| (codec.decode)(b, format, urn, tags))

@@ -17,7 +17,7 @@ use crate::cache::{Cache, UseCaseInfo};
 use crate::clock::{Clock, Millis, Stamp};
 use crate::context::{self, AsyncLoader, Loader, Mode, Said, SyncLoader};
 use crate::entry::{Entry, Freshness, Held, Tags};
-use crate::envelope::{self, Codec, DecodeError};
+use crate::envelope::{self, DecodeError, Format};
 use crate::flight::{self, Flights, Load, Outcome, Role, ShareError, Wait};
 use crate::key::{Key, KeyRef, KeyTemplate};
 use crate::layer::LayerSet;

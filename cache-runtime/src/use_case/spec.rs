@@ -21,6 +21,9 @@ pub struct UseCaseSpec {
     pub jitter: f64,
     /// The L1 bound for this use case; the cache's default when `None`.
     pub capacity: Option<usize>,
+    /// The schema version of the value type (`schema = N`): with the
+    /// cache's, part of the type's fingerprint in remote layers.
+    pub schema: u32,
     /// Which layers the use case keeps its values in.
     pub layers: LayerChoice,
     /// Cap of this use case's TTL in the in-process layer.
@@ -88,9 +91,9 @@ pub struct ValueCodec<V> {
 }
 
 /// Encodes an entry stored under a key (see `envelope::encode`).
-type EncodeFn<V> = fn(&str, &Entry<V>, Codec) -> Result<Vec<u8>, String>;
+type EncodeFn<V> = fn(&str, &Entry<V>, Format) -> Result<Vec<u8>, String>;
 /// Decodes an entry read under a key, given the tags expected of it.
-type DecodeFn<V> = fn(&[u8], Codec, &str, &Tags) -> Result<Entry<V>, DecodeError>;
+type DecodeFn<V> = fn(&[u8], Format, &str, &Tags) -> Result<Entry<V>, DecodeError>;
 
 impl<V> Clone for ValueCodec<V> {
     fn clone(&self) -> Self {
@@ -273,6 +276,7 @@ mod tests {
             negative_ttl_ms: None,
             jitter: 0.0,
             capacity: None,
+            schema: 0,
             layers: LayerChoice::All,
             local_ttl_ms: None,
             remote_ttl_ms: None,
