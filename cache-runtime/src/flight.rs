@@ -35,6 +35,9 @@ pub(crate) enum Outcome<V> {
 }
 
 pub(crate) struct Flight<V> {
+    /// Who leads it from a caller (not set for background refreshes), and
+    /// whether that leader is async.
+    leader: std::sync::OnceLock<(Who, bool)>,
     outcome: Mutex<Outcome<V>>,
     cv: Condvar,
     /// Sync callers blocked on `cv` (counted under the `outcome` lock), so
@@ -46,6 +49,7 @@ pub(crate) struct Flight<V> {
 impl<V: Clone> Flight<V> {
     fn new() -> Self {
         Flight {
+            leader: std::sync::OnceLock::new(),
             outcome: Mutex::new(Outcome::Running),
             cv: Condvar::new(),
             blocked: std::sync::atomic::AtomicU32::new(0),
@@ -112,6 +116,35 @@ impl<V: Clone> Flight<V> {
             notified.await;
         }
     }
+}
+
+/// Who runs a call: its tokio task, or outside a task its thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Task(tokio::task::Id),
+    Thread(std::thread::ThreadId),
+}
+
+impl Who {
+    fn current() -> Who {
+        tokio::task::try_id().map_or_else(|| Who::Thread(std::thread::current().id()), Who::Task)
+    }
+}
+
+/// Whether waiting on `flight` could never end: its leader is this very
+/// call's task or thread (a loader that calls itself for the same key), or
+/// an async leader while this sync caller blocks the only thread of a
+/// current-thread runtime (where that leader may be the task that cannot
+/// run until this one returns).
+fn stuck<V>(flight: &Flight<V>, wait: Wait) -> bool {
+    let Some(&(who, leader_async)) = flight.leader.get() else {
+        return false;
+    };
+    who == Who::current()
+        || (wait == Wait::Block
+            && leader_async
+            && tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread))
 }
 
 /// The loads in progress of one use case.
@@ -307,6 +340,10 @@ where
     loop {
         match flights.join(key) {
             Role::Leader(lead) => {
+                let _ = lead
+                    .flight
+                    .leader
+                    .set((Who::current(), wait == Wait::Yield));
                 if let Some((v, s)) = job.peek() {
                     lead.finish(|| Outcome::Done(v.clone(), s));
                     return Ok(v);
@@ -327,6 +364,14 @@ where
                 };
             }
             Role::Waiter(flight) => {
+                if stuck(&flight, wait) {
+                    // Waiting would never end: this caller loads on its own
+                    // (its value is stored as any load's).
+                    tracing::debug!(
+                        "a load of this key is led where waiting cannot end; loading apart"
+                    );
+                    return job.load().await.map(|(v, _)| v);
+                }
                 let outcome = match wait {
                     Wait::Block => flight.wait(share.copy),
                     Wait::Yield => flight.wait_async(share.copy).await,
