@@ -204,6 +204,50 @@ mod cached_calls {
         assert_eq!(LOADS.load(SeqCst), 2);
     }
 
+    /// A use case that keeps its values in process only: the direct API
+    /// finds its entries by URN too (before, only entries in a remote layer
+    /// were found).
+    #[cached(key = "team:<id>", ttl = 60, cache = LOCAL, name = "Team")]
+    fn team(id: u64) -> u64 {
+        id * 10
+    }
+
+    #[test]
+    fn an_in_process_only_entry_is_read_checked_and_deleted_by_its_urn() {
+        assert_eq!(team(3), 30);
+        let key = LOCAL.key("team", &3).use_case("Team");
+        assert_eq!(LOCAL.get::<u64>(&key), Some(30));
+        let e = LOCAL.get_entry::<u64>(&key).expect("the call's entry");
+        assert_eq!((e.value, &*e.tags[0]), (30, "team:3"));
+        assert!(LOCAL.exists(&key));
+        assert_eq!(
+            LOCAL.get::<String>(&key),
+            None,
+            "another type reads as absent"
+        );
+        assert!(!LOCAL.exists(&LOCAL.key("team", &4).use_case("Team")));
+        assert!(LOCAL.delete(&key));
+        assert_eq!(LOCAL.get::<u32>(&key), None);
+        assert!(!LOCAL.exists(&key));
+    }
+
+    /// `exists` judges a remote entry as a read would: one invalidated
+    /// since it was written does not exist (before, any stored bytes did).
+    #[cached(key = "member:<id>", ttl = 60, cache = LAYERED, name = "Member")]
+    fn member(id: u64) -> u64 {
+        id
+    }
+
+    #[test]
+    fn an_invalidated_remote_entry_does_not_exist() {
+        member(8);
+        let key = LAYERED.key("member", &8).use_case("Member");
+        assert!(LAYERED.exists(&key));
+        LAYERED.invalidate_entity("member", &8);
+        assert!(!LAYERED.exists(&key));
+        assert_eq!(LAYERED.get::<u64>(&key), None);
+    }
+
     #[test]
     fn delete_reports_a_live_value_on_the_system_clock() {
         // The value was stored milliseconds before the delete: it is live

@@ -161,6 +161,12 @@ impl<V> Held<V> {
         }
     }
 
+    /// Whether it was stored under `urn` (by the hash of its URN, kept
+    /// last among its hashes).
+    pub(crate) fn stored_under(&self, urn_hash: u64) -> bool {
+        self.hashes.last() == Some(&urn_hash)
+    }
+
     /// Whether it may be put in process memory now: not invalidated yet,
     /// and the layer trusted.
     pub(crate) fn admissible(&self, marks: &crate::watermark::Watermarks) -> bool {

@@ -246,7 +246,40 @@ pub(crate) fn decode<V: DeserializeOwned>(
     urn: &str,
     expected: &Tags,
 ) -> Result<Entry<V>, DecodeError> {
-    let codec = format.codec;
+    let (meta, fingerprint, body) = parse(bytes, format.codec, urn, expected)?;
+    if fingerprint != type_fingerprint::<V>(format.schema) {
+        return Err(DecodeError::OtherType);
+    }
+    let value: V = match format.codec {
+        Codec::Json => {
+            serde_json::from_slice(body).map_err(|e| DecodeError::Body(e.to_string()))?
+        }
+        #[cfg(feature = "msgpack")]
+        Codec::MessagePack => {
+            rmp_serde::from_slice(body).map_err(|e| DecodeError::Body(e.to_string()))?
+        }
+    };
+    Ok(meta.map(|()| value))
+}
+
+/// What an entry's header and tags say, whatever its value's type: for
+/// checking that a stored entry is live without decoding it (`exists`).
+pub(crate) fn decode_meta(
+    bytes: &[u8],
+    codec: Codec,
+    urn: &str,
+    expected: &Tags,
+) -> Result<Entry<()>, DecodeError> {
+    parse(bytes, codec, urn, expected).map(|(meta, _, _)| meta)
+}
+
+/// The header and tags of an entry, its type fingerprint and its body.
+fn parse<'b>(
+    bytes: &'b [u8],
+    codec: Codec,
+    urn: &str,
+    expected: &Tags,
+) -> Result<(Entry<()>, u64, &'b [u8]), DecodeError> {
     let header = bytes.get(..HEADER_LEN).ok_or(DecodeError::Format)?;
     if !header.starts_with(PREFIX)
         || header[PREFIX.len()] != codec.tag()
@@ -275,9 +308,6 @@ pub(crate) fn decode<V: DeserializeOwned>(
     if key != key_hash(urn) {
         return Err(DecodeError::OtherKey);
     }
-    if fingerprint != type_fingerprint::<V>(format.schema) {
-        return Err(DecodeError::OtherType);
-    }
     let rest = &bytes[HEADER_LEN..];
     let nl = rest
         .iter()
@@ -304,23 +334,15 @@ pub(crate) fn decode<V: DeserializeOwned>(
         }
         all.into()
     };
-    let value: V = match codec {
-        Codec::Json => {
-            serde_json::from_slice(body).map_err(|e| DecodeError::Body(e.to_string()))?
-        }
-        #[cfg(feature = "msgpack")]
-        Codec::MessagePack => {
-            rmp_serde::from_slice(body).map_err(|e| DecodeError::Body(e.to_string()))?
-        }
-    };
-    Ok(Entry {
-        value,
+    let meta = Entry {
+        value: (),
         stamp: created,
         fresh_until_ms: fresh,
         stale_until_ms: stale.max(fresh),
         negative,
         tags,
-    })
+    };
+    Ok((meta, fingerprint, body))
 }
 
 #[cfg(test)]

@@ -250,6 +250,18 @@ impl<K: Eq, V> Store<K, V> {
         slots[idx as usize].take().map(|s| s.value)
     }
 
+    /// The first `f(value)` that is `Some`, over every entry (one shard read
+    /// lock at a time). A scan: for inspection paths, not for calls.
+    pub(crate) fn find_map<R>(&self, mut f: impl FnMut(&V) -> Option<R>) -> Option<R> {
+        for shard in self.shards.iter() {
+            let shard = shard.0.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(r) = shard.slots.iter().flatten().find_map(|s| f(&s.value)) {
+                return Some(r);
+            }
+        }
+        None
+    }
+
     /// Removes every entry for which `drop_it` says so; returns how many.
     pub(crate) fn remove_where(&self, mut drop_it: impl FnMut(&K, &V) -> bool) -> usize {
         let mut removed = 0;

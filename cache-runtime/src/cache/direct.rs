@@ -16,7 +16,9 @@ impl Cache {
         f: impl FnOnce(&Entry<AnyValue>, u64) -> Option<R>,
     ) -> Option<R> {
         let now = self.inner.clock.now_ms();
-        self.inner
+        let mut f = Some(f);
+        let own = self
+            .inner
             .store
             .with(
                 self.direct_hash(key),
@@ -25,10 +27,18 @@ impl Cache {
                     if h.entry.is_expired(now) || !h.valid(&self.inner.marks) {
                         return None;
                     }
-                    f(&h.entry, now)
+                    f.take().and_then(|f| f(&h.entry, now))
                 },
             )
-            .flatten()
+            .flatten();
+        if own.is_some() {
+            return own;
+        }
+        // A `#[cached]` call's entry, held by its use case (keyed by the
+        // call's arguments, found by its URN).
+        let f = f?;
+        let e = self.use_case_entry(key)?;
+        f(&e, now)
     }
 
     pub(super) fn read<T: Clone + 'static>(&self, key: &Key) -> Option<(Freshness, T)> {
@@ -388,9 +398,21 @@ impl Cache {
         self.with_live(key, |_, _| Some(())).is_some()
     }
 
+    /// Whether a remote layer holds a live entry under `key`: not expired,
+    /// written under this key, and not invalidated since (its value is not
+    /// decoded, so any type counts).
     pub(super) async fn exists_remote(&self, key: &Key) -> bool {
+        let (urn, tags) = (key.as_str(), direct_tags(key));
         for layer in &self.inner.layers {
-            if let Ok(Some(_)) = layer.get(key.as_str()).await {
+            let Ok(Some(bytes)) = layer.get(urn).await else {
+                continue;
+            };
+            let Ok(meta) = envelope::decode_meta(&bytes, self.inner.codec, urn, &tags) else {
+                continue;
+            };
+            if !meta.is_expired(self.inner.clock.now_ms())
+                && self.remote_valid(meta.stamp, &meta.tags, urn).await
+            {
                 return true;
             }
         }

@@ -56,7 +56,7 @@ impl Cache {
         let at = self.inner.clock.stamp();
         // Whether a live value was here, judged before the watermark rules
         // it out.
-        let local = self.delete_local(key);
+        let local = self.delete_local(key) | self.use_case_entry(key).is_some();
         self.supersede_local(key.as_str(), at);
         let remote = if self.inner.layers.is_empty() && self.inner.bus.is_none() {
             false
@@ -76,7 +76,7 @@ impl Cache {
     /// The async twin of [`delete`](Self::delete).
     pub async fn delete_async(&self, key: &Key) -> bool {
         let at = self.inner.clock.stamp();
-        let local = self.delete_local(key);
+        let local = self.delete_local(key) | self.use_case_entry(key).is_some();
         self.supersede_local(key.as_str(), at);
         let remote = self.delete_everywhere(key, at).await;
         local || remote

@@ -44,12 +44,15 @@ pub(crate) trait UseCaseInfo: Send + Sync {
     fn cleanup_expired(&self) -> usize;
     fn set_ramp(&self, per_mille: u32);
     fn ramp(&self) -> u32;
+    /// The live in-process entry stored under `urn` (whose entity is
+    /// `entity`), its value shared as `Any`; found by a scan.
+    fn local_entry(&self, urn: &str, entity: &str) -> Option<Entry<AnyValue>>;
 }
 
 /// The default bound of each use case's in-process layer.
 pub const DEFAULT_CAPACITY: usize = 10_000;
 
-type AnyValue = Arc<dyn Any + Send + Sync>;
+pub(crate) type AnyValue = Arc<dyn Any + Send + Sync>;
 
 /// A cache: a namespace and version for its keys, a clock, the in-process
 /// layer of every use case stored in it, and a typed direct API.
@@ -505,6 +508,17 @@ impl Cache {
 
     fn use_cases(&self) -> Vec<&'static dyn UseCaseInfo> {
         self.registry().all.clone()
+    }
+
+    /// The in-process entry of a `#[cached]` call under `key` (a URN naming
+    /// its use case after `#`), if that use case holds one live.
+    pub(super) fn use_case_entry(&self, key: &Key) -> Option<Entry<AnyValue>> {
+        let (_, use_case) = key.as_str().rsplit_once('#')?;
+        let uc = self
+            .use_cases()
+            .into_iter()
+            .find(|u| u.name() == use_case)?;
+        uc.local_entry(key.as_str(), key.entity())
     }
 
     /// Counters of every use case of this cache (the direct API's under the

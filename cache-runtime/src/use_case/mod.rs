@@ -188,6 +188,32 @@ where
     fn ramp(&self) -> u32 {
         self.ramp.load(Ordering::Relaxed)
     }
+    fn local_entry(&self, urn: &str, entity: &str) -> Option<Entry<crate::cache::AnyValue>> {
+        if !self.local {
+            return None;
+        }
+        let now = self.clock.now_ms();
+        let urn_hash = crate::watermark::tag_hash(urn);
+        let marks = &*self.marks;
+        // The URN's hash, checked against the entry's entity tag (a prefix
+        // of the URN's id part): L1 is keyed by the arguments, not the URN.
+        let of_entity = |t: &str| {
+            entity
+                .strip_prefix(t)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+        };
+        self.store.find_map(|held| {
+            (held.stored_under(urn_hash)
+                && held.entry.tags.first().is_some_and(|t| of_entity(t))
+                && !held.entry.is_expired(now)
+                && held.valid(marks))
+            .then(|| {
+                held.entry
+                    .clone()
+                    .map(|v| std::sync::Arc::new(v) as crate::cache::AnyValue)
+            })
+        })
+    }
 }
 
 impl<K, V> UseCase<K, V>
