@@ -23,6 +23,7 @@ mod global;
 mod key;
 mod layer;
 mod lifetime;
+pub use lifetime::LoadOptions;
 mod local;
 mod spawn;
 mod stats;

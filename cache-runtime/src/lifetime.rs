@@ -55,6 +55,123 @@ impl Policy {
     }
 }
 
+/// How [`Cache::get_or_load`](crate::Cache::get_or_load) keeps what its
+/// loader returns: the same policy `#[cached]` takes (TTL, stale-while-
+/// revalidate, TTL of absences, jitter, tags). `None` and `Some(ttl)`
+/// convert into options with that TTL alone.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{Cache, LoadOptions};
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder().build();
+/// let key = cache.key("user", &7);
+/// let options = LoadOptions::ttl(Duration::from_secs(300))
+///     .swr(Duration::from_secs(30))
+///     .jitter(0.1)
+///     .negative(Duration::from_secs(5), Option::is_none)
+///     .tags([cachewright::tag("org", &1)]);
+/// let v: Result<Option<String>, ()> = cache.get_or_load(&key, options, || Ok(None));
+/// assert_eq!(v, Ok(None));
+/// assert!(cache.get_entry::<Option<String>>(&key).unwrap().negative, "an absence, kept 5 s");
+/// ```
+#[derive(Debug)]
+pub struct LoadOptions<T> {
+    pub(crate) policy: Policy,
+    pub(crate) is_negative: Option<fn(&T) -> bool>,
+    pub(crate) tags: Vec<String>,
+}
+
+impl<T> Clone for LoadOptions<T> {
+    fn clone(&self) -> Self {
+        LoadOptions {
+            policy: self.policy,
+            is_negative: self.is_negative,
+            tags: self.tags.clone(),
+        }
+    }
+}
+
+impl<T> Default for LoadOptions<T> {
+    /// Kept until evicted, no stale window, absences not told apart.
+    fn default() -> Self {
+        LoadOptions {
+            policy: Policy {
+                ttl: None,
+                swr: Duration::ZERO,
+                negative_ttl: None,
+                jitter: 0.0,
+            },
+            is_negative: None,
+            tags: Vec::new(),
+        }
+    }
+}
+
+impl<T> LoadOptions<T> {
+    /// Values stay fresh for `ttl`.
+    pub fn ttl(ttl: Duration) -> Self {
+        let mut o = Self::default();
+        o.policy.ttl = Some(ttl);
+        o
+    }
+
+    /// After their TTL, values are served stale for `window` more while one
+    /// caller reloads them (the others, and that caller's later calls, get
+    /// the stale value until the new one is stored).
+    pub fn swr(mut self, window: Duration) -> Self {
+        self.policy.swr = window;
+        self
+    }
+
+    /// Values for which `is_negative` holds (an absence, such as `None`)
+    /// are kept for `ttl` instead (without a stale window); without this,
+    /// they are kept as any value.
+    pub fn negative(mut self, ttl: Duration, is_negative: fn(&T) -> bool) -> Self {
+        self.policy.negative_ttl = Some(ttl);
+        self.is_negative = Some(is_negative);
+        self
+    }
+
+    /// Spreads each TTL by up to ± `fraction` (0.1 = ±10 %), so entries
+    /// loaded together do not expire together. Clamped to `0.0..=1.0`.
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.policy.jitter = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// Tags stored with the value (beside the key's entity), as `tags = [...]`
+    /// gives `#[cached]` entries.
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+}
+
+impl<T> From<Option<Duration>> for LoadOptions<T> {
+    fn from(ttl: Option<Duration>) -> Self {
+        let mut o = Self::default();
+        o.policy.ttl = ttl;
+        o
+    }
+}
+
+impl<T> From<Duration> for LoadOptions<T> {
+    fn from(ttl: Duration) -> Self {
+        Self::ttl(ttl)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,12 +5,17 @@ use super::*;
 use crate::cache::direct::direct_tags;
 
 impl Cache {
-    /// The value under `key`, or the loader's, stored for `ttl` in every
-    /// layer.
+    /// The value under `key`, or the loader's, stored in every layer as
+    /// `options` say: a TTL (`None`, `Some(ttl)`), or [`LoadOptions`] with a
+    /// stale-while-revalidate window, a TTL for absences, jitter and tags,
+    /// the policy `#[cached]` takes.
     ///
     /// Concurrent calls for one absent key run `loader` once; the others
     /// wait for its value. An error is returned to the caller that ran the
-    /// loader and is not cached; waiters then try in turn.
+    /// loader and is not cached; waiters then try in turn. Past its TTL,
+    /// inside its stale window, a value is returned at once to every caller
+    /// but one, whose loader refreshes it (this caller waits for its own
+    /// load; the direct API runs no loader in the background).
     ///
     /// # Blocking
     ///
@@ -39,13 +44,14 @@ impl Cache {
     pub fn get_or_load<T, E>(
         &self,
         key: &Key,
-        ttl: Option<Duration>,
+        options: impl Into<LoadOptions<T>>,
         loader: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E>
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
-        flight::block_here(self.load(key, ttl, SyncLoader(loader), Wait::Block))
+        let options = options.into();
+        flight::block_here(self.load(key, options, SyncLoader(loader), Wait::Block))
     }
 
     /// The async twin of [`get_or_load`](Self::get_or_load).
@@ -66,41 +72,68 @@ impl Cache {
     pub async fn get_or_load_async<T, E, F>(
         &self,
         key: &Key,
-        ttl: Option<Duration>,
+        options: impl Into<LoadOptions<T>>,
         loader: F,
     ) -> Result<T, E>
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
         F: Future<Output = Result<T, E>>,
     {
-        self.load(key, ttl, AsyncLoader(loader), Wait::Yield).await
+        self.load(key, options.into(), AsyncLoader(loader), Wait::Yield)
+            .await
     }
 
     /// The value under `key`, or `loader`'s through the single-flight loop.
     pub(super) async fn load<T, E>(
         &self,
         key: &Key,
-        ttl: Option<Duration>,
+        options: LoadOptions<T>,
         loader: impl Loader<T, E>,
         wait: Wait,
     ) -> Result<T, E>
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
-        if let Some((_, v)) = self.read::<T>(key) {
-            self.count(true);
-            return Ok(v);
-        }
+        let flights = self.flights::<T>();
+        let flight_key = key.as_str().to_owned();
         let call = DirectLoad {
             cache: self,
             key,
-            ttl,
+            options,
             loader,
             blocking: wait == Wait::Block,
             types: std::marker::PhantomData,
         };
-        let flights = self.flights::<T>();
-        let flight_key = key.as_str().to_owned();
+        match self.read::<T>(key) {
+            Some((Freshness::Fresh, v)) => {
+                self.count(true);
+                return Ok(v);
+            }
+            Some((_, stale)) => {
+                self.count(true);
+                // Stale: the first caller refreshes (for its own call), every
+                // other caller meanwhile gets the stale value.
+                return match flights.join(&flight_key) {
+                    flight::Role::Leader(lead) => {
+                        self.inner.counters.refresh();
+                        match call.load().await {
+                            Ok((v, s)) => {
+                                lead.finish(|| flight::Outcome::Done(v.clone(), s));
+                                Ok(v)
+                            }
+                            Err(e) => {
+                                lead.finish(|| flight::Outcome::Failed(None));
+                                tracing::debug!(key = key.as_str(), "refresh failed; the stale value stays");
+                                let _ = e;
+                                Ok(stale)
+                            }
+                        }
+                    }
+                    flight::Role::Waiter(_) => Ok(stale),
+                };
+            }
+            None => {}
+        }
         flight::run(&flights, &flight_key, wait, ShareError::none(), call).await
     }
 
@@ -116,14 +149,6 @@ impl Cache {
         any.downcast().unwrap_or_else(|_| Arc::new(Flights::new()))
     }
 
-    /// The TTL to store a loaded value with, or `None` not to store it.
-    pub(super) fn ttl_said(said: Directive, ttl: Option<Duration>) -> Option<Option<Duration>> {
-        match said {
-            Directive::Skip => None,
-            Directive::Ttl(d) => Some(Some(d)),
-            Directive::Default => Some(ttl),
-        }
-    }
 }
 
 /// One `get_or_load` of the direct API, as the single-flight loop drives it.
@@ -131,7 +156,7 @@ impl Cache {
 pub(super) struct DirectLoad<'a, T, E, L> {
     cache: &'a Cache,
     key: &'a Key,
-    ttl: Option<Duration>,
+    options: LoadOptions<T>,
     loader: L,
     blocking: bool,
     types: std::marker::PhantomData<fn() -> (T, E)>,
@@ -177,9 +202,17 @@ where
         let start = Instant::now();
         let (r, said) = self.loader.run().await;
         self.cache.inner.counters.load(start.elapsed(), r.is_ok());
-        if let (Ok(v), Some(ttl)) = (&r, Cache::ttl_said(said.directive, self.ttl)) {
-            let mut entry = Entry::loaded(v.clone(), stamp, ttl, Duration::ZERO);
-            entry.tags = crate::entry::with_tags(&direct_tags(self.key), said.tags);
+        let kept = r.as_ref().ok().and_then(|v| {
+            let negative = self.options.is_negative.is_some_and(|f| f(v));
+            let life = self.options.policy.lifetime(negative, said.directive)?;
+            Some((v, life))
+        });
+        if let Some((v, life)) = kept {
+            let mut entry = Entry::loaded(v.clone(), stamp, life.ttl, life.swr);
+            entry.negative = life.negative;
+            let mut extra = self.options.tags.clone();
+            extra.extend(said.tags);
+            entry.tags = crate::entry::with_tags(&direct_tags(self.key), extra);
             if !self.cache.current(stamp, &entry.tags, self.key.as_str()) {
                 tracing::debug!(
                     key = self.key.as_str(),

@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::clock::{saturating_us, Clock, Stamp};
-use crate::context::{AsyncLoader, Directive, Loader, SyncLoader};
+use crate::context::{AsyncLoader, Loader, SyncLoader};
 use crate::entry::Held;
 use crate::entry::{Entry, Freshness};
+use crate::lifetime::LoadOptions;
 use crate::envelope::{self, Codec};
 use crate::flight::{self, Flights, Load, ShareError, Wait};
 use crate::key::Key;
