@@ -476,3 +476,25 @@ mod result_tags {
         assert_eq!(cache.get::<u32>(&key), None);
     }
 }
+
+// ---- async invalidations run in spawned tasks ------------------------------------------
+
+/// The async invalidations' futures are `Send`, so a task that calls them can
+/// be spawned (`invalidate_entity_async` held its `&dyn Display` id across an
+/// await, and such a task did not compile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_invalidations_run_in_spawned_tasks() {
+    let cache = Cache::builder().name("spawned").build();
+    let (k1, k2) = (cache.key("user", &1), cache.key("org", &2));
+    cache.set(&k1, 1u32, None);
+    cache.set(&k2, 2u32, None);
+    let c = cache.clone();
+    tokio::spawn(async move {
+        c.invalidate_entity_async("user", &1).await;
+        c.invalidate_tags_async([tag("org", &2)]).await;
+    })
+    .await
+    .unwrap();
+    assert_eq!(cache.get::<u32>(&k1), None);
+    assert_eq!(cache.get::<u32>(&k2), None);
+}

@@ -281,9 +281,16 @@ impl Cache {
     }
 
     /// The async twin of [`invalidate_entity`](Self::invalidate_entity).
-    pub async fn invalidate_entity_async(&self, key_type: &str, id: &dyn fmt::Display) {
+    ///
+    /// The tag is rendered before the future is returned, so the future
+    /// holds neither `key_type` nor `id` and is `Send` (it can run in
+    /// `tokio::spawn`) whatever `id`'s type.
+    pub fn invalidate_entity_async(
+        &self,
+        key_type: &str,
+        id: &dyn fmt::Display,
+    ) -> impl Future<Output = ()> + Send + '_ {
         self.invalidate_tags_async([crate::key::entity_tag(key_type, id)])
-            .await;
     }
 
     /// Drops every entry of this cache's namespace and version: in process

@@ -123,7 +123,10 @@ impl Cache {
                             }
                             Err(e) => {
                                 lead.finish(|| flight::Outcome::Failed(None));
-                                tracing::debug!(key = key.as_str(), "refresh failed; the stale value stays");
+                                tracing::debug!(
+                                    key = key.as_str(),
+                                    "refresh failed; the stale value stays"
+                                );
                                 let _ = e;
                                 Ok(stale)
                             }
@@ -148,7 +151,6 @@ impl Cache {
         // not to, loads of this call would run apart, not fail.
         any.downcast().unwrap_or_else(|_| Arc::new(Flights::new()))
     }
-
 }
 
 /// One `get_or_load` of the direct API, as the single-flight loop drives it.
