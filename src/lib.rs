@@ -9,8 +9,8 @@ pub use cachewright_macros::{bg_writer, cache_write, cached};
 // Caches: the process-wide ones and their configuration, your own, and the
 // direct API on them (`get`, `set`, `get_or_load`, `delete`, `invalidate_*`).
 pub use cachewright_runtime::{
-    configure, default_cache, AsCache, Cache, CacheBuilder, ConfigError, EnvProblem, NamedCache,
-    Setup, DEFAULT_CAPACITY, DEFAULT_MAX_VALUE_BYTES,
+    configure, default_cache, AsCache, Cache, CacheBuilder, ConfigError, EnvProblem, LoadOptions,
+    NamedCache, Setup, DEFAULT_CAPACITY, DEFAULT_MAX_VALUE_BYTES,
 };
 
 // Keys, tags, entries and time.

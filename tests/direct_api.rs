@@ -321,3 +321,76 @@ fn invalidating_an_entity_reaches_its_keys_whatever_the_key_type() {
     cache.invalidate_entity("user profile", &1);
     assert_eq!(cache.get::<u32>(&key), None);
 }
+
+/// `get_or_load` takes the attribute's policy: a stale window in which one
+/// caller refreshes while the others get the stale value, a TTL for
+/// absences, and tags.
+mod load_options {
+    use super::*;
+    use cachewright::LoadOptions;
+
+    #[test]
+    fn stale_values_are_served_while_one_caller_refreshes() {
+        let clock = ManualClock::new(1_000_000);
+        let cache = Cache::builder().clock(Clock::manual(&clock)).build();
+        let key = cache.key("price", &1);
+        let opts = || LoadOptions::ttl(Duration::from_secs(10)).swr(Duration::from_secs(60));
+        let v: Result<u32, ()> = cache.get_or_load(&key, opts(), || Ok(1));
+        assert_eq!(v, Ok(1));
+        clock.advance(Duration::from_secs(11)); // stale, inside the window
+        let refreshed: Result<u32, ()> = cache.get_or_load(&key, opts(), || Ok(2));
+        assert_eq!(refreshed, Ok(2), "the first caller past the TTL refreshes");
+        assert_eq!(
+            cache
+                .get_entry::<u32>(&key)
+                .unwrap()
+                .freshness(cache.clock().now_ms()),
+            cachewright::Freshness::Fresh
+        );
+        clock.advance(Duration::from_secs(75)); // past TTL and window
+        let reloaded: Result<u32, ()> = cache.get_or_load(&key, opts(), || Ok(3));
+        assert_eq!(reloaded, Ok(3), "an expired value is never served");
+        assert_eq!(cache.stats_for("direct").unwrap().refreshes, 1);
+    }
+
+    #[test]
+    fn a_failed_refresh_keeps_serving_the_stale_value() {
+        let clock = ManualClock::new(1_000_000);
+        let cache = Cache::builder().clock(Clock::manual(&clock)).build();
+        let key = cache.key("price", &2);
+        let opts = || LoadOptions::ttl(Duration::from_secs(10)).swr(Duration::from_secs(60));
+        let _: Result<u32, String> = cache.get_or_load(&key, opts(), || Ok(1));
+        clock.advance(Duration::from_secs(11));
+        let v: Result<u32, String> = cache.get_or_load(&key, opts(), || Err("down".into()));
+        assert_eq!(v, Ok(1), "the source is down: the stale value is served");
+    }
+
+    #[test]
+    fn absences_get_their_own_ttl_and_tags_are_kept() {
+        let clock = ManualClock::new(1_000_000);
+        let cache = Cache::builder().clock(Clock::manual(&clock)).build();
+        let key = cache.key("user", &404);
+        let loads = AtomicU32::new(0);
+        let opts = || {
+            LoadOptions::ttl(Duration::from_secs(300))
+                .negative(Duration::from_secs(5), Option::is_none)
+                .tags([cachewright::tag("org", &9)])
+        };
+        let load = || -> Result<Option<String>, ()> {
+            loads.fetch_add(1, SeqCst);
+            Ok(None)
+        };
+        assert_eq!(cache.get_or_load(&key, opts(), load), Ok(None));
+        assert_eq!(cache.get_or_load(&key, opts(), load), Ok(None));
+        assert_eq!(loads.load(SeqCst), 1, "the absence is cached");
+        let e = cache.get_entry::<Option<String>>(&key).unwrap();
+        assert!(e.negative);
+        assert!(e.tags.iter().any(|t| &**t == "org:9"), "{:?}", e.tags);
+        clock.advance(Duration::from_secs(6));
+        assert_eq!(cache.get_or_load(&key, opts(), load), Ok(None));
+        assert_eq!(loads.load(SeqCst), 2, "after its 5 s, loaded again");
+        cache.invalidate_tags([cachewright::tag("org", &9)]);
+        assert_eq!(cache.get_or_load(&key, opts(), load), Ok(None));
+        assert_eq!(loads.load(SeqCst), 3, "the tag reached it");
+    }
+}
