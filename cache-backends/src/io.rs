@@ -36,6 +36,41 @@ pub fn handle() -> Option<Handle> {
     .map(|rt| rt.handle().clone())
 }
 
+static BUS: OnceLock<Option<Runtime>> = OnceLock::new();
+
+/// The handle of the runtime that listens to invalidation buses (one thread
+/// of its own, `cachewright-bus`, started on first use), or `None` if the OS
+/// refused to start it. Apart from the I/O runtime so that a message is
+/// applied as soon as it arrives, not after the layer reads and writes
+/// queued before it: the shorter that wait, the shorter another process
+/// serves a copy invalidated elsewhere.
+///
+/// # Examples
+///
+/// ```
+/// let bus = cachewright::backends::io::bus_handle().expect("the OS starts a thread");
+/// let io = cachewright::backends::io::handle().expect("the OS starts a thread");
+/// assert_ne!(bus.id(), io.id(), "two runtimes");
+/// ```
+pub fn bus_handle() -> Option<Handle> {
+    BUS.get_or_init(|| {
+        match Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cachewright-bus")
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => Some(rt),
+            Err(e) => {
+                tracing::error!(error = %e, "cachewright could not start its bus runtime; buses listen on the i/o runtime");
+                None
+            }
+        }
+    })
+    .as_ref()
+    .map(|rt| rt.handle().clone())
+}
+
 /// Why [`block_on`] returned no output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blocked {

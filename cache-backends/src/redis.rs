@@ -625,7 +625,7 @@ impl Bus for RedisBus {
     }
 
     fn subscribe(&self, channel: &str, sink: BusSink) {
-        let Some(handle) = crate::io::handle() else {
+        let Some(handle) = crate::io::bus_handle().or_else(crate::io::handle) else {
             tracing::error!("no i/o runtime: the invalidation bus cannot listen");
             let _ = sink(BusEvent::Disconnected);
             return;
