@@ -2,13 +2,15 @@
 //! the BGCache single-writer / multi-reader pattern, schedules, TTLs,
 //! on-demand loads, errors, overlap, duplicates, invalidation.
 
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use cachewright::{bg_writer, BgError, BgReader, Cache, Clock, ManualClock};
+use cachewright::backends::{async_trait, Backend, BackendError};
+use cachewright::{bg_writer, BgError, BgReader, Cache, Clock, LayerConfig, ManualClock};
 use serde::{Deserialize, Serialize};
-use tokio::time::sleep;
+use tokio::time::{sleep, Instant};
 
 /// `cachewright::shutdown()` stops every writer of the process: tests take turns.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -418,4 +420,157 @@ async fn run_immediately_pulls_at_start_or_one_interval_later() {
         "pulled after one interval"
     );
     cachewright::shutdown_async().await;
+}
+
+// ---- leases: a layer that plays the shared Redis of several replicas ------------------------
+
+/// A remote layer for lease tests: values and leases with expiries on
+/// tokio's clock (paused in these tests), what the writer did to it, and a
+/// switch that makes every lease check fail. Lease keys are those with
+/// `~lease:` in them.
+#[derive(Debug, Default)]
+struct Lab {
+    map: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    fail_leases: AtomicBool,
+    value_writes: AtomicU32,
+    renewals: AtomicU32,
+    releases: AtomicU32,
+}
+
+impl Lab {
+    fn live(&self, key: &str) -> Option<Vec<u8>> {
+        let map = self.map.lock().unwrap();
+        map.get(key)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(v, _)| v.clone())
+    }
+
+    fn lease_key(&self) -> Option<String> {
+        let map = self.map.lock().unwrap();
+        map.keys().find(|k| k.contains("~lease:")).cloned()
+    }
+
+    /// The token of the live lease, if any.
+    fn holder(&self) -> Option<Vec<u8>> {
+        self.live(&self.lease_key()?)
+    }
+
+    fn lease_check(&self) -> Result<(), BackendError> {
+        if self.fail_leases.load(SeqCst) {
+            return Err(BackendError::Refused {
+                backend: "lab".into(),
+                message: "lease checks fail".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for Lab {
+    fn name(&self) -> &str {
+        "lab"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self.live(key))
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), BackendError> {
+        if !key.contains('~') {
+            self.value_writes.fetch_add(1, SeqCst);
+        }
+        let until = Instant::now() + ttl;
+        self.map
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), (value, until));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        Ok(self.map.lock().unwrap().remove(key).is_some())
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        self.lease_check()?;
+        if self.live(key).is_some() {
+            return Ok(false);
+        }
+        let until = Instant::now() + ttl;
+        self.map
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), (value, until));
+        Ok(true)
+    }
+
+    async fn renew_if(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, BackendError> {
+        self.lease_check()?;
+        self.renewals.fetch_add(1, SeqCst);
+        let mut map = self.map.lock().unwrap();
+        match map.get_mut(key) {
+            Some((v, until)) if *until > Instant::now() && v == token => {
+                *until = Instant::now() + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_if(&self, key: &str, token: &[u8]) -> Result<bool, BackendError> {
+        self.releases.fetch_add(1, SeqCst);
+        let mut map = self.map.lock().unwrap();
+        if map.get(key).is_some_and(|(v, _)| v == token) {
+            map.remove(key);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// A cache whose one remote layer is `lab`.
+fn lab_cache(name: &str, lab: &Arc<Lab>) -> Cache {
+    Cache::builder()
+        .name(name)
+        .namespace(name)
+        .layer(LayerConfig::shared(lab.clone()).breaker(1000, Duration::from_millis(1)))
+        .build()
+}
+
+static STOP_LAB: LazyLock<Arc<Lab>> = LazyLock::new(Default::default);
+static STOP_CACHE: LazyLock<Cache> = LazyLock::new(|| lab_cache("bg-stop", &STOP_LAB));
+
+#[bg_writer(key = "stoppable", interval = 10, cache = STOP_CACHE)]
+async fn stoppable() -> u32 {
+    1
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_releases_the_lease_and_a_restart_registers_once() {
+    let _g = SERIAL.lock().await;
+    for _ in 0..3 {
+        stoppable.start().unwrap();
+        stoppable.start().unwrap(); // twice is harmless
+        sleep(Duration::from_millis(1)).await;
+        assert!(STOP_LAB.holder().is_some(), "the writer holds its lease");
+        stoppable.stop();
+        sleep(Duration::from_millis(1)).await; // the release runs in the background
+        assert_eq!(STOP_LAB.holder(), None, "stop released the lease");
+    }
+    stoppable.start().unwrap();
+    sleep(Duration::from_millis(1)).await;
+    let before = STOP_LAB.releases.load(SeqCst);
+    cachewright::shutdown_async().await;
+    assert_eq!(STOP_LAB.holder(), None, "shutdown released the lease");
+    assert_eq!(
+        STOP_LAB.releases.load(SeqCst) - before,
+        1,
+        "one registration, however often the writer started"
+    );
 }

@@ -56,7 +56,7 @@ where
 
     fn shared(&'static self) -> &'static Arc<Shared<T>> {
         self.shared
-            .get_or_init(|| Arc::new(Shared::new((self.cache)(), self.spec.key)))
+            .get_or_init(|| Arc::new(Shared::new((self.cache)(), self.spec.key, true)))
     }
 
     /// The key this writer owns.
@@ -126,25 +126,14 @@ where
         if task.is_some() {
             return Ok(());
         }
-        let token = format!("{:016x}", fastrand::u64(..)).into_bytes();
-        let lease_key = crate::key::lease_key(&s.cache.key_prefix(), self.spec.key);
         let period = Duration::from_millis(self.spec.interval_ms);
-        let (lk, tk) = (lease_key.clone(), token.clone());
-        let Some(handle) = crate::spawn::spawn(every(period, immediately, move || {
-            let (lk, tk) = (lk.clone(), tk.clone());
-            async move { self.tick(&lk, &tk).await }
-        })) else {
+        let Some(handle) = crate::spawn::spawn(every(period, immediately, move || self.tick()))
+        else {
             return Err(BgError::Unavailable(s.key.as_str().to_owned()));
         };
         *task = Some(handle);
         drop(task);
-        RUNNING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(WriterStop {
-                shared: s.clone(),
-                lease: Some((lease_key, token)),
-            }));
+        register(s);
         tracing::debug!(
             writer = self.spec.name,
             key = s.key.as_str(),
@@ -153,21 +142,43 @@ where
         Ok(())
     }
 
-    /// Stops this writer's schedule (and releases its lease) without
-    /// touching others.
+    /// Stops this writer's schedule and releases its lease, without
+    /// touching other writers. Its value is still served from memory;
+    /// [`start`](Self::start) resumes the schedule.
+    ///
+    /// Outside a tokio runtime it waits for the release (at most 2 s);
+    /// inside one it never blocks: the release runs in the background
+    /// (await [`stop_async`](Self::stop_async) to wait for it).
     pub fn stop(&'static self) {
-        let s = self.shared();
-        s.stopped.store(true, Ordering::Release);
-        if let Some(t) = s.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            t.abort();
+        let Some(release) = self.halt() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            crate::spawn::spawn_io(release);
+        } else {
+            let _ = cachewright_backends::io::block_on(release, Duration::from_secs(2));
         }
+    }
+
+    /// The async twin of [`stop`](Self::stop): returns once the lease is
+    /// released.
+    pub async fn stop_async(&'static self) {
+        if let Some(release) = self.halt() {
+            release.await;
+        }
+    }
+
+    fn halt(&'static self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        let s = self.shared();
+        unregister(s);
+        s.halt()
     }
 
     /// One scheduled tick: load if this replica holds the lease, otherwise
     /// take what the holder wrote.
-    async fn tick(&'static self, lease_key: &str, token: &[u8]) {
+    async fn tick(&'static self) {
         let s = self.shared();
-        if self.hold_lease(lease_key, token).await {
+        if self.hold_lease().await {
             let _g = s.loading.lock().await;
             let _ = self.load_locked().await;
         } else {
@@ -179,16 +190,17 @@ where
     /// Whether this replica may load this tick. Without a remote layer there
     /// is no other replica to share with; if the lease cannot be checked
     /// (Redis down), each replica loads for itself until it can.
-    async fn hold_lease(&'static self, lease_key: &str, token: &[u8]) -> bool {
+    async fn hold_lease(&'static self) -> bool {
         let s = self.shared();
-        let Some(first) = s.cache.layers().first() else {
+        let (Some(first), Some(lease)) = (s.cache.layers().first(), s.lease.as_ref()) else {
             return true;
         };
+        let (key, token) = (&lease.key, lease.token());
         let ttl = self.lease_ttl();
-        match first.renew_if(lease_key, token.to_vec(), ttl).await {
+        match first.renew_if(key, token.to_vec(), ttl).await {
             Ok(true) => true,
             Ok(false) => matches!(
-                first.set_if_absent(lease_key, token.to_vec(), ttl).await,
+                first.set_if_absent(key, token.to_vec(), ttl).await,
                 Ok(true)
             ),
             Err(_) => true,
@@ -221,7 +233,7 @@ where
             Ok(v) => {
                 s.cache.set_async(&s.key, v.clone(), self.ttl()).await;
                 let v = Arc::new(v);
-                s.keep(v.clone());
+                s.keep(v.clone(), s.cache.clock().stamp());
                 tracing::debug!(
                     writer = self.spec.name,
                     key = s.key.as_str(),
