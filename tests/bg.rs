@@ -574,3 +574,37 @@ async fn stop_releases_the_lease_and_a_restart_registers_once() {
         "one registration, however often the writer started"
     );
 }
+
+static BLIND_LAB: LazyLock<Arc<Lab>> = LazyLock::new(Default::default);
+static BLIND_CACHE: LazyLock<Cache> = LazyLock::new(|| lab_cache("bg-blind", &BLIND_LAB));
+static BLIND_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[bg_writer(key = "blind", interval = 10, cache = BLIND_CACHE)]
+async fn blind() -> u32 {
+    BLIND_CALLS.fetch_add(1, SeqCst) + 1
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_cannot_confirm_its_lease_neither_loads_nor_writes() {
+    let _g = SERIAL.lock().await;
+    BLIND_LAB.fail_leases.store(true, SeqCst);
+    blind.start().unwrap();
+    sleep(Duration::from_secs(35)).await; // four ticks
+    assert_eq!(
+        BLIND_LAB.value_writes.load(SeqCst),
+        0,
+        "no write without a confirmed lease"
+    );
+    assert_eq!(BLIND_CALLS.load(SeqCst), 0, "no scheduled load either");
+    BLIND_LAB.fail_leases.store(false, SeqCst);
+    sleep(Duration::from_secs(10)).await;
+    assert!(
+        BLIND_LAB.holder().is_some(),
+        "confirmed: the lease is taken"
+    );
+    assert_eq!(BLIND_CALLS.load(SeqCst), 1, "and the tick loads");
+    assert_eq!(BLIND_LAB.value_writes.load(SeqCst), 1, "and writes");
+    assert_eq!(*blind.get_async().await.unwrap(), 1);
+    blind.stop_async().await;
+    assert_eq!(BLIND_LAB.holder(), None, "stop_async released the lease");
+}

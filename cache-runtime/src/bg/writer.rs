@@ -187,9 +187,12 @@ where
         }
     }
 
-    /// Whether this replica may load this tick. Without a remote layer there
-    /// is no other replica to share with; if the lease cannot be checked
-    /// (Redis down), each replica loads for itself until it can.
+    /// Whether this replica may load this tick: only when the first remote
+    /// layer confirmed that it holds the lease. If the lease cannot be
+    /// checked (Redis down, a timeout, the breaker open), another replica
+    /// may hold it: this tick's load is skipped and the current value
+    /// served. Without a remote layer there is no other replica to share
+    /// with: it always holds.
     async fn hold_lease(&'static self) -> bool {
         let s = self.shared();
         let (Some(first), Some(lease)) = (s.cache.layers().first(), s.lease.as_ref()) else {
@@ -203,7 +206,7 @@ where
                 first.set_if_absent(key, token.to_vec(), ttl).await,
                 Ok(true)
             ),
-            Err(_) => true,
+            Err(_) => false,
         }
     }
 
