@@ -455,6 +455,16 @@ impl Lab {
         self.live(&self.lease_key()?)
     }
 
+    /// Another replica takes the lease, whoever holds it.
+    fn steal(&self) {
+        let key = self.lease_key().expect("a lease was taken");
+        let until = Instant::now() + Duration::from_secs(3600);
+        self.map
+            .lock()
+            .unwrap()
+            .insert(key, (b"another replica".to_vec(), until));
+    }
+
     fn lease_check(&self) -> Result<(), BackendError> {
         if self.fail_leases.load(SeqCst) {
             return Err(BackendError::Refused {
@@ -607,4 +617,98 @@ async fn a_replica_that_cannot_confirm_its_lease_neither_loads_nor_writes() {
     assert_eq!(*blind.get_async().await.unwrap(), 1);
     blind.stop_async().await;
     assert_eq!(BLIND_LAB.holder(), None, "stop_async released the lease");
+}
+
+static LONG_LAB: LazyLock<Arc<Lab>> = LazyLock::new(Default::default);
+static LONG_CACHE: LazyLock<Cache> = LazyLock::new(|| lab_cache("bg-long", &LONG_LAB));
+
+/// Ten seconds a load, with a lease of 2 s (twice the interval).
+#[bg_writer(key = "long_load", interval = 1, cache = LONG_CACHE)]
+async fn long_load() -> u32 {
+    sleep(Duration::from_secs(10)).await;
+    7
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_load_longer_than_the_lease_keeps_it_and_writes() {
+    let _g = SERIAL.lock().await;
+    long_load.start().unwrap();
+    sleep(Duration::from_millis(1)).await;
+    let mine = LONG_LAB.holder().expect("the writer took the lease");
+    sleep(Duration::from_secs(6)).await; // three lease TTLs into the load
+    assert_eq!(
+        LONG_LAB.holder().as_ref(),
+        Some(&mine),
+        "renewed during the load"
+    );
+    assert_eq!(LONG_LAB.value_writes.load(SeqCst), 0, "still loading");
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(LONG_LAB.value_writes.load(SeqCst), 1, "written");
+    assert_eq!(long_load.try_get().as_deref(), Some(&7));
+    long_load.stop_async().await;
+}
+
+static LOST_LAB: LazyLock<Arc<Lab>> = LazyLock::new(Default::default);
+static LOST_CACHE: LazyLock<Cache> = LazyLock::new(|| lab_cache("bg-lost", &LOST_LAB));
+
+#[bg_writer(key = "lost_lease", interval = 60, cache = LOST_CACHE)]
+async fn lost_lease() -> u32 {
+    sleep(Duration::from_secs(10)).await;
+    1
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_lost_its_lease_during_the_load_does_not_write() {
+    let _g = SERIAL.lock().await;
+    lost_lease.start().unwrap();
+    sleep(Duration::from_secs(3)).await;
+    LOST_LAB.steal(); // as if it had expired and another replica took it
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(LOST_LAB.value_writes.load(SeqCst), 0, "fenced: not written");
+    assert_eq!(
+        LOST_LAB.holder().as_deref(),
+        Some(&b"another replica"[..]),
+        "the other replica keeps its lease"
+    );
+    lost_lease.stop_async().await;
+    assert_eq!(
+        LOST_LAB.holder().as_deref(),
+        Some(&b"another replica"[..]),
+        "stop releases only its own lease"
+    );
+}
+
+static OVERTAKEN_CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(7_000_000));
+static OVERTAKEN_LAB: LazyLock<Arc<Lab>> = LazyLock::new(Default::default);
+static OVERTAKEN_CACHE: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("bg-overtaken")
+        .namespace("bg-overtaken")
+        .clock(Clock::manual(&OVERTAKEN_CLOCK))
+        .layer(LayerConfig::shared(OVERTAKEN_LAB.clone()))
+        .build()
+});
+
+#[bg_writer(key = "overtaken", interval = 60, cache = OVERTAKEN_CACHE)]
+async fn overtaken() -> u32 {
+    sleep(Duration::from_secs(10)).await;
+    1
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_load_overtaken_by_an_invalidation_is_not_stored() {
+    let _g = SERIAL.lock().await;
+    overtaken.start().unwrap();
+    sleep(Duration::from_secs(3)).await;
+    OVERTAKEN_CLOCK.advance(Duration::from_secs(3));
+    OVERTAKEN_CACHE
+        .invalidate_entity_async("bg", &"overtaken")
+        .await;
+    OVERTAKEN_CLOCK.advance(Duration::from_secs(7));
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(OVERTAKEN_LAB.value_writes.load(SeqCst), 0, "not written");
+    assert_eq!(overtaken.try_get(), None, "nor served");
+    let key = overtaken.key().clone();
+    assert_eq!(OVERTAKEN_CACHE.get_async::<u32>(&key).await, None);
+    overtaken.stop_async().await;
 }

@@ -7,9 +7,12 @@
 //!   starts on first use (or with [`BgWriter::start`]) and runs until
 //!   [`shutdown`]. One writer per key per process (a second one is an error
 //!   at start); across processes a lease in the cache's first remote layer
-//!   (Redis: `SET NX PX` with a token, renewed every tick, released by
-//!   [`BgWriter::stop`] and [`shutdown`]) lets exactly one replica load per
-//!   interval; the others pull what it wrote.
+//!   (Redis: `SET NX PX` with a token, renewed every tick and every third
+//!   of its TTL during a load, released by [`BgWriter::stop`] and
+//!   [`shutdown`]) lets exactly one replica load per interval; the others
+//!   pull what it wrote. Only a lease the layer confirmed counts, and a
+//!   value is written only if the lease is still ours right before the
+//!   write (fenced) and no invalidation of the key came during its load.
 //! - A [`BgReader`] keeps a local copy of a writer's key, pulling from the
 //!   writer's cache on its own interval, and on a miss pulls once.
 //!
