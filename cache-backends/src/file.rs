@@ -28,7 +28,8 @@
 //! holding one (older than a minute).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -54,9 +55,31 @@ const SUFFIX: &str = ".cachewright";
 /// assert_eq!(files.get("urn:a:v1:user:1").await.unwrap(), Some(b"ada".to_vec()));
 /// # });
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FileBackend {
     dir: PathBuf,
+    max_entries: u64,
+    max_bytes: u64,
+    cleanup_every: u64,
+    sweeps: Arc<Sweeps>,
+}
+
+/// The automatic cleanups of one backend (and its clones).
+#[derive(Debug, Default)]
+struct Sweeps {
+    /// Records written by this process.
+    writes: AtomicU64,
+    /// Whether a cleanup is under way: one at a time.
+    running: AtomicBool,
+}
+
+/// Clears [`Sweeps::running`] when a cleanup ends, however it ends.
+struct Sweeping(Arc<Sweeps>);
+
+impl Drop for Sweeping {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+    }
 }
 
 /// Numbers the temporary files of every backend of this process (two
@@ -89,7 +112,63 @@ impl FileBackend {
         std::fs::create_dir_all(dir.as_ref()).map_err(io)?;
         Ok(FileBackend {
             dir: dir.as_ref().to_path_buf(),
+            max_entries: 100_000,
+            max_bytes: 1 << 30,
+            cleanup_every: 1_000,
+            sweeps: Arc::default(),
         })
+    }
+
+    /// Keeps at most `n` records (default 100,000): past it,
+    /// [`cleanup`](Self::cleanup) removes the least recently written down to
+    /// nine tenths of it.
+    #[must_use]
+    pub fn max_entries(mut self, n: u64) -> Self {
+        self.max_entries = n.max(1);
+        self
+    }
+
+    /// Keeps at most `n` bytes of records (default 1 GiB), as
+    /// [`max_entries`](Self::max_entries) does.
+    #[must_use]
+    pub fn max_bytes(mut self, n: u64) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// Runs [`cleanup`](Self::cleanup) in the background on the first write
+    /// and then once every `writes` writes of this process (default 1,000,
+    /// and at most a tenth of [`max_entries`](Self::max_entries)); 0: only
+    /// when called. One cleanup runs at a time.
+    #[must_use]
+    pub fn cleanup_every(mut self, writes: u64) -> Self {
+        self.cleanup_every = writes;
+        self
+    }
+
+    /// Counts a write, and starts a cleanup when one is due (see
+    /// [`cleanup_every`](Self::cleanup_every)). It runs on cachewright's I/O
+    /// runtime: this crate has no other, and the write that made it due
+    /// does not wait for a directory scan.
+    fn wrote(&self) {
+        let every = self.cleanup_every.min((self.max_entries / 10).max(1));
+        if every == 0 || self.sweeps.writes.fetch_add(1, Ordering::Relaxed) % every != 0 {
+            return;
+        }
+        if self.sweeps.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let sweeping = Sweeping(self.sweeps.clone());
+        let Some(io) = crate::io::handle() else {
+            return;
+        };
+        let me = self.clone();
+        io.spawn(async move {
+            if let Err(e) = me.cleanup().await {
+                tracing::warn!(error = %e, "file tier cleanup failed");
+            }
+            drop(sweeping);
+        });
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -116,6 +195,7 @@ impl FileBackend {
         fs::write(&tmp, Self::encode(key, value, ttl))
             .await
             .map_err(io)?;
+        self.wrote();
         Ok(tmp)
     }
 
@@ -174,11 +254,13 @@ impl FileBackend {
         Ok(())
     }
 
-    /// Removes expired entries, abandoned temporary files and old claims;
-    /// returns how many files it removed. An expired record is removed only
-    /// through a claim, so never while it is taken over or renewed; a value
-    /// rewritten by a plain `set` at that very moment may go too (a miss
-    /// later, never a wrong value).
+    /// Removes expired entries, abandoned temporary files and old claims,
+    /// then, past [`max_entries`](Self::max_entries) or
+    /// [`max_bytes`](Self::max_bytes), the least recently written records
+    /// down to nine tenths of the bound; returns how many files it removed.
+    /// A record is removed only through a claim, so never while it is taken
+    /// over or renewed; a value rewritten by a plain `set` at that very
+    /// moment may go too (a miss later, never a wrong value).
     ///
     /// # Errors
     ///
@@ -186,41 +268,72 @@ impl FileBackend {
     pub async fn cleanup(&self) -> Result<u64, BackendError> {
         let mut removed = 0;
         let now = now_ms();
+        // The live records: (last written, bytes, path).
+        let mut kept: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
         let mut dir = fs::read_dir(&self.dir).await.map_err(io)?;
         while let Some(entry) = dir.next_entry().await.map_err(io)? {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            let stale = if name.starts_with(".tmp-") || name.starts_with(".claim-") {
+            let modified = entry.metadata().await.ok().and_then(|m| m.modified().ok());
+            if name.starts_with(".tmp-") || name.starts_with(".claim-") {
                 // A writer that died between write and rename leaves
-                // temporary files; claims are left by every change.
-                entry
-                    .metadata()
-                    .await
-                    .ok()
-                    .and_then(|m| m.modified().ok())
+                // temporary files; claims, a process that died holding one.
+                let old = modified
                     .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > CLAIM_LIFETIME)
-            } else if name.ends_with(SUFFIX) {
-                match self.read(&path).await? {
-                    Some(b) if parse(&b).is_none_or(|(exp, _, _)| exp <= now) => {
-                        if let Some(claim) = self.claim(&path, &b).await? {
-                            if fs::remove_file(&path).await.is_ok() {
-                                removed += 1;
-                            }
-                            claim.release().await;
-                        }
-                        false
-                    }
-                    _ => false,
+                    .is_some_and(|age| age > CLAIM_LIFETIME);
+                if old && fs::remove_file(&path).await.is_ok() {
+                    removed += 1;
                 }
-            } else {
-                false
+                continue;
+            }
+            if !name.ends_with(SUFFIX) {
+                continue;
+            }
+            let Some(b) = self.read(&path).await? else {
+                continue;
             };
-            if stale && fs::remove_file(&path).await.is_ok() {
+            if parse(&b).is_some_and(|(exp, _, _)| exp > now) {
+                let at = modified.unwrap_or(std::time::UNIX_EPOCH);
+                kept.push((at, b.len() as u64, path));
+            } else if self.remove_claimed(&path, &b).await? {
                 removed += 1;
             }
         }
+        let mut bytes: u64 = kept.iter().map(|k| k.1).sum();
+        let mut count = kept.len() as u64;
+        if count <= self.max_entries && bytes <= self.max_bytes {
+            return Ok(removed);
+        }
+        let (entries, most) = (
+            self.max_entries - self.max_entries / 10,
+            self.max_bytes - self.max_bytes / 10,
+        );
+        kept.sort();
+        for (_, size, path) in kept {
+            if count <= entries && bytes <= most {
+                break;
+            }
+            let Some(b) = self.read(&path).await? else {
+                continue;
+            };
+            if self.remove_claimed(&path, &b).await? {
+                removed += 1;
+                count -= 1;
+                bytes = bytes.saturating_sub(size);
+            }
+        }
         Ok(removed)
+    }
+
+    /// Removes the record at `path` if it still holds `seen`, through a
+    /// claim; whether it did.
+    async fn remove_claimed(&self, path: &Path, seen: &[u8]) -> Result<bool, BackendError> {
+        let Some(claim) = self.claim(path, seen).await? else {
+            return Ok(false);
+        };
+        let gone = fs::remove_file(path).await.is_ok();
+        claim.release().await;
+        Ok(gone)
     }
 }
 
@@ -293,31 +406,35 @@ impl Backend for FileBackend {
         ttl: Duration,
     ) -> Result<bool, BackendError> {
         let target = self.path(key);
-        let tmp = self.write_temp(key, &value, ttl).await?;
-        // A hard link fails if the target exists: an atomic "set if absent"
-        // across processes.
-        let linked = fs::hard_link(&tmp, &target).await;
-        let _ = fs::remove_file(&tmp).await;
-        match linked {
-            Ok(()) => return Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io(e)),
+        // A record removed or changed while we looked is looked at again
+        // (a few times: each look is as exclusive as the first).
+        for _ in 0..3 {
+            let tmp = self.write_temp(key, &value, ttl).await?;
+            // A hard link fails if the target exists: an atomic "set if
+            // absent" across processes.
+            let linked = fs::hard_link(&tmp, &target).await;
+            let _ = fs::remove_file(&tmp).await;
+            match linked {
+                Ok(()) => return Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(e)),
+            }
+            // Held: by a live record, or by an expired one (or another
+            // key's, on a hash collision), taken over only through a claim.
+            let Some(seen) = self.read(&target).await? else {
+                continue;
+            };
+            if matches!(record::live(MAGIC, &seen, key), Ok(Some(_))) {
+                return Ok(false);
+            }
+            let Some(claim) = self.claim(&target, &seen).await? else {
+                continue;
+            };
+            let r = self.replace(&target, key, &value, ttl).await;
+            claim.release().await;
+            return r.map(|()| true);
         }
-        // Held: by a live record, or by an expired one (or another key's,
-        // on a hash collision), taken over only through a claim.
-        let Some(seen) = self.read(&target).await? else {
-            // Removed meanwhile: one more try, as exclusive as the first.
-            return Box::pin(self.set_if_absent(key, value, ttl)).await;
-        };
-        if matches!(record::live(MAGIC, &seen, key), Ok(Some(_))) {
-            return Ok(false);
-        }
-        let Some(claim) = self.claim(&target, &seen).await? else {
-            return Ok(false);
-        };
-        let r = self.replace(&target, key, &value, ttl).await;
-        claim.release().await;
-        r.map(|()| true)
+        Ok(false)
     }
 
     async fn renew_if(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, BackendError> {
@@ -472,10 +589,12 @@ mod tests {
         });
     }
 
-    /// `n` backends on one directory, as `n` processes of one host have.
+    /// `n` backends on one directory, as `n` processes of one host have
+    /// (without automatic cleanups: a cleanup that removes the expired
+    /// holder first may leave a round without a winner).
     fn replicas(dir: &Path, n: usize) -> Vec<std::sync::Arc<FileBackend>> {
         (0..n)
-            .map(|_| std::sync::Arc::new(FileBackend::new(dir).unwrap()))
+            .map(|_| std::sync::Arc::new(FileBackend::new(dir).unwrap().cleanup_every(0)))
             .collect()
     }
 
@@ -519,7 +638,7 @@ mod tests {
         let long = Duration::from_secs(60);
         for round in 0..20 {
             let dir = tempfile::tempdir().unwrap();
-            let f = FileBackend::new(dir.path()).unwrap();
+            let f = FileBackend::new(dir.path()).unwrap().cleanup_every(0);
             // Expires about now: the holder and the takers race for it.
             f.set("lock", b"holder".to_vec(), Duration::from_millis(2))
                 .await
@@ -583,5 +702,92 @@ mod tests {
             names.is_empty(),
             "no claim or temporary file left: {names:?}"
         );
+    }
+
+    /// Writes `key`'s record as last written `age_s` seconds ago (file
+    /// times are coarse: set them, rather than write in order).
+    async fn aged(f: &FileBackend, key: &str, ttl: Duration, age_s: u64) {
+        f.set(key, vec![b'v'; 10], ttl).await.unwrap();
+        let at = std::time::SystemTime::now() - Duration::from_secs(age_s);
+        std::fs::File::options()
+            .write(true)
+            .open(f.path(key))
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+    }
+
+    fn records(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(SUFFIX)
+            })
+            .count()
+    }
+
+    #[tokio::test]
+    async fn cleanup_keeps_the_bounds_expired_first_then_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = FileBackend::new(dir.path())
+            .unwrap()
+            .max_entries(5)
+            .cleanup_every(0);
+        let hour = Duration::from_secs(3600);
+        for i in 0..3 {
+            aged(&f, &format!("expired{i}"), Duration::ZERO, 1).await;
+        }
+        for i in 0..4 {
+            aged(&f, &format!("live{i}"), hour, 100 - i).await;
+        }
+        assert_eq!(f.cleanup().await.unwrap(), 3, "the expired ones");
+        assert_eq!(
+            records(dir.path()),
+            4,
+            "within the bound: every live one stays"
+        );
+        for i in 4..8 {
+            aged(&f, &format!("live{i}"), hour, 100 - i).await;
+        }
+        f.cleanup().await.unwrap();
+        assert!(records(dir.path()) <= 5, "{} records", records(dir.path()));
+        assert_eq!(f.get("live0").await.unwrap(), None, "the oldest went");
+        assert!(f.get("live7").await.unwrap().is_some(), "the newest stays");
+        let small = FileBackend::new(dir.path())
+            .unwrap()
+            .max_bytes(300)
+            .cleanup_every(0);
+        small.cleanup().await.unwrap();
+        let bytes: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(bytes <= 300, "{bytes} bytes");
+        assert!(small.get("live7").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn writes_start_cleanups_that_keep_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = FileBackend::new(dir.path())
+            .unwrap()
+            .max_entries(40)
+            .cleanup_every(4);
+        for i in 0..100 {
+            f.set(&format!("k{i}"), b"v".to_vec(), Duration::from_secs(60))
+                .await
+                .unwrap();
+            // Waits for the cleanup this write started, if any.
+            while f.sweeps.running.load(Ordering::Acquire) {
+                tokio::task::yield_now().await;
+            }
+        }
+        let n = records(dir.path());
+        assert!(n <= 40 + 4, "{n} records: a cleanup every 4 writes");
+        assert!(f.get("k99").await.unwrap().is_some());
     }
 }
