@@ -2,13 +2,15 @@
 //! the BGCache single-writer / multi-reader pattern, schedules, TTLs,
 //! on-demand loads, errors, overlap, duplicates, invalidation.
 
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use cachewright::{bg_writer, BgError, BgReader, Cache, Clock, ManualClock};
+use cachewright::backends::{async_trait, Backend, BackendError};
+use cachewright::{bg_writer, BgError, BgReader, Cache, Clock, LayerConfig, ManualClock};
 use serde::{Deserialize, Serialize};
-use tokio::time::sleep;
+use tokio::time::{sleep, Instant};
 
 /// `cachewright::shutdown()` stops every writer of the process: tests take turns.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -418,4 +420,295 @@ async fn run_immediately_pulls_at_start_or_one_interval_later() {
         "pulled after one interval"
     );
     cachewright::shutdown_async().await;
+}
+
+// ---- leases: a layer that plays the shared Redis of several replicas ------------------------
+
+/// A remote layer for lease tests: values and leases with expiries on
+/// tokio's clock (paused in these tests), what the writer did to it, and a
+/// switch that makes every lease check fail. Lease keys are those with
+/// `~lease:` in them.
+#[derive(Debug, Default)]
+struct Lab {
+    map: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    fail_leases: AtomicBool,
+    value_writes: AtomicU32,
+    renewals: AtomicU32,
+    releases: AtomicU32,
+}
+
+impl Lab {
+    fn live(&self, key: &str) -> Option<Vec<u8>> {
+        let map = self.map.lock().unwrap();
+        map.get(key)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(v, _)| v.clone())
+    }
+
+    fn lease_key(&self) -> Option<String> {
+        let map = self.map.lock().unwrap();
+        map.keys().find(|k| k.contains("~lease:")).cloned()
+    }
+
+    /// The token of the live lease, if any.
+    fn holder(&self) -> Option<Vec<u8>> {
+        self.live(&self.lease_key()?)
+    }
+
+    /// Another replica takes the lease, whoever holds it.
+    fn steal(&self) {
+        let key = self.lease_key().expect("a lease was taken");
+        let until = Instant::now() + Duration::from_secs(3600);
+        self.map
+            .lock()
+            .unwrap()
+            .insert(key, (b"another replica".to_vec(), until));
+    }
+
+    fn lease_check(&self) -> Result<(), BackendError> {
+        if self.fail_leases.load(SeqCst) {
+            return Err(BackendError::Refused {
+                backend: "lab".into(),
+                message: "lease checks fail".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for Lab {
+    fn name(&self) -> &str {
+        "lab"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self.live(key))
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), BackendError> {
+        if !key.contains('~') {
+            self.value_writes.fetch_add(1, SeqCst);
+        }
+        let until = Instant::now() + ttl;
+        self.map
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), (value, until));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        Ok(self.map.lock().unwrap().remove(key).is_some())
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        self.lease_check()?;
+        if self.live(key).is_some() {
+            return Ok(false);
+        }
+        let until = Instant::now() + ttl;
+        self.map
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), (value, until));
+        Ok(true)
+    }
+
+    async fn renew_if(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, BackendError> {
+        self.lease_check()?;
+        self.renewals.fetch_add(1, SeqCst);
+        let mut map = self.map.lock().unwrap();
+        match map.get_mut(key) {
+            Some((v, until)) if *until > Instant::now() && v == token => {
+                *until = Instant::now() + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_if(&self, key: &str, token: &[u8]) -> Result<bool, BackendError> {
+        self.releases.fetch_add(1, SeqCst);
+        let mut map = self.map.lock().unwrap();
+        if map.get(key).is_some_and(|(v, _)| v == token) {
+            map.remove(key);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// A cache whose one remote layer is `lab`.
+fn lab_cache(name: &str, lab: &Arc<Lab>) -> Cache {
+    Cache::builder()
+        .name(name)
+        .namespace(name)
+        .layer(LayerConfig::shared(lab.clone()).breaker(1000, Duration::from_millis(1)))
+        .build()
+}
+
+static STOP_LAB: LazyLock<Arc<Lab>> = LazyLock::new(Default::default);
+static STOP_CACHE: LazyLock<Cache> = LazyLock::new(|| lab_cache("bg-stop", &STOP_LAB));
+
+#[bg_writer(key = "stoppable", interval = 10, cache = STOP_CACHE)]
+async fn stoppable() -> u32 {
+    1
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_releases_the_lease_and_a_restart_registers_once() {
+    let _g = SERIAL.lock().await;
+    for _ in 0..3 {
+        stoppable.start().unwrap();
+        stoppable.start().unwrap(); // twice is harmless
+        sleep(Duration::from_millis(1)).await;
+        assert!(STOP_LAB.holder().is_some(), "the writer holds its lease");
+        stoppable.stop();
+        sleep(Duration::from_millis(1)).await; // the release runs in the background
+        assert_eq!(STOP_LAB.holder(), None, "stop released the lease");
+    }
+    stoppable.start().unwrap();
+    sleep(Duration::from_millis(1)).await;
+    let before = STOP_LAB.releases.load(SeqCst);
+    cachewright::shutdown_async().await;
+    assert_eq!(STOP_LAB.holder(), None, "shutdown released the lease");
+    assert_eq!(
+        STOP_LAB.releases.load(SeqCst) - before,
+        1,
+        "one registration, however often the writer started"
+    );
+}
+
+static BLIND_LAB: LazyLock<Arc<Lab>> = LazyLock::new(Default::default);
+static BLIND_CACHE: LazyLock<Cache> = LazyLock::new(|| lab_cache("bg-blind", &BLIND_LAB));
+static BLIND_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[bg_writer(key = "blind", interval = 10, cache = BLIND_CACHE)]
+async fn blind() -> u32 {
+    BLIND_CALLS.fetch_add(1, SeqCst) + 1
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_cannot_confirm_its_lease_neither_loads_nor_writes() {
+    let _g = SERIAL.lock().await;
+    BLIND_LAB.fail_leases.store(true, SeqCst);
+    blind.start().unwrap();
+    sleep(Duration::from_secs(35)).await; // four ticks
+    assert_eq!(
+        BLIND_LAB.value_writes.load(SeqCst),
+        0,
+        "no write without a confirmed lease"
+    );
+    assert_eq!(BLIND_CALLS.load(SeqCst), 0, "no scheduled load either");
+    BLIND_LAB.fail_leases.store(false, SeqCst);
+    sleep(Duration::from_secs(10)).await;
+    assert!(
+        BLIND_LAB.holder().is_some(),
+        "confirmed: the lease is taken"
+    );
+    assert_eq!(BLIND_CALLS.load(SeqCst), 1, "and the tick loads");
+    assert_eq!(BLIND_LAB.value_writes.load(SeqCst), 1, "and writes");
+    assert_eq!(*blind.get_async().await.unwrap(), 1);
+    blind.stop_async().await;
+    assert_eq!(BLIND_LAB.holder(), None, "stop_async released the lease");
+}
+
+static LONG_LAB: LazyLock<Arc<Lab>> = LazyLock::new(Default::default);
+static LONG_CACHE: LazyLock<Cache> = LazyLock::new(|| lab_cache("bg-long", &LONG_LAB));
+
+/// Ten seconds a load, with a lease of 2 s (twice the interval).
+#[bg_writer(key = "long_load", interval = 1, cache = LONG_CACHE)]
+async fn long_load() -> u32 {
+    sleep(Duration::from_secs(10)).await;
+    7
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_load_longer_than_the_lease_keeps_it_and_writes() {
+    let _g = SERIAL.lock().await;
+    long_load.start().unwrap();
+    sleep(Duration::from_millis(1)).await;
+    let mine = LONG_LAB.holder().expect("the writer took the lease");
+    sleep(Duration::from_secs(6)).await; // three lease TTLs into the load
+    assert_eq!(
+        LONG_LAB.holder().as_ref(),
+        Some(&mine),
+        "renewed during the load"
+    );
+    assert_eq!(LONG_LAB.value_writes.load(SeqCst), 0, "still loading");
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(LONG_LAB.value_writes.load(SeqCst), 1, "written");
+    assert_eq!(long_load.try_get().as_deref(), Some(&7));
+    long_load.stop_async().await;
+}
+
+static LOST_LAB: LazyLock<Arc<Lab>> = LazyLock::new(Default::default);
+static LOST_CACHE: LazyLock<Cache> = LazyLock::new(|| lab_cache("bg-lost", &LOST_LAB));
+
+#[bg_writer(key = "lost_lease", interval = 60, cache = LOST_CACHE)]
+async fn lost_lease() -> u32 {
+    sleep(Duration::from_secs(10)).await;
+    1
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_lost_its_lease_during_the_load_does_not_write() {
+    let _g = SERIAL.lock().await;
+    lost_lease.start().unwrap();
+    sleep(Duration::from_secs(3)).await;
+    LOST_LAB.steal(); // as if it had expired and another replica took it
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(LOST_LAB.value_writes.load(SeqCst), 0, "fenced: not written");
+    assert_eq!(
+        LOST_LAB.holder().as_deref(),
+        Some(&b"another replica"[..]),
+        "the other replica keeps its lease"
+    );
+    lost_lease.stop_async().await;
+    assert_eq!(
+        LOST_LAB.holder().as_deref(),
+        Some(&b"another replica"[..]),
+        "stop releases only its own lease"
+    );
+}
+
+static OVERTAKEN_CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(7_000_000));
+static OVERTAKEN_LAB: LazyLock<Arc<Lab>> = LazyLock::new(Default::default);
+static OVERTAKEN_CACHE: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("bg-overtaken")
+        .namespace("bg-overtaken")
+        .clock(Clock::manual(&OVERTAKEN_CLOCK))
+        .layer(LayerConfig::shared(OVERTAKEN_LAB.clone()))
+        .build()
+});
+
+#[bg_writer(key = "overtaken", interval = 60, cache = OVERTAKEN_CACHE)]
+async fn overtaken() -> u32 {
+    sleep(Duration::from_secs(10)).await;
+    1
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_load_overtaken_by_an_invalidation_is_not_stored() {
+    let _g = SERIAL.lock().await;
+    overtaken.start().unwrap();
+    sleep(Duration::from_secs(3)).await;
+    OVERTAKEN_CLOCK.advance(Duration::from_secs(3));
+    OVERTAKEN_CACHE
+        .invalidate_entity_async("bg", &"overtaken")
+        .await;
+    OVERTAKEN_CLOCK.advance(Duration::from_secs(7));
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(OVERTAKEN_LAB.value_writes.load(SeqCst), 0, "not written");
+    assert_eq!(overtaken.try_get(), None, "nor served");
+    let key = overtaken.key().clone();
+    assert_eq!(OVERTAKEN_CACHE.get_async::<u32>(&key).await, None);
+    overtaken.stop_async().await;
 }

@@ -7,9 +7,12 @@
 //!   starts on first use (or with [`BgWriter::start`]) and runs until
 //!   [`shutdown`]. One writer per key per process (a second one is an error
 //!   at start); across processes a lease in the cache's first remote layer
-//!   (Redis: `SET NX PX` with a token, renewed every tick, released on
-//!   shutdown) lets exactly one replica load per interval; the others pull
-//!   what it wrote.
+//!   (Redis: `SET NX PX` with a token, renewed every tick and every third
+//!   of its TTL during a load, released by [`BgWriter::stop`] and
+//!   [`shutdown`]) lets exactly one replica load per interval; the others
+//!   pull what it wrote. Only a lease the layer confirmed counts, and a
+//!   value is written only if the lease is still ours right before the
+//!   write (fenced) and no invalidation of the key came during its load.
 //! - A [`BgReader`] keeps a local copy of a writer's key, pulling from the
 //!   writer's cache on its own interval, and on a miss pulls once.
 //!
@@ -108,7 +111,9 @@ trait Stop: Send + Sync {
     fn stop(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>>;
 }
 
-static RUNNING: LazyLock<Mutex<Vec<Arc<dyn Stop>>>> = LazyLock::new(Default::default);
+/// The scheduled writers and readers, by the address of their [`Shared`]:
+/// one registration each, however often they start and stop.
+static RUNNING: LazyLock<Mutex<HashMap<usize, Arc<dyn Stop>>>> = LazyLock::new(Default::default);
 static WRITERS: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Default::default);
 
 /// Stops every scheduled writer and reader task and releases the writers'
@@ -136,9 +141,31 @@ pub async fn shutdown_async() {
 }
 
 fn stop_all() -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
-    let running: Vec<Arc<dyn Stop>> =
+    let running: HashMap<usize, Arc<dyn Stop>> =
         std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|e| e.into_inner()));
-    running.iter().filter_map(|s| s.stop()).collect()
+    running.values().filter_map(|s| s.stop()).collect()
+}
+
+/// Registers `shared`'s schedule for [`shutdown`] (once, however often it
+/// starts).
+fn register<T: Send + Sync + 'static>(shared: &Arc<Shared<T>>) {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(shared.id())
+        .or_insert_with(|| {
+            Arc::new(WriterStop {
+                shared: shared.clone(),
+            })
+        });
+}
+
+/// Takes `shared`'s schedule off the [`shutdown`] list.
+fn unregister<T: Send + Sync + 'static>(shared: &Shared<T>) {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&shared.id());
 }
 
 /// Runs `tick` every `period`, the first time at once or after one period.
@@ -168,9 +195,37 @@ struct Current<T> {
     stamp: crate::clock::Stamp,
 }
 
+/// A writer's lease: where it lives in the first remote layer, and the
+/// token that says this writer holds it. The token changes at each stop, so
+/// that a release still under way never drops a lease taken after a restart.
+struct Lease {
+    key: String,
+    token: Mutex<Arc<[u8]>>,
+}
+
+fn new_token() -> Arc<[u8]> {
+    Arc::from(format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)).into_bytes())
+}
+
+impl Lease {
+    fn token(&self) -> Arc<[u8]> {
+        self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The token held so far, replaced by a fresh one.
+    fn rotate(&self) -> Arc<[u8]> {
+        std::mem::replace(
+            &mut *self.token.lock().unwrap_or_else(|e| e.into_inner()),
+            new_token(),
+        )
+    }
+}
+
 struct Shared<T> {
     cache: Cache,
     key: Key,
+    /// A writer's lease (`None` for a reader).
+    lease: Option<Lease>,
     hashes: [u64; 2],
     current: RwLock<Option<Current<T>>>,
     checked: AtomicU64,
@@ -183,11 +238,16 @@ struct Shared<T> {
 }
 
 impl<T: Send + Sync + 'static> Shared<T> {
-    fn new(cache: Cache, key_name: &str) -> Self {
+    fn new(cache: Cache, key_name: &str, leased: bool) -> Self {
         let key = cache.key("bg", &key_name);
+        let lease = leased.then(|| Lease {
+            key: crate::key::lease_key(&cache.key_prefix(), key_name),
+            token: Mutex::new(new_token()),
+        });
         Shared {
             hashes: [tag_hash(key.entity()), tag_hash(key.as_str())],
             key,
+            lease,
             cache,
             current: RwLock::new(None),
             checked: AtomicU64::new(0),
@@ -224,8 +284,33 @@ impl<T: Send + Sync + 'static> Shared<T> {
             .map(|c| c.value.clone())
     }
 
-    fn keep(&self, v: Arc<T>) {
-        let stamp = self.cache.clock().stamp();
+    /// Where this writer or reader is registered for [`shutdown`].
+    fn id(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// Stops the schedule; the release of the lease, if this is a writer,
+    /// to be awaited.
+    fn halt(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        self.stopped.store(true, Ordering::Release);
+        if let Some(t) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.abort();
+        }
+        let lease = self
+            .lease
+            .as_ref()
+            .filter(|_| !self.cache.layers().is_empty())?;
+        let (key, token) = (lease.key.clone(), lease.rotate());
+        let cache = self.cache.clone();
+        Some(Box::pin(async move {
+            if let Some(first) = cache.layers().first() {
+                let _ = first.delete_if(&key, token.to_vec()).await;
+            }
+        }))
+    }
+
+    /// Keeps `v`, loaded (or written by another replica) at `stamp`.
+    fn keep(&self, v: Arc<T>, stamp: crate::clock::Stamp) {
         self.checked
             .store(self.cache.marks().epoch(), Ordering::Relaxed);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) =
@@ -244,35 +329,18 @@ where
     /// Takes what the key holds in the cache (another replica's write).
     async fn pull(&self) -> Option<Arc<T>> {
         let v = Arc::new(self.cache.get_async::<T>(&self.key).await?);
-        self.keep(v.clone());
+        self.keep(v.clone(), self.cache.clock().stamp());
         Some(v)
     }
 }
 
 struct WriterStop<T: 'static> {
     shared: Arc<Shared<T>>,
-    lease: Option<(String, Vec<u8>)>,
 }
 
 impl<T: Send + Sync + 'static> Stop for WriterStop<T> {
     fn stop(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
-        self.shared.stopped.store(true, Ordering::Release);
-        if let Some(t) = self
-            .shared
-            .task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            t.abort();
-        }
-        let (key, token) = self.lease.clone()?;
-        let cache = self.shared.cache.clone();
-        Some(Box::pin(async move {
-            if let Some(first) = cache.layers().first() {
-                let _ = first.delete_if(&key, token).await;
-            }
-        }))
+        self.shared.halt()
     }
 }
 

@@ -100,7 +100,7 @@ where
                 Some(c) => c.as_cache(),
                 None => crate::global::default_cache().clone(),
             };
-            Arc::new(Shared::new(cache, self.key))
+            Arc::new(Shared::new(cache, self.key, false))
         })
     }
 
@@ -147,13 +147,7 @@ where
         }));
         *task = handle;
         drop(task);
-        RUNNING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(WriterStop {
-                shared: s.clone(),
-                lease: None,
-            }));
+        register(s);
     }
 
     /// The local copy, without waiting, if there is one.

@@ -2,6 +2,7 @@
 //! key in a process and, across processes, a lease.
 
 use super::*;
+use crate::entry::Entry;
 
 /// A background writer: see the module docs and `#[bg_writer]`.
 ///
@@ -56,7 +57,7 @@ where
 
     fn shared(&'static self) -> &'static Arc<Shared<T>> {
         self.shared
-            .get_or_init(|| Arc::new(Shared::new((self.cache)(), self.spec.key)))
+            .get_or_init(|| Arc::new(Shared::new((self.cache)(), self.spec.key, true)))
     }
 
     /// The key this writer owns.
@@ -79,8 +80,14 @@ where
         }
     }
 
-    fn lease_ttl(&self) -> Duration {
+    /// How long a lease lasts unrenewed: twice the interval, at least 1 s,
+    /// and at least twice the time the cache's layers may take for a read
+    /// and a write, so that a write made right after a renewal ends long
+    /// before the lease could pass to another replica.
+    fn lease_ttl(&'static self) -> Duration {
+        let layers = crate::layer::budget_of(self.shared().cache.layers());
         Duration::from_millis(self.spec.interval_ms.saturating_mul(2).max(1_000))
+            .max(layers.saturating_mul(2))
     }
 
     /// How many loads ran (scheduled and on demand), and how many failed.
@@ -126,25 +133,14 @@ where
         if task.is_some() {
             return Ok(());
         }
-        let token = format!("{:016x}", fastrand::u64(..)).into_bytes();
-        let lease_key = crate::key::lease_key(&s.cache.key_prefix(), self.spec.key);
         let period = Duration::from_millis(self.spec.interval_ms);
-        let (lk, tk) = (lease_key.clone(), token.clone());
-        let Some(handle) = crate::spawn::spawn(every(period, immediately, move || {
-            let (lk, tk) = (lk.clone(), tk.clone());
-            async move { self.tick(&lk, &tk).await }
-        })) else {
+        let Some(handle) = crate::spawn::spawn(every(period, immediately, move || self.tick()))
+        else {
             return Err(BgError::Unavailable(s.key.as_str().to_owned()));
         };
         *task = Some(handle);
         drop(task);
-        RUNNING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(WriterStop {
-                shared: s.clone(),
-                lease: Some((lease_key, token)),
-            }));
+        register(s);
         tracing::debug!(
             writer = self.spec.name,
             key = s.key.as_str(),
@@ -153,55 +149,174 @@ where
         Ok(())
     }
 
-    /// Stops this writer's schedule (and releases its lease) without
-    /// touching others.
+    /// Stops this writer's schedule and releases its lease, without
+    /// touching other writers. Its value is still served from memory;
+    /// [`start`](Self::start) resumes the schedule.
+    ///
+    /// Outside a tokio runtime it waits for the release (at most 2 s);
+    /// inside one it never blocks: the release runs in the background
+    /// (await [`stop_async`](Self::stop_async) to wait for it).
     pub fn stop(&'static self) {
-        let s = self.shared();
-        s.stopped.store(true, Ordering::Release);
-        if let Some(t) = s.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            t.abort();
+        let Some(release) = self.halt() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            crate::spawn::spawn_io(release);
+        } else {
+            let _ = cachewright_backends::io::block_on(release, Duration::from_secs(2));
         }
+    }
+
+    /// The async twin of [`stop`](Self::stop): returns once the lease is
+    /// released.
+    pub async fn stop_async(&'static self) {
+        if let Some(release) = self.halt() {
+            release.await;
+        }
+    }
+
+    fn halt(&'static self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        let s = self.shared();
+        unregister(s);
+        s.halt()
     }
 
     /// One scheduled tick: load if this replica holds the lease, otherwise
     /// take what the holder wrote.
-    async fn tick(&'static self, lease_key: &str, token: &[u8]) {
+    async fn tick(&'static self) {
         let s = self.shared();
-        if self.hold_lease(lease_key, token).await {
+        if self.hold_lease().await {
             let _g = s.loading.lock().await;
-            let _ = self.load_locked().await;
+            let _ = self.load_locked(true).await;
         } else {
             let _g = s.loading.lock().await;
             let _ = s.pull().await;
         }
     }
 
-    /// Whether this replica may load this tick. Without a remote layer there
-    /// is no other replica to share with; if the lease cannot be checked
-    /// (Redis down), each replica loads for itself until it can.
-    async fn hold_lease(&'static self, lease_key: &str, token: &[u8]) -> bool {
+    /// Whether this replica may load this tick: only when the first remote
+    /// layer confirmed that it holds the lease. If the lease cannot be
+    /// checked (Redis down, a timeout, the breaker open), another replica
+    /// may hold it: this tick's load is skipped and the current value
+    /// served. Without a remote layer there is no other replica to share
+    /// with: it always holds.
+    async fn hold_lease(&'static self) -> bool {
         let s = self.shared();
-        let Some(first) = s.cache.layers().first() else {
+        let (Some(first), Some(lease)) = (s.cache.layers().first(), s.lease.as_ref()) else {
             return true;
         };
+        let (key, token) = (&lease.key, lease.token());
         let ttl = self.lease_ttl();
-        match first.renew_if(lease_key, token.to_vec(), ttl).await {
+        match first.renew_if(key, token.to_vec(), ttl).await {
             Ok(true) => true,
             Ok(false) => matches!(
-                first.set_if_absent(lease_key, token.to_vec(), ttl).await,
+                first.set_if_absent(key, token.to_vec(), ttl).await,
                 Ok(true)
             ),
-            Err(_) => true,
+            Err(_) => false,
         }
     }
 
-    /// Runs the loader (the `loading` lock is held). On failure the previous
-    /// value stays.
-    async fn load_locked(&'static self) -> Result<Arc<T>, BgError> {
+    /// Renews the lease if this replica still holds it; whether it does.
+    /// Without a remote layer it always does.
+    async fn renew(&'static self) -> bool {
         let s = self.shared();
-        // A loader that panics fails this load like an error: the schedule
-        // goes on.
-        let r = match self.loader {
+        let (Some(first), Some(lease)) = (s.cache.layers().first(), s.lease.as_ref()) else {
+            return true;
+        };
+        matches!(
+            first
+                .renew_if(&lease.key, lease.token().to_vec(), self.lease_ttl())
+                .await,
+            Ok(true)
+        )
+    }
+
+    /// Runs the loader (the `loading` lock is held); `holds`: whether this
+    /// replica holds the lease, and so may write what it loads.
+    ///
+    /// While the loader runs, the lease is renewed every third of its TTL,
+    /// so that a load longer than the lease keeps it. The value is written
+    /// only if the lease is still ours right before the write (a renewal:
+    /// check-and-set), and only if no invalidation of the key came after
+    /// the load began (its entry is stamped with that start). A replica
+    /// without the lease keeps what it loaded in its own memory. On failure
+    /// the previous value stays.
+    async fn load_locked(&'static self, holds: bool) -> Result<Arc<T>, BgError> {
+        let s = self.shared();
+        let stamp = s.cache.clock().stamp();
+        let r = if holds {
+            self.renewing(self.run_loader()).await
+        } else {
+            self.run_loader().await
+        };
+        s.loads.fetch_add(1, Ordering::Relaxed);
+        match r {
+            Ok(v) => {
+                if !s.cache.marks().valid(stamp, &s.hashes) {
+                    // Whoever asked may have it; nobody else.
+                    tracing::debug!(
+                        writer = self.spec.name,
+                        key = s.key.as_str(),
+                        "the key was invalidated during the load; not stored"
+                    );
+                    return Ok(Arc::new(v));
+                }
+                if holds && self.renew().await {
+                    let entry = Entry::loaded(v.clone(), stamp, self.ttl(), Duration::ZERO);
+                    s.cache.set_entry_async(&s.key, entry).await;
+                    tracing::debug!(
+                        writer = self.spec.name,
+                        key = s.key.as_str(),
+                        "background value written"
+                    );
+                } else {
+                    tracing::debug!(
+                        writer = self.spec.name,
+                        key = s.key.as_str(),
+                        "this replica does not hold the lease; the value is kept in memory only"
+                    );
+                }
+                let v = Arc::new(v);
+                s.keep(v.clone(), stamp);
+                Ok(v)
+            }
+            Err(BgFailure(message)) => {
+                s.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(writer = self.spec.name, key = s.key.as_str(), error = %message, "background load failed; the previous value stays");
+                s.any().ok_or(BgError::Failed {
+                    key: self.spec.key.to_owned(),
+                    message,
+                })
+            }
+        }
+    }
+
+    /// `load`, with the lease renewed every third of its TTL while it runs
+    /// (when there is a lease, and timers to renew it by).
+    async fn renewing<F: Future>(&'static self, load: F) -> F::Output {
+        let s = self.shared();
+        if s.cache.layers().is_empty() || crate::spawn::current_with_timers().is_none() {
+            return load.await;
+        }
+        let every = (self.lease_ttl() / 3).max(Duration::from_millis(1));
+        let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(load);
+        loop {
+            tokio::select! {
+                out = &mut load => return out,
+                _ = renewals.tick() => {
+                    // Lost or unconfirmed: the check before the write decides.
+                    let _ = self.renew().await;
+                }
+            }
+        }
+    }
+
+    /// The loader's result; a panic in it is a failure like an error.
+    async fn run_loader(&'static self) -> Result<T, BgFailure> {
+        match self.loader {
             BgLoader::Async(f) => CatchPanic(f())
                 .await
                 .unwrap_or_else(|p| Err(panicked(self.spec.name, &*p))),
@@ -215,28 +330,6 @@ where
                 Err(_) => std::panic::catch_unwind(f)
                     .unwrap_or_else(|p| Err(panicked(self.spec.name, &*p))),
             },
-        };
-        s.loads.fetch_add(1, Ordering::Relaxed);
-        match r {
-            Ok(v) => {
-                s.cache.set_async(&s.key, v.clone(), self.ttl()).await;
-                let v = Arc::new(v);
-                s.keep(v.clone());
-                tracing::debug!(
-                    writer = self.spec.name,
-                    key = s.key.as_str(),
-                    "background value written"
-                );
-                Ok(v)
-            }
-            Err(BgFailure(message)) => {
-                s.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(writer = self.spec.name, key = s.key.as_str(), error = %message, "background load failed; the previous value stays");
-                s.any().ok_or(BgError::Failed {
-                    key: self.spec.key.to_owned(),
-                    message,
-                })
-            }
         }
     }
 
@@ -278,7 +371,8 @@ where
         if let Some(v) = s.pull().await {
             return Ok(v);
         }
-        self.load_locked().await
+        let holds = self.hold_lease().await;
+        self.load_locked(holds).await
     }
 
     /// The sync twin of [`get_async`](Self::get_async): from memory without
@@ -299,14 +393,17 @@ where
     }
 
     /// Loads now (waiting for a load in progress to finish first), whatever
-    /// the schedule.
+    /// the schedule. The value is written to the cache only if this replica
+    /// holds the lease (always, without a remote layer); otherwise it is
+    /// kept in this process's memory.
     ///
     /// # Errors
     ///
     /// As [`get_async`](Self::get_async).
     pub async fn refresh(&'static self) -> Result<Arc<T>, BgError> {
         let _g = self.shared().loading.lock().await;
-        self.load_locked().await
+        let holds = self.hold_lease().await;
+        self.load_locked(holds).await
     }
 
     /// Invalidates the key everywhere (every layer and process): the next
