@@ -166,9 +166,9 @@ impl Cache {
         }
         let at = created.saturating_sub(1);
         let (c, urn) = (self.clone(), urn.to_owned());
-        if let Some(h) = cachewright_backends::io::handle() {
-            h.spawn(async move { c.deliver_message(BusKind::Written, vec![urn], at).await });
-        }
+        crate::spawn::spawn_io(
+            async move { c.deliver_message(BusKind::Written, vec![urn], at).await },
+        );
     }
 }
 

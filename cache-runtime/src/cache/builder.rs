@@ -1,0 +1,254 @@
+//! Building a [`Cache`]: its name, namespace, version, clock, layers and
+//! limits.
+
+use super::*;
+
+/// Configures a [`Cache`].
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{Cache, ManualClock, Clock};
+///
+/// let clock = ManualClock::new(0);
+/// let cache = Cache::builder()
+///     .name("sessions")
+///     .namespace("app")
+///     .version("v2")
+///     .capacity(1_000)
+///     .clock(Clock::manual(&clock))
+///     .build();
+/// assert_eq!(cache.default_capacity(), 1_000);
+/// ```
+#[derive(Clone, Debug)]
+pub struct CacheBuilder {
+    name: String,
+    namespace: String,
+    version: String,
+    capacity: usize,
+    clock: Clock,
+    layers: Vec<LayerConfig>,
+    local_ttl: Option<Duration>,
+    codec: Codec,
+    max_value_bytes: usize,
+    schema: u32,
+    bus: BusChoice,
+}
+
+/// The largest encoded entry a cache writes to (or reads from) a remote
+/// layer by default: 4 MiB.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 4 << 20;
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            name: "default".into(),
+            namespace: "cachewright".into(),
+            version: "v1".into(),
+            capacity: DEFAULT_CAPACITY,
+            clock: Clock::system(),
+            layers: Vec::new(),
+            local_ttl: None,
+            codec: Codec::Json,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            schema: 0,
+            bus: BusChoice::Auto,
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// The cache's name, as stats and logs show it.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The first URN component of every key (default `cachewright`). Name your
+    /// service or environment here so that caches sharing a Redis stay apart.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The second URN component (default `v1`). Bumping it orphans every
+    /// entry written under the old version at once, as after a schema change.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// The bound of each use case's in-process layer, and of the direct
+    /// API's, unless a use case sets its own `capacity` (default 10 000).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Adds a remote layer below the in-process one (and below the layers
+    /// added before it): Redis, a file tier, your own [`Backend`]. Lookups go
+    /// top down; a hit fills the layers above; a load writes every layer.
+    ///
+    /// [`Backend`]: cachewright_backends::Backend
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    /// use std::time::Duration;
+    ///
+    /// // L1 capped at 30 s, then a shared layer capped at 300 s.
+    /// let cache = Cache::builder()
+    ///     .local_ttl(Duration::from_secs(30))
+    ///     .layer(LayerConfig::new(MemoryBackend::new()).ttl_cap(Duration::from_secs(300)))
+    ///     .build();
+    /// # assert_eq!(cache.layer_stats()[0].backend, "memory");
+    /// ```
+    pub fn layer(mut self, layer: LayerConfig) -> Self {
+        self.layers.push(layer);
+        self
+    }
+
+    /// Caps how long any entry lives in the in-process layer (for example
+    /// 30 s in front of a Redis holding it for 300 s).
+    pub fn local_ttl(mut self, cap: Duration) -> Self {
+        self.local_ttl = Some(cap);
+        self
+    }
+
+    /// The codec of values in remote layers (JSON by default).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The largest encoded entry written to or read from a remote layer
+    /// ([`DEFAULT_MAX_VALUE_BYTES`] unless set). A larger value is returned
+    /// to its caller and kept in process, but not written to the remote
+    /// layers (counted in [`Stats::oversized`](crate::Stats::oversized));
+    /// larger stored bytes read as a miss, so a corrupt or foreign blob is
+    /// never decoded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let cache = Cache::builder()
+    ///     .layer(LayerConfig::new(MemoryBackend::new()))
+    ///     .max_value_bytes(256)
+    ///     .build();
+    /// let key = cache.key("page", &1);
+    /// cache.set(&key, "x".repeat(1_000), None);
+    /// assert_eq!(cache.get::<String>(&key).map(|s| s.len()), Some(1_000), "kept in process");
+    /// assert_eq!(cache.stats_for("direct").unwrap().oversized, 1, "not written to the layer");
+    /// assert_eq!(cache.layer_stats()[0].writes, 0);
+    /// ```
+    pub fn max_value_bytes(mut self, max: usize) -> Self {
+        self.max_value_bytes = max.max(1);
+        self
+    }
+
+    /// The schema version of every value this cache writes to remote layers
+    /// (0 unless set). It is part of the fingerprint each stored entry
+    /// carries with its value type: bump it when the types' serialised form
+    /// changes and entries written before read as misses, never as values
+    /// that happen to deserialize. `#[cached(schema = N)]` bumps one use
+    /// case alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    /// use std::sync::Arc;
+    ///
+    /// let redis_like = Arc::new(MemoryBackend::new());
+    /// let old = Cache::builder().layer(LayerConfig::shared(redis_like.clone())).build();
+    /// let key = old.key("user", &1);
+    /// old.set(&key, 7u32, None);
+    ///
+    /// let new = Cache::builder()
+    ///     .layer(LayerConfig::shared(redis_like))
+    ///     .schema(2)
+    ///     .build();
+    /// assert_eq!(new.get::<u32>(&key), None, "written at schema 0: a miss");
+    /// ```
+    pub fn schema(mut self, version: u32) -> Self {
+        self.schema = version;
+        self
+    }
+
+    /// Uses `bus` to tell other processes about invalidations, instead of
+    /// the first remote layer's own (Redis pub/sub, used by default).
+    pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
+        self.bus = BusChoice::Custom(bus);
+        self
+    }
+
+    /// No invalidation bus: other processes' in-process layers are not told
+    /// about invalidations (they see them in shared layers only), and this
+    /// process's in-process layer is always trusted.
+    pub fn without_bus(mut self) -> Self {
+        self.bus = BusChoice::Off;
+        self
+    }
+
+    /// This builder with `base`'s namespace, version and clock (named caches
+    /// share the default cache's).
+    pub(crate) fn identity_of(self, base: &CacheBuilder) -> Self {
+        CacheBuilder {
+            namespace: base.namespace.clone(),
+            version: base.version.clone(),
+            clock: base.clock.clone(),
+            ..self
+        }
+    }
+
+    /// Builds the cache. With a bus, it starts listening in the background;
+    /// until it is subscribed the in-process layer is not used (it could
+    /// not learn of invalidations).
+    pub fn build(self) -> Cache {
+        let bus = match self.bus {
+            BusChoice::Off => None,
+            BusChoice::Custom(b) => Some(b),
+            BusChoice::Auto => self.layers.iter().find_map(|l| l.backend().bus()),
+        };
+        let cache = Cache {
+            inner: Arc::new(Inner {
+                marks: Arc::new(Watermarks::new(bus.is_none())),
+                bus,
+                origin: fastrand::u64(..),
+                outbox: Default::default(),
+                store: Store::new(self.capacity),
+                flights: Mutex::default(),
+                counters: Counters::default(),
+                use_cases: Mutex::default(),
+                layers: self
+                    .layers
+                    .into_iter()
+                    .map(|l| Arc::new(RemoteLayer::new(l, self.clock.clone())))
+                    .collect(),
+                local_ttl: self.local_ttl,
+                codec: self.codec,
+                max_value_bytes: self.max_value_bytes,
+                schema: self.schema,
+                name: self.name,
+                namespace: self.namespace,
+                version: self.version,
+                capacity: self.capacity,
+                clock: self.clock,
+            }),
+        };
+        cache.listen();
+        cache
+    }
+}
