@@ -207,6 +207,24 @@ impl FileBackend {
         }
     }
 
+    /// The record of `key` and a claim on it, if it is live and holds
+    /// `token` (a lease this caller holds); `None` otherwise, or when another
+    /// caller holds the claim.
+    async fn claim_if_held(
+        &self,
+        key: &str,
+        token: &[u8],
+    ) -> Result<Option<(PathBuf, Claim)>, BackendError> {
+        let target = self.path(key);
+        let Some(seen) = self.read(&target).await? else {
+            return Ok(None);
+        };
+        if record::live(MAGIC, &seen, key) != Ok(Some(token)) {
+            return Ok(None);
+        }
+        Ok(self.claim(&target, &seen).await?.map(|c| (target, c)))
+    }
+
     /// Claims the record at `path` as `seen` (see the module docs): `Some`
     /// when this caller, and no other, may now change it, until the claim
     /// is released; `None` when another holds the claim, or the record is
@@ -438,14 +456,7 @@ impl Backend for FileBackend {
     }
 
     async fn renew_if(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, BackendError> {
-        let target = self.path(key);
-        let Some(seen) = self.read(&target).await? else {
-            return Ok(false);
-        };
-        if record::live(MAGIC, &seen, key) != Ok(Some(token)) {
-            return Ok(false);
-        }
-        let Some(claim) = self.claim(&target, &seen).await? else {
+        let Some((target, claim)) = self.claim_if_held(key, token).await? else {
             return Ok(false);
         };
         let r = self.replace(&target, key, token, ttl).await;
@@ -454,14 +465,7 @@ impl Backend for FileBackend {
     }
 
     async fn delete_if(&self, key: &str, token: &[u8]) -> Result<bool, BackendError> {
-        let target = self.path(key);
-        let Some(seen) = self.read(&target).await? else {
-            return Ok(false);
-        };
-        if record::live(MAGIC, &seen, key) != Ok(Some(token)) {
-            return Ok(false);
-        }
-        let Some(claim) = self.claim(&target, &seen).await? else {
+        let Some((target, claim)) = self.claim_if_held(key, token).await? else {
             return Ok(false);
         };
         let r = match fs::remove_file(&target).await {

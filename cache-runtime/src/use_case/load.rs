@@ -180,6 +180,14 @@ where
         }
     }
 
+    /// The in-process half of storing a loaded value: its entry, put in L1;
+    /// `None` when it is not to be cached at all.
+    fn keep_local(&self, miss: &Miss<K>, v: V, said: Said, stamp: Stamp) -> Option<Entry<V>> {
+        let entry = self.entry(miss, v, said, stamp)?;
+        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
+        Some(entry)
+    }
+
     pub(super) async fn store_async(
         &self,
         miss: &Miss<K>,
@@ -188,10 +196,9 @@ where
         stamp: Stamp,
         to: LayerSet,
     ) {
-        let Some(entry) = self.entry(miss, v, said, stamp) else {
+        let Some(entry) = self.keep_local(miss, v, said, stamp) else {
             return;
         };
-        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
             self.cache
                 .write_layers(miss.urn.as_str(), bytes, remaining, to)
@@ -209,10 +216,9 @@ where
         stamp: Stamp,
         to: LayerSet,
     ) {
-        let Some(entry) = self.entry(miss, v, said, stamp) else {
+        let Some(entry) = self.keep_local(miss, v, said, stamp) else {
             return;
         };
-        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
         if to == LayerSet::NONE {
             // The remote phase could not even run: do not try again now.
             return;
