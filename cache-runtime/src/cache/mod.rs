@@ -51,6 +51,13 @@ pub(crate) trait UseCaseInfo: Send + Sync {
 }
 
 /// The default bound of each use case's in-process layer.
+/// ///
+/// # Examples
+/// ///
+/// ```
+/// let cache = cachewright::Cache::builder().build();
+/// assert_eq!(cache.default_capacity(), cachewright::DEFAULT_CAPACITY);
+/// ```
 pub const DEFAULT_CAPACITY: usize = 10_000;
 
 pub(crate) type AnyValue = Arc<dyn Any + Send + Sync>;
@@ -179,6 +186,12 @@ pub struct CacheBuilder {
 
 /// The largest encoded entry a cache writes to (or reads from) a remote
 /// layer by default: 4 MiB.
+/// ///
+/// # Examples
+/// ///
+/// ```
+/// assert_eq!(cachewright::DEFAULT_MAX_VALUE_BYTES, 4 * 1024 * 1024);
+/// ```
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 4 << 20;
 
 impl Default for CacheBuilder {
@@ -201,6 +214,14 @@ impl Default for CacheBuilder {
 
 impl CacheBuilder {
     /// The cache's name, as stats and logs show it.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().name("sessions").build();
+    /// assert_eq!(cache.name(), "sessions");
+    /// assert!(cache.stats_for("direct").is_some());
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -208,6 +229,13 @@ impl CacheBuilder {
 
     /// The first URN component of every key (default `cachewright`). Name your
     /// service or environment here so that caches sharing a Redis stay apart.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().namespace("billing").build();
+    /// assert_eq!(cache.key("invoice", &9).as_str(), "urn:billing:v1:invoice:9");
+    /// ```
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
@@ -215,6 +243,16 @@ impl CacheBuilder {
 
     /// The second URN component (default `v1`). Bumping it orphans every
     /// entry written under the old version at once, as after a schema change.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// use cachewright::Cache;
+    /// let v1 = Cache::builder().build();
+    /// let v2 = Cache::builder().version("v2").build();
+    /// assert_ne!(v1.key("user", &1), v2.key("user", &1));
+    /// assert_eq!(v2.key_prefix(), "urn:cachewright:v2:");
+    /// ```
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
         self
@@ -222,12 +260,37 @@ impl CacheBuilder {
 
     /// The bound of each use case's in-process layer, and of the direct
     /// API's, unless a use case sets its own `capacity` (default 10 000).
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().capacity(2).build();
+    /// for i in 0..10u32 {
+    ///     cache.set(&cache.key("n", &i), i, None);
+    /// }
+    /// assert_eq!(cache.default_capacity(), 2);
+    /// assert!(cache.stats_for("direct").unwrap().size <= 2, "the oldest are evicted");
+    /// ```
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self
     }
 
     /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// use cachewright::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(0);
+    /// let cache = Cache::builder().clock(Clock::manual(&clock)).build();
+    /// let key = cache.key("otp", &7);
+    /// cache.set(&key, 123_456u32, Some(Duration::from_secs(30)));
+    /// clock.advance(Duration::from_secs(31));
+    /// assert_eq!(cache.get::<u32>(&key), None, "expired by the manual clock");
+    /// ```
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
@@ -260,12 +323,46 @@ impl CacheBuilder {
 
     /// Caps how long any entry lives in the in-process layer (for example
     /// 30 s in front of a Redis holding it for 300 s).
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// use cachewright::{Cache, Clock, LayerConfig, ManualClock};
+    /// use cachewright::backends::MemoryBackend;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(0);
+    /// let cache = Cache::builder()
+    ///     .clock(Clock::manual(&clock))
+    ///     .local_ttl(Duration::from_secs(30))
+    ///     .layer(LayerConfig::new(MemoryBackend::new()))
+    ///     .build();
+    /// let key = cache.key("price", &1);
+    /// cache.set(&key, 99u32, Some(Duration::from_secs(300)));
+    /// clock.advance(Duration::from_secs(60));
+    /// assert!(cache.get_entry::<u32>(&key).is_none(), "gone from process memory");
+    /// assert_eq!(cache.get::<u32>(&key), Some(99), "still in the remote layer");
+    /// ```
     pub fn local_ttl(mut self, cap: Duration) -> Self {
         self.local_ttl = Some(cap);
         self
     }
 
     /// The codec of values in remote layers (JSON by default).
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// use cachewright::{Cache, Codec, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let cache = Cache::builder()
+    ///     .codec(Codec::Json)
+    ///     .layer(LayerConfig::new(MemoryBackend::new()))
+    ///     .build();
+    /// cache.set(&cache.key("k", &1), vec![1u8, 2, 3], None);
+    /// assert_eq!(cache.layer_stats()[0].writes, 1);
+    /// ```
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
         self
@@ -331,6 +428,37 @@ impl CacheBuilder {
 
     /// Uses `bus` to tell other processes about invalidations, instead of
     /// the first remote layer's own (Redis pub/sub, used by default).
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// use cachewright::backends::{async_trait, BackendError, Bus, BusEvent, BusSink};
+    /// use cachewright::Cache;
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// /// A bus within one process: it says it is connected, and records what
+    /// /// it is asked to publish.
+    /// #[derive(Debug, Default)]
+    /// struct Recorder(Mutex<Vec<Vec<u8>>>);
+    ///
+    /// #[async_trait]
+    /// impl Bus for Recorder {
+    ///     async fn publish(&self, _channel: &str, payload: Vec<u8>) -> Result<(), BackendError> {
+    ///         self.0.lock().unwrap().push(payload);
+    ///         Ok(())
+    ///     }
+    ///     fn subscribe(&self, _channel: &str, sink: BusSink) {
+    ///         sink(BusEvent::Connected);
+    ///     }
+    /// }
+    ///
+    /// let bus = Arc::new(Recorder::default());
+    /// let cache = Cache::builder().bus(bus.clone()).build();
+    /// assert!(cache.bus_stats().configured);
+    /// assert!(cache.bus_connected());
+    /// cache.invalidate_tags(["user:1"]);
+    /// assert!(!bus.0.lock().unwrap().is_empty(), "the invalidation was published");
+    /// ```
     pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
         self.bus = BusChoice::Custom(bus);
         self
@@ -339,6 +467,20 @@ impl CacheBuilder {
     /// No invalidation bus: other processes' in-process layers are not told
     /// about invalidations (they see them in shared layers only), and this
     /// process's in-process layer is always trusted.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let cache = Cache::builder()
+    ///     .layer(LayerConfig::new(MemoryBackend::new()))
+    ///     .without_bus()
+    ///     .build();
+    /// assert!(!cache.bus_stats().configured);
+    /// assert!(cache.bus_connected(), "no bus: the in-process layer is trusted at once");
+    /// ```
     pub fn without_bus(mut self) -> Self {
         self.bus = BusChoice::Off;
         self
@@ -358,6 +500,14 @@ impl CacheBuilder {
     /// Builds the cache. With a bus, it starts listening in the background;
     /// until it is subscribed the in-process layer is not used (it could
     /// not learn of invalidations).
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// assert_eq!(cache.name(), "default");
+    /// assert_eq!(cache.key_prefix(), "urn:cachewright:v1:");
+    /// ```
     pub fn build(self) -> Cache {
         let bus = match self.bus {
             BusChoice::Off => None,
@@ -398,31 +548,79 @@ impl CacheBuilder {
 impl Cache {
     /// A builder with the defaults: namespace `cachewright`, version `v1`,
     /// capacity 10 000, the system clock.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().namespace("shop").build();
+    /// assert_eq!(cache.namespace(), "shop");
+    /// assert_eq!(cache.version(), "v1");
+    /// assert_eq!(cache.default_capacity(), cachewright::DEFAULT_CAPACITY);
+    /// ```
     pub fn builder() -> CacheBuilder {
         CacheBuilder::default()
     }
 
     /// The cache's name.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().name("pages").build();
+    /// assert_eq!(cache.name(), "pages");
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
     /// The namespace of its keys.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().namespace("shop").build();
+    /// assert_eq!(cache.namespace(), "shop");
+    /// ```
     pub fn namespace(&self) -> &str {
         &self.inner.namespace
     }
 
     /// The version of its keys.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().version("v7").build();
+    /// assert_eq!(cache.version(), "v7");
+    /// ```
     pub fn version(&self) -> &str {
         &self.inner.version
     }
 
     /// The bound of each use case's in-process layer.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().capacity(500).build();
+    /// assert_eq!(cache.default_capacity(), 500);
+    /// ```
     pub fn default_capacity(&self) -> usize {
         self.inner.capacity
     }
 
     /// Its clock.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// use cachewright::{Cache, Clock, ManualClock};
+    ///
+    /// let manual = ManualClock::new(42);
+    /// let cache = Cache::builder().clock(Clock::manual(&manual)).build();
+    /// assert!(cache.clock().is_manual());
+    /// assert_eq!(cache.clock().now_ms(), 42);
+    /// ```
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
     }
@@ -437,6 +635,13 @@ impl Cache {
 
     /// Whether this cache's in-process layer is in use: always without a
     /// bus; with one, once it is subscribed (and not while it is down).
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// assert!(cache.bus_connected(), "no bus: always trusted");
+    /// ```
     pub fn bus_connected(&self) -> bool {
         self.inner.marks.trusted()
     }
@@ -474,6 +679,21 @@ impl Cache {
     }
 
     /// Counters of each remote layer, top down.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let cache = Cache::builder().layer(LayerConfig::new(MemoryBackend::new())).build();
+    /// let key = cache.key("k", &1);
+    /// cache.set(&key, 1u8, None);
+    /// let layers = cache.layer_stats();
+    /// assert_eq!(layers.len(), 1);
+    /// assert_eq!(layers[0].backend, "memory");
+    /// assert_eq!(layers[0].writes, 1);
+    /// ```
     pub fn layer_stats(&self) -> Vec<LayerStats> {
         self.inner.layers.iter().map(|l| l.stats()).collect()
     }
@@ -484,6 +704,15 @@ impl Cache {
 
     /// The key of entity `key_type`/`id` in this cache's namespace and
     /// version; add `.arg(..)` and `.use_case(..)` as needed.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().namespace("shop").build();
+    /// let key = cache.key("user", &42).arg("lang", &"en");
+    /// assert_eq!(key.as_str(), "urn:shop:v1:user:42?lang=en");
+    /// assert_eq!(key.entity(), "user:42");
+    /// ```
     pub fn key(&self, key_type: &str, id: &dyn fmt::Display) -> Key {
         Key::new(&self.inner.namespace, &self.inner.version, key_type, id)
     }
@@ -524,6 +753,17 @@ impl Cache {
 
     /// Counters of every use case of this cache (the direct API's under the
     /// name `"direct"`).
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let key = cache.key("k", &1);
+    /// cache.set(&key, 1u8, None);
+    /// let _ = cache.get::<u8>(&key);
+    /// let direct = cache.stats().into_iter().find(|s| s.use_case == "direct").unwrap();
+    /// assert_eq!(direct.hits, 1);
+    /// ```
     pub fn stats(&self) -> Vec<Stats> {
         let mut all: Vec<Stats> = self.use_cases().iter().map(|u| u.stats()).collect();
         all.push(self.inner.counters.snapshot(
@@ -535,11 +775,29 @@ impl Cache {
     }
 
     /// The counters of one use case, by name.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let _ = cache.get::<u8>(&cache.key("k", &1));
+    /// assert_eq!(cache.stats_for("direct").unwrap().misses, 1);
+    /// assert!(cache.stats_for("NoSuchUseCase").is_none());
+    /// ```
     pub fn stats_for(&self, use_case: &str) -> Option<Stats> {
         self.stats().into_iter().find(|s| s.use_case == use_case)
     }
 
     /// Sets every counter of this cache back to zero.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let _ = cache.get::<u8>(&cache.key("k", &1));
+    /// cache.reset_stats();
+    /// assert_eq!(cache.stats_for("direct").unwrap().misses, 0);
+    /// ```
     pub fn reset_stats(&self) {
         self.use_cases().iter().for_each(|u| u.reset_stats());
         self.inner.counters.reset();
@@ -573,11 +831,37 @@ impl Cache {
     }
 
     /// Turns caching of `use_case` on (ramp 100 %) or off (ramp 0 %).
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// #[cachewright::cached(key = "enabled_doc:<x>", name = "EnabledDoc")]
+    /// fn f(x: u32) -> u32 { x }
+    ///
+    /// f(1);
+    /// let cache = cachewright::default_cache();
+    /// assert!(cache.set_enabled("EnabledDoc", false));
+    /// assert_eq!(cache.ramp("EnabledDoc"), Some(0.0));
+    /// assert!(!cache.set_enabled("NotCalledYet", false), "no such use case");
+    /// ```
     pub fn set_enabled(&self, use_case: &str, enabled: bool) -> bool {
         self.set_ramp(use_case, if enabled { 100.0 } else { 0.0 })
     }
 
     /// The ramp of `use_case` in percent, if it exists.
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// #[cachewright::cached(key = "ramp_get_doc:<x>", name = "RampGetDoc")]
+    /// fn f(x: u32) -> u32 { x }
+    ///
+    /// f(1);
+    /// let cache = cachewright::default_cache();
+    /// assert_eq!(cache.ramp("RampGetDoc"), Some(100.0));
+    /// cache.set_ramp("RampGetDoc", 25.0);
+    /// assert_eq!(cache.ramp("RampGetDoc"), Some(25.0));
+    /// ```
     pub fn ramp(&self, use_case: &str) -> Option<f64> {
         self.use_cases()
             .iter()
@@ -616,6 +900,14 @@ impl Cache {
     }
 
     /// The URN prefix of every key of this cache (`urn:<ns>:<version>:`).
+    /// ///
+    /// # Examples
+    /// ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().namespace("shop").version("v3").build();
+    /// assert_eq!(cache.key_prefix(), "urn:shop:v3:");
+    /// assert!(cache.key("user", &1).as_str().starts_with(&cache.key_prefix()));
+    /// ```
     pub fn key_prefix(&self) -> String {
         crate::key::prefix(&self.inner.namespace, &self.inner.version)
     }
