@@ -99,7 +99,7 @@ where
     /// let cache = cachewright::default_cache();
     /// cache.set(&cache.key("bg", &"fast"), 1u32, None);
     /// FAST.start();
-    /// std::thread::sleep(std::time::Duration::from_millis(200));
+    /// # for _ in 0..500 { if FAST.try_get().is_some() { break } std::thread::sleep(std::time::Duration::from_millis(10)); }
     /// assert_eq!(FAST.try_get().as_deref(), Some(&1), "pulled by the schedule");
     /// cachewright::shutdown();
     /// ```
@@ -176,7 +176,7 @@ where
     /// }
     /// static EMPTY: BgReader<u32> = BgReader::new("empty").interval_ms(10).on_error(report);
     /// EMPTY.start();
-    /// for _ in 0..200 {
+    /// for _ in 0..500 {
     ///     if MISSED.load(Ordering::SeqCst) { break }
     ///     std::thread::sleep(std::time::Duration::from_millis(10));
     /// }
