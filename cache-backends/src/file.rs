@@ -108,6 +108,21 @@ impl FileBackend {
     /// # Errors
     ///
     /// [`BackendError::Io`] when the directory cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::file::FileBackend;
+    /// use cachewright::{Cache, LayerConfig};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let files = FileBackend::new(dir.path().join("cache")).unwrap();
+    /// assert!(dir.path().join("cache").is_dir(), "created");
+    /// let cache = Cache::builder().layer(LayerConfig::new(files)).build();
+    /// let key = cache.key("page", &1);
+    /// cache.set(&key, "<html>".to_string(), None);
+    /// assert_eq!(cache.layer_stats()[0].writes, 1);
+    /// ```
     pub fn new(dir: impl AsRef<Path>) -> Result<Self, BackendError> {
         std::fs::create_dir_all(dir.as_ref()).map_err(io)?;
         Ok(FileBackend {
@@ -283,6 +298,22 @@ impl FileBackend {
     /// # Errors
     ///
     /// [`BackendError::Io`] when the directory cannot be listed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{file::FileBackend, Backend};
+    /// use std::time::Duration;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let files = FileBackend::new(dir.path()).unwrap();
+    /// files.set("short", b"1".to_vec(), Duration::from_millis(1)).await.unwrap();
+    /// files.set("long", b"2".to_vec(), Duration::from_secs(3600)).await.unwrap();
+    /// tokio::time::sleep(Duration::from_millis(20)).await;
+    /// assert_eq!(files.cleanup().await.unwrap(), 1);
+    /// assert_eq!(files.get("long").await.unwrap(), Some(b"2".to_vec()));
+    /// # });
+    /// ```
     pub async fn cleanup(&self) -> Result<u64, BackendError> {
         let mut removed = 0;
         let now = now_ms();

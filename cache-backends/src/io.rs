@@ -17,6 +17,16 @@ static IO: OnceLock<Option<Runtime>> = OnceLock::new();
 
 /// The handle of cachewright's I/O runtime (one worker thread, started on first
 /// use), or `None` if the OS refused to start it.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::backends::io;
+///
+/// let handle = io::handle().expect("the i/o runtime started");
+/// let answer = handle.block_on(async { 40 + 2 });
+/// assert_eq!(answer, 42);
+/// ```
 pub fn handle() -> Option<Handle> {
     IO.get_or_init(|| {
         match Builder::new_multi_thread()
@@ -72,6 +82,16 @@ pub fn bus_handle() -> Option<Handle> {
 }
 
 /// Why [`block_on`] returned no output.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::backends::io::{block_on, Blocked};
+/// use std::time::Duration;
+///
+/// let slow = async { tokio::time::sleep(Duration::from_secs(5)).await };
+/// assert_eq!(block_on(slow, Duration::from_millis(10)), Err(Blocked::TimedOut));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blocked {
     /// The operation did not finish within its time limit.
@@ -82,6 +102,27 @@ pub enum Blocked {
 
 /// Runs `fut` on the I/O runtime and blocks the calling thread until it
 /// finishes or `limit` passes. For sync callers only: async code awaits.
+///
+/// # Errors
+///
+/// [`Blocked::TimedOut`] when `limit` passes first (the task is dropped);
+/// [`Blocked::Unavailable`] when the I/O runtime is not available or the
+/// task was lost.
+///
+/// # Blocking
+///
+/// Blocks the calling thread for at most `limit` (and a short margin).
+/// Do not call it from async code.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::backends::io::block_on;
+/// use std::time::Duration;
+///
+/// let n = block_on(async { 6 * 7 }, Duration::from_secs(1));
+/// assert_eq!(n, Ok(42));
+/// ```
 pub fn block_on<F>(fut: F, limit: Duration) -> Result<F::Output, Blocked>
 where
     F: Future + Send + 'static,
@@ -110,6 +151,19 @@ where
 ///
 /// [`Blocked::Unavailable`] when the I/O runtime is not available, or the
 /// task was lost (it panicked, or the runtime shut down).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use cachewright::backends::io;
+///
+/// // The future runs on the i/o runtime's thread, not on this one.
+/// let name = io::run(async { std::thread::current().name().map(str::to_owned) }).await;
+/// assert_eq!(name.unwrap().as_deref(), Some("cachewright-io"));
+/// # }
+/// ```
 pub async fn run<F>(fut: F) -> Result<F::Output, Blocked>
 where
     F: Future + Send + 'static,

@@ -140,6 +140,18 @@ impl Store {
 impl MemoryBackend {
     /// An empty backend, keeping at most 100,000 entries and 256 MiB of
     /// keys and values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let memory = MemoryBackend::new();
+    /// assert!(memory.is_empty());
+    /// let cache = Cache::builder().layer(LayerConfig::new(memory)).build();
+    /// assert_eq!(cache.layer_stats()[0].backend, "memory");
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -170,11 +182,38 @@ impl MemoryBackend {
     }
 
     /// How many keys are stored (expired ones included until dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    /// use std::sync::Arc;
+    ///
+    /// let memory = Arc::new(MemoryBackend::new());
+    /// let cache = Cache::builder().layer(LayerConfig::shared(memory.clone())).build();
+    /// cache.set(&cache.key("user", &1), 1u8, None);
+    /// cache.set(&cache.key("user", &2), 2u8, None);
+    /// assert_eq!(memory.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.with(|s, _| s.map.len())
     }
 
     /// Whether nothing is stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{Backend, MemoryBackend};
+    /// use std::time::Duration;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let m = MemoryBackend::new();
+    /// assert!(m.is_empty());
+    /// m.set("k", b"v".to_vec(), Duration::from_secs(1)).await.unwrap();
+    /// assert!(!m.is_empty());
+    /// # });
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

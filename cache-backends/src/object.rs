@@ -67,6 +67,23 @@ fn err(e: object_store::Error) -> BackendError {
 
 impl ObjectStoreBackend {
     /// Objects under the prefix `cachewright/` of `store`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::object::ObjectStoreBackend;
+    /// use cachewright::{Cache, LayerConfig};
+    /// use object_store::memory::InMemory;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let objects = ObjectStoreBackend::new(Arc::new(InMemory::new()));
+    /// let cache = Cache::builder()
+    ///     .layer(LayerConfig::new(objects).timeout(Duration::from_secs(2)))
+    ///     .build();
+    /// cache.set(&cache.key("report", &1), vec![1u8, 2, 3], None);
+    /// assert_eq!(cache.layer_stats()[0].backend, "object_store");
+    /// ```
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         ObjectStoreBackend {
             store,
@@ -75,6 +92,23 @@ impl ObjectStoreBackend {
     }
 
     /// Keeps the objects under `prefix` (path segments separated by `/`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{object::ObjectStoreBackend, Backend};
+    /// use object_store::{memory::InMemory, ObjectStore};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = Arc::new(InMemory::new());
+    /// let objects = ObjectStoreBackend::new(store.clone()).prefix("cache/shop");
+    /// objects.set("k", b"v".to_vec(), Duration::from_secs(60)).await.unwrap();
+    /// let prefix = object_store::path::Path::from("cache/shop");
+    /// let listed = store.list_with_delimiter(Some(&prefix)).await.unwrap();
+    /// assert_eq!(listed.objects.len(), 1, "one object under the prefix");
+    /// # });
+    /// ```
     #[must_use]
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = Path::from(prefix);
@@ -202,6 +236,23 @@ impl ObjectStoreBackend {
     /// # Errors
     ///
     /// [`BackendError::Connection`] when the store fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{object::ObjectStoreBackend, Backend};
+    /// use object_store::memory::InMemory;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let objects = ObjectStoreBackend::new(Arc::new(InMemory::new()));
+    /// objects.set("short", b"1".to_vec(), Duration::from_millis(1)).await.unwrap();
+    /// objects.set("long", b"2".to_vec(), Duration::from_secs(3600)).await.unwrap();
+    /// tokio::time::sleep(Duration::from_millis(20)).await;
+    /// assert_eq!(objects.cleanup().await.unwrap(), 1);
+    /// assert_eq!(objects.get("long").await.unwrap(), Some(b"2".to_vec()));
+    /// # });
+    /// ```
     pub async fn cleanup(&self) -> Result<u64, BackendError> {
         let now = now_ms();
         self.sweep(|exp, _| exp <= now).await

@@ -64,13 +64,22 @@ return 1
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use cachewright::backends::redis::RedisBackend;
+/// use cachewright::{Cache, LayerConfig};
+/// use std::time::Duration;
 ///
+/// // Building does not connect: this runs without a server.
 /// let redis = RedisBackend::builder()
 ///     .url("redis://:secret@127.0.0.1:6379/2")
 ///     .build()
 ///     .expect("a valid configuration");
+/// assert!(!format!("{redis:?}").contains("secret"));
+/// let cache = Cache::builder()
+///     .namespace("shop")
+///     .layer(LayerConfig::new(redis).ttl_cap(Duration::from_secs(300)))
+///     .build();
+/// assert_eq!(cache.layer_stats()[0].backend, "redis");
 /// ```
 #[derive(Clone)]
 pub struct RedisBackend {
@@ -92,6 +101,20 @@ impl std::fmt::Debug for RedisBackend {
 ///
 /// Its `Debug` output masks the URL's password and shows only whether TLS
 /// material was given, never the material.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::backends::redis::RedisBackend;
+/// use std::time::Duration;
+///
+/// let builder = RedisBackend::builder()
+///     .url("redis://app:s3cret@10.0.0.5:6379/0")
+///     .connection_timeout(Duration::from_millis(500));
+/// let shown = format!("{builder:?}");
+/// assert!(shown.contains("app:***@10.0.0.5") && !shown.contains("s3cret"));
+/// assert!(builder.build().is_ok());
+/// ```
 #[derive(Default)]
 #[must_use]
 pub struct RedisBuilder {
@@ -125,12 +148,32 @@ impl RedisBuilder {
     /// `rediss://...` for TLS (with the `redis-tls` feature; the server's
     /// certificate is checked against the system's roots, or against
     /// [`tls_root_cert`](Self::tls_root_cert)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{redis::RedisBackend, BackendError};
+    ///
+    /// assert!(RedisBackend::builder().url("redis://127.0.0.1:6379/0").build().is_ok());
+    /// let err = RedisBackend::builder().url("http://:pw@host").build().unwrap_err();
+    /// assert!(matches!(&err, BackendError::Config(m) if !m.contains("pw")));
+    /// ```
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
     }
 
     /// Use a client you built (custom credentials, TLS settings, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::redis::RedisBackend;
+    ///
+    /// let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
+    /// let backend = RedisBackend::builder().client(client).build();
+    /// assert!(backend.is_ok(), "not connected yet");
+    /// ```
     pub fn client(mut self, client: Client) -> Self {
         self.client = Some(client);
         self
@@ -138,6 +181,8 @@ impl RedisBuilder {
 
     /// Trust the CA in `pem` (PEM-encoded) for a `rediss://` URL, instead of
     /// the system's roots: for servers with certificates of a private CA.
+    ///
+    /// # Examples
     ///
     /// ```
     /// # #[cfg(feature = "redis-tls")] {
@@ -159,6 +204,23 @@ impl RedisBuilder {
 
     /// Present this client certificate and key (both PEM) to a server that
     /// asks for one (mutual TLS, `tls-auth-clients yes`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "redis-tls")] {
+    /// use cachewright::backends::redis::RedisBackend;
+    ///
+    /// let (cert, key) = (b"-----BEGIN CERTIFICATE-----\n...".to_vec(), b"-----BEGIN PRIVATE KEY-----\n...".to_vec());
+    /// let mutual = RedisBackend::builder()
+    ///     .url("rediss://cache.internal:6380")
+    ///     .tls_client_identity(cert, key);
+    /// assert!(format!("{mutual:?}").contains("tls_client_identity: true"));
+    /// // TLS material is for `rediss://` URLs only.
+    /// let plain = RedisBackend::builder().url("redis://cache.internal").tls_client_identity(b"c".to_vec(), b"k".to_vec());
+    /// assert!(plain.build().is_err());
+    /// # }
+    /// ```
     #[cfg(feature = "redis-tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
     pub fn tls_client_identity(
@@ -171,6 +233,19 @@ impl RedisBuilder {
     }
 
     /// How long one connection attempt may take (default 1 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::redis::RedisBackend;
+    /// use std::time::Duration;
+    ///
+    /// let redis = RedisBackend::builder()
+    ///     .url("redis://127.0.0.1:6379")
+    ///     .connection_timeout(Duration::from_millis(250))
+    ///     .build();
+    /// assert!(redis.is_ok());
+    /// ```
     pub fn connection_timeout(mut self, d: Duration) -> Self {
         self.connection_timeout = Some(d);
         self
@@ -178,12 +253,36 @@ impl RedisBuilder {
 
     /// How long the connection waits for a reply before failing a request
     /// (default 1 s; the cache applies its own, smaller layer timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::redis::RedisBackend;
+    /// use std::time::Duration;
+    ///
+    /// let builder = RedisBackend::builder()
+    ///     .url("redis://127.0.0.1:6379")
+    ///     .response_timeout(Duration::from_millis(300));
+    /// assert!(format!("{builder:?}").contains("response_timeout: Some(300ms)"));
+    /// ```
     pub fn response_timeout(mut self, d: Duration) -> Self {
         self.response_timeout = Some(d);
         self
     }
 
     /// The longest pause between reconnection attempts (default 500 ms).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::redis::RedisBackend;
+    /// use std::time::Duration;
+    ///
+    /// let builder = RedisBackend::builder()
+    ///     .url("redis://127.0.0.1:6379")
+    ///     .max_reconnect_delay(Duration::from_secs(2));
+    /// assert!(format!("{builder:?}").contains("max_reconnect_delay: Some(2s)"));
+    /// ```
     pub fn max_reconnect_delay(mut self, d: Duration) -> Self {
         self.max_reconnect_delay = Some(d);
         self
@@ -197,6 +296,16 @@ impl RedisBuilder {
     /// are given, the URL is not a Redis URL, a `rediss://` URL is given
     /// without the `redis-tls` feature, or TLS settings come with a client
     /// (configure TLS on the client you build, then).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{redis::RedisBackend, BackendError};
+    ///
+    /// assert!(RedisBackend::builder().url("redis://127.0.0.1").build().is_ok());
+    /// // A URL or a client is required.
+    /// assert!(matches!(RedisBackend::builder().build(), Err(BackendError::Config(_))));
+    /// ```
     pub fn build(self) -> Result<RedisBackend, BackendError> {
         let tls_settings = self.tls_root.is_some() || self.tls_identity.is_some();
         if tls_settings && self.client.is_some() {
@@ -333,6 +442,15 @@ fn glob_escape(s: &str) -> String {
 
 impl RedisBackend {
     /// A builder; give it a URL or a client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::redis::RedisBackend;
+    ///
+    /// let redis = RedisBackend::builder().url("redis://127.0.0.1:6379/1").build().unwrap();
+    /// assert!(format!("{redis:?}").contains("RedisBackend"));
+    /// ```
     pub fn builder() -> RedisBuilder {
         RedisBuilder::default()
     }
@@ -342,6 +460,17 @@ impl RedisBackend {
     /// # Errors
     ///
     /// As [`RedisBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{redis::RedisBackend, Backend};
+    ///
+    /// let redis = RedisBackend::from_url("redis://:pw@127.0.0.1:6379/0").unwrap();
+    /// assert_eq!(redis.name(), "redis");
+    /// assert!(redis.native_get_many(), "MGET");
+    /// assert!(RedisBackend::from_url("not a url").is_err());
+    /// ```
     pub fn from_url(url: &str) -> Result<Self, BackendError> {
         Self::builder().url(url).build()
     }
@@ -354,6 +483,25 @@ impl RedisBackend {
     /// socket to your runtime instead. Run yours there too if several
     /// runtimes share the backend:
     /// `cachewright::backends::io::run(async move { cmd.query_async(&mut conn).await })`.
+    ///
+    /// # Examples
+    ///
+    /// Needs a server, so it is only compiled:
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use cachewright::backends::{io, redis::RedisBackend};
+    ///
+    /// let backend = RedisBackend::from_url("redis://127.0.0.1:6379/0").unwrap();
+    /// let mut conn = backend.connection();
+    /// let pong: String = io::run(async move { redis::cmd("PING").query_async(&mut conn).await })
+    ///     .await
+    ///     .unwrap()
+    ///     .unwrap();
+    /// assert_eq!(pong, "PONG");
+    /// # }
+    /// ```
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()
     }
@@ -603,6 +751,20 @@ impl Backend for RedisBackend {
 /// multiplexed connection, listens on a dedicated connection of its own that
 /// is re-established (and reported `Disconnected`/`Connected`) whenever it
 /// breaks.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::backends::{redis::RedisBackend, Backend};
+/// use cachewright::{Cache, LayerConfig};
+///
+/// let redis = RedisBackend::from_url("redis://127.0.0.1:6379/0").unwrap();
+/// let bus = redis.bus().expect("Redis brings its pub/sub");
+/// assert!(format!("{bus:?}").starts_with("RedisBus"));
+/// // A cache over this layer uses it for invalidations by default.
+/// let cache = Cache::builder().layer(LayerConfig::new(redis)).build();
+/// assert!(cache.bus_stats().configured);
+/// ```
 pub struct RedisBus {
     client: Client,
     conn: ConnectionManager,

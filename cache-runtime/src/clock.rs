@@ -6,6 +6,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, as cachewright's clock reads them.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{Clock, ManualClock, Millis};
+///
+/// let clock = Clock::manual(&ManualClock::new(1_700_000_000_000));
+/// let now: Millis = clock.now_ms();
+/// assert_eq!(now, 1_700_000_000_000);
+/// ```
 pub type Millis = u64;
 
 /// When a load began or an invalidation was made: microseconds since the
@@ -13,6 +23,17 @@ pub type Millis = u64;
 /// within a process (or a [`ManualClock`]), so that of any two events in one
 /// process the later has the larger stamp, even within one microsecond.
 /// An entry is invalidated by a watermark at or after its stamp.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{Clock, ManualClock, Stamp};
+///
+/// let clock = Clock::manual(&ManualClock::new(2));
+/// let first: Stamp = clock.stamp();
+/// assert_eq!(first, 2_000, "the start of the clock's millisecond, in microseconds");
+/// assert!(clock.stamp() > first);
+/// ```
 pub type Stamp = u64;
 
 /// The stamp of the start of `ms`: what a deadline in milliseconds compares
@@ -89,6 +110,16 @@ struct Manual {
 
 impl Clock {
     /// The system clock (the default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::Clock;
+    ///
+    /// let clock = Clock::system();
+    /// assert!(!clock.is_manual());
+    /// assert!(clock.now_ms() > 1_600_000_000_000, "Unix milliseconds");
+    /// ```
     pub fn system() -> Self {
         Self {
             source: Source::System,
@@ -96,6 +127,18 @@ impl Clock {
     }
 
     /// A clock that reads `manual`, and moves only when it is moved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let manual = ManualClock::new(0);
+    /// let clock = Clock::manual(&manual);
+    /// manual.advance(Duration::from_secs(1));
+    /// assert_eq!(clock.now_ms(), 1_000, "the clock follows its ManualClock");
+    /// ```
     pub fn manual(manual: &ManualClock) -> Self {
         Self {
             source: Source::Manual(manual.0.clone()),
@@ -103,6 +146,14 @@ impl Clock {
     }
 
     /// Now, in Unix milliseconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Clock, ManualClock};
+    ///
+    /// assert_eq!(Clock::manual(&ManualClock::new(5)).now_ms(), 5);
+    /// ```
     #[inline]
     pub fn now_ms(&self) -> Millis {
         match &self.source {
@@ -114,6 +165,16 @@ impl Clock {
     /// Now, in Unix milliseconds, read precisely: for stamping entries and
     /// invalidations (slow paths), where the coarse clock's few
     /// milliseconds of lag would blur their order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::Clock;
+    ///
+    /// let clock = Clock::system();
+    /// let (coarse, precise) = (clock.now_ms(), clock.precise_ms());
+    /// assert!(precise.abs_diff(coarse) < 1_000);
+    /// ```
     pub fn precise_ms(&self) -> Millis {
         match &self.source {
             Source::System => SystemTime::now()
@@ -155,6 +216,15 @@ impl Clock {
     }
 
     /// Whether this clock is a [`ManualClock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Clock, ManualClock};
+    ///
+    /// assert!(Clock::manual(&ManualClock::new(0)).is_manual());
+    /// assert!(!Clock::system().is_manual());
+    /// ```
     pub fn is_manual(&self) -> bool {
         matches!(self.source, Source::Manual(_))
     }
@@ -190,6 +260,12 @@ pub struct ManualClock(Arc<Manual>);
 
 impl ManualClock {
     /// A clock standing at `start_ms` Unix milliseconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(cachewright::ManualClock::new(1_000).now_ms(), 1_000);
+    /// ```
     pub fn new(start_ms: Millis) -> Self {
         Self(Arc::new(Manual {
             ms: AtomicU64::new(start_ms),
@@ -198,16 +274,46 @@ impl ManualClock {
     }
 
     /// Moves the clock forward by `by`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::ManualClock;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(0);
+    /// let shared = clock.clone();
+    /// clock.advance(Duration::from_millis(250));
+    /// assert_eq!(shared.now_ms(), 250, "clones share the time");
+    /// ```
     pub fn advance(&self, by: Duration) {
         self.0.ms.fetch_add(saturating_ms(by), Ordering::AcqRel);
     }
 
     /// Sets the clock to `ms` Unix milliseconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let clock = cachewright::ManualClock::new(10_000);
+    /// clock.set_ms(0);
+    /// assert_eq!(clock.now_ms(), 0, "it may move backwards too");
+    /// ```
     pub fn set_ms(&self, ms: Millis) {
         self.0.ms.store(ms, Ordering::Release);
     }
 
     /// The clock's time, in Unix milliseconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let clock = cachewright::ManualClock::new(0);
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(clock.now_ms(), 2_000);
+    /// ```
     pub fn now_ms(&self) -> Millis {
         self.0.ms.load(Ordering::Acquire)
     }

@@ -5,6 +5,18 @@ use std::time::Duration;
 use crate::clock::{ms_of_stamp, saturating_ms, stamp_of_ms, Millis, Stamp};
 
 /// Where an entry stands at a given moment.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{Entry, Freshness};
+/// use std::time::Duration;
+///
+/// let e = Entry::new(1u8, 0, Some(Duration::from_secs(1)), Duration::from_secs(1));
+/// assert_eq!(e.freshness(500), Freshness::Fresh);
+/// assert_eq!(e.freshness(1_500), Freshness::Stale);
+/// assert_eq!(e.freshness(2_000), Freshness::Expired);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Freshness {
     /// Inside its TTL: served as it is.
@@ -18,6 +30,15 @@ pub enum Freshness {
 
 /// The tags of an entry: shared, since every entry of one call's key has
 /// the same ones.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::Tags;
+///
+/// let tags: Tags = vec![cachewright::tag("org", &5).into_boxed_str()].into();
+/// assert_eq!(&*tags[0], "org:5");
+/// ```
 pub type Tags = std::sync::Arc<[Box<str>]>;
 
 /// `base` and, after them, those of `extra` it does not hold already.
@@ -73,6 +94,19 @@ impl<V> Entry<V> {
     /// An entry created at `now_ms`, fresh for `ttl` (forever when `None`)
     /// and servable stale for `swr` after that; stamped with the start of
     /// `now_ms`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::Entry;
+    /// use std::time::Duration;
+    ///
+    /// let e = Entry::new("v", 1_000, Some(Duration::from_secs(10)), Duration::from_secs(5));
+    /// assert_eq!(e.fresh_until_ms, 11_000);
+    /// assert_eq!(e.stale_until_ms, 16_000);
+    /// assert!(!e.negative);
+    /// assert_eq!(Entry::new("v", 0, None, Duration::ZERO).fresh_until_ms, u64::MAX, "no TTL: forever");
+    /// ```
     pub fn new(value: V, now_ms: Millis, ttl: Option<Duration>, swr: Duration) -> Self {
         Self::loaded(value, stamp_of_ms(now_ms), ttl, swr)
     }
@@ -92,6 +126,17 @@ impl<V> Entry<V> {
     }
 
     /// Where the entry stands at `now_ms`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Entry, Freshness};
+    /// use std::time::Duration;
+    ///
+    /// let e = Entry::new((), 0, Some(Duration::from_secs(10)), Duration::ZERO);
+    /// assert_eq!(e.freshness(9_999), Freshness::Fresh);
+    /// assert_eq!(e.freshness(10_000), Freshness::Expired, "no stale window");
+    /// ```
     #[inline]
     pub fn freshness(&self, now_ms: Millis) -> Freshness {
         if now_ms < self.fresh_until_ms {
@@ -104,16 +149,48 @@ impl<V> Entry<V> {
     }
 
     /// Whether the entry is inside its TTL at `now_ms`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::Entry;
+    /// use std::time::Duration;
+    ///
+    /// let e = Entry::new((), 0, Some(Duration::from_secs(1)), Duration::from_secs(60));
+    /// assert!(e.is_fresh(999));
+    /// assert!(!e.is_fresh(1_000), "stale, not fresh");
+    /// ```
     pub fn is_fresh(&self, now_ms: Millis) -> bool {
         self.freshness(now_ms) == Freshness::Fresh
     }
 
     /// How old the entry is at `now_ms`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::Entry;
+    /// use std::time::Duration;
+    ///
+    /// let e = Entry::new((), 1_000, None, Duration::ZERO);
+    /// assert_eq!(e.age(3_500), Duration::from_millis(2_500));
+    /// ```
     pub fn age(&self, now_ms: Millis) -> Duration {
         Duration::from_millis(now_ms.saturating_sub(ms_of_stamp(self.stamp)))
     }
 
     /// Whether the entry can no longer be served at `now_ms`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::Entry;
+    /// use std::time::Duration;
+    ///
+    /// let e = Entry::new((), 0, Some(Duration::from_secs(1)), Duration::from_secs(1));
+    /// assert!(!e.is_expired(1_500), "stale can still be served");
+    /// assert!(e.is_expired(2_000));
+    /// ```
     #[inline]
     pub fn is_expired(&self, now_ms: Millis) -> bool {
         now_ms >= self.stale_until_ms

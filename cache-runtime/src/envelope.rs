@@ -31,6 +31,22 @@ use serde::Serialize;
 use crate::entry::{Entry, Tags};
 
 /// How values are encoded in remote layers.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{Cache, Codec, LayerConfig};
+/// use cachewright::backends::MemoryBackend;
+/// use std::sync::Arc;
+///
+/// assert_eq!(Codec::default(), Codec::Json);
+/// let shared = Arc::new(MemoryBackend::new());
+/// let writer = Cache::builder().codec(Codec::Json).layer(LayerConfig::shared(shared.clone())).build();
+/// let reader = Cache::builder().codec(Codec::Json).layer(LayerConfig::shared(shared)).build();
+/// let key = writer.key("user", &1);
+/// writer.set(&key, vec![1u32, 2], None);
+/// assert_eq!(reader.get::<Vec<u32>>(&key), Some(vec![1, 2]), "read back by another cache");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Codec {

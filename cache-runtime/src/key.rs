@@ -52,6 +52,17 @@ pub struct Key {
 
 impl Key {
     /// The key of entity `key_type`/`id` in `namespace` at `version`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, Key};
+    ///
+    /// let key = Key::new("shop", "v3", "user", &42);
+    /// assert_eq!(key.as_str(), "urn:shop:v3:user:42");
+    /// let cache = Cache::builder().namespace("shop").version("v3").build();
+    /// assert_eq!(cache.key("user", &42), key, "what Cache::key builds");
+    /// ```
     pub fn new(namespace: &str, version: &str, key_type: &str, id: &dyn Display) -> Self {
         let mut urn = prefix(namespace, version);
         let entity_start = urn.len();
@@ -70,6 +81,16 @@ impl Key {
     /// Adds an argument that sets this key apart from others of the same entity.
     ///
     /// Arguments are kept in the order they are added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let key = cachewright::Key::new("app", "v1", "user", &7)
+    ///     .arg("page", &2)
+    ///     .arg("lang", &"en");
+    /// assert_eq!(key.as_str(), "urn:app:v1:user:7?page=2&lang=en");
+    /// assert_eq!(key.entity(), "user:7", "arguments do not change the entity");
+    /// ```
     pub fn arg(mut self, name: &str, value: &dyn Display) -> Self {
         let (base, fragment) = self.split_fragment();
         let mut urn = String::with_capacity(self.urn.len() + 16);
@@ -88,6 +109,14 @@ impl Key {
     }
 
     /// Names the use case this key belongs to (the URN's `#` part).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let key = cachewright::Key::new("app", "v1", "user", &7).use_case("Profile");
+    /// assert_eq!(key.as_str(), "urn:app:v1:user:7#Profile");
+    /// assert_eq!(key.clone().use_case("Avatar").as_str(), "urn:app:v1:user:7#Avatar", "replaced");
+    /// ```
     pub fn use_case(mut self, name: &str) -> Self {
         let (base, _) = self.split_fragment();
         let mut urn = String::with_capacity(base.len() + 1 + name.len());
@@ -99,12 +128,30 @@ impl Key {
     }
 
     /// The URN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let key = cachewright::Key::new("app", "v1", "city", &"São Paulo");
+    /// assert_eq!(key.as_str(), "urn:app:v1:city:S%C3%A3o%20Paulo");
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.urn
     }
 
     /// The entity (`<key type>:<id>`, escaped), which is also the key's
     /// implicit tag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let key = cache.key("user", &7).arg("page", &2);
+    /// assert_eq!(key.entity(), "user:7");
+    /// cache.set(&key, 1u8, None);
+    /// cache.invalidate_tags([key.entity()]);
+    /// assert!(!cache.exists(&key), "the entity is the key's implicit tag");
+    /// ```
     pub fn entity(&self) -> &str {
         &self.urn[self.entity_start..self.entity_end]
     }

@@ -112,6 +112,21 @@ impl<T> Default for LoadOptions<T> {
 
 impl<T> LoadOptions<T> {
     /// Values stay fresh for `ttl`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, Clock, LoadOptions, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(0);
+    /// let cache = Cache::builder().clock(Clock::manual(&clock)).build();
+    /// let key = cache.key("rate", &"eur");
+    /// let options = || LoadOptions::ttl(Duration::from_secs(60));
+    /// assert_eq!(cache.get_or_load(&key, options(), || Ok::<u32, ()>(1)), Ok(1));
+    /// clock.advance(Duration::from_secs(61));
+    /// assert_eq!(cache.get_or_load(&key, options(), || Ok::<u32, ()>(2)), Ok(2), "reloaded");
+    /// ```
     pub fn ttl(ttl: Duration) -> Self {
         let mut o = Self::default();
         o.policy.ttl = Some(ttl);
@@ -121,6 +136,22 @@ impl<T> LoadOptions<T> {
     /// After their TTL, values are served stale for `window` more while one
     /// caller reloads them (the others, and that caller's later calls, get
     /// the stale value until the new one is stored).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, Clock, LoadOptions, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(0);
+    /// let cache = Cache::builder().clock(Clock::manual(&clock)).build();
+    /// let key = cache.key("rate", &"eur");
+    /// let options = || LoadOptions::ttl(Duration::from_secs(60)).swr(Duration::from_secs(30));
+    /// cache.get_or_load(&key, options(), || Ok::<u32, ()>(1)).unwrap();
+    /// clock.advance(Duration::from_secs(70));
+    /// let entry = cache.get_entry::<u32>(&key).unwrap();
+    /// assert!(!entry.is_fresh(clock.now_ms()) && !entry.is_expired(clock.now_ms()), "stale");
+    /// ```
     pub fn swr(mut self, window: Duration) -> Self {
         self.policy.swr = window;
         self
@@ -129,6 +160,23 @@ impl<T> LoadOptions<T> {
     /// Values for which `is_negative` holds (an absence, such as `None`)
     /// are kept for `ttl` instead (without a stale window); without this,
     /// they are kept as any value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LoadOptions};
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let key = cache.key("user", &404);
+    /// let options = LoadOptions::ttl(Duration::from_secs(300))
+    ///     .negative(Duration::from_secs(5), Option::is_none);
+    /// let v = cache.get_or_load(&key, options, || Ok::<Option<String>, ()>(None));
+    /// assert_eq!(v, Ok(None));
+    /// let e = cache.get_entry::<Option<String>>(&key).unwrap();
+    /// assert!(e.negative);
+    /// assert_eq!(e.fresh_until_ms - e.stamp / 1_000, 5_000, "kept 5 s, not 300");
+    /// ```
     pub fn negative(mut self, ttl: Duration, is_negative: fn(&T) -> bool) -> Self {
         self.policy.negative_ttl = Some(ttl);
         self.is_negative = Some(is_negative);
@@ -137,6 +185,21 @@ impl<T> LoadOptions<T> {
 
     /// Spreads each TTL by up to ± `fraction` (0.1 = ±10 %), so entries
     /// loaded together do not expire together. Clamped to `0.0..=1.0`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LoadOptions};
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let key = cache.key("page", &1);
+    /// let options = LoadOptions::ttl(Duration::from_secs(100)).jitter(0.1);
+    /// cache.get_or_load(&key, options, || Ok::<u8, ()>(1)).unwrap();
+    /// let e = cache.get_entry::<u8>(&key).unwrap();
+    /// let ttl = e.fresh_until_ms - e.stamp / 1_000;
+    /// assert!((90_000..=110_000).contains(&ttl), "100 s ± 10 %");
+    /// ```
     pub fn jitter(mut self, fraction: f64) -> Self {
         self.policy.jitter = if fraction.is_finite() {
             fraction.clamp(0.0, 1.0)
@@ -148,6 +211,20 @@ impl<T> LoadOptions<T> {
 
     /// Tags stored with the value (beside the key's entity), as `tags = [...]`
     /// gives `#[cached]` entries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{tag, Cache, LoadOptions};
+    ///
+    /// let cache = Cache::builder().build();
+    /// let key = cache.key("member", &1);
+    /// let options = LoadOptions::default().tags([tag("org", &5)]);
+    /// cache.get_or_load(&key, options, || Ok::<u8, ()>(1)).unwrap();
+    /// assert_eq!(&*cache.get_entry::<u8>(&key).unwrap().tags[1], "org:5");
+    /// cache.invalidate_tags([tag("org", &5)]);
+    /// assert!(!cache.exists(&key));
+    /// ```
     pub fn tags<I, S>(mut self, tags: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -209,6 +209,15 @@ pub struct Stats {
 impl Stats {
     /// Share of cached calls served from any layer:
     /// `(hits + remote_hits) / (hits + misses)`, or 0 with no calls.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut s = cachewright::Stats::default();
+    /// assert_eq!(s.hit_rate(), 0.0, "no calls");
+    /// (s.hits, s.misses, s.remote_hits) = (6, 4, 2);
+    /// assert_eq!(s.hit_rate(), 0.8, "6 in process and 2 from a remote layer, of 10");
+    /// ```
     pub fn hit_rate(&self) -> f64 {
         let total = self.hits + self.misses;
         if total == 0 {
@@ -219,6 +228,17 @@ impl Stats {
     }
 
     /// The mean loader time, or zero with no loads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut s = cachewright::Stats::default();
+    /// assert_eq!(s.mean_load_time(), Duration::ZERO);
+    /// (s.loads, s.load_time) = (4, Duration::from_millis(100));
+    /// assert_eq!(s.mean_load_time(), Duration::from_millis(25));
+    /// ```
     pub fn mean_load_time(&self) -> Duration {
         match u32::try_from(self.loads) {
             Ok(0) => Duration::ZERO,

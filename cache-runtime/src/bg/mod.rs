@@ -46,6 +46,19 @@ impl BgFailure {
 }
 
 /// Why a background writer or reader has no value to give.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::BgError;
+///
+/// #[cachewright::bg_writer(key = "broken", interval = 0)]
+/// fn broken() -> Result<u32, String> { Err("source down".into()) }
+///
+/// let err = broken.get().unwrap_err();
+/// assert!(matches!(&err, BgError::Failed { message, .. } if message == "source down"));
+/// assert_eq!(err.to_string(), "the loader of `broken` failed: source down");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BgError {
@@ -120,6 +133,22 @@ static WRITERS: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Default:
 /// leases. Safe to call twice; stopped writers and readers still answer
 /// reads from memory, and start again only when asked ([`BgWriter::start`],
 /// [`BgReader::start`]). Call it in test teardown and on graceful shutdown.
+///
+/// # Blocking
+///
+/// Waits for the leases' release at most two seconds.
+///
+/// # Examples
+///
+/// ```
+/// #[cachewright::bg_writer(key = "shut", interval = "1m")]
+/// fn shut() -> u32 { 1 }
+///
+/// shut.start().unwrap();
+/// cachewright::shutdown();
+/// cachewright::shutdown(); // safe twice
+/// assert_eq!(*shut.get().unwrap(), 1, "still answers reads");
+/// ```
 pub fn shutdown() {
     let releases = stop_all();
     if releases.is_empty() {
@@ -134,6 +163,19 @@ pub fn shutdown() {
 }
 
 /// The async twin of [`shutdown`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// #[cachewright::bg_writer(key = "shut_async", interval = "1m")]
+/// async fn shut_async() -> u32 { 1 }
+///
+/// assert_eq!(*shut_async.get_async().await.unwrap(), 1);
+/// cachewright::shutdown_async().await;
+/// # }
+/// ```
 pub async fn shutdown_async() {
     for r in stop_all() {
         r.await;

@@ -61,17 +61,52 @@ where
     }
 
     /// The key this writer owns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[cachewright::bg_writer(key = "rates", interval = "1m")]
+    /// fn rates() -> Vec<u32> { vec![1] }
+    ///
+    /// assert_eq!(rates.key().as_str(), "urn:cachewright:v1:bg:rates");
+    /// ```
     pub fn key(&'static self) -> &'static Key {
         &self.shared().key
     }
 
     /// The refresh interval (`None`: on demand only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[cachewright::bg_writer(key = "rates", interval = "90s")]
+    /// fn rates() -> Vec<u32> { vec![1] }
+    ///
+    /// #[cachewright::bg_writer(key = "on_demand", interval = 0)]
+    /// fn on_demand() -> Vec<u32> { vec![1] }
+    ///
+    /// assert_eq!(rates.interval(), Some(Duration::from_secs(90)));
+    /// assert_eq!(on_demand.interval(), None);
+    /// ```
     pub fn interval(&self) -> Option<Duration> {
         (self.spec.interval_ms > 0).then(|| Duration::from_millis(self.spec.interval_ms))
     }
 
     /// How long a written value lives in the cache: `ttl`, or twice the
     /// interval (`None`: until evicted, for on-demand writers without `ttl`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[cachewright::bg_writer(key = "rates", interval = "1m", ttl = "10m")]
+    /// fn rates() -> Vec<u32> { vec![1] }
+    ///
+    /// assert_eq!(rates.ttl(), Some(Duration::from_secs(600)));
+    /// ```
     pub fn ttl(&self) -> Option<Duration> {
         match (self.spec.ttl_ms, self.spec.interval_ms) {
             (Some(t), _) => Some(Duration::from_millis(t)),
@@ -91,6 +126,16 @@ where
     }
 
     /// How many loads ran (scheduled and on demand), and how many failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[cachewright::bg_writer(key = "counted", interval = 0)]
+    /// fn counted() -> Result<u32, String> { Err("source down".into()) }
+    ///
+    /// assert!(counted.get().is_err());
+    /// assert_eq!(counted.counts(), (1, 1), "one load, one failure");
+    /// ```
     pub fn counts(&'static self) -> (u64, u64) {
         let s = self.shared();
         (
@@ -107,6 +152,18 @@ where
     ///
     /// [`BgError::Duplicate`] when another writer owns the key in this
     /// process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[cachewright::bg_writer(key = "warm", interval = "1h")]
+    /// fn warm() -> u32 { 42 }
+    ///
+    /// warm.start().unwrap(); // loads now, in the background
+    /// warm.start().unwrap(); // harmless
+    /// assert_eq!(*warm.get().unwrap(), 42);
+    /// cachewright::shutdown();
+    /// ```
     pub fn start(&'static self) -> Result<(), BgError> {
         self.start_with(self.spec.run_immediately)
     }
@@ -156,6 +213,17 @@ where
     /// Outside a tokio runtime it waits for the release (at most 2 s);
     /// inside one it never blocks: the release runs in the background
     /// (await [`stop_async`](Self::stop_async) to wait for it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[cachewright::bg_writer(key = "stoppable", interval = "1m")]
+    /// fn stoppable() -> u32 { 7 }
+    ///
+    /// assert_eq!(*stoppable.get().unwrap(), 7);
+    /// stoppable.stop();
+    /// assert_eq!(stoppable.try_get().as_deref(), Some(&7), "still served from memory");
+    /// ```
     pub fn stop(&'static self) {
         let Some(release) = self.halt() else {
             return;
@@ -346,6 +414,17 @@ where
 
     /// The value, from memory, without waiting; `None` before the first
     /// load or after an invalidation of the key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[cachewright::bg_writer(key = "lazy", interval = 0)]
+    /// fn lazy() -> u32 { 7 }
+    ///
+    /// assert_eq!(lazy.try_get(), None, "not loaded yet");
+    /// lazy.get().unwrap();
+    /// assert_eq!(lazy.try_get().as_deref(), Some(&7));
+    /// ```
     pub fn try_get(&'static self) -> Option<Arc<T>> {
         self.shared().valid()
     }
@@ -358,6 +437,18 @@ where
     ///
     /// [`BgError::Failed`] when that load fails and no earlier value exists;
     /// [`BgError::Duplicate`] when another writer owns the key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// #[cachewright::bg_writer(key = "menu", interval = 0)]
+    /// async fn menu() -> Vec<String> { vec!["soup".to_string()] }
+    ///
+    /// assert_eq!(menu.get_async().await.unwrap()[0], "soup");
+    /// # }
+    /// ```
     pub async fn get_async(&'static self) -> Result<Arc<T>, BgError> {
         self.ensure_started()?;
         let s = self.shared();
@@ -381,6 +472,21 @@ where
     /// # Errors
     ///
     /// As [`get_async`](Self::get_async).
+    ///
+    /// # Blocking
+    ///
+    /// Without a value in memory, waits for the one load (at most five
+    /// minutes; then [`BgError::Unavailable`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[cachewright::bg_writer(key = "flags", interval = "5m")]
+    /// fn flags() -> Vec<String> { vec!["dark-mode".to_string()] }
+    ///
+    /// assert_eq!(flags.get().unwrap()[0], "dark-mode");
+    /// cachewright::shutdown();
+    /// ```
     pub fn get(&'static self) -> Result<Arc<T>, BgError> {
         if let Some(v) = self.shared().valid() {
             self.ensure_started()?;
@@ -400,6 +506,22 @@ where
     /// # Errors
     ///
     /// As [`get_async`](Self::get_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// static N: AtomicU32 = AtomicU32::new(0);
+    ///
+    /// #[cachewright::bg_writer(key = "counter", interval = 0)]
+    /// fn counter() -> u32 { N.fetch_add(1, Ordering::SeqCst) }
+    ///
+    /// assert_eq!(*counter.get_async().await.unwrap(), 0);
+    /// assert_eq!(*counter.refresh().await.unwrap(), 1, "loaded again now");
+    /// # }
+    /// ```
     pub async fn refresh(&'static self) -> Result<Arc<T>, BgError> {
         let _g = self.shared().loading.lock().await;
         let holds = self.hold_lease().await;
@@ -408,6 +530,25 @@ where
 
     /// Invalidates the key everywhere (every layer and process): the next
     /// read loads afresh.
+    ///
+    /// # Blocking
+    ///
+    /// As [`Cache::delete`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// static N: AtomicU32 = AtomicU32::new(0);
+    ///
+    /// #[cachewright::bg_writer(key = "prices", interval = 0)]
+    /// fn prices() -> u32 { N.fetch_add(1, Ordering::SeqCst) }
+    ///
+    /// assert_eq!(*prices.get().unwrap(), 0);
+    /// prices.invalidate();
+    /// assert_eq!(prices.try_get(), None);
+    /// assert_eq!(*prices.get().unwrap(), 1, "loaded afresh");
+    /// ```
     pub fn invalidate(&'static self) {
         let s = self.shared();
         s.cache.delete(&s.key);

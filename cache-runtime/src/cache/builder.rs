@@ -37,6 +37,12 @@ pub struct CacheBuilder {
 
 /// The largest encoded entry a cache writes to (or reads from) a remote
 /// layer by default: 4 MiB.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(cachewright::DEFAULT_MAX_VALUE_BYTES, 4 * 1024 * 1024);
+/// ```
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 4 << 20;
 
 impl Default for CacheBuilder {
@@ -59,6 +65,14 @@ impl Default for CacheBuilder {
 
 impl CacheBuilder {
     /// The cache's name, as stats and logs show it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().name("sessions").build();
+    /// assert_eq!(cache.name(), "sessions");
+    /// assert!(cache.stats_for("direct").is_some());
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -66,6 +80,13 @@ impl CacheBuilder {
 
     /// The first URN component of every key (default `cachewright`). Name your
     /// service or environment here so that caches sharing a Redis stay apart.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().namespace("billing").build();
+    /// assert_eq!(cache.key("invoice", &9).as_str(), "urn:billing:v1:invoice:9");
+    /// ```
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
@@ -73,6 +94,16 @@ impl CacheBuilder {
 
     /// The second URN component (default `v1`). Bumping it orphans every
     /// entry written under the old version at once, as after a schema change.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::Cache;
+    /// let v1 = Cache::builder().build();
+    /// let v2 = Cache::builder().version("v2").build();
+    /// assert_ne!(v1.key("user", &1), v2.key("user", &1));
+    /// assert_eq!(v2.key_prefix(), "urn:cachewright:v2:");
+    /// ```
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
         self
@@ -80,12 +111,37 @@ impl CacheBuilder {
 
     /// The bound of each use case's in-process layer, and of the direct
     /// API's, unless a use case sets its own `capacity` (default 10 000).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().capacity(2).build();
+    /// for i in 0..10u32 {
+    ///     cache.set(&cache.key("n", &i), i, None);
+    /// }
+    /// assert_eq!(cache.default_capacity(), 2);
+    /// assert!(cache.stats_for("direct").unwrap().size <= 2, "the oldest are evicted");
+    /// ```
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self
     }
 
     /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(0);
+    /// let cache = Cache::builder().clock(Clock::manual(&clock)).build();
+    /// let key = cache.key("otp", &7);
+    /// cache.set(&key, 123_456u32, Some(Duration::from_secs(30)));
+    /// clock.advance(Duration::from_secs(31));
+    /// assert_eq!(cache.get::<u32>(&key), None, "expired by the manual clock");
+    /// ```
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
@@ -118,12 +174,46 @@ impl CacheBuilder {
 
     /// Caps how long any entry lives in the in-process layer (for example
     /// 30 s in front of a Redis holding it for 300 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, Clock, LayerConfig, ManualClock};
+    /// use cachewright::backends::MemoryBackend;
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(0);
+    /// let cache = Cache::builder()
+    ///     .clock(Clock::manual(&clock))
+    ///     .local_ttl(Duration::from_secs(30))
+    ///     .layer(LayerConfig::new(MemoryBackend::new()))
+    ///     .build();
+    /// let key = cache.key("price", &1);
+    /// cache.set(&key, 99u32, Some(Duration::from_secs(300)));
+    /// clock.advance(Duration::from_secs(60));
+    /// assert!(cache.get_entry::<u32>(&key).is_none(), "gone from process memory");
+    /// assert_eq!(cache.get::<u32>(&key), Some(99), "still in the remote layer");
+    /// ```
     pub fn local_ttl(mut self, cap: Duration) -> Self {
         self.local_ttl = Some(cap);
         self
     }
 
     /// The codec of values in remote layers (JSON by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, Codec, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let cache = Cache::builder()
+    ///     .codec(Codec::Json)
+    ///     .layer(LayerConfig::new(MemoryBackend::new()))
+    ///     .build();
+    /// cache.set(&cache.key("k", &1), vec![1u8, 2, 3], None);
+    /// assert_eq!(cache.layer_stats()[0].writes, 1);
+    /// ```
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
         self
@@ -189,6 +279,37 @@ impl CacheBuilder {
 
     /// Uses `bus` to tell other processes about invalidations, instead of
     /// the first remote layer's own (Redis pub/sub, used by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{async_trait, BackendError, Bus, BusEvent, BusSink};
+    /// use cachewright::Cache;
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// /// A bus within one process: it says it is connected, and records what
+    /// /// it is asked to publish.
+    /// #[derive(Debug, Default)]
+    /// struct Recorder(Mutex<Vec<Vec<u8>>>);
+    ///
+    /// #[async_trait]
+    /// impl Bus for Recorder {
+    ///     async fn publish(&self, _channel: &str, payload: Vec<u8>) -> Result<(), BackendError> {
+    ///         self.0.lock().unwrap().push(payload);
+    ///         Ok(())
+    ///     }
+    ///     fn subscribe(&self, _channel: &str, sink: BusSink) {
+    ///         sink(BusEvent::Connected);
+    ///     }
+    /// }
+    ///
+    /// let bus = Arc::new(Recorder::default());
+    /// let cache = Cache::builder().bus(bus.clone()).build();
+    /// assert!(cache.bus_stats().configured);
+    /// assert!(cache.bus_connected());
+    /// cache.invalidate_tags(["user:1"]);
+    /// assert!(!bus.0.lock().unwrap().is_empty(), "the invalidation was published");
+    /// ```
     pub fn bus(mut self, bus: Arc<dyn Bus>) -> Self {
         self.bus = BusChoice::Custom(bus);
         self
@@ -197,6 +318,20 @@ impl CacheBuilder {
     /// No invalidation bus: other processes' in-process layers are not told
     /// about invalidations (they see them in shared layers only), and this
     /// process's in-process layer is always trusted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let cache = Cache::builder()
+    ///     .layer(LayerConfig::new(MemoryBackend::new()))
+    ///     .without_bus()
+    ///     .build();
+    /// assert!(!cache.bus_stats().configured);
+    /// assert!(cache.bus_connected(), "no bus: the in-process layer is trusted at once");
+    /// ```
     pub fn without_bus(mut self) -> Self {
         self.bus = BusChoice::Off;
         self
@@ -216,6 +351,14 @@ impl CacheBuilder {
     /// Builds the cache. With a bus, it starts listening in the background;
     /// until it is subscribed the in-process layer is not used (it could
     /// not learn of invalidations).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// assert_eq!(cache.name(), "default");
+    /// assert_eq!(cache.key_prefix(), "urn:cachewright:v1:");
+    /// ```
     pub fn build(self) -> Cache {
         let bus = match self.bus {
             BusChoice::Off => None,

@@ -174,6 +174,19 @@ impl Cache {
 
 /// The invalidation bus and the invalidations owed, as
 /// [`Cache::bus_stats`] reports them.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{Cache, LayerConfig};
+/// use cachewright::backends::MemoryBackend;
+///
+/// // A memory layer brings no bus.
+/// let cache = Cache::builder().layer(LayerConfig::new(MemoryBackend::new())).build();
+/// let s = cache.bus_stats();
+/// assert!(!s.configured && !s.connected);
+/// assert_eq!((s.connect_failures, s.lost), (0, 0));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BusStats {

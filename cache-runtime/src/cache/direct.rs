@@ -156,6 +156,19 @@ impl Cache {
     ///
     /// Reads the remote layers (after a miss in process memory) on cachewright's
     /// I/O runtime, waiting at most the sum of their timeouts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::Cache;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let key = cache.key("user", &42);
+    /// assert_eq!(cache.get::<String>(&key), None);
+    /// cache.set(&key, "ada".to_string(), None);
+    /// assert_eq!(cache.get::<String>(&key).as_deref(), Some("ada"));
+    /// assert_eq!(cache.get::<u64>(&key), None, "another type reads as absent");
+    /// ```
     pub fn get<T>(&self, key: &Key) -> Option<T>
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
@@ -201,6 +214,24 @@ impl Cache {
     }
 
     /// The async twin of [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    /// use std::sync::Arc;
+    ///
+    /// let shared = Arc::new(MemoryBackend::new());
+    /// let writer = Cache::builder().layer(LayerConfig::shared(shared.clone())).build();
+    /// let reader = Cache::builder().layer(LayerConfig::shared(shared)).build();
+    /// let key = writer.key("user", &42);
+    /// writer.set_async(&key, 7u32, None).await;
+    /// assert_eq!(reader.get_async::<u32>(&key).await, Some(7), "found in the shared layer");
+    /// # }
+    /// ```
     pub async fn get_async<T>(&self, key: &Key) -> Option<T>
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
@@ -221,6 +252,22 @@ impl Cache {
     /// # Blocking
     ///
     /// Waits for the remote layers at most their timeouts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new(0);
+    /// let cache = Cache::builder().clock(Clock::manual(&clock)).build();
+    /// let key = cache.key("token", &"abc");
+    /// cache.set(&key, 1u8, Some(Duration::from_secs(60)));
+    /// cache.set(&key, 2u8, Some(Duration::from_secs(60)));
+    /// assert_eq!(cache.get::<u8>(&key), Some(2), "replaced");
+    /// clock.advance(Duration::from_secs(61));
+    /// assert_eq!(cache.get::<u8>(&key), None, "expired");
+    /// ```
     pub fn set<T>(&self, key: &Key, value: T, ttl: Option<Duration>)
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
@@ -229,6 +276,18 @@ impl Cache {
     }
 
     /// The async twin of [`set`](Self::set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = cachewright::Cache::builder().build();
+    /// let key = cache.key("user", &1);
+    /// cache.set_async(&key, vec!["admin".to_string()], None).await;
+    /// assert_eq!(cache.get_async::<Vec<String>>(&key).await, Some(vec!["admin".to_string()]));
+    /// # }
+    /// ```
     pub async fn set_async<T>(&self, key: &Key, value: T, ttl: Option<Duration>)
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
@@ -276,6 +335,23 @@ impl Cache {
     }
 
     /// The async twin of [`set_entry`](Self::set_entry).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use cachewright::{Cache, Entry};
+    /// use std::time::Duration;
+    ///
+    /// let (from, to) = (Cache::builder().build(), Cache::builder().build());
+    /// let key = from.key("report", &7);
+    /// from.set_async(&key, 42u32, Some(Duration::from_secs(60))).await;
+    /// let entry = from.get_entry::<u32>(&key).unwrap();
+    /// to.set_entry_async(&key, entry.clone()).await;
+    /// assert_eq!(to.get_entry::<u32>(&key).unwrap().fresh_until_ms, entry.fresh_until_ms);
+    /// # }
+    /// ```
     pub async fn set_entry_async<T>(&self, key: &Key, entry: Entry<T>)
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
@@ -351,6 +427,21 @@ impl Cache {
     }
 
     /// The async twin of [`set_if_not_exists`](Self::set_if_not_exists).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachewright::Cache::builder().build();
+    /// let lock = cache.key("lock", &"nightly");
+    /// let lease = Some(Duration::from_secs(30));
+    /// assert!(cache.set_if_not_exists_async(&lock, 1u32, lease).await);
+    /// assert!(!cache.set_if_not_exists_async(&lock, 2u32, lease).await, "held");
+    /// # }
+    /// ```
     pub async fn set_if_not_exists_async<T>(
         &self,
         key: &Key,
@@ -385,6 +476,16 @@ impl Cache {
     ///
     /// Reads the remote layers (after a miss in process memory), waiting at
     /// most the sum of their timeouts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let key = cache.key("user", &1);
+    /// assert!(!cache.exists(&key));
+    /// cache.set(&key, 1u8, None);
+    /// assert!(cache.exists(&key), "of any type");
+    /// ```
     pub fn exists(&self, key: &Key) -> bool {
         if self.exists_local(key) {
             return true;
@@ -420,6 +521,20 @@ impl Cache {
     }
 
     /// The async twin of [`exists`](Self::exists).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = cachewright::Cache::builder().build();
+    /// let key = cache.key("user", &1);
+    /// cache.set_async(&key, 1u8, None).await;
+    /// assert!(cache.exists_async(&key).await);
+    /// cache.delete_async(&key).await;
+    /// assert!(!cache.exists_async(&key).await);
+    /// # }
+    /// ```
     pub async fn exists_async(&self, key: &Key) -> bool {
         self.exists_local(key) || self.exists_remote(key).await
     }
@@ -493,6 +608,15 @@ impl Cache {
     ///
     /// Reads the remote layers, one batch each, waiting at most the sum of
     /// their timeouts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let keys: Vec<_> = ["a", "b"].iter().map(|id| cache.key("user", id)).collect();
+    /// cache.set(&keys[0], 1u32, None);
+    /// assert_eq!(cache.get_many::<u32>(&keys), vec![Some(1), None]);
+    /// ```
     pub fn get_many<T>(&self, keys: &[Key]) -> Vec<Option<T>>
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,

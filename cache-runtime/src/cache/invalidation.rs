@@ -74,6 +74,19 @@ impl Cache {
     }
 
     /// The async twin of [`delete`](Self::delete).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = cachewright::Cache::builder().build();
+    /// let key = cache.key("session", &"abc");
+    /// cache.set_async(&key, 7u32, None).await;
+    /// assert!(cache.delete_async(&key).await);
+    /// assert_eq!(cache.get_async::<u32>(&key).await, None);
+    /// # }
+    /// ```
     pub async fn delete_async(&self, key: &Key) -> bool {
         let at = self.inner.clock.stamp();
         let local = self.delete_local(key) | self.use_case_entry(key).is_some();
@@ -113,6 +126,25 @@ impl Cache {
     /// Drops every cachewright entry this cache can reach, of every namespace:
     /// in process, in every remote layer (all `urn:` keys) and, through the
     /// bus, in other processes. For tests and emergencies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    /// use std::sync::Arc;
+    ///
+    /// let shared = Arc::new(MemoryBackend::new());
+    /// let a = Cache::builder().namespace("a").layer(LayerConfig::shared(shared.clone())).build();
+    /// let b = Cache::builder().namespace("b").layer(LayerConfig::shared(shared.clone())).build();
+    /// a.set_async(&a.key("k", &1), 1u8, None).await;
+    /// b.set_async(&b.key("k", &1), 1u8, None).await;
+    /// a.flush_all_async().await;
+    /// assert!(shared.is_empty(), "every namespace is gone");
+    /// # }
+    /// ```
     pub async fn flush_all_async(&self) {
         self.clear_local();
         self.delete_prefix_everywhere("urn:").await;
@@ -126,6 +158,22 @@ impl Cache {
     ///
     /// Waits for the remote layers' prefix deletions (bounded by fifty times
     /// their timeouts and one second).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    /// use std::sync::Arc;
+    ///
+    /// let shared = Arc::new(MemoryBackend::new());
+    /// let cache = Cache::builder().layer(LayerConfig::shared(shared.clone())).build();
+    /// let key = cache.key("k", &1);
+    /// cache.set(&key, 1u8, None);
+    /// cache.flush_all();
+    /// assert!(!cache.exists(&key));
+    /// assert!(shared.is_empty());
+    /// ```
     pub fn flush_all(&self) {
         self.clear_local();
         let budget = self
@@ -219,6 +267,20 @@ impl Cache {
     /// # Blocking
     ///
     /// As [`invalidate_tags`](Self::invalidate_tags).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{tag, Cache};
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::builder().build();
+    /// let key = cache.key("order", &1);
+    /// cache.invalidate_tags_buffered([tag("order", &1)], Duration::from_millis(500));
+    /// // A racing read stores what it read before the write: not served.
+    /// cache.set(&key, "old".to_string(), None);
+    /// assert_eq!(cache.get::<String>(&key), None);
+    /// ```
     pub fn invalidate_tags_buffered<I, S>(&self, tags: I, buffer: Duration)
     where
         I: IntoIterator<Item = S>,
@@ -228,6 +290,23 @@ impl Cache {
     }
 
     /// The async twin of [`invalidate_tags`](Self::invalidate_tags).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use cachewright::{tag, Cache, LoadOptions};
+    ///
+    /// let cache = Cache::builder().build();
+    /// let key = cache.key("member", &1);
+    /// let options = LoadOptions::default().tags([tag("org", &5)]);
+    /// let v = cache.get_or_load_async(&key, options, async { Ok::<u32, ()>(1) }).await;
+    /// assert_eq!(v, Ok(1));
+    /// cache.invalidate_tags_async([tag("org", &5)]).await;
+    /// assert!(cache.get_entry::<u32>(&key).is_none());
+    /// # }
+    /// ```
     pub async fn invalidate_tags_async<I, S>(&self, tags: I)
     where
         I: IntoIterator<Item = S>,
@@ -238,6 +317,23 @@ impl Cache {
     }
 
     /// The async twin of [`invalidate_tags_buffered`](Self::invalidate_tags_buffered).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachewright::Cache::builder().build();
+    /// let key = cache.key("order", &1);
+    /// cache
+    ///     .invalidate_tags_buffered_async([cachewright::tag("order", &1)], Duration::from_millis(500))
+    ///     .await;
+    /// cache.set_async(&key, 1u8, None).await;
+    /// assert_eq!(cache.get_async::<u8>(&key).await, None, "stored inside the buffer");
+    /// # }
+    /// ```
     pub async fn invalidate_tags_buffered_async<I, S>(&self, tags: I, buffer: Duration)
     where
         I: IntoIterator<Item = S>,
@@ -276,6 +372,19 @@ impl Cache {
     /// # Blocking
     ///
     /// As [`invalidate_tags`](Self::invalidate_tags).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let profile = cache.key("user", &123).use_case("Profile");
+    /// let prefs = cache.key("user", &123).arg("section", &"prefs");
+    /// cache.set(&profile, "ada".to_string(), None);
+    /// cache.set(&prefs, 1u8, None);
+    /// cache.invalidate_entity("user", &123);
+    /// assert!(!cache.exists(&profile));
+    /// assert!(!cache.exists(&prefs));
+    /// ```
     pub fn invalidate_entity(&self, key_type: &str, id: &dyn fmt::Display) {
         self.invalidate_tags([crate::key::entity_tag(key_type, id)]);
     }
@@ -285,6 +394,22 @@ impl Cache {
     /// The tag is rendered before the future is returned, so the future
     /// holds neither `key_type` nor `id` and is `Send` (it can run in
     /// `tokio::spawn`) whatever `id`'s type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = cachewright::Cache::builder().build();
+    /// let key = cache.key("user", &123);
+    /// cache.set_async(&key, 1u8, None).await;
+    /// let c = cache.clone();
+    /// tokio::spawn(async move { c.invalidate_entity_async("user", &123).await })
+    ///     .await
+    ///     .unwrap();
+    /// assert!(!cache.exists_async(&key).await);
+    /// # }
+    /// ```
     pub fn invalidate_entity_async(
         &self,
         key_type: &str,
@@ -301,6 +426,16 @@ impl Cache {
     ///
     /// Waits for the remote layers' prefix deletions (bounded by fifty times
     /// their timeouts and one second).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let key = cache.key("k", &1);
+    /// cache.set(&key, 1u8, None);
+    /// cache.clear();
+    /// assert!(!cache.exists(&key));
+    /// ```
     pub fn clear(&self) {
         self.clear_local();
         let budget = self
@@ -315,6 +450,19 @@ impl Cache {
     }
 
     /// The async twin of [`clear`](Self::clear).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = cachewright::Cache::builder().build();
+    /// let key = cache.key("k", &1);
+    /// cache.set_async(&key, 1u8, None).await;
+    /// cache.clear_async().await;
+    /// assert!(!cache.exists_async(&key).await);
+    /// # }
+    /// ```
     pub async fn clear_async(&self) {
         self.clear_local();
         self.clear_remote().await;

@@ -17,6 +17,11 @@ impl Cache {
     /// but one, whose loader refreshes it (this caller waits for its own
     /// load; the direct API runs no loader in the background).
     ///
+    /// # Errors
+    ///
+    /// Returns the loader's error when this call ran the loader and it
+    /// failed; nothing is stored then.
+    ///
     /// # Blocking
     ///
     /// Runs `loader` on the calling thread; waits for a concurrent load of the
@@ -55,6 +60,11 @@ impl Cache {
     }
 
     /// The async twin of [`get_or_load`](Self::get_or_load).
+    ///
+    /// # Errors
+    ///
+    /// As [`get_or_load`](Self::get_or_load): the loader's error, when this
+    /// call ran the loader and it failed.
     ///
     /// # Examples
     ///

@@ -53,6 +53,13 @@ pub(crate) trait UseCaseInfo: Send + Sync {
 }
 
 /// The default bound of each use case's in-process layer.
+///
+/// # Examples
+///
+/// ```
+/// let cache = cachewright::Cache::builder().build();
+/// assert_eq!(cache.default_capacity(), cachewright::DEFAULT_CAPACITY);
+/// ```
 pub const DEFAULT_CAPACITY: usize = 10_000;
 
 pub(crate) type AnyValue = Arc<dyn Any + Send + Sync>;
@@ -150,31 +157,79 @@ impl fmt::Debug for Cache {
 impl Cache {
     /// A builder with the defaults: namespace `cachewright`, version `v1`,
     /// capacity 10 000, the system clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().namespace("shop").build();
+    /// assert_eq!(cache.namespace(), "shop");
+    /// assert_eq!(cache.version(), "v1");
+    /// assert_eq!(cache.default_capacity(), cachewright::DEFAULT_CAPACITY);
+    /// ```
     pub fn builder() -> CacheBuilder {
         CacheBuilder::default()
     }
 
     /// The cache's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().name("pages").build();
+    /// assert_eq!(cache.name(), "pages");
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
     /// The namespace of its keys.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().namespace("shop").build();
+    /// assert_eq!(cache.namespace(), "shop");
+    /// ```
     pub fn namespace(&self) -> &str {
         &self.inner.namespace
     }
 
     /// The version of its keys.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().version("v7").build();
+    /// assert_eq!(cache.version(), "v7");
+    /// ```
     pub fn version(&self) -> &str {
         &self.inner.version
     }
 
     /// The bound of each use case's in-process layer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().capacity(500).build();
+    /// assert_eq!(cache.default_capacity(), 500);
+    /// ```
     pub fn default_capacity(&self) -> usize {
         self.inner.capacity
     }
 
     /// Its clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, Clock, ManualClock};
+    ///
+    /// let manual = ManualClock::new(42);
+    /// let cache = Cache::builder().clock(Clock::manual(&manual)).build();
+    /// assert!(cache.clock().is_manual());
+    /// assert_eq!(cache.clock().now_ms(), 42);
+    /// ```
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
     }
@@ -189,6 +244,13 @@ impl Cache {
 
     /// Whether this cache's in-process layer is in use: always without a
     /// bus; with one, once it is subscribed (and not while it is down).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// assert!(cache.bus_connected(), "no bus: always trusted");
+    /// ```
     pub fn bus_connected(&self) -> bool {
         self.inner.marks.trusted()
     }
@@ -226,6 +288,21 @@ impl Cache {
     }
 
     /// Counters of each remote layer, top down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let cache = Cache::builder().layer(LayerConfig::new(MemoryBackend::new())).build();
+    /// let key = cache.key("k", &1);
+    /// cache.set(&key, 1u8, None);
+    /// let layers = cache.layer_stats();
+    /// assert_eq!(layers.len(), 1);
+    /// assert_eq!(layers[0].backend, "memory");
+    /// assert_eq!(layers[0].writes, 1);
+    /// ```
     pub fn layer_stats(&self) -> Vec<LayerStats> {
         self.inner.layers.iter().map(|l| l.stats()).collect()
     }
@@ -236,6 +313,15 @@ impl Cache {
 
     /// The key of entity `key_type`/`id` in this cache's namespace and
     /// version; add `.arg(..)` and `.use_case(..)` as needed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().namespace("shop").build();
+    /// let key = cache.key("user", &42).arg("lang", &"en");
+    /// assert_eq!(key.as_str(), "urn:shop:v1:user:42?lang=en");
+    /// assert_eq!(key.entity(), "user:42");
+    /// ```
     pub fn key(&self, key_type: &str, id: &dyn fmt::Display) -> Key {
         Key::new(&self.inner.namespace, &self.inner.version, key_type, id)
     }
@@ -276,6 +362,17 @@ impl Cache {
 
     /// Counters of every use case of this cache (the direct API's under the
     /// name `"direct"`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let key = cache.key("k", &1);
+    /// cache.set(&key, 1u8, None);
+    /// let _ = cache.get::<u8>(&key);
+    /// let direct = cache.stats().into_iter().find(|s| s.use_case == "direct").unwrap();
+    /// assert_eq!(direct.hits, 1);
+    /// ```
     pub fn stats(&self) -> Vec<Stats> {
         let mut all: Vec<Stats> = self.use_cases().iter().map(|u| u.stats()).collect();
         all.push(self.inner.counters.snapshot(
@@ -287,11 +384,29 @@ impl Cache {
     }
 
     /// The counters of one use case, by name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let _ = cache.get::<u8>(&cache.key("k", &1));
+    /// assert_eq!(cache.stats_for("direct").unwrap().misses, 1);
+    /// assert!(cache.stats_for("NoSuchUseCase").is_none());
+    /// ```
     pub fn stats_for(&self, use_case: &str) -> Option<Stats> {
         self.stats().into_iter().find(|s| s.use_case == use_case)
     }
 
     /// Sets every counter of this cache back to zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().build();
+    /// let _ = cache.get::<u8>(&cache.key("k", &1));
+    /// cache.reset_stats();
+    /// assert_eq!(cache.stats_for("direct").unwrap().misses, 0);
+    /// ```
     pub fn reset_stats(&self) {
         self.use_cases().iter().for_each(|u| u.reset_stats());
         self.inner.counters.reset();
@@ -325,11 +440,37 @@ impl Cache {
     }
 
     /// Turns caching of `use_case` on (ramp 100 %) or off (ramp 0 %).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[cachewright::cached(key = "enabled_doc:<x>", name = "EnabledDoc")]
+    /// fn f(x: u32) -> u32 { x }
+    ///
+    /// f(1);
+    /// let cache = cachewright::default_cache();
+    /// assert!(cache.set_enabled("EnabledDoc", false));
+    /// assert_eq!(cache.ramp("EnabledDoc"), Some(0.0));
+    /// assert!(!cache.set_enabled("NotCalledYet", false), "no such use case");
+    /// ```
     pub fn set_enabled(&self, use_case: &str, enabled: bool) -> bool {
         self.set_ramp(use_case, if enabled { 100.0 } else { 0.0 })
     }
 
     /// The ramp of `use_case` in percent, if it exists.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[cachewright::cached(key = "ramp_get_doc:<x>", name = "RampGetDoc")]
+    /// fn f(x: u32) -> u32 { x }
+    ///
+    /// f(1);
+    /// let cache = cachewright::default_cache();
+    /// assert_eq!(cache.ramp("RampGetDoc"), Some(100.0));
+    /// cache.set_ramp("RampGetDoc", 25.0);
+    /// assert_eq!(cache.ramp("RampGetDoc"), Some(25.0));
+    /// ```
     pub fn ramp(&self, use_case: &str) -> Option<f64> {
         self.use_cases()
             .iter()
@@ -368,6 +509,14 @@ impl Cache {
     }
 
     /// The URN prefix of every key of this cache (`urn:<ns>:<version>:`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().namespace("shop").version("v3").build();
+    /// assert_eq!(cache.key_prefix(), "urn:shop:v3:");
+    /// assert!(cache.key("user", &1).as_str().starts_with(&cache.key_prefix()));
+    /// ```
     pub fn key_prefix(&self) -> String {
         crate::key::prefix(&self.inner.namespace, &self.inner.version)
     }

@@ -37,6 +37,19 @@ pub(super) fn from_environment(lookup: &dyn Fn(&str) -> Lookup) -> CacheBuilder 
 /// One malformed environment variable: which, and what is wrong with it.
 ///
 /// The value of `CACHEWRIGHT_REDIS_URL` is shown with its password masked.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{configure, ConfigError};
+///
+/// std::env::set_var("CACHEWRIGHT_CAPACITY", "lots");
+/// let Err(ConfigError::Environment(problems)) = configure().from_env() else {
+///     panic!("a malformed capacity is reported");
+/// };
+/// assert_eq!(problems[0].variable, "CACHEWRIGHT_CAPACITY");
+/// assert!(problems[0].to_string().starts_with("CACHEWRIGHT_CAPACITY is malformed"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvProblem {
     /// The variable's name, such as `CACHEWRIGHT_CAPACITY`.

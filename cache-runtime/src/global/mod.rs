@@ -72,6 +72,15 @@ pub fn stats_for(use_case: &str) -> Option<Stats> {
 }
 
 /// Why a configuration could not be installed.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{configure, ConfigError};
+///
+/// configure().install().unwrap();
+/// assert_eq!(configure().install(), Err(ConfigError::AlreadyInstalled));
+/// ```
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -139,6 +148,20 @@ pub fn configure() -> Setup {
 /// Its layer settings are those of [`CacheBuilder`]: a Redis or other remote
 /// layer given here is used by every `#[cached]` function without a
 /// `cache = ...` argument, and invalidations reach it and its bus.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{configure, Cache, NamedCache};
+///
+/// configure()
+///     .namespace("shop")
+///     .named("pages", Cache::builder().capacity(100))
+///     .install()
+///     .unwrap();
+/// static PAGES: NamedCache = NamedCache::new("pages");
+/// assert_eq!(PAGES.cache().namespace(), "shop");
+/// ```
 #[derive(Debug)]
 #[must_use = "nothing is configured until `install` is called"]
 pub struct Setup {
@@ -150,24 +173,55 @@ pub struct Setup {
 
 impl Setup {
     /// The namespace of the default cache and of named caches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// cachewright::configure().namespace("billing").install().unwrap();
+    /// assert_eq!(cachewright::default_cache().namespace(), "billing");
+    /// ```
     pub fn namespace(mut self, ns: impl Into<String>) -> Self {
         self.default = self.default.namespace(ns);
         self
     }
 
     /// The version of the default cache and of named caches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// cachewright::configure().version("v7").install().unwrap();
+    /// assert_eq!(cachewright::default_cache().key_prefix(), "urn:cachewright:v7:");
+    /// ```
     pub fn version(mut self, v: impl Into<String>) -> Self {
         self.default = self.default.version(v);
         self
     }
 
     /// The default per-use-case capacity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// cachewright::configure().capacity(50_000).install().unwrap();
+    /// assert_eq!(cachewright::default_cache().default_capacity(), 50_000);
+    /// ```
     pub fn capacity(mut self, c: usize) -> Self {
         self.default = self.default.capacity(c);
         self
     }
 
     /// The clock of the default cache and of named caches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{configure, Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new(0);
+    /// configure().clock(Clock::manual(&clock)).install().unwrap();
+    /// assert!(cachewright::default_cache().clock().is_manual());
+    /// ```
     pub fn clock(mut self, clock: Clock) -> Self {
         self.default = self.default.clock(clock);
         self
@@ -212,12 +266,20 @@ impl Setup {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// cachewright::configure()
+    /// ```
+    /// use cachewright::{configure, ConfigError};
+    ///
+    /// // A URL that does not parse: nothing is installed.
+    /// let err = configure().redis("redis://:secret@[::1").install().unwrap_err();
+    /// assert!(matches!(&err, ConfigError::Layer(m) if !m.contains("secret")));
+    ///
+    /// // Nothing connects here: a Redis that is down is skipped by calls.
+    /// configure()
     ///     .redis("redis://:secret@127.0.0.1:6379/0")
     ///     .namespace("shop")
     ///     .install()
     ///     .expect("a valid configuration");
+    /// assert_eq!(cachewright::default_cache().layer_stats()[0].backend, "redis");
     /// ```
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -231,12 +293,41 @@ impl Setup {
 
     /// Caps how long any entry lives in the default cache's in-process
     /// layer (see [`CacheBuilder::local_ttl`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// cachewright::configure().local_ttl(Duration::from_secs(30)).install().unwrap();
+    /// let cache = cachewright::default_cache();
+    /// let key = cache.key("k", &1);
+    /// cache.set(&key, 1u8, Some(Duration::from_secs(3_600)));
+    /// let e = cache.get_entry::<u8>(&key).unwrap();
+    /// assert!(e.fresh_until_ms - e.stamp / 1_000 < 31_000, "capped at 30 s in process, not an hour");
+    /// ```
     pub fn local_ttl(mut self, cap: Duration) -> Self {
         self.default = self.default.local_ttl(cap);
         self
     }
 
     /// The codec of values in the default cache's remote layers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{configure, Codec, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// configure()
+    ///     .codec(Codec::Json)
+    ///     .layer(LayerConfig::new(MemoryBackend::new()))
+    ///     .install()
+    ///     .unwrap();
+    /// let cache = cachewright::default_cache();
+    /// cache.set(&cache.key("k", &1), 1u8, None);
+    /// assert_eq!(cache.layer_stats()[0].writes, 1);
+    /// ```
     pub fn codec(mut self, codec: Codec) -> Self {
         self.default = self.default.codec(codec);
         self
@@ -282,6 +373,22 @@ impl Setup {
 
     /// Adds a named cache. Its namespace, version and clock are the default
     /// cache's; its other settings (layers included) are `builder`'s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{configure, Cache, LayerConfig, NamedCache};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// configure()
+    ///     .version("v2")
+    ///     .named("sessions", Cache::builder().layer(LayerConfig::new(MemoryBackend::new())))
+    ///     .install()
+    ///     .unwrap();
+    /// static SESSIONS: NamedCache = NamedCache::new("sessions");
+    /// assert_eq!(SESSIONS.cache().version(), "v2", "the default cache's identity");
+    /// assert_eq!(SESSIONS.cache().layer_stats().len(), 1, "its own layers");
+    /// ```
     pub fn named(mut self, name: impl Into<String>, builder: CacheBuilder) -> Self {
         self.named.push((name.into(), builder));
         self
@@ -300,6 +407,15 @@ impl Setup {
     /// [`ConfigError::AlreadyInstalled`] when the default cache is already
     /// built; [`ConfigError::DuplicateName`] when a named cache exists.
     /// Nothing is installed when it fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{configure, Cache, ConfigError};
+    ///
+    /// configure().named("a", Cache::builder()).install().unwrap();
+    /// assert_eq!(configure().install(), Err(ConfigError::AlreadyInstalled));
+    /// ```
     pub fn install(self) -> Result<(), ConfigError> {
         if let Some(e) = self.error {
             return Err(e);
@@ -348,6 +464,17 @@ pub struct NamedCache {
 
 impl NamedCache {
     /// A reference to the cache called `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::NamedCache;
+    ///
+    /// static A: NamedCache = NamedCache::new("a");
+    /// static ALSO_A: NamedCache = NamedCache::new("a");
+    /// A.cache().set(&A.cache().key("k", &1), 1u8, None);
+    /// assert_eq!(ALSO_A.cache().get::<u8>(&A.cache().key("k", &1)), Some(1), "one cache per name");
+    /// ```
     pub const fn new(name: &'static str) -> Self {
         NamedCache {
             name,
@@ -356,6 +483,17 @@ impl NamedCache {
     }
 
     /// The cache, resolved on first use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::NamedCache;
+    ///
+    /// static REPORTS: NamedCache = NamedCache::new("reports");
+    /// let cache = REPORTS.cache();
+    /// assert_eq!(cache.name(), "reports");
+    /// assert_eq!(cache.namespace(), cachewright::default_cache().namespace());
+    /// ```
     pub fn cache(&self) -> &Cache {
         self.cell.get_or_init(|| {
             if let Some(c) = NAMED
@@ -396,6 +534,18 @@ impl NamedCache {
 /// ```
 pub trait AsCache {
     /// The cache.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{AsCache, Cache, NamedCache};
+    /// use std::sync::Arc;
+    ///
+    /// static NAMED: NamedCache = NamedCache::new("named");
+    /// assert_eq!(NAMED.as_cache().name(), "named");
+    /// let shared = Arc::new(Cache::builder().name("arc").build());
+    /// assert_eq!(shared.as_cache().name(), "arc");
+    /// ```
     fn as_cache(&self) -> Cache;
 }
 

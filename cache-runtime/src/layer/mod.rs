@@ -74,11 +74,39 @@ impl LayerConfig {
     /// opens after 3 consecutive failures and retries every 500 ms; reads
     /// coalesced under concurrency if the backend's batch read is native
     /// (see [`coalesce_reads`](Self::coalesce_reads)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let cache = Cache::builder().layer(LayerConfig::new(MemoryBackend::new())).build();
+    /// let key = cache.key("k", &1);
+    /// cache.set(&key, 1u8, None);
+    /// assert_eq!(cache.layer_stats()[0].writes, 1);
+    /// ```
     pub fn new(backend: impl Backend) -> Self {
         Self::shared(Arc::new(backend))
     }
 
     /// A layer over a backend shared with other caches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    /// use std::sync::Arc;
+    ///
+    /// let shared = Arc::new(MemoryBackend::new());
+    /// let a = Cache::builder().layer(LayerConfig::shared(shared.clone())).build();
+    /// let b = Cache::builder().layer(LayerConfig::shared(shared.clone())).build();
+    /// let key = a.key("k", &1);
+    /// a.set(&key, 5u8, None);
+    /// assert_eq!(b.get::<u8>(&key), Some(5));
+    /// assert_eq!(shared.len(), 1);
+    /// ```
     pub fn shared(backend: Arc<dyn Backend>) -> Self {
         LayerConfig {
             backend,
@@ -96,12 +124,60 @@ impl LayerConfig {
     }
 
     /// The longest an entry lives in this layer, whatever its own TTL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let remote = Arc::new(MemoryBackend::new());
+    /// let layer = LayerConfig::shared(remote.clone()).ttl_cap(Duration::from_millis(50));
+    /// let cache = Cache::builder().layer(layer).build();
+    /// let key = cache.key("k", &1);
+    /// cache.set(&key, 1u8, Some(Duration::from_secs(3_600)));
+    /// std::thread::sleep(Duration::from_millis(100));
+    /// let other = Cache::builder().layer(LayerConfig::shared(remote)).build();
+    /// assert_eq!(other.get::<u8>(&key), None, "the layer kept it 50 ms only");
+    /// assert_eq!(cache.get::<u8>(&key), Some(1), "in process: the entry's own TTL");
+    /// ```
     pub fn ttl_cap(mut self, cap: Duration) -> Self {
         self.ttl_cap = Some(cap);
         self
     }
 
     /// How long one operation may take before the layer is skipped for it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{async_trait, Backend, BackendError};
+    /// use cachewright::{Cache, LayerConfig};
+    /// use std::time::Duration;
+    ///
+    /// /// A store that answers reads after a second.
+    /// #[derive(Debug)]
+    /// struct Slow;
+    ///
+    /// #[async_trait]
+    /// impl Backend for Slow {
+    ///     fn name(&self) -> &str { "slow" }
+    ///     async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, BackendError> {
+    ///         tokio::time::sleep(Duration::from_secs(1)).await;
+    ///         Ok(None)
+    ///     }
+    ///     async fn set(&self, _: &str, _: Vec<u8>, _: Duration) -> Result<(), BackendError> { Ok(()) }
+    ///     async fn delete(&self, _: &str) -> Result<bool, BackendError> { Ok(false) }
+    /// }
+    ///
+    /// let cache = Cache::builder()
+    ///     .layer(LayerConfig::new(Slow).timeout(Duration::from_millis(20)))
+    ///     .build();
+    /// assert_eq!(cache.get::<u8>(&cache.key("k", &1)), None);
+    /// assert_eq!(cache.layer_stats()[0].timeouts, 1, "skipped after 20 ms");
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -109,6 +185,42 @@ impl LayerConfig {
 
     /// After `failures` consecutive failures the layer is skipped, and tried
     /// again with one probe every `retry_after` until one succeeds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{async_trait, Backend, BackendError};
+    /// use cachewright::{Cache, LayerConfig};
+    /// use std::time::Duration;
+    ///
+    /// /// A store that is down.
+    /// #[derive(Debug)]
+    /// struct Down;
+    ///
+    /// #[async_trait]
+    /// impl Backend for Down {
+    ///     fn name(&self) -> &str { "down" }
+    ///     async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, BackendError> {
+    ///         Err(BackendError::Config("down".into()))
+    ///     }
+    ///     async fn set(&self, _: &str, _: Vec<u8>, _: Duration) -> Result<(), BackendError> {
+    ///         Err(BackendError::Config("down".into()))
+    ///     }
+    ///     async fn delete(&self, _: &str) -> Result<bool, BackendError> {
+    ///         Err(BackendError::Config("down".into()))
+    ///     }
+    /// }
+    ///
+    /// let cache = Cache::builder()
+    ///     .layer(LayerConfig::new(Down).breaker(2, Duration::from_secs(60)))
+    ///     .build();
+    /// for i in 0..5 {
+    ///     assert_eq!(cache.get::<u8>(&cache.key("k", &i)), None);
+    /// }
+    /// let s = &cache.layer_stats()[0];
+    /// assert!(s.open);
+    /// assert_eq!((s.errors, s.skipped), (2, 3), "two failures, then skipped");
+    /// ```
     pub fn breaker(mut self, failures: u32, retry_after: Duration) -> Self {
         self.failures_to_open = failures.max(1);
         self.retry_after = retry_after;
@@ -117,6 +229,22 @@ impl LayerConfig {
 
     /// Skip writing a value the layer already holds (by content hash): only
     /// its times and TTL are renewed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let cache = Cache::builder()
+    ///     .layer(LayerConfig::new(MemoryBackend::new()).dedupe_writes(true))
+    ///     .build();
+    /// let key = cache.key("k", &1);
+    /// cache.set(&key, "same".to_string(), None);
+    /// cache.set(&key, "same".to_string(), None);
+    /// let s = &cache.layer_stats()[0];
+    /// assert_eq!((s.writes, s.renewals), (1, 1), "the second write only renewed");
+    /// ```
     pub fn dedupe_writes(mut self, on: bool) -> Self {
         self.dedupe = on;
         self
@@ -135,12 +263,17 @@ impl LayerConfig {
     /// ([`Backend::native_get_many`], as Redis) and off for the others, whose
     /// batch read is one read after another.
     ///
+    /// # Examples
+    ///
     /// ```
-    /// use cachewright::LayerConfig;
+    /// use cachewright::{Cache, LayerConfig};
     /// use cachewright::backends::MemoryBackend;
     ///
     /// let one_by_one = LayerConfig::new(MemoryBackend::new()).coalesce_reads(false);
-    /// # let _ = one_by_one;
+    /// let cache = Cache::builder().layer(one_by_one).build();
+    /// let keys: Vec<_> = (0..3).map(|i| cache.key("k", &i)).collect();
+    /// assert_eq!(cache.get_many::<u8>(&keys), vec![None, None, None]);
+    /// assert_eq!(cache.layer_stats()[0].misses, 3);
     /// ```
     pub fn coalesce_reads(mut self, on: bool) -> Self {
         self.coalesce = Some(on);
@@ -186,6 +319,19 @@ impl LayerSet {
 }
 
 /// A snapshot of one layer's counters.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{Cache, LayerConfig};
+/// use cachewright::backends::MemoryBackend;
+///
+/// let cache = Cache::builder().layer(LayerConfig::new(MemoryBackend::new())).build();
+/// let key = cache.key("k", &1);
+/// let _ = cache.get::<u8>(&key);
+/// let s = &cache.layer_stats()[0];
+/// assert_eq!((s.backend.as_str(), s.misses, s.errors, s.open), ("memory", 1, 0, false));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LayerStats {
