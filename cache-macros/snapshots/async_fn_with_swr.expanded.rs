@@ -112,11 +112,13 @@ async fn find_user(id: u64) -> Option<User> {
             ))
                 .share_error();
             ::cachewright::__private::unwrap_infallible(
-                __cachewright_uc
-                    .load_async(
-                        __cachewright_miss,
-                        __cachewright_share,
-                        __cachewright_into,
+                ::std::boxed::Box::pin(
+                        __cachewright_uc
+                            .load_async(
+                                __cachewright_miss,
+                                __cachewright_share,
+                                __cachewright_into,
+                            ),
                     )
                     .await,
             )

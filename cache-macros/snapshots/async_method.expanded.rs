@@ -90,11 +90,13 @@ async fn get(&self, id: u64) -> Result<User, DbError> {
             ))
                 .share_error();
             ::core::convert::identity(
-                __cachewright_uc
-                    .load_async(
-                        __cachewright_miss,
-                        __cachewright_share,
-                        __cachewright_into,
+                ::std::boxed::Box::pin(
+                        __cachewright_uc
+                            .load_async(
+                                __cachewright_miss,
+                                __cachewright_share,
+                                __cachewright_into,
+                            ),
                     )
                     .await,
             )

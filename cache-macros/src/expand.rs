@@ -252,7 +252,10 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 (::core::option::Option::Some(__cachewright_uc), ::core::option::Option::Some(__cachewright_miss)) => {
                     let __cachewright_into = async move { #into(__cachewright_load.await) };
                     let __cachewright_share = (&#p::probe_async(&__cachewright_into)).share_error();
-                    #unwrap(__cachewright_uc.load_async(__cachewright_miss, __cachewright_share, __cachewright_into).await)
+                    // Boxed: the miss path's state (single-flight, layers,
+                    // store) would otherwise make every call's future, hits
+                    // included, kilobytes larger to create and move.
+                    #unwrap(::std::boxed::Box::pin(__cachewright_uc.load_async(__cachewright_miss, __cachewright_share, __cachewright_into)).await)
                 }
                 _ => __cachewright_load.await,
             }
