@@ -306,7 +306,8 @@ impl FileBackend {
     /// use std::time::Duration;
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
     /// let dir = tempfile::tempdir().unwrap();
-    /// let files = FileBackend::new(dir.path()).unwrap();
+    /// // Only explicit cleanups here (no background one started by writes).
+    /// let files = FileBackend::new(dir.path()).unwrap().cleanup_every(0);
     /// files.set("short", b"1".to_vec(), Duration::from_millis(1)).await.unwrap();
     /// files.set("long", b"2".to_vec(), Duration::from_secs(3600)).await.unwrap();
     /// tokio::time::sleep(Duration::from_millis(20)).await;
