@@ -536,7 +536,7 @@ mod tests {
     #[tokio::test]
     async fn round_trip_expiry_and_cleanup() {
         let dir = tempfile::tempdir().unwrap();
-        let f = FileBackend::new(dir.path()).unwrap();
+        let f = FileBackend::new(dir.path()).unwrap().cleanup_every(0);
         f.set("urn:x:1", b"one".to_vec(), Duration::from_secs(60))
             .await
             .unwrap();
@@ -572,7 +572,7 @@ mod tests {
     #[tokio::test]
     async fn a_file_for_another_key_reads_as_a_miss() {
         let dir = tempfile::tempdir().unwrap();
-        let f = FileBackend::new(dir.path()).unwrap();
+        let f = FileBackend::new(dir.path()).unwrap().cleanup_every(0);
         // Simulate a hash collision: key B's bytes in key A's file.
         std::fs::write(
             f.path("A"),
@@ -587,7 +587,7 @@ mod tests {
     #[tokio::test]
     async fn set_if_absent_is_exclusive_and_delete_prefix_works() {
         let dir = tempfile::tempdir().unwrap();
-        let f = FileBackend::new(dir.path()).unwrap();
+        let f = FileBackend::new(dir.path()).unwrap().cleanup_every(0);
         let ttl = Duration::from_secs(60);
         assert!(f.set_if_absent("lock", b"a".to_vec(), ttl).await.unwrap());
         assert!(!f.set_if_absent("lock", b"b".to_vec(), ttl).await.unwrap());
@@ -638,7 +638,9 @@ mod tests {
     async fn racing_takers_of_an_expired_holder_never_both_win() {
         for round in 0..20 {
             let dir = tempfile::tempdir().unwrap();
-            let f = FileBackend::new(dir.path()).unwrap();
+            // No background cleanup started by this write: removing the
+            // expired holder first may leave a round without a winner.
+            let f = FileBackend::new(dir.path()).unwrap().cleanup_every(0);
             f.set("lock", b"old".to_vec(), Duration::ZERO)
                 .await
                 .unwrap();
@@ -718,7 +720,7 @@ mod tests {
     #[tokio::test]
     async fn renew_and_release_only_with_the_token() {
         let dir = tempfile::tempdir().unwrap();
-        let f = FileBackend::new(dir.path()).unwrap();
+        let f = FileBackend::new(dir.path()).unwrap().cleanup_every(0);
         let ttl = Duration::from_secs(60);
         assert!(f.set_if_absent("lease", b"me".to_vec(), ttl).await.unwrap());
         for _ in 0..5 {
