@@ -608,20 +608,23 @@ impl Backend for RedisBackend {
         if items.is_empty() {
             return Ok(());
         }
-        let script = Script::new(RAISE);
-        let mut c = self.conn.clone();
-        // Loaded once; each raise then runs by its hash (EVALSHA), falling
-        // back to the full script if the server lost it.
-        for (k, stamp, ttl) in items {
-            script
-                .key(k)
-                .arg(stamp)
-                .arg(px(ttl))
-                .invoke_async::<i64>(&mut c)
-                .await
-                .map_err(err)?;
-        }
-        Ok(())
+        // On the I/O runtime, as every operation: a connection opened here
+        // must not belong to the caller's runtime.
+        on_io(&self.conn, |mut c| async move {
+            let script = Script::new(RAISE);
+            // Each raise runs by the script's hash (EVALSHA), falling back
+            // to the full script if the server lost it.
+            for (k, stamp, ttl) in items {
+                script
+                    .key(k)
+                    .arg(stamp)
+                    .arg(px(ttl))
+                    .invoke_async::<i64>(&mut c)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn set_if_absent(

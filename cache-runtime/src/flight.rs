@@ -190,6 +190,15 @@ pub(crate) struct Lead<'a, K: Hash + Eq + Clone, V: Clone> {
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Lead<'_, K, V> {
+    /// Records that this call leads the flight (how it waits): a later call
+    /// that finds the flight and could never see it finish loads apart.
+    pub(crate) fn claim(&self, wait: Wait) {
+        let _ = self
+            .flight
+            .leader
+            .set((Who::current(), wait == Wait::Yield));
+    }
+
     /// Hands the outcome to every waiter. Call it after the value is stored,
     /// so that callers arriving after the flight is gone find it. The
     /// outcome is only made when somebody waits (a copy of the value costs).

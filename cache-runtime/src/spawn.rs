@@ -61,6 +61,18 @@ where
 
 /// Runs I/O `task` on the caller's tokio runtime, or outside one on
 /// cachewright's I/O runtime (dropped if neither is there).
+/// Runs `task` on cachewright's I/O runtime, whatever runtime the caller
+/// is on: for the library's own I/O that must outlive the caller's runtime
+/// (retries of undelivered invalidations, write announcements).
+pub(crate) fn spawn_on_io<F>(task: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if let Some(h) = cachewright_backends::io::handle() {
+        h.spawn(task);
+    }
+}
+
 pub(crate) fn spawn_io<F>(task: F)
 where
     F: Future<Output = ()> + Send + 'static,

@@ -125,6 +125,7 @@ impl Cache {
                 // other caller meanwhile gets the stale value.
                 return match flights.join(&flight_key) {
                     flight::Role::Leader(lead) => {
+                        lead.claim(wait);
                         self.inner.counters.refresh();
                         match call.load().await {
                             Ok((v, s)) => {

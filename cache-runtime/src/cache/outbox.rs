@@ -130,7 +130,9 @@ impl Cache {
             return;
         }
         let weak = Arc::downgrade(&self.inner);
-        crate::spawn::spawn(async move {
+        // On cachewright's own runtime: the caller's may be gone before the
+        // layer or the bus is back.
+        crate::spawn::spawn_on_io(async move {
             let mut pause = Duration::from_millis(100);
             loop {
                 tokio::time::sleep(pause).await;
