@@ -10,7 +10,7 @@ pub use cachewright_macros::{bg_writer, cache_write, cached};
 // direct API on them (`get`, `set`, `get_or_load`, `delete`, `invalidate_*`).
 pub use cachewright_runtime::{
     configure, default_cache, AsCache, Cache, CacheBuilder, ConfigError, EnvProblem, LoadOptions,
-    NamedCache, Setup, DEFAULT_CAPACITY, DEFAULT_MAX_VALUE_BYTES,
+    NamedCache, Setup, DEFAULT_CAPACITY, DEFAULT_INVALIDATION_LEASE, DEFAULT_MAX_VALUE_BYTES,
 };
 
 // Keys, tags, entries and time.

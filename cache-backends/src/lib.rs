@@ -310,6 +310,106 @@ pub trait Bus: Send + Sync + fmt::Debug + 'static {
     /// # });
     /// ```
     fn subscribe(&self, channel: &str, sink: BusSink);
+
+    /// Publishes `payload` on `channel` and says how many subscribers
+    /// received it, when the bus can tell (Redis's `PUBLISH` does); `None`
+    /// when it cannot. A cache waits for that many acknowledgements before
+    /// an invalidation returns (see [`confirms`](Self::confirms)).
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError`] when the message could not be published.
+    ///
+    /// # Examples
+    ///
+    /// A bus that cannot count says `None` (the default):
+    ///
+    /// ```
+    /// # use cachewright::backends::{async_trait, BackendError, Bus, BusSink};
+    /// # #[derive(Debug)]
+    /// # struct Quiet;
+    /// # #[async_trait]
+    /// # impl Bus for Quiet {
+    /// #     async fn publish(&self, _: &str, _: Vec<u8>) -> Result<(), BackendError> { Ok(()) }
+    /// #     fn subscribe(&self, _: &str, _: BusSink) {}
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// assert_eq!(Quiet.publish_counted("inval", b"x".to_vec()).await.unwrap(), None);
+    /// assert!(!Quiet.confirms());
+    /// # });
+    /// ```
+    async fn publish_counted(
+        &self,
+        channel: &str,
+        payload: Vec<u8>,
+    ) -> Result<Option<u64>, BackendError> {
+        self.publish(channel, payload).await.map(|()| None)
+    }
+
+    /// Whether deliveries can be confirmed: [`publish_counted`](Self::publish_counted)
+    /// returns counts, and [`subscribe_all`](Self::subscribe_all) hands over
+    /// the messages of all its channels in the one order the broker accepted
+    /// them (one connection). A cache then waits, bounded, for every
+    /// subscriber to acknowledge an invalidation before it returns, and
+    /// trusts its own in-process layer only while a message it sends itself
+    /// keeps coming back (a lease). `false` by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{redis::RedisBackend, Backend};
+    ///
+    /// let redis = RedisBackend::from_url("redis://127.0.0.1:1").unwrap();
+    /// assert!(redis.bus().unwrap().confirms(), "Redis pub/sub counts its receivers");
+    /// ```
+    fn confirms(&self) -> bool {
+        false
+    }
+
+    /// Starts listening on every one of `channels`, as
+    /// [`subscribe`](Self::subscribe) does on one. A bus that
+    /// [`confirms`](Self::confirms) uses one subscription for all, so their
+    /// messages arrive in the order they were published; the default
+    /// subscribes to each apart (each then reports its own connection
+    /// events).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use cachewright::backends::{async_trait, BackendError, Bus, BusEvent, BusSink};
+    /// # use std::sync::{Arc, Mutex};
+    /// # #[derive(Default)]
+    /// # struct Local(Mutex<Vec<(String, BusSink)>>);
+    /// # impl std::fmt::Debug for Local {
+    /// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("Local") }
+    /// # }
+    /// # #[async_trait]
+    /// # impl Bus for Local {
+    /// #     async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), BackendError> {
+    /// #         for (c, s) in self.0.lock().unwrap().iter() {
+    /// #             if c == channel { s(BusEvent::Message(payload.clone())); }
+    /// #         }
+    /// #         Ok(())
+    /// #     }
+    /// #     fn subscribe(&self, channel: &str, sink: BusSink) {
+    /// #         self.0.lock().unwrap().push((channel.to_owned(), sink));
+    /// #     }
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let bus = Local::default();
+    /// let got = Arc::new(Mutex::new(Vec::new()));
+    /// let g = got.clone();
+    /// bus.subscribe_all(&["a".into(), "b".into()], Arc::new(move |e| { g.lock().unwrap().push(e); true }));
+    /// bus.publish("b", b"2".to_vec()).await.unwrap();
+    /// bus.publish("c", b"3".to_vec()).await.unwrap();
+    /// assert_eq!(*got.lock().unwrap(), [BusEvent::Message(b"2".to_vec())]);
+    /// # });
+    /// ```
+    fn subscribe_all(&self, channels: &[String], sink: BusSink) {
+        for c in channels {
+            self.subscribe(c, sink.clone());
+        }
+    }
 }
 
 /// Where a value's content hash and its rewritable header sit in the bytes

@@ -789,14 +789,36 @@ impl Bus for RedisBus {
         .await
     }
 
+    async fn publish_counted(
+        &self,
+        channel: &str,
+        payload: Vec<u8>,
+    ) -> Result<Option<u64>, BackendError> {
+        let cmd = redis::cmd("PUBLISH").arg(channel).arg(payload).to_owned();
+        let n = on_io(&self.conn, |mut c| async move {
+            cmd.query_async::<u64>(&mut c).await
+        })
+        .await?;
+        Ok(Some(n))
+    }
+
+    fn confirms(&self) -> bool {
+        true
+    }
+
     fn subscribe(&self, channel: &str, sink: BusSink) {
+        self.subscribe_all(&[channel.to_owned()], sink);
+    }
+
+    fn subscribe_all(&self, channels: &[String], sink: BusSink) {
         let Some(handle) = crate::io::bus_handle().or_else(crate::io::handle) else {
             tracing::error!("no i/o runtime: the invalidation bus cannot listen");
             let _ = sink(BusEvent::Disconnected);
             return;
         };
         let client = self.client.clone();
-        let channel = channel.to_owned();
+        let channels = channels.to_vec();
+        let channel = channels.first().cloned().unwrap_or_default();
         handle.spawn(async move {
             use futures_util::StreamExt;
             let mut pause = Duration::from_millis(50);
@@ -804,7 +826,7 @@ impl Bus for RedisBus {
             loop {
                 let connected = tokio::time::timeout(Duration::from_secs(2), async {
                     let mut ps = client.get_async_pubsub().await?;
-                    ps.subscribe(&channel).await?;
+                    ps.subscribe(&channels).await?;
                     Ok::<_, RedisError>(ps)
                 })
                 .await;

@@ -215,6 +215,16 @@ impl Clock {
         }
     }
 
+    /// Moves this clock's stamps past `stamp`, one received from another
+    /// process (a hybrid logical clock's receive): later local events stamp
+    /// after it even if that process's clock is ahead.
+    pub(crate) fn observe(&self, stamp: Stamp) {
+        match &self.source {
+            Source::System => SYSTEM_LAST.fetch_max(stamp, Ordering::AcqRel),
+            Source::Manual(m) => m.last.fetch_max(stamp, Ordering::AcqRel),
+        };
+    }
+
     /// Whether this clock is a [`ManualClock`].
     ///
     /// # Examples
@@ -338,6 +348,13 @@ fn anchor() -> &'static Anchor {
             .map(saturating_ms)
             .unwrap_or(0),
     })
+}
+
+/// Real monotonic time in milliseconds (whatever clock a cache was given):
+/// for leases, which are about real delivery, never about TTLs.
+#[inline]
+pub(crate) fn real_ms() -> Millis {
+    system_now_ms()
 }
 
 #[inline]

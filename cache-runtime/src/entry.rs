@@ -255,7 +255,7 @@ impl<V> Held<V> {
     #[inline]
     pub(crate) fn valid(&self, marks: &crate::watermark::Watermarks) -> bool {
         let epoch = marks.epoch();
-        if self.checked.load(std::sync::atomic::Ordering::Relaxed) == epoch {
+        if self.checked.load(std::sync::atomic::Ordering::Relaxed) == epoch && marks.lease_live() {
             return true;
         }
         self.revalidate(marks, epoch)

@@ -31,7 +31,10 @@ mod use_case;
 mod watermark;
 
 pub use bg::{shutdown, shutdown_async, BgError, BgReader, BgWriter};
-pub use cache::{BusStats, Cache, CacheBuilder, DEFAULT_CAPACITY, DEFAULT_MAX_VALUE_BYTES};
+pub use cache::{
+    BusStats, Cache, CacheBuilder, DEFAULT_CAPACITY, DEFAULT_INVALIDATION_LEASE,
+    DEFAULT_MAX_VALUE_BYTES,
+};
 pub use cachewright_backends as backends;
 pub use clock::{Clock, ManualClock, Millis, Stamp};
 pub use context::{add_tags, bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl};

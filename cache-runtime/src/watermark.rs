@@ -64,9 +64,36 @@ pub(crate) struct Watermarks {
     /// of remote watermarks that started before a reset must not mark what
     /// it read as known, since an invalidation may have been missed since.
     generation: AtomicU64,
+    /// Until when (real monotonic ms, see `clock::real_ms`) the in-process
+    /// layer is trusted on the strength of the bus: every invalidation
+    /// published before the last of this cache's own pings came back has
+    /// been applied, and writers wait no longer than the lease for an
+    /// acknowledgement. `u64::MAX`: no lease (no bus, or one that cannot
+    /// confirm deliveries).
+    lease_until: AtomicU64,
 }
 
 impl Watermarks {
+    /// Watermarks whose in-process trust also needs a lease (see
+    /// [`extend_lease`](Self::extend_lease)), none held yet.
+    pub(crate) fn leased() -> Self {
+        let w = Self::new(false);
+        w.lease_until.store(0, Ordering::Release);
+        w
+    }
+
+    /// Whether the lease (if any) has not run out.
+    #[inline]
+    pub(crate) fn lease_live(&self) -> bool {
+        let until = self.lease_until.load(Ordering::Relaxed);
+        until == u64::MAX || crate::clock::real_ms() < until
+    }
+
+    /// Holds the lease until `until` (real monotonic ms), never shortening it.
+    pub(crate) fn extend_lease(&self, until: u64) {
+        self.lease_until.fetch_max(until, Ordering::AcqRel);
+    }
+
     pub(crate) fn new(trusted: bool) -> Self {
         Watermarks {
             map: RwLock::new(HashMap::new()),
@@ -76,6 +103,7 @@ impl Watermarks {
             trusted: AtomicBool::new(trusted),
             generation: AtomicU64::new(0),
             written_arrival: AtomicU64::new(0),
+            lease_until: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -93,8 +121,10 @@ impl Watermarks {
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Whether the in-process layer is trusted now: the bus subscribed and
+    /// its lease (if any) live.
     pub(crate) fn trusted(&self) -> bool {
-        self.trusted.load(Ordering::Acquire)
+        self.trusted.load(Ordering::Acquire) && self.lease_live()
     }
 
     /// Marks the in-process layer suspect (bus down) or trusted again.

@@ -33,6 +33,7 @@ pub struct CacheBuilder {
     max_value_bytes: usize,
     schema: u32,
     bus: BusChoice,
+    invalidation_lease: Duration,
 }
 
 /// The largest encoded entry a cache writes to (or reads from) a remote
@@ -59,6 +60,7 @@ impl Default for CacheBuilder {
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             schema: 0,
             bus: BusChoice::Auto,
+            invalidation_lease: super::confirm::DEFAULT_INVALIDATION_LEASE,
         }
     }
 }
@@ -337,6 +339,43 @@ impl CacheBuilder {
         self
     }
 
+    /// How invalidations reach the other processes' in-process layers, on a
+    /// bus that confirms deliveries (Redis pub/sub): `invalidate(...)` (and
+    /// `delete`, `clear`, `#[cache_write]`) returns once every subscribed
+    /// process has applied it, so a read that begins afterwards, in any
+    /// process, never returns a value loaded before it. A process that does
+    /// not answer (stalled, partitioned) is waited for at most `lease`: each
+    /// cache trusts its in-process layer only while a ping it sends itself
+    /// through the bus every quarter lease keeps coming back, so by then it
+    /// has stopped serving in-process copies (it reads the remote layer,
+    /// whose watermarks were raised first). Default:
+    /// [`DEFAULT_INVALIDATION_LEASE`](crate::DEFAULT_INVALIDATION_LEASE)
+    /// (2 s); at least 200 ms.
+    ///
+    /// `Duration::ZERO` turns confirmation off: invalidations return once
+    /// published, and other processes drop their copies when their
+    /// subscriber applies the message (usually well under a millisecond
+    /// later, with no bound).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::redis::RedisBackend;
+    /// use std::time::Duration;
+    ///
+    /// let redis = RedisBackend::from_url("redis://127.0.0.1:6379/0").unwrap();
+    /// let cache = Cache::builder()
+    ///     .layer(LayerConfig::new(redis))
+    ///     .invalidation_lease(Duration::from_millis(500))
+    ///     .build();
+    /// assert!(cache.bus_stats().confirmed_delivery);
+    /// ```
+    pub fn invalidation_lease(mut self, lease: Duration) -> Self {
+        self.invalidation_lease = lease;
+        self
+    }
+
     /// This builder with `base`'s namespace, version and clock (named caches
     /// share the default cache's).
     pub(crate) fn identity_of(self, base: &CacheBuilder) -> Self {
@@ -365,9 +404,19 @@ impl CacheBuilder {
             BusChoice::Custom(b) => Some(b),
             BusChoice::Auto => self.layers.iter().find_map(|l| l.backend().bus()),
         };
+        let confirm = bus
+            .as_ref()
+            .filter(|b| b.confirms() && !self.invalidation_lease.is_zero())
+            .map(|_| super::confirm::Confirm::new(self.invalidation_lease));
+        let marks = if confirm.is_some() {
+            Watermarks::leased()
+        } else {
+            Watermarks::new(bus.is_none())
+        };
         let cache = Cache {
             inner: Arc::new(Inner {
-                marks: Arc::new(Watermarks::new(bus.is_none())),
+                marks: Arc::new(marks),
+                confirm,
                 bus,
                 origin: fastrand::u64(..),
                 outbox: Default::default(),

@@ -11,7 +11,34 @@ pub(super) struct BusMessage {
     #[serde(default)]
     items: Vec<String>,
     at: u64,
+    /// Asks every receiver to acknowledge this message once applied
+    /// (0: no acknowledgement wanted; builds before confirmations).
+    #[serde(default)]
+    seq: u64,
+    /// The sender's clock when it sent this (a [`Stamp`]; 0 if unknown):
+    /// receivers' stamps move past it, so a peer clock ahead does not make
+    /// their later loads look older than its invalidations.
+    #[serde(default)]
+    now: u64,
 }
+
+impl BusMessage {
+    /// A message of the confirmation protocol (`Ping`, `Ack`).
+    pub(super) fn control(origin: u64, kind: BusKind, at: u64, seq: u64) -> Self {
+        BusMessage {
+            origin,
+            kind,
+            items: Vec::new(),
+            at,
+            seq,
+            now: 0,
+        }
+    }
+}
+
+/// The furthest a peer's clock may be ahead of ours for its stamps to be
+/// adopted (see `BusMessage::now`); a clock further off is not followed.
+const MAX_SKEW_US: u64 = 60_000_000;
 
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
@@ -29,6 +56,11 @@ pub(super) enum BusKind {
     Written,
     /// The namespace was cleared.
     Clear,
+    /// A cache's ping to itself, on its own channel: `at` is when it was
+    /// sent (real monotonic ms); coming back, it extends the lease.
+    Ping,
+    /// On the sender's own channel: message `seq` was applied by `origin`.
+    Ack,
 }
 
 impl Cache {
@@ -49,7 +81,17 @@ impl Cache {
             Cache { inner }.on_bus(event);
             true
         });
-        bus.subscribe(&self.channel(), sink);
+        if self.inner.confirm.is_some() {
+            // One subscription for both channels: a ping coming back after
+            // an invalidation proves the invalidation was applied.
+            bus.subscribe_all(
+                &[self.channel(), self.ping_channel(), self.own_channel()],
+                sink,
+            );
+            self.start_pings();
+        } else {
+            bus.subscribe(&self.channel(), sink);
+        }
     }
 
     pub(super) fn on_bus(&self, event: BusEvent) {
@@ -67,6 +109,9 @@ impl Cache {
                 marks.reset(self.inner.clock.stamp());
                 self.clear_local();
                 marks.set_trusted(true);
+                // With a lease, the in-process layer is used once this
+                // comes back.
+                self.ping();
                 tracing::info!(cache = %self.inner.name, "invalidation bus connected");
             }
             BusEvent::Disconnected => {
@@ -90,10 +135,23 @@ impl Cache {
                     tracing::warn!(cache = %self.inner.name, "unreadable message on the invalidation bus; ignored");
                     return;
                 };
+                match msg.kind {
+                    BusKind::Ping => return self.on_ping(msg.origin, msg.at),
+                    BusKind::Ack => return self.ack(msg.seq, msg.origin),
+                    _ => {}
+                }
                 if msg.origin == self.inner.origin {
+                    // Our own subscriber received it: one receiver.
+                    if msg.seq > 0 {
+                        self.ack(msg.seq, msg.origin);
+                    }
                     return;
                 }
                 self.inner.counters.bus_message();
+                let here = self.inner.clock.stamp();
+                if msg.now > here && msg.now - here <= MAX_SKEW_US {
+                    self.inner.clock.observe(msg.now);
+                }
                 match msg.kind {
                     BusKind::Tags | BusKind::Keys => {
                         for item in &msg.items {
@@ -107,8 +165,12 @@ impl Cache {
                         }
                     }
                     BusKind::Clear => self.clear_local(),
+                    BusKind::Ping | BusKind::Ack => {}
                 }
                 tracing::debug!(cache = %self.inner.name, kind = ?msg.kind, items = msg.items.len(), "invalidation received");
+                if msg.seq > 0 {
+                    self.acknowledge(msg.origin, msg.seq);
+                }
             }
         }
     }
@@ -118,6 +180,7 @@ impl Cache {
         kind: BusKind,
         items: Vec<String>,
         at: u64,
+        seq: u64,
     ) -> Option<(Arc<dyn Bus>, Vec<u8>)> {
         let bus = self.inner.bus.clone()?;
         let msg = BusMessage {
@@ -125,19 +188,29 @@ impl Cache {
             kind,
             items,
             at,
+            seq,
+            now: self.inner.clock.stamp(),
         };
         serde_json::to_vec(&msg).ok().map(|b| (bus, b))
     }
 
-    /// Publishes an invalidation on the bus; one that cannot go now is
-    /// retried in the background until it does (see `outbox`).
+    /// Publishes an invalidation on the bus and, when the bus confirms
+    /// deliveries, waits (bounded by the lease) until every subscriber
+    /// applied it; one that cannot go now is retried in the background
+    /// until it does (see `outbox`).
     pub(super) async fn publish(&self, kind: BusKind, items: Vec<String>, at: u64) {
-        self.deliver_message(kind, items, at).await;
+        self.publish_confirmed(kind, items, at).await;
+    }
+
+    fn ack(&self, seq: u64, from: u64) {
+        if let Some(c) = &self.inner.confirm {
+            c.ack(seq, from);
+        }
     }
 
     /// One try at publishing; whether it went out.
     pub(super) async fn publish_now(&self, kind: BusKind, items: Vec<String>, at: u64) -> bool {
-        let Some((bus, bytes)) = self.message(kind, items, at) else {
+        let Some((bus, bytes)) = self.message(kind, items, at, 0) else {
             return true;
         };
         let channel = self.channel();
@@ -206,6 +279,14 @@ pub struct BusStats {
     pub undelivered: usize,
     /// Invalidations given up on because too many were owed.
     pub lost: u64,
+    /// Whether invalidations wait for every subscriber's acknowledgement
+    /// (see [`CacheBuilder::invalidation_lease`](crate::CacheBuilder::invalidation_lease)).
+    pub confirmed_delivery: bool,
+    /// Invalidations every subscriber acknowledged.
+    pub confirmed: u64,
+    /// Invalidations some subscriber did not acknowledge within the lease
+    /// (it stopped trusting its in-process layer instead).
+    pub unconfirmed: u64,
 }
 
 impl Cache {
@@ -234,6 +315,17 @@ impl Cache {
             delivery_failures: o.failures.load(Relaxed),
             undelivered: o.undelivered(),
             lost: o.lost.load(Relaxed),
+            confirmed_delivery: self.inner.confirm.is_some(),
+            confirmed: self
+                .inner
+                .confirm
+                .as_ref()
+                .map_or(0, |c| c.confirmed.load(Relaxed)),
+            unconfirmed: self
+                .inner
+                .confirm
+                .as_ref()
+                .map_or(0, |c| c.unconfirmed.load(Relaxed)),
         }
     }
 }

@@ -63,7 +63,7 @@ impl Cache {
         } else {
             let c = self.clone();
             let key2 = key.clone();
-            let budget = self.remote_budget().saturating_add(Duration::from_secs(1));
+            let budget = self.invalidation_budget();
             cachewright_backends::io::block_on(
                 async move { c.delete_everywhere(&key2, at).await },
                 budget,
@@ -221,7 +221,7 @@ impl Cache {
         if self.inner.layers.is_empty() && self.inner.bus.is_none() {
             return;
         }
-        let budget = self.remote_budget().saturating_add(Duration::from_secs(1));
+        let budget = self.invalidation_budget();
         let _ = cachewright_backends::io::block_on(f(self.clone()), budget);
     }
 

@@ -28,6 +28,7 @@ use cachewright_backends::{Bus, BusEvent};
 
 mod builder;
 mod bus;
+mod confirm;
 mod direct;
 mod invalidation;
 mod layers;
@@ -37,6 +38,7 @@ mod outbox;
 pub use builder::{CacheBuilder, DEFAULT_MAX_VALUE_BYTES};
 use bus::BusKind;
 pub use bus::BusStats;
+pub use confirm::DEFAULT_INVALIDATION_LEASE;
 
 /// What a cache needs of each of its use cases, whatever their types.
 pub(crate) trait UseCaseInfo: Send + Sync {
@@ -112,6 +114,9 @@ struct Inner {
     origin: u64,
     /// Invalidations owed to the first remote layer or the bus.
     outbox: outbox::Outbox,
+    /// Confirmed invalidations and the lease (with a bus that confirms
+    /// deliveries, unless turned off).
+    confirm: Option<confirm::Confirm>,
 }
 
 /// A cache's use cases, one per name.
@@ -305,6 +310,17 @@ impl Cache {
     /// ```
     pub fn layer_stats(&self) -> Vec<LayerStats> {
         self.inner.layers.iter().map(|l| l.stats()).collect()
+    }
+
+    /// How long a sync invalidation may wait: the remote layers, a second
+    /// for the bus, and the lease for acknowledgements.
+    fn invalidation_budget(&self) -> Duration {
+        let confirm = self.inner.confirm.as_ref().map_or(Duration::ZERO, |c| {
+            c.lease.saturating_add(Duration::from_millis(100))
+        });
+        self.remote_budget()
+            .saturating_add(Duration::from_secs(1))
+            .saturating_add(confirm)
     }
 
     fn remote_budget(&self) -> Duration {

@@ -90,6 +90,11 @@ impl Cache {
         if self.inner.bus.is_none() || self.publish_now(kind, items.clone(), at).await {
             return;
         }
+        self.owe_message(kind, items, at);
+    }
+
+    /// Owes a bus message, to be retried in the background.
+    pub(super) fn owe_message(&self, kind: BusKind, items: Vec<String>, at: Stamp) {
         self.owe(|p, lost| {
             if kind == BusKind::Clear {
                 p.clear = Some(p.clear.unwrap_or(0).max(at));
