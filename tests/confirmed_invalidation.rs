@@ -249,3 +249,67 @@ fn without_a_lease_an_invalidation_does_not_wait() {
         "{s:?}"
     );
 }
+
+/// A bus within one process: every message to every subscriber of its
+/// channel, at once.
+#[derive(Default)]
+struct Local(std::sync::Mutex<Vec<(String, BusSink)>>);
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Local")
+    }
+}
+
+#[async_trait]
+impl Bus for Local {
+    async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), BackendError> {
+        let subs: Vec<BusSink> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(c, _)| c == channel)
+            .map(|(_, s)| s.clone())
+            .collect();
+        for s in subs {
+            s(BusEvent::Message(payload.clone()));
+        }
+        Ok(())
+    }
+    fn subscribe(&self, channel: &str, sink: BusSink) {
+        sink(BusEvent::Connected);
+        self.0.lock().unwrap().push((channel.to_owned(), sink));
+    }
+}
+
+#[test]
+fn a_peer_clock_ahead_does_not_make_later_loads_look_overtaken() {
+    use cachewright::{Clock, ManualClock};
+    let bus = Arc::new(Local::default());
+    // The writer's host is ten seconds ahead of the reader's.
+    let (behind, ahead) = (ManualClock::new(1_000_000), ManualClock::new(1_010_000));
+    let on = |clock: &ManualClock| {
+        Cache::builder()
+            .namespace("skew")
+            .clock(Clock::manual(clock))
+            .bus(bus.clone())
+            .build()
+    };
+    let (reader, writer) = (on(&behind), on(&ahead));
+    writer.invalidate_entity("user", &1);
+    // The reader heard it; its loads begin after it, whatever its clock says.
+    let key = reader.key("user", &1);
+    let mut loads = 0;
+    for _ in 0..3 {
+        let v: Result<u32, ()> = reader.get_or_load(&key, None, || {
+            loads += 1;
+            Ok(7)
+        });
+        assert_eq!(v.unwrap(), 7);
+    }
+    assert_eq!(
+        loads, 1,
+        "the value loaded after the invalidation was heard is kept, not discarded as older"
+    );
+}
