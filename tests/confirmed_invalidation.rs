@@ -32,13 +32,6 @@ impl Bus for Late {
     async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), BackendError> {
         self.inner.publish(channel, payload).await
     }
-    async fn publish_counted(
-        &self,
-        channel: &str,
-        payload: Vec<u8>,
-    ) -> Result<Option<u64>, BackendError> {
-        self.inner.publish_counted(channel, payload).await
-    }
     fn confirms(&self) -> bool {
         self.inner.confirms()
     }

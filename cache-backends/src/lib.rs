@@ -311,48 +311,13 @@ pub trait Bus: Send + Sync + fmt::Debug + 'static {
     /// ```
     fn subscribe(&self, channel: &str, sink: BusSink);
 
-    /// Publishes `payload` on `channel` and says how many subscribers
-    /// received it, when the bus can tell (Redis's `PUBLISH` does); `None`
-    /// when it cannot. A cache waits for that many acknowledgements before
-    /// an invalidation returns (see [`confirms`](Self::confirms)).
-    ///
-    /// # Errors
-    ///
-    /// [`BackendError`] when the message could not be published.
-    ///
-    /// # Examples
-    ///
-    /// A bus that cannot count says `None` (the default):
-    ///
-    /// ```
-    /// # use cachewright::backends::{async_trait, BackendError, Bus, BusSink};
-    /// # #[derive(Debug)]
-    /// # struct Quiet;
-    /// # #[async_trait]
-    /// # impl Bus for Quiet {
-    /// #     async fn publish(&self, _: &str, _: Vec<u8>) -> Result<(), BackendError> { Ok(()) }
-    /// #     fn subscribe(&self, _: &str, _: BusSink) {}
-    /// # }
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// assert_eq!(Quiet.publish_counted("inval", b"x".to_vec()).await.unwrap(), None);
-    /// assert!(!Quiet.confirms());
-    /// # });
-    /// ```
-    async fn publish_counted(
-        &self,
-        channel: &str,
-        payload: Vec<u8>,
-    ) -> Result<Option<u64>, BackendError> {
-        self.publish(channel, payload).await.map(|()| None)
-    }
-
-    /// Whether deliveries can be confirmed: [`publish_counted`](Self::publish_counted)
-    /// returns counts, and [`subscribe_all`](Self::subscribe_all) hands over
-    /// the messages of all its channels in the one order the broker accepted
-    /// them (one connection). A cache then waits, bounded, for every
-    /// subscriber to acknowledge an invalidation before it returns, and
-    /// trusts its own in-process layer only while a message it sends itself
-    /// keeps coming back (a lease). `false` by default.
+    /// Whether deliveries can be confirmed: [`subscribe_all`](Self::subscribe_all)
+    /// hands over the messages of all its channels in the one order the
+    /// broker accepted them (one connection). A cache then waits, bounded,
+    /// for every other cache on the bus to acknowledge an invalidation
+    /// before it returns, and trusts its own in-process layer only while a
+    /// ping it sends through the bus keeps coming back (a lease). `false`
+    /// by default.
     ///
     /// # Examples
     ///
@@ -360,7 +325,7 @@ pub trait Bus: Send + Sync + fmt::Debug + 'static {
     /// use cachewright::backends::{redis::RedisBackend, Backend};
     ///
     /// let redis = RedisBackend::from_url("redis://127.0.0.1:1").unwrap();
-    /// assert!(redis.bus().unwrap().confirms(), "Redis pub/sub counts its receivers");
+    /// assert!(redis.bus().unwrap().confirms(), "one subscription, one order");
     /// ```
     fn confirms(&self) -> bool {
         false

@@ -789,19 +789,6 @@ impl Bus for RedisBus {
         .await
     }
 
-    async fn publish_counted(
-        &self,
-        channel: &str,
-        payload: Vec<u8>,
-    ) -> Result<Option<u64>, BackendError> {
-        let cmd = redis::cmd("PUBLISH").arg(channel).arg(payload).to_owned();
-        let n = on_io(&self.conn, |mut c| async move {
-            cmd.query_async::<u64>(&mut c).await
-        })
-        .await?;
-        Ok(Some(n))
-    }
-
     fn confirms(&self) -> bool {
         true
     }

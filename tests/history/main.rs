@@ -229,6 +229,55 @@ fn no_read_returns_a_version_older_than_a_finished_write() {
         c.delays.last().copied().unwrap_or(0),
         c.read_interval_p50
     );
+    // How long writes took (each waits for its invalidation to be
+    // acknowledged), away from disturbances and in all.
+    let near = |o: &Op| {
+        disturbed
+            .iter()
+            .any(|&(a, b)| o.start < b.saturating_add(1_000_000) && o.end + 200_000 > a)
+    };
+    let mut calm: Vec<u64> = ops
+        .iter()
+        .filter(|o| o.write && !near(o))
+        .map(|o| o.end - o.start)
+        .collect();
+    let mut all: Vec<u64> = ops
+        .iter()
+        .filter(|o| o.write)
+        .map(|o| o.end - o.start)
+        .collect();
+    calm.sort_unstable();
+    all.sort_unstable();
+    println!(
+        "WRITE DURATION (database write + confirmed invalidation) away from disturbances: counted={} p50={} us p99={} us max={} us; all: p50={} us p99={} us max={} us",
+        calm.len(),
+        percentile(&calm, 50),
+        percentile(&calm, 99),
+        calm.last().copied().unwrap_or(0),
+        percentile(&all, 50),
+        percentile(&all, 99),
+        all.last().copied().unwrap_or(0)
+    );
+    // The slowest writes and the disturbance nearest each (a write waits
+    // out a lease only for a process that stopped answering).
+    let mut slow: Vec<&Op> = ops
+        .iter()
+        .filter(|o| o.write && o.end - o.start >= 100_000)
+        .collect();
+    slow.sort_by_key(|o| std::cmp::Reverse(o.end - o.start));
+    for o in slow.iter().take(5) {
+        let nearest = disturbances
+            .iter()
+            .min_by_key(|d| d.span.0.abs_diff(o.start))
+            .map(|d| format!("{} at +{} ms", d.what, (d.span.0 - start) / 1000))
+            .unwrap_or_default();
+        println!(
+            "SLOW WRITE at +{} ms took {} ms ({} slower than 100 ms in all); nearest disturbance: {nearest}",
+            (o.start - start) / 1000,
+            (o.end - o.start) / 1000,
+            slow.len()
+        );
+    }
     let delivery = bus_delivery(&ops, &arrivals, &disturbed);
     println!(
         "BUS DELIVERY (write end -> its message reaching a bystander subscriber in another process; negative: before the writer heard back) counted={} p50={} us p99={} us max={} us",

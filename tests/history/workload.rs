@@ -124,51 +124,12 @@ impl Rng {
 
 // ---- the worker ----------------------------------------------------------------------------
 
-/// Acknowledges an invalidation message as a cache does (every subscriber
-/// `PUBLISH` counts must answer, or the writer waits out its lease): on the
-/// sender's own channel, naming its sequence number.
-fn acknowledge(
-    ack: &mut Option<redis::Connection>,
-    client: &redis::Client,
-    channel: &str,
-    text: &str,
-) {
-    let field = |name: &str| -> Option<u64> {
-        let rest = &text[text.find(&format!("\"{name}\":"))? + name.len() + 3..];
-        rest[..rest.find(|c: char| !c.is_ascii_digit())?]
-            .parse()
-            .ok()
-    };
-    let (Some(origin), Some(seq)) = (field("origin"), field("seq")) else {
-        return;
-    };
-    if seq == 0 {
-        return;
-    }
-    if ack.is_none() {
-        *ack = client
-            .get_connection_with_timeout(Duration::from_millis(200))
-            .ok();
-    }
-    let Some(conn) = ack.as_mut() else { return };
-    let sent = redis::cmd("PUBLISH")
-        .arg(format!("{channel}:m:{origin:016x}"))
-        .arg(format!(r#"{{"origin":1,"kind":"ack","at":0,"seq":{seq}}}"#))
-        .query::<i64>(conn);
-    if sent.is_err() {
-        *ack = None;
-    }
-}
-
 /// A bystander on the bus in a worker's process: when each invalidation
 /// message reached this process (its own connection, subscribed as the
 /// cache's is), with the message's text. Only for explaining violations.
-/// It answers each message as a cache would, so that writers do not wait
-/// for it.
 fn probe_bus(url: &str, channel: &str, watching: &AtomicBool) -> Vec<(u64, String)> {
     let mut seen = Vec::new();
     let client = redis::Client::open(url).unwrap();
-    let mut ack = None;
     while watching.load(Relaxed) {
         let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
             std::thread::sleep(Duration::from_millis(10));
@@ -186,7 +147,6 @@ fn probe_bus(url: &str, channel: &str, watching: &AtomicBool) -> Vec<(u64, Strin
             match bus.get_message() {
                 Ok(msg) => {
                     let text = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
-                    acknowledge(&mut ack, &client, channel, &text);
                     seen.push((now_us(), text));
                 }
                 Err(e) if e.is_timeout() => {}
@@ -338,9 +298,11 @@ fn worker() {
         .collect();
     let sum = |f: fn(&cachewright::Stats) -> u64| uses.iter().map(f).sum::<u64>();
     println!(
-        "WORKER ops={} bus_changes={} delivery_failures={} undelivered={} lost={} hits={} remote_hits={} loads={} stale_hits={} refreshes={} discarded={} bus_messages_applied={}",
+        "WORKER ops={} bus_changes={} confirmed={} unconfirmed={} delivery_failures={} undelivered={} lost={} hits={} remote_hits={} loads={} stale_hits={} refreshes={} discarded={} bus_messages_applied={}",
         ops.len(),
         bus.len() - 1,
+        stats.confirmed,
+        stats.unconfirmed,
         stats.delivery_failures,
         stats.undelivered,
         stats.lost,

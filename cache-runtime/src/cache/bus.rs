@@ -56,8 +56,10 @@ pub(super) enum BusKind {
     Written,
     /// The namespace was cleared.
     Clear,
-    /// A cache's ping to itself, on its own channel: `at` is when it was
-    /// sent (real monotonic ms); coming back, it extends the lease.
+    /// A cache's ping, on the namespace's ping channel: `at` is when it
+    /// was sent (real monotonic ms), `seq` the number of the sender's
+    /// subscription. Coming back to its sender it extends the lease; heard
+    /// by others it makes the sender a member.
     Ping,
     /// On the sender's own channel: message `seq` was applied by `origin`.
     Ack,
@@ -106,6 +108,11 @@ impl Cache {
                     .unwrap_or_else(|e| e.into_inner()) = None;
                 // Whatever was invalidated while we were not listening is
                 // unknown: nothing held from before is trusted.
+                if let Some(c) = &self.inner.confirm {
+                    c.subscriptions.fetch_add(1, Relaxed);
+                    c.subscribed_at
+                        .store(crate::clock::real_ms().max(1), Relaxed);
+                }
                 marks.reset(self.inner.clock.stamp());
                 self.clear_local();
                 marks.set_trusted(true);
@@ -115,6 +122,9 @@ impl Cache {
                 tracing::info!(cache = %self.inner.name, "invalidation bus connected");
             }
             BusEvent::Disconnected => {
+                if let Some(c) = &self.inner.confirm {
+                    c.subscribed_at.store(0, Relaxed);
+                }
                 marks.set_trusted(false);
                 self.clear_local();
             }
@@ -136,7 +146,7 @@ impl Cache {
                     return;
                 };
                 match msg.kind {
-                    BusKind::Ping => return self.on_ping(msg.origin, msg.at),
+                    BusKind::Ping => return self.on_ping(msg.origin, msg.at, msg.seq),
                     BusKind::Ack => return self.ack(msg.seq, msg.origin),
                     _ => {}
                 }

@@ -1,12 +1,11 @@
-//! Confirmed invalidations: an invalidation returns once every process
-//! subscribed to the bus has applied it, or once those that did not can no
-//! longer be serving their in-process copies.
+//! Confirmed invalidations: an invalidation returns once every cache on the
+//! bus has applied it, or once those that did not can no longer be serving
+//! their in-process copies.
 //!
 //! Over a bus that [`confirms`](cachewright_backends::Bus::confirms) (Redis
-//! pub/sub: `PUBLISH` says how many subscribers received a message, and one
-//! subscription delivers all its channels in the order the server accepted
-//! the messages), each cache subscribes, on one connection, to the
-//! namespace's channel, its ping channel and its own channel:
+//! pub/sub: one subscription delivers all its channels in the order the
+//! server accepted the messages), each cache subscribes, on one connection,
+//! to the namespace's channel, its ping channel and its own channel:
 //!
 //! - **A lease.** Every cache pings the ping channel every quarter of the
 //!   lease. Its in-process layer is trusted only until a lease after the
@@ -17,16 +16,18 @@
 //!   unnoticed) stops trusting its in-process layer at most a lease after it
 //!   last heard itself.
 //! - **Members.** Every cache hears the others' pings: those heard within a
-//!   lease are the members an invalidation must reach.
+//!   lease are the members an invalidation must reach. Subscribers that do
+//!   not ping (a `redis-cli SUBSCRIBE`, a cache with confirmation off) are
+//!   not waited for.
 //! - **Acknowledgements.** A message that asks for one (`seq` > 0) is
 //!   answered, once applied, on the sender's own channel. The sender waits
-//!   until as many answers came as `PUBLISH` counted receivers (its own
-//!   subscriber answers by receiving its own message) and every member it
-//!   knew answered, or until those that did not answer can no longer trust
-//!   their in-process layer: a lease after it last heard them, and a lease
-//!   after `PUBLISH` returned for receivers it did not know. When publishing
-//!   fails (the bus is down for everyone), it waits for the members' leases
-//!   alone: once per outage, since later invalidations find them run out.
+//!   until its own message came back to it (then every ping the server took
+//!   before it has been heard: the members are known) and every member
+//!   answered, subscribed anew, or can no longer trust its in-process layer
+//!   (a lease after it was last heard); in any case no longer than a lease
+//!   after publishing. When publishing fails (the bus is down for
+//!   everyone), it waits for the members' leases alone: once per outage,
+//!   since later invalidations find them run out.
 
 use super::bus::BusMessage;
 use super::*;
@@ -60,18 +61,24 @@ pub(super) struct Confirm {
     /// Messages waiting for acknowledgements: seq -> who answered so far.
     waiting: Mutex<HashMap<u64, tokio::sync::watch::Sender<Acked>>>,
     /// Other caches on the bus: origin -> when their last ping was heard
-    /// (real monotonic ms).
-    members: Mutex<HashMap<u64, u64>>,
+    /// (real monotonic ms) and the number of their subscription.
+    members: Mutex<HashMap<u64, (u64, u64)>>,
+    /// This cache's subscriptions so far (its pings carry the number).
+    pub(super) subscriptions: AtomicU64,
+    /// When the current subscription began (real monotonic ms; 0 while
+    /// there is none): until it is a lease old, a member stalled since
+    /// before it may be unknown here.
+    pub(super) subscribed_at: AtomicU64,
     /// Invalidations every receiver acknowledged.
     pub(super) confirmed: AtomicU64,
     /// Invalidations some receiver did not acknowledge within its lease.
     pub(super) unconfirmed: AtomicU64,
 }
 
-/// The acknowledgements of one message.
+/// Who acknowledged one message (this cache itself when its own
+/// subscription delivered it back).
 #[derive(Default, Clone)]
 struct Acked {
-    count: u64,
     from: Vec<u64>,
 }
 
@@ -82,6 +89,8 @@ impl Confirm {
             next: AtomicU64::new(1),
             waiting: Mutex::default(),
             members: Mutex::default(),
+            subscriptions: AtomicU64::new(0),
+            subscribed_at: AtomicU64::new(0),
             confirmed: AtomicU64::new(0),
             unconfirmed: AtomicU64::new(0),
         }
@@ -93,7 +102,7 @@ impl Confirm {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn members(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
+    fn members(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (u64, u64)>> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -109,10 +118,7 @@ impl Confirm {
     /// `from` acknowledged `seq` (ignored when nobody waits for it).
     pub(super) fn ack(&self, seq: u64, from: u64) {
         if let Some(tx) = self.waiting().get(&seq) {
-            tx.send_modify(|a| {
-                a.count += 1;
-                a.from.push(from);
-            });
+            tx.send_modify(|a| a.from.push(from));
         }
     }
 
@@ -120,14 +126,30 @@ impl Confirm {
         self.waiting().remove(&seq);
     }
 
-    /// Another cache's ping was heard now.
-    pub(super) fn heard(&self, origin: u64) {
+    /// Another cache's ping was heard now, sent from its subscription
+    /// number `subscription`.
+    ///
+    /// A cache that subscribed anew since it was last heard is counted as
+    /// having answered every message waited for now: if it subscribed
+    /// before such a message was published, `PUBLISH` counted it and its
+    /// answer is still awaited by count; if after, it has dropped its
+    /// in-process copies and reads watermarks afresh on subscribing, so
+    /// nothing it serves predates the message.
+    pub(super) fn heard(&self, origin: u64, subscription: u64) {
         let now = crate::clock::real_ms();
         let forget_before = now.saturating_sub(lease_ms(self.lease).saturating_mul(4));
-        let mut m = self.members();
-        m.insert(origin, now);
-        if m.len() > 64 {
-            m.retain(|_, &mut at| at >= forget_before);
+        let renewed = {
+            let mut m = self.members();
+            let before = m.insert(origin, (now, subscription));
+            if m.len() > 64 {
+                m.retain(|_, &mut (at, _)| at >= forget_before);
+            }
+            before.is_some_and(|(_, s)| s < subscription)
+        };
+        if renewed {
+            for tx in self.waiting().values() {
+                tx.send_modify(|a| a.from.push(origin));
+            }
         }
     }
 
@@ -137,7 +159,7 @@ impl Confirm {
         let grace = lease_ms(self.lease).saturating_add(lease_ms(MARGIN));
         self.members()
             .iter()
-            .map(|(&o, &heard)| (o, heard.saturating_add(grace)))
+            .map(|(&o, &(heard, _))| (o, heard.saturating_add(grace)))
             .filter(|&(_, until)| until > now)
             .collect()
     }
@@ -175,7 +197,17 @@ impl Cache {
         let Some(bus) = self.inner.bus.clone() else {
             return;
         };
-        let msg = BusMessage::control(self.inner.origin, BusKind::Ping, crate::clock::real_ms(), 0);
+        let subscription = self
+            .inner
+            .confirm
+            .as_ref()
+            .map_or(0, |c| c.subscriptions.load(Relaxed));
+        let msg = BusMessage::control(
+            self.inner.origin,
+            BusKind::Ping,
+            crate::clock::real_ms(),
+            subscription,
+        );
         let Ok(bytes) = serde_json::to_vec(&msg) else {
             return;
         };
@@ -205,15 +237,17 @@ impl Cache {
 
     /// A ping: one of this cache's coming back (the lease runs from its
     /// sending), or another cache's (a member heard).
-    pub(super) fn on_ping(&self, from: u64, sent_ms: u64) {
+    pub(super) fn on_ping(&self, from: u64, sent_ms: u64, subscription: u64) {
         let Some(confirm) = &self.inner.confirm else {
             return;
         };
-        if from == self.inner.origin {
+        if from != self.inner.origin {
+            return confirm.heard(from, subscription);
+        }
+        // Only a ping sent from the current subscription vouches for it.
+        if subscription == confirm.subscriptions.load(Relaxed) {
             let until = sent_ms.saturating_add(lease_ms(confirm.lease));
             self.inner.marks.extend_lease(until);
-        } else {
-            confirm.heard(from);
         }
     }
 
@@ -228,16 +262,28 @@ impl Cache {
         };
         let channel = Self::member_channel(&self.channel(), to);
         crate::spawn::spawn_on_io(async move {
-            if let Err(e) = bus.publish(&channel, bytes).await {
-                tracing::debug!(error = %e, "acknowledging an invalidation failed");
+            // A connection broken under it fails once; the sender would
+            // wait out a lease for an answer that never comes.
+            let mut pause = Duration::from_millis(10);
+            for attempt in 1..=4 {
+                match bus.publish(&channel, bytes.clone()).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == 4 => {
+                        tracing::debug!(error = %e, "acknowledging an invalidation failed");
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(pause).await;
+                        pause *= 4;
+                    }
+                }
             }
         });
     }
 
-    /// Publishes an invalidation and waits until every subscriber applied
-    /// it, or until those that did not can no longer trust their
-    /// in-process copies (see the module's documentation). One that cannot
-    /// be published is owed and retried.
+    /// Publishes an invalidation and waits until every member applied it,
+    /// or until those that did not can no longer trust their in-process
+    /// copies (see the module's documentation). One that cannot be
+    /// published is owed and retried.
     pub(super) async fn publish_confirmed(&self, kind: BusKind, items: Vec<String>, at: Stamp) {
         let Some(confirm) = &self.inner.confirm else {
             return self.deliver_message(kind, items, at).await;
@@ -249,41 +295,27 @@ impl Cache {
         };
         let channel = self.channel();
         let published = crate::spawn::within(Duration::from_secs(1), async move {
-            bus.publish_counted(&channel, bytes).await
+            bus.publish(&channel, bytes).await
         })
         .await;
-        let receivers = match published {
-            Some(Ok(Some(n))) => Some(n),
-            Some(Ok(None)) => {
-                // Sent; this bus cannot count its receivers.
-                confirm.forget(seq);
-                return;
-            }
+        let published = match published {
+            Some(Ok(())) => true,
             Some(Err(e)) => {
                 tracing::warn!(cache = %self.inner.name, error = %e, "could not publish an invalidation");
-                None
+                false
             }
             None => {
                 tracing::warn!(cache = %self.inner.name, "publishing an invalidation timed out");
-                None
+                false
             }
         };
-        if receivers.is_none() {
-            confirm.forget(seq);
+        if !published {
             self.owe_message(kind, items.clone(), at);
         }
-        let now = crate::clock::real_ms();
-        let members: Vec<(u64, u64)> = confirm
-            .live_members(now)
-            .into_iter()
-            .filter(|&(o, _)| o != self.inner.origin)
-            .collect();
-        let unknown_until = now
-            .saturating_add(lease_ms(confirm.lease))
-            .saturating_add(lease_ms(MARGIN));
         // On cachewright's runtime, whose timers are real: a paused test
         // clock must not cut the wait short.
-        let wait = wait_for_acks(acks, receivers, members, unknown_until);
+        let c = self.clone();
+        let wait = async move { c.wait_for_acks(acks, published).await };
         let all = match cachewright_backends::io::handle() {
             Some(h) => h.spawn(wait).await.unwrap_or(false),
             None => {
@@ -292,7 +324,7 @@ impl Cache {
             }
         };
         confirm.forget(seq);
-        if receivers.is_none() {
+        if !published {
             return; // owed: neither confirmed nor unconfirmed yet
         }
         if all {
@@ -309,45 +341,92 @@ impl Cache {
             }
         }
     }
-}
 
-/// Waits until `receivers` acknowledgements came (when known) and every
-/// member answered, each for as long as it may still trust its in-process
-/// layer: a member until its deadline, receivers not known as members until
-/// `unknown_until`. Whether everyone answered.
-async fn wait_for_acks(
-    mut acks: tokio::sync::watch::Receiver<Acked>,
-    receivers: Option<u64>,
-    members: Vec<(u64, u64)>,
-    unknown_until: u64,
-) -> bool {
-    loop {
-        let (count_met, missing) = {
-            let a = acks.borrow_and_update();
-            let count_met = receivers.is_none_or(|n| a.count >= n);
-            let missing = members
-                .iter()
-                .filter(|(o, _)| !a.from.contains(o))
-                .map(|&(_, until)| until)
-                .max();
-            (count_met, missing)
-        };
-        if receivers.is_some() && count_met && missing.is_none() {
+    /// Waits for the answers to one message; whether every member answered.
+    ///
+    /// Published: once the message came back through this cache's own
+    /// subscription, every ping the server took before it has been heard
+    /// here, so the members then known are all that may have been trusting
+    /// their in-process layer without it (a member whose first ping came
+    /// later applies the message before its lease starts). Each is waited
+    /// for until it answers, subscribes anew, or its lease surely ran out
+    /// (a lease and a margin after it was last heard). Whatever happens,
+    /// the wait ends a lease and a margin after publishing: by then every
+    /// cache that has not applied the message has stopped trusting its
+    /// in-process layer (its last ping that came back was sent before the
+    /// message reached the server).
+    ///
+    /// Not published (the bus is down): the members known are waited for
+    /// until their leases ran out, which later invalidations of the same
+    /// outage find already done.
+    async fn wait_for_acks(
+        &self,
+        mut acks: tokio::sync::watch::Receiver<Acked>,
+        published: bool,
+    ) -> bool {
+        let Some(confirm) = &self.inner.confirm else {
             return true;
-        }
-        let mut until = missing.unwrap_or(0);
-        if !count_met {
-            until = until.max(unknown_until);
-        }
-        let now = crate::clock::real_ms();
-        if now >= until {
-            return false;
-        }
-        let left = Duration::from_millis(until - now);
-        // A change, or the time to look again; a closed channel means the
-        // message was forgotten: stop.
-        if let Ok(Err(_)) = tokio::time::timeout(left, acks.changed()).await {
-            return false;
+        };
+        let own = self.inner.origin;
+        let members = |now| -> Vec<(u64, u64)> {
+            confirm
+                .live_members(now)
+                .into_iter()
+                .filter(|&(o, _)| o != own)
+                .collect()
+        };
+        let start = crate::clock::real_ms();
+        let grace = lease_ms(confirm.lease).saturating_add(lease_ms(MARGIN));
+        let full = start.saturating_add(grace);
+        // Members are all known once this subscription is a lease old
+        // (every member with a lease has pinged through it since).
+        let complete_at = match confirm.subscribed_at.load(Relaxed) {
+            0 => u64::MAX,
+            at => at.saturating_add(grace),
+        };
+        let mut known = (!published).then(|| members(start));
+        let until = match &known {
+            Some(m) => {
+                let heard = m.iter().map(|&(_, u)| u).max().unwrap_or(start);
+                if complete_at > start {
+                    heard.max(full)
+                } else {
+                    heard
+                }
+            }
+            None => full,
+        };
+        loop {
+            let now = crate::clock::real_ms();
+            let answered = acks.borrow_and_update().from.clone();
+            if known.is_none() && answered.contains(&own) {
+                known = Some(members(now));
+            }
+            let mut next = until;
+            if let Some(m) = &known {
+                let silent = m.iter().filter(|&&(o, _)| !answered.contains(&o));
+                let everyone = silent.clone().next().is_none();
+                let missing = silent
+                    .filter(|&&(_, deadline)| deadline > now)
+                    .map(|&(_, deadline)| deadline)
+                    .max();
+                match missing {
+                    // Every member answered, or can no longer trust its
+                    // in-process layer (then unconfirmed).
+                    None if now >= complete_at => return published && everyone,
+                    None => next = next.min(complete_at),
+                    Some(d) => next = next.min(d),
+                }
+            }
+            if now >= until {
+                return false;
+            }
+            let left = Duration::from_millis(next.saturating_sub(now).max(1));
+            // An answer, or the time to look again; a closed channel means
+            // the message was forgotten: stop.
+            if let Ok(Err(_)) = tokio::time::timeout(left, acks.changed()).await {
+                return false;
+            }
         }
     }
 }
