@@ -348,7 +348,10 @@ impl CacheBuilder {
     /// cache trusts its in-process layer only while a ping it sends itself
     /// through the bus every quarter lease keeps coming back, so by then it
     /// has stopped serving in-process copies (it reads the remote layer,
-    /// whose watermarks were raised first). Default:
+    /// whose watermarks were raised first). A cache learns who else is on
+    /// the bus from their pings, so in the first lease after it subscribes
+    /// (startup, reconnect) an invalidation waits until that lease is over.
+    /// Default:
     /// [`DEFAULT_INVALIDATION_LEASE`](crate::DEFAULT_INVALIDATION_LEASE)
     /// (2 s); at least 200 ms.
     ///

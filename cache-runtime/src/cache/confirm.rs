@@ -350,11 +350,14 @@ impl Cache {
     /// their in-process layer without it (a member whose first ping came
     /// later applies the message before its lease starts). Each is waited
     /// for until it answers, subscribes anew, or its lease surely ran out
-    /// (a lease and a margin after it was last heard). Whatever happens,
-    /// the wait ends a lease and a margin after publishing: by then every
-    /// cache that has not applied the message has stopped trusting its
-    /// in-process layer (its last ping that came back was sent before the
-    /// message reached the server).
+    /// (a lease and a margin after it was last heard). Until this cache's
+    /// own subscription is a lease old, a member stalled since before it
+    /// began may be unknown here, so the wait lasts at least until then
+    /// (once after startup or a reconnect). Whatever happens, the wait ends
+    /// a lease and a margin after publishing: by then every cache that has
+    /// not applied the message has stopped trusting its in-process layer
+    /// (its last ping that came back was sent before the message reached
+    /// the server).
     ///
     /// Not published (the bus is down): the members known are waited for
     /// until their leases ran out, which later invalidations of the same
