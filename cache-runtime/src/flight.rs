@@ -19,14 +19,25 @@ use hashbrown::HashMap;
 use tokio::sync::Notify;
 
 use crate::clock::Stamp;
+use crate::entry::Tags;
 
 /// A type-erased copy of a loader's error, kept for the waiters.
 pub type SharedError = Box<dyn Any + Send>;
 
+/// A value as a flight hands it on, with what an invalidation is judged by:
+/// the stamp of the start of its load and every tag it is stored with (its
+/// key's, and those its loader or its options added).
+#[derive(Clone)]
+pub(crate) struct Stamped<V> {
+    pub(crate) value: V,
+    pub(crate) stamp: Stamp,
+    pub(crate) tags: Tags,
+}
+
 pub(crate) enum Outcome<V> {
     Running,
-    /// The value, and the stamp of the start of its load.
-    Done(V, Stamp),
+    /// The leader's value.
+    Done(Stamped<V>),
     /// The load failed; waiters get a copy of the error when it could be
     /// copied, and otherwise run the load themselves, one at a time.
     Failed(Option<SharedError>),
@@ -75,7 +86,7 @@ impl<V: Clone> Flight<V> {
     ) -> Option<Outcome<V>> {
         match o {
             Outcome::Running => None,
-            Outcome::Done(v, s) => Some(Outcome::Done(v.clone(), *s)),
+            Outcome::Done(v) => Some(Outcome::Done(v.clone())),
             Outcome::Failed(e) => Some(Outcome::Failed(e.as_ref().and_then(share))),
             Outcome::Abandoned => Some(Outcome::Abandoned),
         }
@@ -295,8 +306,8 @@ pub(crate) enum Wait {
     Yield,
 }
 
-/// One caller's load of one key, as [`run`] drives it. Values travel with
-/// the stamp of the start of their load.
+/// One caller's load of one key, as [`run`] drives it. Values travel as
+/// [`Stamped`]: with the stamp of the start of their load and their tags.
 pub(crate) trait Load {
     type Value;
     type Error;
@@ -304,18 +315,20 @@ pub(crate) trait Load {
     /// A fresh value already in process memory: checked by a new leader
     /// (the previous one may have just stored it) and by a waiter that got
     /// no copy of its leader's outcome.
-    fn peek(&self) -> Option<(Self::Value, Stamp)>;
+    fn peek(&self) -> Option<Stamped<Self::Value>>;
 
     /// Looks in the remote layers (which fill the layers above on a hit).
-    fn remote(&mut self) -> impl Future<Output = Option<(Self::Value, Stamp)>>;
+    fn remote(&mut self) -> impl Future<Output = Option<Stamped<Self::Value>>>;
 
     /// Runs the loader and stores what it returned (unless an invalidation
-    /// came while it ran); the leader's last step.
-    fn load(self) -> impl Future<Output = Result<(Self::Value, Stamp), Self::Error>>;
+    /// came while it ran); the leader's last step. The value carries every
+    /// tag it is stored with, or would be were it cached.
+    fn load(self) -> impl Future<Output = Result<Stamped<Self::Value>, Self::Error>>;
 
-    /// Whether no invalidation known now covers a value of this key whose
-    /// load began at `stamp`.
-    fn current(&self, stamp: Stamp) -> bool;
+    /// Whether no invalidation known now covers `value` (a value of this
+    /// key): its stamp against the watermarks of each of its tags and of
+    /// the key.
+    fn current(&self, value: &Stamped<Self::Value>) -> bool;
 }
 
 /// How many times a waiter waits for a leader whose value an invalidation
@@ -329,9 +342,10 @@ const WAITS_FOR_CURRENT: u32 = 3;
 /// no copy of the outcome (an error that cannot be shared, a leader that
 /// panicked or was cancelled) joins again: at most one caller loads at a
 /// time, and the key is never wedged. A waiter takes the leader's value only
-/// if no invalidation has covered it since its load began: an invalidation
-/// that returned before the waiter arrived must not hand it an older value;
-/// such a waiter waits for (or leads) a newer load.
+/// if no invalidation of any of its tags (those the loader added as it ran
+/// included) has covered it since its load began: an invalidation that
+/// returned before the waiter arrived must not hand it an older value; such
+/// a waiter waits for (or leads) a newer load.
 pub(crate) async fn run<K, V, J>(
     flights: &Flights<K, V>,
     key: &K,
@@ -353,18 +367,18 @@ where
                     .flight
                     .leader
                     .set((Who::current(), wait == Wait::Yield));
-                if let Some((v, s)) = job.peek() {
-                    lead.finish(|| Outcome::Done(v.clone(), s));
-                    return Ok(v);
+                if let Some(found) = job.peek() {
+                    lead.finish(|| Outcome::Done(found.clone()));
+                    return Ok(found.value);
                 }
-                if let Some((v, s)) = job.remote().await {
-                    lead.finish(|| Outcome::Done(v.clone(), s));
-                    return Ok(v);
+                if let Some(found) = job.remote().await {
+                    lead.finish(|| Outcome::Done(found.clone()));
+                    return Ok(found.value);
                 }
                 return match job.load().await {
-                    Ok((v, s)) => {
-                        lead.finish(|| Outcome::Done(v.clone(), s));
-                        Ok(v)
+                    Ok(loaded) => {
+                        lead.finish(|| Outcome::Done(loaded.clone()));
+                        Ok(loaded.value)
                     }
                     Err(e) => {
                         lead.finish(|| Outcome::Failed((share.share)(&e)));
@@ -379,18 +393,18 @@ where
                     tracing::debug!(
                         "a load of this key is led where waiting cannot end; loading apart"
                     );
-                    return job.load().await.map(|(v, _)| v);
+                    return job.load().await.map(|l| l.value);
                 }
                 let outcome = match wait {
                     Wait::Block => flight.wait(share.copy),
                     Wait::Yield => flight.wait_async(share.copy).await,
                 };
                 match outcome {
-                    Outcome::Done(v, s) if job.current(s) => return Ok(v),
-                    Outcome::Done(..) => {
+                    Outcome::Done(v) if job.current(&v) => return Ok(v.value),
+                    Outcome::Done(_) => {
                         superseded += 1;
                         if superseded >= WAITS_FOR_CURRENT {
-                            return job.load().await.map(|(v, _)| v);
+                            return job.load().await.map(|l| l.value);
                         }
                     }
                     Outcome::Failed(Some(e)) => {
@@ -400,8 +414,8 @@ where
                     }
                     Outcome::Failed(None) | Outcome::Abandoned | Outcome::Running => {}
                 }
-                if let Some((v, _)) = job.peek() {
-                    return Ok(v);
+                if let Some(found) = job.peek() {
+                    return Ok(found.value);
                 }
             }
         }

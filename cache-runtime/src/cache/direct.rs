@@ -42,18 +42,24 @@ impl Cache {
     }
 
     pub(super) fn read<T: Clone + 'static>(&self, key: &Key) -> Option<(Freshness, T)> {
-        self.read_stamped(key).map(|(f, v, _)| (f, v))
+        self.read_stamped(key).map(|(f, v)| (f, v.value))
     }
 
-    /// [`read`](Self::read), with the stamp of the start of the value's load.
+    /// [`read`](Self::read), with the stamp of the start of the value's load
+    /// and its tags.
     pub(super) fn read_stamped<T: Clone + 'static>(
         &self,
         key: &Key,
-    ) -> Option<(Freshness, T, Stamp)> {
+    ) -> Option<(Freshness, Stamped<T>)> {
         self.with_live(key, |e, now| {
-            e.value
-                .downcast_ref::<T>()
-                .map(|v| (e.freshness(now), v.clone(), e.stamp))
+            e.value.downcast_ref::<T>().map(|v| {
+                let found = Stamped {
+                    value: v.clone(),
+                    stamp: e.stamp,
+                    tags: e.tags.clone(),
+                };
+                (e.freshness(now), found)
+            })
         })
     }
 
@@ -120,12 +126,12 @@ impl Cache {
     where
         T: Clone + Send + Sync + DeserializeOwned + 'static,
     {
-        self.get_remote_stamped(key).await.map(|(v, _)| v)
+        self.get_remote_stamped(key).await.map(|found| found.value)
     }
 
     /// [`get_remote`](Self::get_remote), with the stamp of the start of the
-    /// value's load.
-    pub(super) async fn get_remote_stamped<T>(&self, key: &Key) -> Option<(T, Stamp)>
+    /// value's load and its tags.
+    pub(super) async fn get_remote_stamped<T>(&self, key: &Key) -> Option<Stamped<T>>
     where
         T: Clone + Send + Sync + DeserializeOwned + 'static,
     {
@@ -135,7 +141,11 @@ impl Cache {
             .read_layers(urn, |b| envelope::decode::<T>(b, format, urn, &tags))
             .await;
         let entry = hit?.entry;
-        let found = (entry.value.clone(), entry.stamp);
+        let found = Stamped {
+            value: entry.value.clone(),
+            stamp: entry.stamp,
+            tags: entry.tags.clone(),
+        };
         self.put_local(key, entry, Admit::Replace);
         Some(found)
     }

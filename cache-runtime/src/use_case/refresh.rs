@@ -83,10 +83,10 @@ where
         &self,
         miss: &Miss<K>,
         lead: crate::flight::Lead<'_, K, V>,
-        r: Result<(V, Stamp), RefreshFailed>,
+        r: Result<Stamped<V>, RefreshFailed>,
     ) {
         match r {
-            Ok((v, s)) => lead.finish(|| Outcome::Done(v, s)),
+            Ok(refreshed) => lead.finish(|| Outcome::Done(refreshed)),
             Err(RefreshFailed) => {
                 tracing::warn!(
                     use_case = self.name,
