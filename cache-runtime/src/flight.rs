@@ -25,13 +25,17 @@ use crate::entry::Tags;
 pub type SharedError = Box<dyn Any + Send>;
 
 /// A value as a flight hands it on, with what an invalidation is judged by:
-/// the stamp of the start of its load and every tag it is stored with (its
-/// key's, and those its loader or its options added).
+/// the stamp of the start of its load, every tag it is stored with (its
+/// key's, and those its loader or its options added), and since when this
+/// process holds it (the start of its load, or of the read that found it):
+/// a bus reconnect after that moment means an invalidation may have been
+/// missed meanwhile.
 #[derive(Clone)]
 pub(crate) struct Stamped<V> {
     pub(crate) value: V,
     pub(crate) stamp: Stamp,
     pub(crate) tags: Tags,
+    pub(crate) since: Stamp,
 }
 
 pub(crate) enum Outcome<V> {
@@ -325,9 +329,10 @@ pub(crate) trait Load {
     /// tag it is stored with, or would be were it cached.
     fn load(self) -> impl Future<Output = Result<Stamped<Self::Value>, Self::Error>>;
 
-    /// Whether no invalidation known now covers `value` (a value of this
-    /// key): its stamp against the watermarks of each of its tags and of
-    /// the key.
+    /// Whether `value` (a value of this key) may be handed to a waiter: no
+    /// invalidation known now covers it (its stamp against the watermarks of
+    /// each of its tags and of the key), and the bus has not reconnected
+    /// since this process got it.
     fn current(&self, value: &Stamped<Self::Value>) -> bool;
 }
 
@@ -343,9 +348,10 @@ const WAITS_FOR_CURRENT: u32 = 3;
 /// panicked or was cancelled) joins again: at most one caller loads at a
 /// time, and the key is never wedged. A waiter takes the leader's value only
 /// if no invalidation of any of its tags (those the loader added as it ran
-/// included) has covered it since its load began: an invalidation that
-/// returned before the waiter arrived must not hand it an older value; such
-/// a waiter waits for (or leads) a newer load.
+/// included) has covered it since its load began, and the bus has not
+/// reconnected since (an invalidation may have been missed): an
+/// invalidation that returned before the waiter arrived must not hand it an
+/// older value; such a waiter waits for (or leads) a newer load.
 pub(crate) async fn run<K, V, J>(
     flights: &Flights<K, V>,
     key: &K,

@@ -191,8 +191,7 @@ where
     }
 
     fn current(&self, value: &Stamped<T>) -> bool {
-        let urn = self.key.as_str();
-        self.cache.current(value.stamp, &value.tags, urn)
+        self.cache.shareable(value, self.key.as_str())
     }
 
     async fn remote(&mut self) -> Option<Stamped<T>> {
@@ -222,6 +221,7 @@ where
             value,
             stamp,
             tags: crate::entry::with_tags(&direct_tags(self.key), extra),
+            since: stamp,
         };
         let negative = self.options.is_negative.is_some_and(|f| f(&loaded.value));
         if let Some(life) = self.options.policy.lifetime(negative, said.directive) {
@@ -234,9 +234,9 @@ where
                     "an invalidation came while the value loaded; not stored"
                 );
             } else if self.blocking {
-                self.cache.set_entry(self.key, entry);
+                self.cache.store_entry(self.key, entry, stamp);
             } else {
-                self.cache.set_entry_async(self.key, entry).await;
+                self.cache.store_entry_async(self.key, entry, stamp).await;
             }
         }
         Ok(loaded)

@@ -84,6 +84,8 @@ where
         if !self.local {
             return None;
         }
+        // Before the check: a reconnect after it makes the value suspect.
+        let since = self.clock.stamp();
         let now = self.clock.now_ms();
         let marks = &*self.marks;
         self.store
@@ -96,6 +98,7 @@ where
                             value: h.entry.value.clone(),
                             stamp: h.entry.stamp,
                             tags: h.entry.tags.clone(),
+                            since,
                         }
                     })
                 },
@@ -113,7 +116,9 @@ where
         loaded: Stamped<V>,
         directive: Directive,
     ) -> Option<Entry<V>> {
-        let Stamped { value, stamp, tags } = loaded;
+        let Stamped {
+            value, stamp, tags, ..
+        } = loaded;
         let negative = self.negative.is_some_and(|f| f(&value));
         let Some(life) = self.policy.lifetime(negative, directive) else {
             tracing::debug!(
@@ -139,9 +144,10 @@ where
     }
 
     /// Puts `entry` in L1, its lifetime capped by the local TTL cap, unless
-    /// an invalidation already covers it (a future buffer) or L1 is not
-    /// trusted (bus down).
-    pub(super) fn fill_local(&self, hash: u64, key: &K, urn: &str, entry: &Entry<V>) {
+    /// an invalidation already covers it (a future buffer), L1 is not
+    /// trusted (bus down), or the bus reconnected since this process got the
+    /// value (at `since`: the start of its load or read).
+    pub(super) fn fill_local(&self, hash: u64, key: &K, urn: &str, entry: &Entry<V>, since: Stamp) {
         if !self.local {
             return;
         }
@@ -151,6 +157,7 @@ where
             key.clone(),
             urn,
             entry.clone(),
+            since,
             self.local_cap,
             &self.marks,
             &self.clock,
@@ -200,8 +207,9 @@ where
         loaded: Stamped<V>,
         directive: Directive,
     ) -> Option<Entry<V>> {
+        let since = loaded.since;
         let entry = self.entry(miss, loaded, directive)?;
-        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
+        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry, since);
         Some(entry)
     }
 
@@ -265,6 +273,8 @@ where
             &miss.tags,
             self.cache.format(self.spec.schema),
         );
+        // Before the read: a reconnect during it makes what it found suspect.
+        let since = self.clock.stamp();
         let (hit, failed) = self
             .cache
             .read_layers(urn, |b| (codec.decode)(b, format, urn, tags))
@@ -276,11 +286,12 @@ where
         if hit.freshness == Freshness::Stale {
             self.counters.stale_hit();
         }
-        self.fill_local(miss.hash, &miss.key, urn, &hit.entry);
+        self.fill_local(miss.hash, &miss.key, urn, &hit.entry, since);
         let found = Stamped {
             value: hit.entry.value,
             stamp: hit.entry.stamp,
             tags: hit.entry.tags,
+            since,
         };
         (Some(found), failed)
     }
@@ -335,8 +346,7 @@ where
     }
 
     fn current(&self, value: &Stamped<V>) -> bool {
-        let urn = self.miss.urn.as_str();
-        self.uc.cache.current(value.stamp, &value.tags, urn)
+        self.uc.cache.shareable(value, self.miss.urn.as_str())
     }
 
     async fn remote(&mut self) -> Option<Stamped<V>> {
@@ -363,6 +373,7 @@ where
                 value,
                 stamp,
                 tags: with_tags(&miss.tags, said.tags),
+                since: stamp,
             },
             Err(e) => {
                 tracing::debug!(use_case = uc.name, key = miss.urn.as_str(), "loader failed");

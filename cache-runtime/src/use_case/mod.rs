@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::cache::{Cache, UseCaseInfo};
-use crate::clock::{Clock, Millis};
+use crate::clock::{Clock, Millis, Stamp};
 use crate::context::{self, AsyncLoader, Directive, Loader, Mode, SyncLoader};
 use crate::entry::{Entry, Freshness, Held, Tags};
 use crate::envelope::{self, DecodeError, Format};
