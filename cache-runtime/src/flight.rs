@@ -6,12 +6,21 @@
 //! fresh value may already be, how the remote layers are read, how the
 //! loader runs and its value is stored) is a [`Load`]; how a waiter waits
 //! is a [`Wait`]. Sync callers drive the same future with [`block_here`].
+//!
+//! A caller never waits on a flight whose load it is itself part of (a
+//! loader that calls itself for its own key): while a leader's load runs on
+//! a thread (each poll of its future, a sync loader from start to end), the
+//! flight is marked in a thread-local, and a caller that finds its flight
+//! marked loads apart. Two calls of one key in one task (`join!`) are not
+//! inside each other's load: they share it.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -50,9 +59,11 @@ pub(crate) enum Outcome<V> {
 }
 
 pub(crate) struct Flight<V> {
-    /// Who leads it from a caller (not set for background refreshes), and
-    /// whether that leader is async.
-    leader: std::sync::OnceLock<(Who, bool)>,
+    /// Names the flight in the thread-local marks of the loads running.
+    id: u64,
+    /// How its leader runs, when it leads from a caller (not set for
+    /// background refreshes).
+    leader: std::sync::OnceLock<Leader>,
     outcome: Mutex<Outcome<V>>,
     cv: Condvar,
     /// Sync callers blocked on `cv` (counted under the `outcome` lock), so
@@ -63,7 +74,9 @@ pub(crate) struct Flight<V> {
 
 impl<V: Clone> Flight<V> {
     fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         Flight {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
             leader: std::sync::OnceLock::new(),
             outcome: Mutex::new(Outcome::Running),
             cv: Condvar::new(),
@@ -146,19 +159,55 @@ impl Who {
     }
 }
 
-/// Whether waiting on `flight` could never end: its leader is this very
-/// call's task or thread (a loader that calls itself for the same key), or
-/// an async leader while this sync caller blocks the only thread of a
-/// current-thread runtime (where that leader may be the task that cannot
-/// run until this one returns).
+/// How a flight's leader runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leader {
+    /// Blocking its thread until the load is done.
+    Sync,
+    /// As async code, in this task (or outside any task, on this thread).
+    Async(Who),
+}
+
+thread_local! {
+    /// The flights whose loads run on this thread now (a leader's load
+    /// future being polled, a sync loader running), innermost last.
+    static RUNNING_HERE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks a flight's load as running on this thread until dropped.
+struct RunningHere;
+
+impl RunningHere {
+    fn enter(id: u64) -> Self {
+        RUNNING_HERE.with(|r| r.borrow_mut().push(id));
+        RunningHere
+    }
+}
+
+impl Drop for RunningHere {
+    fn drop(&mut self) {
+        // Marks nest (a poll inside a poll): the last one is this one's.
+        let _ = RUNNING_HERE.try_with(|r| r.borrow_mut().pop());
+    }
+}
+
+/// Whether waiting on `flight` could never end: this call is made from
+/// inside that flight's own load (a loader that calls itself for its key,
+/// in a call or in a background refresh), or this sync caller would block
+/// the thread an async leader needs: the leader's own task (a sync call
+/// joined with it in one task), or the only thread of a current-thread
+/// runtime (where the leader may be a task that cannot run until this one
+/// returns).
 fn stuck<V>(flight: &Flight<V>, wait: Wait) -> bool {
-    let Some(&(who, leader_async)) = flight.leader.get() else {
+    if RUNNING_HERE.with(|r| r.borrow().contains(&flight.id)) {
+        return true;
+    }
+    let Some(&Leader::Async(who)) = flight.leader.get() else {
         return false;
     };
-    who == Who::current()
-        || (wait == Wait::Block
-            && leader_async
-            && tokio::runtime::Handle::try_current()
+    wait == Wait::Block
+        && (who == Who::current()
+            || tokio::runtime::Handle::try_current()
                 .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread))
 }
 
@@ -208,10 +257,26 @@ impl<K: Hash + Eq + Clone, V: Clone> Lead<'_, K, V> {
     /// Records that this call leads the flight (how it waits): a later call
     /// that finds the flight and could never see it finish loads apart.
     pub(crate) fn claim(&self, wait: Wait) {
-        let _ = self
-            .flight
-            .leader
-            .set((Who::current(), wait == Wait::Yield));
+        let leader = match wait {
+            Wait::Block => Leader::Sync,
+            Wait::Yield => Leader::Async(Who::current()),
+        };
+        let _ = self.flight.leader.set(leader);
+    }
+
+    /// `load` (the flight's load), its flight marked as running on the
+    /// thread that polls it for the length of each poll: a call made from
+    /// inside it for the same key does not wait on it.
+    pub(crate) fn running<F: Future>(&self, load: F) -> impl Future<Output = F::Output> {
+        let id = self.flight.id;
+        async move {
+            let mut load = pin!(load);
+            std::future::poll_fn(move |cx| {
+                let _here = RunningHere::enter(id);
+                load.as_mut().poll(cx)
+            })
+            .await
+        }
     }
 
     /// Hands the outcome to every waiter. Call it after the value is stored,
@@ -369,10 +434,7 @@ where
     loop {
         match flights.join(key) {
             Role::Leader(lead) => {
-                let _ = lead
-                    .flight
-                    .leader
-                    .set((Who::current(), wait == Wait::Yield));
+                lead.claim(wait);
                 if let Some(found) = job.peek() {
                     lead.finish(|| Outcome::Done(found.clone()));
                     return Ok(found.value);
@@ -381,7 +443,7 @@ where
                     lead.finish(|| Outcome::Done(found.clone()));
                     return Ok(found.value);
                 }
-                return match job.load().await {
+                return match lead.running(job.load()).await {
                     Ok(loaded) => {
                         lead.finish(|| Outcome::Done(loaded.clone()));
                         Ok(loaded.value)

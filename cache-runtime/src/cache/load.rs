@@ -127,7 +127,7 @@ impl Cache {
                     flight::Role::Leader(lead) => {
                         lead.claim(wait);
                         self.inner.counters.refresh();
-                        match call.load().await {
+                        match lead.running(call.load()).await {
                             Ok(loaded) => {
                                 lead.finish(|| flight::Outcome::Done(loaded.clone()));
                                 Ok(loaded.value)
