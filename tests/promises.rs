@@ -5,9 +5,9 @@
 //! moves it: ordering must not depend on time passing.
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{mpsc, LazyLock, Mutex};
 
-use cachewright::{cache_write, cached, Cache, Clock, ManualClock};
+use cachewright::{cache_write, cached, Cache, Clock, LoadOptions, ManualClock};
 
 static CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
 static C: LazyLock<Cache> = LazyLock::new(|| {
@@ -82,20 +82,51 @@ static W: LazyLock<Cache> = LazyLock::new(|| {
 });
 static WDB: AtomicU32 = AtomicU32::new(1);
 static WLOADS: AtomicU32 = AtomicU32::new(0);
-/// The first load reads the source, then waits here until the test opens it.
-static GATE: Mutex<Option<tokio::sync::oneshot::Receiver<()>>> = Mutex::new(None);
-static AT_GATE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static GATE: Gate = Gate::new();
+
+/// Holds the next load that passes it (after it read the source) until the
+/// test opens it.
+struct Gate {
+    shut: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    reached: tokio::sync::Notify,
+}
+
+impl Gate {
+    const fn new() -> Self {
+        Gate {
+            shut: Mutex::new(None),
+            reached: tokio::sync::Notify::const_new(),
+        }
+    }
+
+    /// Shuts the gate for the next load; returns the key that opens it.
+    fn shut(&self) -> tokio::sync::oneshot::Sender<()> {
+        let (open, shut) = tokio::sync::oneshot::channel();
+        *self.shut.lock().unwrap() = Some(shut);
+        open
+    }
+
+    /// Waits until a load stands at the gate.
+    async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Inside a loader: waits here if the gate is shut.
+    async fn pass(&self) {
+        let shut = self.shut.lock().unwrap().take();
+        if let Some(shut) = shut {
+            self.reached.notify_one();
+            let _ = shut.await;
+        }
+    }
+}
 
 #[cached(key = "doc:<id>", ttl = 600, cache = W, name = "Doc")]
 async fn doc(id: u32) -> u32 {
     let _ = id;
     WLOADS.fetch_add(1, SeqCst);
     let v = WDB.load(SeqCst);
-    let gate = GATE.lock().unwrap().take();
-    if let Some(gate) = gate {
-        AT_GATE.notify_one();
-        let _ = gate.await;
-    }
+    GATE.pass().await;
     v
 }
 
@@ -104,11 +135,9 @@ async fn doc(id: u32) -> u32 {
 /// (Before, it was handed the leader's value, loaded before the write.)
 #[tokio::test(flavor = "current_thread")]
 async fn a_waiter_arriving_after_an_invalidation_loads_anew() {
-    let (open, gate) = tokio::sync::oneshot::channel();
-    *GATE.lock().unwrap() = Some(gate);
-    let at_gate = AT_GATE.notified();
+    let open = GATE.shut();
     let leader = tokio::spawn(doc(7));
-    at_gate.await; // the leader read the old value and waits
+    GATE.reached().await; // the leader read the old value and waits
     WDB.store(2, SeqCst);
     W.invalidate_tags_async(["doc:7"]).await;
     let waiter = tokio::spawn(doc(7));
@@ -134,6 +163,237 @@ async fn a_waiter_arriving_after_an_invalidation_loads_anew() {
         1,
         "the leader's value was not stored"
     );
+}
+
+static SHELF_DB: AtomicU32 = AtomicU32::new(1);
+static BOOK_LOADS: AtomicU32 = AtomicU32::new(0);
+static BOOK_GATE: Gate = Gate::new();
+
+/// Tagged with its shelf, which only the loaded book knows.
+#[cached(key = "book:<id>", ttl = 600, cache = W, name = "Book")]
+async fn book(id: u32) -> u32 {
+    let _ = id;
+    BOOK_LOADS.fetch_add(1, SeqCst);
+    let v = SHELF_DB.load(SeqCst);
+    cachewright::add_tags([cachewright::tag("shelf", &3)]);
+    BOOK_GATE.pass().await;
+    v
+}
+
+/// As above, the invalidation naming a tag the loader added as it ran
+/// (`add_tags`), not the key's: the waiter judges the leader's value by
+/// every tag it is stored with. (Before, only by its key's entity and key,
+/// and it took the older value.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_waiter_arriving_after_an_invalidation_of_a_tag_its_loader_added_loads_anew() {
+    let open = BOOK_GATE.shut();
+    let leader = tokio::spawn(book(5));
+    BOOK_GATE.reached().await;
+    SHELF_DB.store(2, SeqCst);
+    W.invalidate_tags_async([cachewright::tag("shelf", &3)])
+        .await;
+    let waiter = tokio::spawn(book(5));
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    open.send(()).unwrap();
+    assert_eq!(leader.await.unwrap(), 1, "the leader's own call");
+    assert_eq!(waiter.await.unwrap(), 2, "not the value loaded before");
+    assert_eq!(BOOK_LOADS.load(SeqCst), 2);
+    assert_eq!(book(5).await, 2, "the new value is what stays");
+    assert_eq!(BOOK_LOADS.load(SeqCst), 2);
+}
+
+/// The direct API, the tag given in `LoadOptions::tags`.
+#[tokio::test(flavor = "current_thread")]
+async fn a_waiter_arriving_after_an_invalidation_of_a_load_options_tag_loads_anew() {
+    use std::sync::Arc;
+    let key = W.key("aisle_item", &1);
+    let options = || LoadOptions::default().tags([cachewright::tag("aisle", &4)]);
+    let loads = Arc::new(AtomicU32::new(0));
+    let (at_gate, reached) = tokio::sync::oneshot::channel();
+    let (open, shut) = tokio::sync::oneshot::channel::<()>();
+    let (k, n) = (key.clone(), loads.clone());
+    let leader = tokio::spawn(async move {
+        W.get_or_load_async(&k, options(), async move {
+            n.fetch_add(1, SeqCst);
+            let _ = at_gate.send(());
+            let _ = shut.await;
+            Ok::<u32, ()>(1)
+        })
+        .await
+    });
+    reached.await.unwrap(); // the leader read the old value and waits
+    W.invalidate_tags_async([cachewright::tag("aisle", &4)])
+        .await;
+    let (k, n) = (key.clone(), loads.clone());
+    let waiter = tokio::spawn(async move {
+        W.get_or_load_async(&k, options(), async move {
+            n.fetch_add(1, SeqCst);
+            Ok::<u32, ()>(2)
+        })
+        .await
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    open.send(()).unwrap();
+    assert_eq!(leader.await.unwrap(), Ok(1), "the leader's own call");
+    assert_eq!(waiter.await.unwrap(), Ok(2), "not the value loaded before");
+    assert_eq!(loads.load(SeqCst), 2);
+    assert_eq!(
+        W.get_async::<u32>(&key).await,
+        Some(2),
+        "the new value stays"
+    );
+}
+
+// ---- a load across a bus reconnect -------------------------------------------------------
+
+mod reconnect {
+    use super::*;
+    use cachewright::backends::{async_trait, BackendError, Bus, BusEvent, BusSink};
+    use std::sync::Arc;
+
+    /// A bus within this process whose connection the test breaks and
+    /// restores.
+    #[derive(Default)]
+    struct Switch(Mutex<Option<BusSink>>);
+
+    impl std::fmt::Debug for Switch {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Switch")
+        }
+    }
+
+    #[async_trait]
+    impl Bus for Switch {
+        async fn publish(&self, _channel: &str, _payload: Vec<u8>) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn subscribe(&self, _channel: &str, sink: BusSink) {
+            sink(BusEvent::Connected);
+            *self.0.lock().unwrap() = Some(sink);
+        }
+    }
+
+    impl Switch {
+        /// The subscription breaks and comes back: whatever other processes
+        /// published meanwhile was missed.
+        fn reconnect(&self) {
+            let sink = self.0.lock().unwrap().clone().unwrap();
+            sink(BusEvent::Disconnected);
+            sink(BusEvent::Connected);
+        }
+    }
+
+    fn cache_on(bus: &Arc<Switch>) -> Cache {
+        Cache::builder().bus(bus.clone()).build()
+    }
+
+    static BUS: LazyLock<Arc<Switch>> = LazyLock::new(Default::default);
+    static FEEDS: LazyLock<Cache> = LazyLock::new(|| cache_on(&BUS));
+    static FEED_DB: AtomicU32 = AtomicU32::new(1);
+    static FEED_LOADS: AtomicU32 = AtomicU32::new(0);
+    static FEED_GATE: Gate = Gate::new();
+
+    #[cached(key = "feed:<id>", ttl = 600, cache = FEEDS, name = "Feed")]
+    async fn feed(id: u32) -> u32 {
+        let _ = id;
+        FEED_LOADS.fetch_add(1, SeqCst);
+        let v = FEED_DB.load(SeqCst);
+        FEED_GATE.pass().await;
+        v
+    }
+
+    /// A load that began before the bus reconnected and ends after it: an
+    /// invalidation may have been missed meanwhile (another process's, told
+    /// only on the bus), so its value goes back to its own caller but is
+    /// neither kept in process nor handed to a caller that came after the
+    /// reconnect. (Before, it was judged by the local watermarks alone,
+    /// which know nothing of what was missed, and kept.)
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_load_across_a_bus_reconnect_is_not_kept_in_process() {
+        let open = FEED_GATE.shut();
+        let leader = tokio::spawn(feed(1));
+        FEED_GATE.reached().await; // the leader read the old value and waits
+        FEED_DB.store(2, SeqCst); // another process wrote; its message is lost
+        BUS.reconnect();
+        let waiter = tokio::spawn(feed(1));
+        for _ in 0..10 {
+            tokio::task::yield_now().await; // the waiter joins the leader's load
+        }
+        open.send(()).unwrap();
+        assert_eq!(leader.await.unwrap(), 1, "the leader's own call");
+        assert_eq!(
+            waiter.await.unwrap(),
+            2,
+            "not the value loaded before the reconnect"
+        );
+        assert_eq!(FEED_LOADS.load(SeqCst), 2);
+        assert_eq!(feed(1).await, 2, "the new value is what stays");
+        assert_eq!(FEED_LOADS.load(SeqCst), 2);
+    }
+
+    static LOG_BUS: LazyLock<Arc<Switch>> = LazyLock::new(Default::default);
+    static LOGS: LazyLock<Cache> = LazyLock::new(|| cache_on(&LOG_BUS));
+    static LOG_LOADS: AtomicU32 = AtomicU32::new(0);
+    static LOG_GATE: Mutex<Option<mpsc::Receiver<()>>> = Mutex::new(None);
+
+    #[cached(key = "log:<id>", ttl = 600, cache = LOGS, name = "Log")]
+    fn log(id: u32) -> u32 {
+        let _ = id;
+        let n = LOG_LOADS.fetch_add(1, SeqCst) + 1;
+        let gate = LOG_GATE.lock().unwrap().take();
+        if let Some(gate) = gate {
+            gate.recv().ok();
+        }
+        n
+    }
+
+    /// A sync function, alone: what its load across the reconnect returned
+    /// is not what the next call gets from process memory.
+    #[test]
+    fn a_sync_load_across_a_bus_reconnect_is_not_kept_in_process() {
+        let (open, shut) = mpsc::channel();
+        *LOG_GATE.lock().unwrap() = Some(shut);
+        let leader = std::thread::spawn(|| log(1));
+        while LOG_GATE.lock().unwrap().is_some() {
+            std::thread::yield_now(); // the load began
+        }
+        LOG_BUS.reconnect();
+        open.send(()).unwrap();
+        assert_eq!(leader.join().unwrap(), 1, "the loading call's own");
+        assert_eq!(log(1), 2, "loaded anew");
+        assert_eq!(log(1), 2, "and that value is kept");
+    }
+
+    /// The direct API: the value is returned to the loading call, and not
+    /// kept.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_direct_load_across_a_bus_reconnect_is_not_kept_in_process() {
+        let bus = Arc::new(Switch::default());
+        let cache = cache_on(&bus);
+        let key = cache.key("report", &1);
+        let (at_gate, reached) = tokio::sync::oneshot::channel();
+        let (open, shut) = tokio::sync::oneshot::channel::<()>();
+        let (c, k) = (cache.clone(), key.clone());
+        let leader = tokio::spawn(async move {
+            c.get_or_load_async(&k, None, async move {
+                let _ = at_gate.send(());
+                let _ = shut.await;
+                Ok::<u32, ()>(1)
+            })
+            .await
+        });
+        reached.await.unwrap();
+        bus.reconnect();
+        open.send(()).unwrap();
+        assert_eq!(leader.await.unwrap(), Ok(1), "the loading call's own");
+        assert_eq!(cache.get_async::<u32>(&key).await, None, "not kept");
+        let again = cache.get_or_load_async(&key, None, async { Ok::<u32, ()>(2) });
+        assert_eq!(again.await, Ok(2));
+    }
 }
 
 // ---- an undelivered invalidation is retried, never dropped ---------------------------------

@@ -215,14 +215,15 @@ impl<V> Entry<V> {
 #[derive(Debug)]
 pub(crate) struct Held<V> {
     pub(crate) entry: Entry<V>,
-    /// When it was put in process memory.
+    /// Since when this process holds its value: the start of its load, or
+    /// of the read that found it (see `Watermarks::valid_in_process`).
     filled: Stamp,
     checked: std::sync::atomic::AtomicU64,
     hashes: Box<[u64]>,
 }
 
 impl<V> Held<V> {
-    /// Holds `entry` stored under `urn` at `filled`, valid as of `epoch`.
+    /// Holds `entry` stored under `urn`, got at `filled`, valid as of `epoch`.
     pub(crate) fn new(entry: Entry<V>, urn: &str, epoch: u64, filled: Stamp) -> Self {
         let hashes = entry
             .tags

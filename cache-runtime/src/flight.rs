@@ -6,12 +6,21 @@
 //! fresh value may already be, how the remote layers are read, how the
 //! loader runs and its value is stored) is a [`Load`]; how a waiter waits
 //! is a [`Wait`]. Sync callers drive the same future with [`block_here`].
+//!
+//! A caller never waits on a flight whose load it is itself part of (a
+//! loader that calls itself for its own key): while a leader's load runs on
+//! a thread (each poll of its future, a sync loader from start to end), the
+//! flight is marked in a thread-local, and a caller that finds its flight
+//! marked loads apart. Two calls of one key in one task (`join!`) are not
+//! inside each other's load: they share it.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -19,14 +28,29 @@ use hashbrown::HashMap;
 use tokio::sync::Notify;
 
 use crate::clock::Stamp;
+use crate::entry::Tags;
 
 /// A type-erased copy of a loader's error, kept for the waiters.
 pub type SharedError = Box<dyn Any + Send>;
 
+/// A value as a flight hands it on, with what an invalidation is judged by:
+/// the stamp of the start of its load, every tag it is stored with (its
+/// key's, and those its loader or its options added), and since when this
+/// process holds it (the start of its load, or of the read that found it):
+/// a bus reconnect after that moment means an invalidation may have been
+/// missed meanwhile.
+#[derive(Clone)]
+pub(crate) struct Stamped<V> {
+    pub(crate) value: V,
+    pub(crate) stamp: Stamp,
+    pub(crate) tags: Tags,
+    pub(crate) since: Stamp,
+}
+
 pub(crate) enum Outcome<V> {
     Running,
-    /// The value, and the stamp of the start of its load.
-    Done(V, Stamp),
+    /// The leader's value.
+    Done(Stamped<V>),
     /// The load failed; waiters get a copy of the error when it could be
     /// copied, and otherwise run the load themselves, one at a time.
     Failed(Option<SharedError>),
@@ -35,9 +59,11 @@ pub(crate) enum Outcome<V> {
 }
 
 pub(crate) struct Flight<V> {
-    /// Who leads it from a caller (not set for background refreshes), and
-    /// whether that leader is async.
-    leader: std::sync::OnceLock<(Who, bool)>,
+    /// Names the flight in the thread-local marks of the loads running.
+    id: u64,
+    /// How its leader runs, when it leads from a caller (not set for
+    /// background refreshes).
+    leader: std::sync::OnceLock<Leader>,
     outcome: Mutex<Outcome<V>>,
     cv: Condvar,
     /// Sync callers blocked on `cv` (counted under the `outcome` lock), so
@@ -48,7 +74,9 @@ pub(crate) struct Flight<V> {
 
 impl<V: Clone> Flight<V> {
     fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         Flight {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
             leader: std::sync::OnceLock::new(),
             outcome: Mutex::new(Outcome::Running),
             cv: Condvar::new(),
@@ -75,7 +103,7 @@ impl<V: Clone> Flight<V> {
     ) -> Option<Outcome<V>> {
         match o {
             Outcome::Running => None,
-            Outcome::Done(v, s) => Some(Outcome::Done(v.clone(), *s)),
+            Outcome::Done(v) => Some(Outcome::Done(v.clone())),
             Outcome::Failed(e) => Some(Outcome::Failed(e.as_ref().and_then(share))),
             Outcome::Abandoned => Some(Outcome::Abandoned),
         }
@@ -131,19 +159,55 @@ impl Who {
     }
 }
 
-/// Whether waiting on `flight` could never end: its leader is this very
-/// call's task or thread (a loader that calls itself for the same key), or
-/// an async leader while this sync caller blocks the only thread of a
-/// current-thread runtime (where that leader may be the task that cannot
-/// run until this one returns).
+/// How a flight's leader runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leader {
+    /// Blocking its thread until the load is done.
+    Sync,
+    /// As async code, in this task (or outside any task, on this thread).
+    Async(Who),
+}
+
+thread_local! {
+    /// The flights whose loads run on this thread now (a leader's load
+    /// future being polled, a sync loader running), innermost last.
+    static RUNNING_HERE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks a flight's load as running on this thread until dropped.
+struct RunningHere;
+
+impl RunningHere {
+    fn enter(id: u64) -> Self {
+        RUNNING_HERE.with(|r| r.borrow_mut().push(id));
+        RunningHere
+    }
+}
+
+impl Drop for RunningHere {
+    fn drop(&mut self) {
+        // Marks nest (a poll inside a poll): the last one is this one's.
+        let _ = RUNNING_HERE.try_with(|r| r.borrow_mut().pop());
+    }
+}
+
+/// Whether waiting on `flight` could never end: this call is made from
+/// inside that flight's own load (a loader that calls itself for its key,
+/// in a call or in a background refresh), or this sync caller would block
+/// the thread an async leader needs: the leader's own task (a sync call
+/// joined with it in one task), or the only thread of a current-thread
+/// runtime (where the leader may be a task that cannot run until this one
+/// returns).
 fn stuck<V>(flight: &Flight<V>, wait: Wait) -> bool {
-    let Some(&(who, leader_async)) = flight.leader.get() else {
+    if RUNNING_HERE.with(|r| r.borrow().contains(&flight.id)) {
+        return true;
+    }
+    let Some(&Leader::Async(who)) = flight.leader.get() else {
         return false;
     };
-    who == Who::current()
-        || (wait == Wait::Block
-            && leader_async
-            && tokio::runtime::Handle::try_current()
+    wait == Wait::Block
+        && (who == Who::current()
+            || tokio::runtime::Handle::try_current()
                 .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread))
 }
 
@@ -193,10 +257,26 @@ impl<K: Hash + Eq + Clone, V: Clone> Lead<'_, K, V> {
     /// Records that this call leads the flight (how it waits): a later call
     /// that finds the flight and could never see it finish loads apart.
     pub(crate) fn claim(&self, wait: Wait) {
-        let _ = self
-            .flight
-            .leader
-            .set((Who::current(), wait == Wait::Yield));
+        let leader = match wait {
+            Wait::Block => Leader::Sync,
+            Wait::Yield => Leader::Async(Who::current()),
+        };
+        let _ = self.flight.leader.set(leader);
+    }
+
+    /// `load` (the flight's load), its flight marked as running on the
+    /// thread that polls it for the length of each poll: a call made from
+    /// inside it for the same key does not wait on it.
+    pub(crate) fn running<F: Future>(&self, load: F) -> impl Future<Output = F::Output> {
+        let id = self.flight.id;
+        async move {
+            let mut load = pin!(load);
+            std::future::poll_fn(move |cx| {
+                let _here = RunningHere::enter(id);
+                load.as_mut().poll(cx)
+            })
+            .await
+        }
     }
 
     /// Hands the outcome to every waiter. Call it after the value is stored,
@@ -295,8 +375,8 @@ pub(crate) enum Wait {
     Yield,
 }
 
-/// One caller's load of one key, as [`run`] drives it. Values travel with
-/// the stamp of the start of their load.
+/// One caller's load of one key, as [`run`] drives it. Values travel as
+/// [`Stamped`]: with the stamp of the start of their load and their tags.
 pub(crate) trait Load {
     type Value;
     type Error;
@@ -304,18 +384,21 @@ pub(crate) trait Load {
     /// A fresh value already in process memory: checked by a new leader
     /// (the previous one may have just stored it) and by a waiter that got
     /// no copy of its leader's outcome.
-    fn peek(&self) -> Option<(Self::Value, Stamp)>;
+    fn peek(&self) -> Option<Stamped<Self::Value>>;
 
     /// Looks in the remote layers (which fill the layers above on a hit).
-    fn remote(&mut self) -> impl Future<Output = Option<(Self::Value, Stamp)>>;
+    fn remote(&mut self) -> impl Future<Output = Option<Stamped<Self::Value>>>;
 
     /// Runs the loader and stores what it returned (unless an invalidation
-    /// came while it ran); the leader's last step.
-    fn load(self) -> impl Future<Output = Result<(Self::Value, Stamp), Self::Error>>;
+    /// came while it ran); the leader's last step. The value carries every
+    /// tag it is stored with, or would be were it cached.
+    fn load(self) -> impl Future<Output = Result<Stamped<Self::Value>, Self::Error>>;
 
-    /// Whether no invalidation known now covers a value of this key whose
-    /// load began at `stamp`.
-    fn current(&self, stamp: Stamp) -> bool;
+    /// Whether `value` (a value of this key) may be handed to a waiter: no
+    /// invalidation known now covers it (its stamp against the watermarks of
+    /// each of its tags and of the key), and the bus has not reconnected
+    /// since this process got it.
+    fn current(&self, value: &Stamped<Self::Value>) -> bool;
 }
 
 /// How many times a waiter waits for a leader whose value an invalidation
@@ -329,9 +412,11 @@ const WAITS_FOR_CURRENT: u32 = 3;
 /// no copy of the outcome (an error that cannot be shared, a leader that
 /// panicked or was cancelled) joins again: at most one caller loads at a
 /// time, and the key is never wedged. A waiter takes the leader's value only
-/// if no invalidation has covered it since its load began: an invalidation
-/// that returned before the waiter arrived must not hand it an older value;
-/// such a waiter waits for (or leads) a newer load.
+/// if no invalidation of any of its tags (those the loader added as it ran
+/// included) has covered it since its load began, and the bus has not
+/// reconnected since (an invalidation may have been missed): an
+/// invalidation that returned before the waiter arrived must not hand it an
+/// older value; such a waiter waits for (or leads) a newer load.
 pub(crate) async fn run<K, V, J>(
     flights: &Flights<K, V>,
     key: &K,
@@ -349,22 +434,19 @@ where
     loop {
         match flights.join(key) {
             Role::Leader(lead) => {
-                let _ = lead
-                    .flight
-                    .leader
-                    .set((Who::current(), wait == Wait::Yield));
-                if let Some((v, s)) = job.peek() {
-                    lead.finish(|| Outcome::Done(v.clone(), s));
-                    return Ok(v);
+                lead.claim(wait);
+                if let Some(found) = job.peek() {
+                    lead.finish(|| Outcome::Done(found.clone()));
+                    return Ok(found.value);
                 }
-                if let Some((v, s)) = job.remote().await {
-                    lead.finish(|| Outcome::Done(v.clone(), s));
-                    return Ok(v);
+                if let Some(found) = job.remote().await {
+                    lead.finish(|| Outcome::Done(found.clone()));
+                    return Ok(found.value);
                 }
-                return match job.load().await {
-                    Ok((v, s)) => {
-                        lead.finish(|| Outcome::Done(v.clone(), s));
-                        Ok(v)
+                return match lead.running(job.load()).await {
+                    Ok(loaded) => {
+                        lead.finish(|| Outcome::Done(loaded.clone()));
+                        Ok(loaded.value)
                     }
                     Err(e) => {
                         lead.finish(|| Outcome::Failed((share.share)(&e)));
@@ -379,18 +461,18 @@ where
                     tracing::debug!(
                         "a load of this key is led where waiting cannot end; loading apart"
                     );
-                    return job.load().await.map(|(v, _)| v);
+                    return job.load().await.map(|l| l.value);
                 }
                 let outcome = match wait {
                     Wait::Block => flight.wait(share.copy),
                     Wait::Yield => flight.wait_async(share.copy).await,
                 };
                 match outcome {
-                    Outcome::Done(v, s) if job.current(s) => return Ok(v),
-                    Outcome::Done(..) => {
+                    Outcome::Done(v) if job.current(&v) => return Ok(v.value),
+                    Outcome::Done(_) => {
                         superseded += 1;
                         if superseded >= WAITS_FOR_CURRENT {
-                            return job.load().await.map(|(v, _)| v);
+                            return job.load().await.map(|l| l.value);
                         }
                     }
                     Outcome::Failed(Some(e)) => {
@@ -400,8 +482,8 @@ where
                     }
                     Outcome::Failed(None) | Outcome::Abandoned | Outcome::Running => {}
                 }
-                if let Some((v, _)) = job.peek() {
-                    return Ok(v);
+                if let Some(found) = job.peek() {
+                    return Ok(found.value);
                 }
             }
         }

@@ -19,7 +19,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
 
-use crate::clock::{saturating_ms, Clock};
+use crate::clock::{saturating_ms, Clock, Stamp};
 use crate::entry::{Entry, Held};
 use crate::watermark::Watermarks;
 
@@ -83,6 +83,10 @@ impl<K: std::hash::Hash + Eq, V> Store<K, Held<V>> {
     /// The one place an entry enters process memory: its lifetime capped by
     /// `cap` (the local TTL), held with its tags' hashes as of the current
     /// watermark epoch, and stored unless already invalidated or untrusted.
+    /// `since` is when this process got hold of the value (the start of its
+    /// load, or of the read that found it): a value got before the bus last
+    /// reconnected is refused, as an invalidation may have been missed
+    /// while it loaded.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn admit(
         &self,
@@ -90,6 +94,7 @@ impl<K: std::hash::Hash + Eq, V> Store<K, Held<V>> {
         key: K,
         urn: &str,
         mut entry: Entry<V>,
+        since: Stamp,
         cap: Option<std::time::Duration>,
         marks: &Watermarks,
         clock: &Clock,
@@ -102,7 +107,7 @@ impl<K: std::hash::Hash + Eq, V> Store<K, Held<V>> {
             entry.fresh_until_ms = entry.fresh_until_ms.min(until);
             entry.stale_until_ms = entry.stale_until_ms.min(until);
         }
-        let held = Held::new(entry, urn, epoch, clock.stamp());
+        let held = Held::new(entry, urn, epoch, since);
         if !held.admissible(marks) {
             return Admitted::Refused;
         }

@@ -258,7 +258,9 @@ impl Watermarks {
     }
 
     /// Whether an in-process entry is valid: as [`valid`](Self::valid), and
-    /// put in process memory after the bus last (re)connected.
+    /// got by this process (its load or read begun) after the bus last
+    /// (re)connected: a load that spans a reconnect may have missed an
+    /// invalidation that the local watermarks never heard of.
     pub(crate) fn valid_in_process(&self, filled: Stamp, created: Stamp, hashes: &[u64]) -> bool {
         filled >= self.local_floor.load(Ordering::Acquire) && self.valid(created, hashes)
     }

@@ -42,18 +42,31 @@ impl Cache {
     }
 
     pub(super) fn read<T: Clone + 'static>(&self, key: &Key) -> Option<(Freshness, T)> {
-        self.read_stamped(key).map(|(f, v, _)| (f, v))
-    }
-
-    /// [`read`](Self::read), with the stamp of the start of the value's load.
-    pub(super) fn read_stamped<T: Clone + 'static>(
-        &self,
-        key: &Key,
-    ) -> Option<(Freshness, T, Stamp)> {
         self.with_live(key, |e, now| {
             e.value
                 .downcast_ref::<T>()
-                .map(|v| (e.freshness(now), v.clone(), e.stamp))
+                .map(|v| (e.freshness(now), v.clone()))
+        })
+    }
+
+    /// [`read`](Self::read), with what a waiter judges the value by (for
+    /// the single-flight loop; off the hot path).
+    pub(super) fn read_stamped<T: Clone + 'static>(
+        &self,
+        key: &Key,
+    ) -> Option<(Freshness, Stamped<T>)> {
+        // Before the check: a reconnect after it makes the value suspect.
+        let since = self.inner.clock.stamp();
+        self.with_live(key, |e, now| {
+            e.value.downcast_ref::<T>().map(|v| {
+                let found = Stamped {
+                    value: v.clone(),
+                    stamp: e.stamp,
+                    tags: e.tags.clone(),
+                    since,
+                };
+                (e.freshness(now), found)
+            })
         })
     }
 
@@ -64,11 +77,13 @@ impl Cache {
     }
 
     /// Puts `entry` in the direct API's in-process layer (replacing, or
-    /// only where nothing live is); whether it went in.
+    /// only where nothing live is); whether it went in. `since`: when this
+    /// process got the value (see `Store::admit`).
     pub(super) fn put_local<T: Send + Sync + 'static>(
         &self,
         key: &Key,
         entry: Entry<T>,
+        since: Stamp,
         how: Admit,
     ) -> bool {
         let entry = entry.map(|v| Arc::new(v) as AnyValue);
@@ -79,6 +94,7 @@ impl Cache {
                 urn.to_owned(),
                 urn,
                 entry,
+                since,
                 self.inner.local_ttl,
                 &self.inner.marks,
                 &self.inner.clock,
@@ -120,23 +136,30 @@ impl Cache {
     where
         T: Clone + Send + Sync + DeserializeOwned + 'static,
     {
-        self.get_remote_stamped(key).await.map(|(v, _)| v)
+        self.get_remote_stamped(key).await.map(|found| found.value)
     }
 
     /// [`get_remote`](Self::get_remote), with the stamp of the start of the
-    /// value's load.
-    pub(super) async fn get_remote_stamped<T>(&self, key: &Key) -> Option<(T, Stamp)>
+    /// value's load and its tags.
+    pub(super) async fn get_remote_stamped<T>(&self, key: &Key) -> Option<Stamped<T>>
     where
         T: Clone + Send + Sync + DeserializeOwned + 'static,
     {
         let (urn, tags) = (key.as_str(), direct_tags(key));
         let format = self.format(0);
+        // Before the read: a reconnect during it makes what it found suspect.
+        let since = self.inner.clock.stamp();
         let (hit, _) = self
             .read_layers(urn, |b| envelope::decode::<T>(b, format, urn, &tags))
             .await;
         let entry = hit?.entry;
-        let found = (entry.value.clone(), entry.stamp);
-        self.put_local(key, entry, Admit::Replace);
+        let found = Stamped {
+            value: entry.value.clone(),
+            stamp: entry.stamp,
+            tags: entry.tags.clone(),
+            since,
+        };
+        self.put_local(key, entry, since, Admit::Replace);
         Some(found)
     }
 
@@ -328,10 +351,7 @@ impl Cache {
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
-        if let Some(write) = self.store_local(key, entry) {
-            let key2 = key.clone();
-            self.remote_blocking(|c| async move { c.store_remote(&key2, write).await });
-        }
+        self.store_entry(key, entry, self.inner.clock.stamp());
     }
 
     /// The async twin of [`set_entry`](Self::set_entry).
@@ -356,21 +376,42 @@ impl Cache {
     where
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
-        if let Some(write) = self.store_local(key, entry) {
+        self.store_entry_async(key, entry, self.inner.clock.stamp())
+            .await;
+    }
+
+    /// [`set_entry_async`](Self::set_entry_async) of a value this process got
+    /// at `since` (see `Store::admit`).
+    pub(super) async fn store_entry_async<T>(&self, key: &Key, entry: Entry<T>, since: Stamp)
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if let Some(write) = self.store_local(key, entry, since) {
             self.store_remote(key, write).await;
+        }
+    }
+
+    /// [`set_entry`](Self::set_entry) of a value this process got at `since`.
+    pub(super) fn store_entry<T>(&self, key: &Key, entry: Entry<T>, since: Stamp)
+    where
+        T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if let Some(write) = self.store_local(key, entry, since) {
+            let key2 = key.clone();
+            self.remote_blocking(|c| async move { c.store_remote(&key2, write).await });
         }
     }
 
     /// The in-process half of storing `entry` (with its key's entity tag);
     /// what the remote layers are to get, if they are to get anything.
-    fn store_local<T>(&self, key: &Key, entry: Entry<T>) -> Option<RemoteWrite>
+    fn store_local<T>(&self, key: &Key, entry: Entry<T>, since: Stamp) -> Option<RemoteWrite>
     where
         T: Send + Sync + Serialize + 'static,
     {
         let entry = self.with_entity(key, entry);
         let created = entry.stamp;
         let remote = self.encode_for_layers(key, &entry);
-        self.put_local(key, entry, Admit::Replace);
+        self.put_local(key, entry, since, Admit::Replace);
         remote.map(|(bytes, remaining)| RemoteWrite {
             bytes,
             remaining,
@@ -419,7 +460,8 @@ impl Cache {
         T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
         if self.inner.layers.is_empty() {
-            return self.put_local(key, self.entry_for(key, value, ttl), Admit::IfVacant);
+            let entry = self.entry_for(key, value, ttl);
+            return self.put_local(key, entry, self.inner.clock.stamp(), Admit::IfVacant);
         }
         let key2 = key.clone();
         self.remote_blocking(|c| async move { c.set_if_not_exists_async(&key2, value, ttl).await })
@@ -453,7 +495,7 @@ impl Cache {
     {
         let entry = self.entry_for(key, value, ttl);
         let Some(first) = self.inner.layers.first() else {
-            return self.put_local(key, entry, Admit::IfVacant);
+            return self.put_local(key, entry, self.inner.clock.stamp(), Admit::IfVacant);
         };
         let Some((bytes, remaining)) = self.encode_for_layers(key, &entry) else {
             return false;
@@ -463,7 +505,7 @@ impl Cache {
             .await
         {
             Ok(true) => {
-                self.put_local(key, entry, Admit::Replace);
+                self.put_local(key, entry, self.inner.clock.stamp(), Admit::Replace);
                 true
             }
             _ => false,
@@ -576,6 +618,9 @@ impl Cache {
                 continue;
             };
             let now = self.inner.clock.now_ms();
+            // Before the checks below: a reconnect during them makes what
+            // they found suspect.
+            let since = self.inner.clock.stamp();
             for (&i, bytes) in missing.iter().zip(found) {
                 let Some(bytes) = bytes else { continue };
                 let (urn, tags) = (keys[i].as_str(), direct_tags(&keys[i]));
@@ -589,7 +634,7 @@ impl Cache {
                             && self.remote_valid(e.stamp, &e.tags, keys[i].as_str()).await =>
                     {
                         out[i] = Some(e.value.clone());
-                        self.put_local(&keys[i], e, Admit::Replace);
+                        self.put_local(&keys[i], e, since, Admit::Replace);
                     }
                     Ok(_) => {}
                     Err(e) => layer.decode_error(keys[i].as_str(), &e),

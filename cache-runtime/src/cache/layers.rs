@@ -22,6 +22,21 @@ impl Cache {
         self.inner.marks.valid(stamp, &hashes)
     }
 
+    /// Whether a flight's value of `urn` may be handed to a waiter: as
+    /// [`current`](Self::current), and got by this process after the bus
+    /// last reconnected (as an in-process entry must be).
+    pub(crate) fn shareable<V>(&self, value: &Stamped<V>, urn: &str) -> bool {
+        let hashes: Vec<u64> = value
+            .tags
+            .iter()
+            .map(|t| tag_hash(t))
+            .chain([tag_hash(urn)])
+            .collect();
+        self.inner
+            .marks
+            .valid_in_process(value.since, value.stamp, &hashes)
+    }
+
     /// Whether an entry read from a remote layer is still valid: its tags
     /// and key against the watermarks this process knows, and, for tags it
     /// has not yet heard of, those stored in the first remote layer.

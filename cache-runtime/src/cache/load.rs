@@ -127,10 +127,10 @@ impl Cache {
                     flight::Role::Leader(lead) => {
                         lead.claim(wait);
                         self.inner.counters.refresh();
-                        match call.load().await {
-                            Ok((v, s)) => {
-                                lead.finish(|| flight::Outcome::Done(v.clone(), s));
-                                Ok(v)
+                        match lead.running(call.load()).await {
+                            Ok(loaded) => {
+                                lead.finish(|| flight::Outcome::Done(loaded.clone()));
+                                Ok(loaded.value)
                             }
                             Err(e) => {
                                 lead.finish(|| flight::Outcome::Failed(None));
@@ -183,19 +183,18 @@ where
     type Value = T;
     type Error = E;
 
-    fn peek(&self) -> Option<(T, Stamp)> {
+    fn peek(&self) -> Option<Stamped<T>> {
         match self.cache.read_stamped::<T>(self.key) {
-            Some((Freshness::Fresh, v, s)) => Some((v, s)),
+            Some((Freshness::Fresh, found)) => Some(found),
             _ => None,
         }
     }
 
-    fn current(&self, stamp: Stamp) -> bool {
-        let urn = self.key.as_str();
-        self.cache.current(stamp, &direct_tags(self.key), urn)
+    fn current(&self, value: &Stamped<T>) -> bool {
+        self.cache.shareable(value, self.key.as_str())
     }
 
-    async fn remote(&mut self) -> Option<(T, Stamp)> {
+    async fn remote(&mut self) -> Option<Stamped<T>> {
         let found = if self.blocking {
             let key = self.key.clone();
             self.cache
@@ -208,35 +207,38 @@ where
         found
     }
 
-    async fn load(self) -> Result<(T, Stamp), E> {
+    async fn load(self) -> Result<Stamped<T>, E> {
         // Stamped before the loader reads the source: an invalidation after
         // this moment covers what it returns.
         let stamp = self.cache.inner.clock.stamp();
         let start = Instant::now();
         let (r, said) = self.loader.run().await;
         self.cache.inner.counters.load(start.elapsed(), r.is_ok());
-        let kept = r.as_ref().ok().and_then(|v| {
-            let negative = self.options.is_negative.is_some_and(|f| f(v));
-            let life = self.options.policy.lifetime(negative, said.directive)?;
-            Some((v, life))
-        });
-        if let Some((v, life)) = kept {
-            let mut entry = Entry::loaded(v.clone(), stamp, life.ttl, life.swr);
+        let value = r?;
+        let mut extra = self.options.tags;
+        extra.extend(said.tags);
+        let loaded = Stamped {
+            value,
+            stamp,
+            tags: crate::entry::with_tags(&direct_tags(self.key), extra),
+            since: stamp,
+        };
+        let negative = self.options.is_negative.is_some_and(|f| f(&loaded.value));
+        if let Some(life) = self.options.policy.lifetime(negative, said.directive) {
+            let mut entry = Entry::loaded(loaded.value.clone(), stamp, life.ttl, life.swr);
             entry.negative = life.negative;
-            let mut extra = self.options.tags.clone();
-            extra.extend(said.tags);
-            entry.tags = crate::entry::with_tags(&direct_tags(self.key), extra);
+            entry.tags = loaded.tags.clone();
             if !self.cache.current(stamp, &entry.tags, self.key.as_str()) {
                 tracing::debug!(
                     key = self.key.as_str(),
                     "an invalidation came while the value loaded; not stored"
                 );
             } else if self.blocking {
-                self.cache.set_entry(self.key, entry);
+                self.cache.store_entry(self.key, entry, stamp);
             } else {
-                self.cache.set_entry_async(self.key, entry).await;
+                self.cache.store_entry_async(self.key, entry, stamp).await;
             }
         }
-        r.map(|v| (v, stamp))
+        Ok(loaded)
     }
 }

@@ -17,7 +17,7 @@ use crate::context::{AsyncLoader, Loader, SyncLoader};
 use crate::entry::Held;
 use crate::entry::{Entry, Freshness};
 use crate::envelope::{self, Codec};
-use crate::flight::{self, Flights, Load, ShareError, Wait};
+use crate::flight::{self, Flights, Load, ShareError, Stamped, Wait};
 use crate::key::Key;
 use crate::layer::{LayerConfig, LayerSet, LayerStats, RemoteLayer};
 use crate::lifetime::LoadOptions;

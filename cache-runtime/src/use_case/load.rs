@@ -50,7 +50,7 @@ where
                 self.counters.bypass();
                 loader.run().await.0
             }
-            Mode::Refresh => self.call(miss, loader, wait).load().await.map(|(v, _)| v),
+            Mode::Refresh => self.call(miss, loader, wait).load().await.map(|l| l.value),
             Mode::Normal => {
                 flight::run(
                     &self.flights,
@@ -80,10 +80,12 @@ where
         }
     }
 
-    pub(super) fn peek_fresh(&self, miss: &Miss<K>) -> Option<(V, Stamp)> {
+    pub(super) fn peek_fresh(&self, miss: &Miss<K>) -> Option<Stamped<V>> {
         if !self.local {
             return None;
         }
+        // Before the check: a reconnect after it makes the value suspect.
+        let since = self.clock.stamp();
         let now = self.clock.now_ms();
         let marks = &*self.marks;
         self.store
@@ -91,19 +93,34 @@ where
                 miss.hash,
                 |k| *k == miss.key,
                 |h| {
-                    (h.entry.freshness(now) == Freshness::Fresh && h.valid(marks))
-                        .then(|| (h.entry.value.clone(), h.entry.stamp))
+                    (h.entry.freshness(now) == Freshness::Fresh && h.valid(marks)).then(|| {
+                        Stamped {
+                            value: h.entry.value.clone(),
+                            stamp: h.entry.stamp,
+                            tags: h.entry.tags.clone(),
+                            since,
+                        }
+                    })
                 },
             )
             .flatten()
     }
 
-    /// The entry to store for a value whose load began at `stamp`, or `None`
-    /// to keep it out: a result not to cache, or one an invalidation made
-    /// while it loaded already covers (it could never be served).
-    pub(super) fn entry(&self, miss: &Miss<K>, v: V, said: Said, stamp: Stamp) -> Option<Entry<V>> {
-        let negative = self.negative.is_some_and(|f| f(&v));
-        let Some(life) = self.policy.lifetime(negative, said.directive) else {
+    /// The entry to store for a loaded value (its tags all it is to be
+    /// stored with), or `None` to keep it out: a result not to cache, or one
+    /// an invalidation made while it loaded already covers (it could never
+    /// be served).
+    pub(super) fn entry(
+        &self,
+        miss: &Miss<K>,
+        loaded: Stamped<V>,
+        directive: Directive,
+    ) -> Option<Entry<V>> {
+        let Stamped {
+            value, stamp, tags, ..
+        } = loaded;
+        let negative = self.negative.is_some_and(|f| f(&value));
+        let Some(life) = self.policy.lifetime(negative, directive) else {
             tracing::debug!(
                 use_case = self.name,
                 key = miss.urn.as_str(),
@@ -111,9 +128,9 @@ where
             );
             return None;
         };
-        let mut entry = Entry::loaded(v, stamp, life.ttl, life.swr);
+        let mut entry = Entry::loaded(value, stamp, life.ttl, life.swr);
         entry.negative = life.negative;
-        entry.tags = with_tags(&miss.tags, said.tags);
+        entry.tags = tags;
         if !self.cache.current(stamp, &entry.tags, miss.urn.as_str()) {
             self.counters.discarded();
             tracing::debug!(
@@ -127,9 +144,10 @@ where
     }
 
     /// Puts `entry` in L1, its lifetime capped by the local TTL cap, unless
-    /// an invalidation already covers it (a future buffer) or L1 is not
-    /// trusted (bus down).
-    pub(super) fn fill_local(&self, hash: u64, key: &K, urn: &str, entry: &Entry<V>) {
+    /// an invalidation already covers it (a future buffer), L1 is not
+    /// trusted (bus down), or the bus reconnected since this process got the
+    /// value (at `since`: the start of its load or read).
+    pub(super) fn fill_local(&self, hash: u64, key: &K, urn: &str, entry: &Entry<V>, since: Stamp) {
         if !self.local {
             return;
         }
@@ -139,6 +157,7 @@ where
             key.clone(),
             urn,
             entry.clone(),
+            since,
             self.local_cap,
             &self.marks,
             &self.clock,
@@ -182,21 +201,26 @@ where
 
     /// The in-process half of storing a loaded value: its entry, put in L1;
     /// `None` when it is not to be cached at all.
-    fn keep_local(&self, miss: &Miss<K>, v: V, said: Said, stamp: Stamp) -> Option<Entry<V>> {
-        let entry = self.entry(miss, v, said, stamp)?;
-        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry);
+    fn keep_local(
+        &self,
+        miss: &Miss<K>,
+        loaded: Stamped<V>,
+        directive: Directive,
+    ) -> Option<Entry<V>> {
+        let since = loaded.since;
+        let entry = self.entry(miss, loaded, directive)?;
+        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry, since);
         Some(entry)
     }
 
     pub(super) async fn store_async(
         &self,
         miss: &Miss<K>,
-        v: V,
-        said: Said,
-        stamp: Stamp,
+        loaded: Stamped<V>,
+        directive: Directive,
         to: LayerSet,
     ) {
-        let Some(entry) = self.keep_local(miss, v, said, stamp) else {
+        let Some(entry) = self.keep_local(miss, loaded, directive) else {
             return;
         };
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
@@ -211,12 +235,11 @@ where
     pub(super) fn store_blocking(
         &'static self,
         miss: &Miss<K>,
-        v: V,
-        said: Said,
-        stamp: Stamp,
+        loaded: Stamped<V>,
+        directive: Directive,
         to: LayerSet,
     ) {
-        let Some(entry) = self.keep_local(miss, v, said, stamp) else {
+        let Some(entry) = self.keep_local(miss, loaded, directive) else {
             return;
         };
         if to == LayerSet::NONE {
@@ -241,7 +264,7 @@ where
 
     /// Looks the call up in the remote layers (the cache's one read path);
     /// a hit fills L1. Also says which layers failed.
-    pub(super) async fn read_remote(&self, miss: &Miss<K>) -> (Option<(V, Stamp)>, LayerSet) {
+    pub(super) async fn read_remote(&self, miss: &Miss<K>) -> (Option<Stamped<V>>, LayerSet) {
         let Some(codec) = self.remote else {
             return (None, LayerSet::NONE);
         };
@@ -250,6 +273,8 @@ where
             &miss.tags,
             self.cache.format(self.spec.schema),
         );
+        // Before the read: a reconnect during it makes what it found suspect.
+        let since = self.clock.stamp();
         let (hit, failed) = self
             .cache
             .read_layers(urn, |b| (codec.decode)(b, format, urn, tags))
@@ -261,8 +286,14 @@ where
         if hit.freshness == Freshness::Stale {
             self.counters.stale_hit();
         }
-        self.fill_local(miss.hash, &miss.key, urn, &hit.entry);
-        (Some((hit.entry.value, hit.entry.stamp)), failed)
+        self.fill_local(miss.hash, &miss.key, urn, &hit.entry, since);
+        let found = Stamped {
+            value: hit.entry.value,
+            stamp: hit.entry.stamp,
+            tags: hit.entry.tags,
+            since,
+        };
+        (Some(found), failed)
     }
 
     /// The sync adapter of [`read_remote`](Self::read_remote), on the I/O
@@ -271,7 +302,7 @@ where
     pub(super) fn read_remote_blocking(
         &'static self,
         miss: &Miss<K>,
-    ) -> (Option<(V, Stamp)>, LayerSet) {
+    ) -> (Option<Stamped<V>>, LayerSet) {
         if self.remote.is_none() {
             return (None, LayerSet::NONE);
         }
@@ -310,16 +341,15 @@ where
     type Value = V;
     type Error = E;
 
-    fn peek(&self) -> Option<(V, Stamp)> {
+    fn peek(&self) -> Option<Stamped<V>> {
         self.uc.peek_fresh(self.miss)
     }
 
-    fn current(&self, stamp: Stamp) -> bool {
-        let (urn, tags) = (self.miss.urn.as_str(), &self.miss.tags);
-        self.uc.cache.current(stamp, tags, urn)
+    fn current(&self, value: &Stamped<V>) -> bool {
+        self.uc.cache.shareable(value, self.miss.urn.as_str())
     }
 
-    async fn remote(&mut self) -> Option<(V, Stamp)> {
+    async fn remote(&mut self) -> Option<Stamped<V>> {
         let (found, failed) = if self.blocking {
             self.uc.read_remote_blocking(self.miss)
         } else {
@@ -329,7 +359,7 @@ where
         found
     }
 
-    async fn load(self) -> Result<(V, Stamp), E> {
+    async fn load(self) -> Result<Stamped<V>, E> {
         let (uc, miss) = (self.uc, self.miss);
         // Stamped before the loader reads the source: an invalidation after
         // this moment covers what it returns.
@@ -338,11 +368,24 @@ where
         let (r, said) = self.loader.run().await;
         uc.counters.load(start.elapsed(), r.is_ok());
         let to = LayerSet::ALL.without(self.failed);
-        match &r {
-            Ok(v) if self.blocking => uc.store_blocking(miss, v.clone(), said, stamp, to),
-            Ok(v) => uc.store_async(miss, v.clone(), said, stamp, to).await,
-            Err(_) => tracing::debug!(use_case = uc.name, key = miss.urn.as_str(), "loader failed"),
+        let loaded = match r {
+            Ok(value) => Stamped {
+                value,
+                stamp,
+                tags: with_tags(&miss.tags, said.tags),
+                since: stamp,
+            },
+            Err(e) => {
+                tracing::debug!(use_case = uc.name, key = miss.urn.as_str(), "loader failed");
+                return Err(e);
+            }
+        };
+        if self.blocking {
+            uc.store_blocking(miss, loaded.clone(), said.directive, to);
+        } else {
+            uc.store_async(miss, loaded.clone(), said.directive, to)
+                .await;
         }
-        r.map(|v| (v, stamp))
+        Ok(loaded)
     }
 }

@@ -15,10 +15,10 @@ use serde::Serialize;
 
 use crate::cache::{Cache, UseCaseInfo};
 use crate::clock::{Clock, Millis, Stamp};
-use crate::context::{self, AsyncLoader, Loader, Mode, Said, SyncLoader};
+use crate::context::{self, AsyncLoader, Directive, Loader, Mode, SyncLoader};
 use crate::entry::{Entry, Freshness, Held, Tags};
 use crate::envelope::{self, DecodeError, Format};
-use crate::flight::{self, Flights, Load, Outcome, Role, ShareError, Wait};
+use crate::flight::{self, Flights, Load, Outcome, Role, ShareError, Stamped, Wait};
 use crate::key::{Key, KeyRef, KeyTemplate};
 use crate::layer::LayerSet;
 use crate::lifetime::Policy;

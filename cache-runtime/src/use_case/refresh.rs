@@ -32,7 +32,8 @@ where
         let job = job();
         self.counters.refresh();
         slot.run(move || {
-            let r = flight::block_here(self.call(&miss, SyncLoader(job), Wait::Block).load());
+            let load = self.call(&miss, SyncLoader(job), Wait::Block).load();
+            let r = flight::block_here(lead.running(load));
             self.settle_background(&miss, lead, r);
         });
     }
@@ -53,7 +54,8 @@ where
         let job = job();
         self.counters.refresh();
         let spawned = crate::spawn::spawn(async move {
-            let r = self.call(&miss, AsyncLoader(job), Wait::Yield).load().await;
+            let load = self.call(&miss, AsyncLoader(job), Wait::Yield).load();
+            let r = lead.running(load).await;
             self.settle_background(&miss, lead, r);
         });
         if spawned.is_none() {
@@ -83,10 +85,10 @@ where
         &self,
         miss: &Miss<K>,
         lead: crate::flight::Lead<'_, K, V>,
-        r: Result<(V, Stamp), RefreshFailed>,
+        r: Result<Stamped<V>, RefreshFailed>,
     ) {
         match r {
-            Ok((v, s)) => lead.finish(|| Outcome::Done(v, s)),
+            Ok(refreshed) => lead.finish(|| Outcome::Done(refreshed)),
             Err(RefreshFailed) => {
                 tracing::warn!(
                     use_case = self.name,
