@@ -57,9 +57,11 @@ pub(crate) fn with_tags(base: &Tags, extra: Vec<String>) -> Tags {
 
 /// One cached value and its lifetimes.
 ///
-/// Deadlines are Unix milliseconds from the cache's [`Clock`](crate::Clock)
-/// (`u64::MAX` means "never"); the entry's [`Stamp`] says when its load
-/// began, in microseconds, and decides whether an invalidation covers it.
+/// Deadlines are Unix milliseconds of the cache's
+/// [`Clock::now_ms`](crate::Clock::now_ms), counted from when the entry was
+/// stored (`u64::MAX` means "never"); the entry's [`Stamp`] says when its
+/// load began, in microseconds of the wall clock, and only orders it against
+/// invalidations: a step of the wall clock moves stamps, never lifetimes.
 ///
 /// # Examples
 ///
@@ -108,13 +110,21 @@ impl<V> Entry<V> {
     /// assert_eq!(Entry::new("v", 0, None, Duration::ZERO).fresh_until_ms, u64::MAX, "no TTL: forever");
     /// ```
     pub fn new(value: V, now_ms: Millis, ttl: Option<Duration>, swr: Duration) -> Self {
-        Self::loaded(value, stamp_of_ms(now_ms), ttl, swr)
+        Self::loaded(value, stamp_of_ms(now_ms), now_ms, ttl, swr)
     }
 
-    /// An entry whose load began at `stamp`: its lifetimes count from then.
-    pub(crate) fn loaded(value: V, stamp: Stamp, ttl: Option<Duration>, swr: Duration) -> Self {
-        let began = ms_of_stamp(stamp);
-        let fresh_until_ms = ttl.map_or(u64::MAX, |t| began.saturating_add(saturating_ms(t)));
+    /// An entry whose load began at `stamp`, stored at `now_ms`
+    /// ([`Clock::now_ms`](crate::Clock::now_ms)): its lifetimes count from
+    /// `now_ms`, on the clock they are judged with; the stamp, of the wall
+    /// clock, only orders it against invalidations.
+    pub(crate) fn loaded(
+        value: V,
+        stamp: Stamp,
+        now_ms: Millis,
+        ttl: Option<Duration>,
+        swr: Duration,
+    ) -> Self {
+        let fresh_until_ms = ttl.map_or(u64::MAX, |t| now_ms.saturating_add(saturating_ms(t)));
         Entry {
             value,
             stamp,

@@ -58,7 +58,8 @@ impl Cache {
     }
 
     pub(super) fn entry_for<T>(&self, key: &Key, value: T, ttl: Option<Duration>) -> Entry<T> {
-        let mut e = Entry::loaded(value, self.inner.clock.stamp(), ttl, Duration::ZERO);
+        let clock = &self.inner.clock;
+        let mut e = Entry::loaded(value, clock.stamp(), clock.now_ms(), ttl, Duration::ZERO);
         e.tags = direct_tags(key);
         e
     }
@@ -99,7 +100,7 @@ impl Cache {
         let remaining = Duration::from_millis(
             entry
                 .stale_until_ms
-                .saturating_sub(self.inner.clock.precise_ms()),
+                .saturating_sub(self.inner.clock.now_ms()),
         );
         if remaining.is_zero() {
             // Nothing left to live: a remote write would store a dead entry.

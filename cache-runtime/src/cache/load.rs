@@ -221,7 +221,8 @@ where
             Some((v, life))
         });
         if let Some((v, life)) = kept {
-            let mut entry = Entry::loaded(v.clone(), stamp, life.ttl, life.swr);
+            let now = self.cache.inner.clock.now_ms();
+            let mut entry = Entry::loaded(v.clone(), stamp, now, life.ttl, life.swr);
             entry.negative = life.negative;
             let mut extra = self.options.tags.clone();
             extra.extend(said.tags);
