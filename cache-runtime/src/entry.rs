@@ -220,8 +220,9 @@ impl<V> Entry<V> {
 }
 
 /// An entry as the in-process layer holds it: with the hashes of its tags
-/// (and of its own key), and the invalidation epoch in which it was last
-/// found valid. While the epoch has not moved, a hit checks nothing else.
+/// (and of its own key), the URN it was stored under, and the invalidation
+/// epoch in which it was last found valid. While the epoch has not moved, a
+/// hit checks nothing else.
 #[derive(Debug)]
 pub(crate) struct Held<V> {
     pub(crate) entry: Entry<V>,
@@ -229,6 +230,11 @@ pub(crate) struct Held<V> {
     filled: Stamp,
     checked: std::sync::atomic::AtomicU64,
     hashes: Box<[u64]>,
+    /// The URN it was stored under, whole: a `#[cached]` use case's L1 is
+    /// keyed by the call's arguments, and a lookup by URN (the direct API
+    /// reading a use case's entry) must compare the URN itself, never only
+    /// its hash.
+    urn: Box<str>,
 }
 
 impl<V> Held<V> {
@@ -245,13 +251,16 @@ impl<V> Held<V> {
             filled,
             checked: std::sync::atomic::AtomicU64::new(epoch),
             hashes,
+            urn: urn.into(),
         }
     }
 
-    /// Whether it was stored under `urn` (by the hash of its URN, kept
-    /// last among its hashes).
-    pub(crate) fn stored_under(&self, urn_hash: u64) -> bool {
-        self.hashes.last() == Some(&urn_hash)
+    /// Whether it was stored under `urn`, whose hash is `urn_hash`: the
+    /// hash (kept last among its hashes) only rules most entries out
+    /// cheaply; a match is decided by the URN itself, so that two URNs of
+    /// one hash never hand out each other's value.
+    pub(crate) fn stored_under(&self, urn: &str, urn_hash: u64) -> bool {
+        self.hashes.last() == Some(&urn_hash) && *self.urn == *urn
     }
 
     /// Whether it may be put in process memory now: not invalidated yet,
@@ -279,5 +288,25 @@ impl<V> Held<V> {
         self.checked
             .store(epoch, std::sync::atomic::Ordering::Relaxed);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watermark::tag_hash;
+
+    #[test]
+    fn an_entry_is_found_by_its_urn_never_by_a_hash_alone() {
+        let entry = Entry::new(7u8, 0, None, Duration::ZERO);
+        let mut held = Held::new(entry, "urn:t:v1:user:1#f", 1, 0);
+        assert!(held.stored_under("urn:t:v1:user:1#f", tag_hash("urn:t:v1:user:1#f")));
+        assert!(!held.stored_under("urn:t:v1:user:2#f", tag_hash("urn:t:v1:user:2#f")));
+        // A collision, forced: the entry's URN hash is another URN's.
+        *held.hashes.last_mut().unwrap() = tag_hash("urn:t:v1:user:2#f");
+        assert!(
+            !held.stored_under("urn:t:v1:user:2#f", tag_hash("urn:t:v1:user:2#f")),
+            "the same hash, another URN: not this entry"
+        );
     }
 }
