@@ -471,7 +471,11 @@ impl Cache {
         }
     }
 
-    /// Whether a live value (of any type) is under `key`, in any layer.
+    /// Whether a live value (of any type) is under `key`, in any layer: one
+    /// that a [`get`](Self::get) of its type would return. A remote entry
+    /// larger than the cache's `max_value_bytes`, unreadable, expired or
+    /// invalidated does not exist. A hit in a lower layer fills the layers
+    /// above it, as a `get` does.
     ///
     /// # Blocking
     ///
@@ -500,25 +504,17 @@ impl Cache {
         self.with_live(key, |_, _| Some(())).is_some()
     }
 
-    /// Whether a remote layer holds a live entry under `key`: not expired,
-    /// written under this key, and not invalidated since (its value is not
-    /// decoded, so any type counts).
+    /// Whether a remote layer holds an entry under `key` that a read would
+    /// take, judged on the one remote read path as [`get`](Self::get) is:
+    /// within `max_value_bytes`, an envelope of this format and codec
+    /// written under this key, not expired, and not invalidated since. Its
+    /// value is not decoded, so it counts whatever its type.
     pub(super) async fn exists_remote(&self, key: &Key) -> bool {
-        let (urn, tags) = (key.as_str(), direct_tags(key));
-        for layer in &self.inner.layers {
-            let Ok(Some(bytes)) = layer.get(urn).await else {
-                continue;
-            };
-            let Ok(meta) = envelope::decode_meta(&bytes, self.inner.codec, urn, &tags) else {
-                continue;
-            };
-            if !meta.is_expired(self.inner.clock.now_ms())
-                && self.remote_valid(meta.stamp, &meta.tags, urn).await
-            {
-                return true;
-            }
-        }
-        false
+        let (urn, tags, codec) = (key.as_str(), direct_tags(key), self.inner.codec);
+        let (hit, _) = self
+            .read_layers(urn, |b| envelope::decode_meta(b, codec, urn, &tags))
+            .await;
+        hit.is_some()
     }
 
     /// The async twin of [`exists`](Self::exists).
