@@ -85,7 +85,7 @@ async fn a_user_backend_is_a_layer_like_any_other() {
         "the load was written to the user's backend"
     );
     let stored = DICT.map.lock().unwrap().values().next().cloned().unwrap();
-    assert!(stored.starts_with(b"cachewright:3j"));
+    assert!(stored.starts_with(b"cachewright:4j"));
     // Another cache over the same backend, as another process, reads it there.
     let other = Cache::builder()
         .layer(LayerConfig::shared(DICT.clone()))

@@ -473,8 +473,9 @@ impl Cache {
 
     /// Whether a live value (of any type) is under `key`, in any layer: one
     /// that a [`get`](Self::get) of its type would return. A remote entry
-    /// larger than the cache's `max_value_bytes`, unreadable, expired or
-    /// invalidated does not exist. A hit in a lower layer fills the layers
+    /// larger than the cache's `max_value_bytes`, of another schema version
+    /// ([`CacheBuilder::schema`](crate::CacheBuilder::schema)), unreadable,
+    /// expired or invalidated does not exist. A hit in a lower layer fills the layers
     /// above it, as a `get` does.
     ///
     /// # Blocking
@@ -506,13 +507,14 @@ impl Cache {
 
     /// Whether a remote layer holds an entry under `key` that a read would
     /// take, judged on the one remote read path as [`get`](Self::get) is:
-    /// within `max_value_bytes`, an envelope of this format and codec
-    /// written under this key, not expired, and not invalidated since. Its
-    /// value is not decoded, so it counts whatever its type.
+    /// within `max_value_bytes`, an envelope of this format, codec and
+    /// schema version written under this key, not expired, and not
+    /// invalidated since. Its value is not decoded, so it counts whatever
+    /// its type.
     pub(super) async fn exists_remote(&self, key: &Key) -> bool {
-        let (urn, tags, codec) = (key.as_str(), direct_tags(key), self.inner.codec);
+        let (urn, tags, format) = (key.as_str(), direct_tags(key), self.format(0));
         let (hit, _) = self
-            .read_layers(urn, |b| envelope::decode_meta(b, codec, urn, &tags))
+            .read_layers(urn, |b| envelope::decode_meta(b, format, urn, &tags))
             .await;
         hit.is_some()
     }
