@@ -306,3 +306,31 @@ fn a_peer_clock_ahead_does_not_make_later_loads_look_overtaken() {
         "the value loaded after the invalidation was heard is kept, not discarded as older"
     );
 }
+
+#[test]
+fn a_clear_elsewhere_discards_a_load_in_flight_here() {
+    let bus = Arc::new(Local::default());
+    let on = || Cache::builder().namespace("clear").bus(bus.clone()).build();
+    let (here, there) = (on(), on());
+    let key = here.key("quote", &1);
+    let (started_tx, started_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (h, k) = (here.clone(), key.clone());
+    let loader = std::thread::spawn(move || {
+        h.get_or_load(&k, Duration::from_secs(600), move || {
+            started_tx.send(()).unwrap();
+            go_rx.recv().ok();
+            Ok::<u32, ()>(1)
+        })
+    });
+    started_rx.recv().unwrap();
+    // Another process clears the namespace while this one loads.
+    there.clear();
+    go_tx.send(()).unwrap();
+    assert_eq!(loader.join().unwrap(), Ok(1), "its caller has it");
+    assert_eq!(
+        here.get::<u32>(&key),
+        None,
+        "a load that began before another process's clear is not kept"
+    );
+}

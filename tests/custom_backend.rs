@@ -85,11 +85,20 @@ async fn a_user_backend_is_a_layer_like_any_other() {
         "the load was written to the user's backend"
     );
     let stored = DICT.map.lock().unwrap().values().next().cloned().unwrap();
-    assert!(stored.starts_with(b"cachewright:3j"));
-    CACHE.clear_async().await; // empties process memory; the dict keeps its copy (no delete_prefix)
-    assert_eq!(report(1).await.unwrap(), r);
+    assert!(stored.starts_with(b"cachewright:4j"));
+    // Another cache over the same backend, as another process, reads it there.
+    let other = Cache::builder()
+        .layer(LayerConfig::shared(DICT.clone()))
+        .build();
+    let key = other.key("report", &1).use_case("Report");
+    assert_eq!(other.get_async::<Report>(&key).await, Some(r.clone()));
     assert_eq!(LOADS.load(SeqCst), 1, "served from the user's backend");
-    assert_eq!(CACHE.stats_for("Report").unwrap().remote_hits, 1);
+    assert_eq!(other.layer_stats()[0].hits, 1);
+    // A clear empties process memory and rules out everything loaded before
+    // it, the dict's copy too (it has no delete_prefix to remove it).
+    CACHE.clear_async().await;
+    assert_eq!(report(1).await.unwrap(), r);
+    assert_eq!(LOADS.load(SeqCst), 2, "loaded again after the clear");
     // Switched off: calls still succeed through the loader.
     let errors_before = CACHE.layer_stats()[0].errors;
     assert_eq!(

@@ -499,3 +499,110 @@ async fn async_invalidations_run_in_spawned_tasks() {
     assert_eq!(cache.get::<u32>(&k1), None);
     assert_eq!(cache.get::<u32>(&k2), None);
 }
+
+// ---- a clear is an invalidation of everything --------------------------------------------
+
+/// A read whose load began before a `clear` (or `flush_all`) and finishes
+/// after it: the clear covers it as an invalidation would, so the old value
+/// is neither stored nor served (before, it was stored and served until its
+/// TTL ended).
+#[test]
+fn a_clear_discards_a_racing_read() {
+    let _g = RACE_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let clears: [(u32, fn()); 2] = [(3, || RACE.clear()), (4, || RACE.flush_all())];
+    for (sku, clear) in clears {
+        *RACE_DB.lock().unwrap() = 1;
+        let served = race(sku, || {
+            *RACE_DB.lock().unwrap() = 2;
+            clear();
+        });
+        assert_eq!(
+            served, 2,
+            "the value loaded before the clear was not served"
+        );
+    }
+}
+
+/// The same for a direct `get_or_load`: its own caller has the value,
+/// nobody after the clear does.
+#[test]
+fn a_clear_discards_a_racing_get_or_load() {
+    let _g = RACE_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let key = RACE.key("quote", &1);
+    let (started_tx, started_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let k = key.clone();
+    let loader = std::thread::spawn(move || {
+        RACE.get_or_load(&k, Duration::from_secs(600), move || {
+            started_tx.send(()).unwrap();
+            go_rx.recv().ok();
+            Ok::<u32, ()>(1)
+        })
+    });
+    started_rx.recv().unwrap();
+    RACE.clear();
+    go_tx.send(()).unwrap();
+    assert_eq!(loader.join().unwrap(), Ok(1), "its caller has it");
+    assert_eq!(RACE.get::<u32>(&key), None, "nobody after the clear does");
+    assert_eq!(
+        RACE.get_or_load(&key, Duration::from_secs(600), || Ok::<u32, ()>(2)),
+        Ok(2),
+        "loaded again"
+    );
+}
+
+/// A bus that is connected at once and records what it is asked to publish.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+#[cachewright::backends::async_trait]
+impl cachewright::backends::Bus for Recorder {
+    async fn publish(
+        &self,
+        _channel: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), cachewright::backends::BackendError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(String::from_utf8(payload).unwrap());
+        Ok(())
+    }
+    fn subscribe(&self, _channel: &str, sink: cachewright::backends::BusSink) {
+        sink(cachewright::backends::BusEvent::Connected);
+    }
+}
+
+/// The `at` of the one message of `kind` on `bus`.
+fn published_at(bus: &Recorder, kind: &str) -> u64 {
+    let sent = bus.0.lock().unwrap();
+    let msg = sent
+        .iter()
+        .find(|m| m.contains(&format!("\"kind\":\"{kind}\"")))
+        .unwrap_or_else(|| panic!("no {kind} message in {sent:?}"));
+    let at = &msg[msg.find("\"at\":").expect("an at") + 5..];
+    at[..at.find(|c: char| !c.is_ascii_digit()).unwrap_or(at.len())]
+        .parse()
+        .unwrap()
+}
+
+/// Every `at` on the bus is a stamp (microseconds), a clear's too: a
+/// receiver compares it with its entries' stamps.
+#[test]
+fn a_clear_travels_with_a_stamp() {
+    let clock = ManualClock::new(5_000_000);
+    let bus = std::sync::Arc::new(Recorder::default());
+    let cache = Cache::builder()
+        .name("clear-stamp")
+        .clock(Clock::manual(&clock))
+        .bus(bus.clone())
+        .build();
+    cache.invalidate_tags(["user:1"]);
+    cache.clear();
+    let (tags, clear) = (published_at(&bus, "tags"), published_at(&bus, "clear"));
+    assert!(tags >= 5_000_000_000, "a stamp, in µs: {tags}");
+    assert!(clear > tags, "a stamp, after the invalidation's: {clear}");
+    bus.0.lock().unwrap().clear();
+    cache.flush_all();
+    assert!(published_at(&bus, "clear") > clear);
+}

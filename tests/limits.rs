@@ -178,6 +178,33 @@ fn an_oversized_value_is_returned_not_written_remotely() {
     assert_eq!(cache.layer_stats()[0].decode_errors, 1);
 }
 
+/// `exists` judges a remote entry as `get` does: bytes over this cache's
+/// limit, written by a cache with a larger one, do not exist for it (it
+/// said they did while `get` read a miss).
+#[test]
+fn an_oversized_remote_entry_does_not_exist() {
+    let shared = std::sync::Arc::new(MemoryBackend::new());
+    let over = |max| {
+        Cache::builder()
+            .namespace("exists-small")
+            .max_value_bytes(max)
+            .layer(LayerConfig::shared(shared.clone()))
+            .build()
+    };
+    let (small, big) = (over(1_024), over(1 << 20));
+    let (large, short) = (big.key("blob", &1), big.key("blob", &2));
+    big.set(&large, "x".repeat(5_000), None);
+    big.set(&short, "x".to_string(), None);
+    assert_eq!(small.get::<String>(&large), None, "over the limit: a miss");
+    assert!(!small.exists(&large), "and absent, as get says");
+    assert!(small.exists(&short), "a small one exists");
+    let fresh = over(1 << 20);
+    assert!(
+        fresh.exists(&large),
+        "for a cache with a larger limit, it exists"
+    );
+}
+
 // ---- long ids ----------------------------------------------------------------------------------
 
 static LONG_LOADS: AtomicU32 = AtomicU32::new(0);

@@ -224,10 +224,10 @@ fn garbage_under_a_live_key_is_a_miss_then_overwritten() {
     assert!(
         raw_get(&server, urn)
             .unwrap()
-            .starts_with(b"cachewright:3j"),
+            .starts_with(b"cachewright:4j"),
         "keys are the URNs"
     );
-    for junk in [&b"garbage"[..], b"cachewright:3j c=123", b"\xff\xfe\x00"] {
+    for junk in [&b"garbage"[..], b"cachewright:4j c=123", b"\xff\xfe\x00"] {
         let _: () = redis::cmd("SET")
             .arg(urn)
             .arg(junk)
@@ -243,7 +243,7 @@ fn garbage_under_a_live_key_is_a_miss_then_overwritten() {
         assert!(
             raw_get(&server, urn)
                 .unwrap()
-                .starts_with(b"cachewright:3j"),
+                .starts_with(b"cachewright:4j"),
             "and is overwritten"
         );
     }
@@ -336,7 +336,7 @@ fn ttls_in_redis_are_capped_and_keys_readable() {
     );
     let text = String::from_utf8(raw_get(&server, "urn:shop:v9:user:c").unwrap()).unwrap();
     assert!(
-        text.starts_with("cachewright:3j ") && text.ends_with("\n6:user:c\n2"),
+        text.starts_with("cachewright:4j ") && text.ends_with("\n6:user:c\n2"),
         "{text}"
     );
 }
@@ -571,7 +571,7 @@ fn messagepack_codec_round_trips() {
     cache.set(&k, (1u32, "x".to_string()), None);
     assert!(raw_get(&server, k.as_str())
         .unwrap()
-        .starts_with(b"cachewright:3m"));
+        .starts_with(b"cachewright:4m"));
     let other = Cache::builder()
         .codec(Codec::MessagePack)
         .layer(redis_layer(&server.url()))

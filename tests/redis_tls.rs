@@ -49,7 +49,7 @@ async fn over_tls_values_and_invalidations_reach_another_cache() {
         .arg(key.as_str())
         .query(&mut server.conn())
         .unwrap();
-    assert!(raw.unwrap().starts_with(b"cachewright:3j"));
+    assert!(raw.unwrap().starts_with(b"cachewright:4j"));
     a.invalidate_entity_async("user", &7).await;
     let mut gone = false;
     for _ in 0..3000 {

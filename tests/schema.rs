@@ -45,3 +45,23 @@ fn a_bumped_schema_reads_older_entries_as_misses() {
         "the old entry was refused"
     );
 }
+
+/// `exists` tells an entry of another schema version from one `get` would
+/// read, as `get` does (it said the entry existed while `get` read a miss).
+#[test]
+fn an_entry_of_another_schema_does_not_exist() {
+    let shared = Arc::new(MemoryBackend::new());
+    let at = |schema| {
+        Cache::builder()
+            .namespace("schema-exists")
+            .schema(schema)
+            .layer(LayerConfig::shared(shared.clone()))
+            .build()
+    };
+    let (old, new) = (at(1), at(2));
+    let key = old.key("price", &3);
+    old.set(&key, 300u64, None);
+    assert_eq!(new.get::<u64>(&key), None, "another schema: a miss");
+    assert!(!new.exists(&key), "and absent, as get says");
+    assert!(at(1).exists(&key), "at its own schema it exists");
+}

@@ -360,3 +360,53 @@ fn duration_strings_are_honoured() {
     short(1);
     assert_eq!(DUR_CALLS.load(SeqCst), 2);
 }
+
+/// A cache of its own: its test steps the wall clock, which no other test
+/// should see.
+static STEPPED_CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000_000));
+static STEPPED: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("ttl-stepped")
+        .clock(Clock::manual(&STEPPED_CLOCK))
+        .build()
+});
+static STEPPED_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "stepped:<id>", ttl = 10, cache = STEPPED, name = "stepped")]
+fn stepped(id: u32) -> u32 {
+    STEPPED_CALLS.fetch_add(1, SeqCst) + id * 100
+}
+
+/// Stores one entry of each kind (`#[cached]`, `set`, `get_or_load`), then
+/// checks that each lives its 10 s TTL on monotonic time, and no longer.
+fn lives_its_ttl_exactly(id: u32) {
+    let ttl = Duration::from_secs(10);
+    let (set_key, load_key) = (STEPPED.key("set", &id), STEPPED.key("load", &id));
+    let first = stepped(id);
+    STEPPED.set(&set_key, id, Some(ttl));
+    assert_eq!(
+        STEPPED.get_or_load(&load_key, ttl, || Ok::<u32, ()>(id)),
+        Ok(id)
+    );
+    STEPPED_CLOCK.advance(ttl - Duration::from_millis(1));
+    assert_eq!(stepped(id), first, "fresh until its TTL is over");
+    assert_eq!(STEPPED.get::<u32>(&set_key), Some(id));
+    assert_eq!(STEPPED.get::<u32>(&load_key), Some(id));
+    STEPPED_CLOCK.advance(Duration::from_millis(1));
+    assert_ne!(stepped(id), first, "reloaded once its TTL is over");
+    assert_eq!(STEPPED.get::<u32>(&set_key), None, "set: expired");
+    assert_eq!(STEPPED.get::<u32>(&load_key), None, "get_or_load: expired");
+}
+
+#[test]
+fn lifetimes_count_on_monotonic_time_whatever_the_wall_clock_does() {
+    let now = STEPPED_CLOCK.now_ms();
+    // The wall clock stepped an hour ahead: stamps are an hour ahead of
+    // monotonic time, lifetimes are not.
+    STEPPED_CLOCK.set_wall_ms(now + 3_600_000);
+    lives_its_ttl_exactly(1);
+    // Then two hours back: stamps stay ahead (they never repeat), lifetimes
+    // still count from the store.
+    STEPPED_CLOCK.set_wall_ms(STEPPED_CLOCK.now_ms() - 7_200_000);
+    lives_its_ttl_exactly(2);
+}

@@ -1,7 +1,7 @@
 //! One injectable clock for every TTL, SWR and watermark decision.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -101,11 +101,22 @@ enum Source {
     Manual(Arc<Manual>),
 }
 
-/// A manual clock's time and the last stamp it gave out.
+/// A manual clock's time, how far its wall clock stands from it, and the
+/// last stamp it gave out.
 #[derive(Debug, Default)]
 struct Manual {
+    /// Monotonic time, as Unix milliseconds: what `now_ms` reads.
     ms: AtomicU64,
+    /// Wall time minus `ms`, in milliseconds: moved by a wall-clock step.
+    wall_ahead: AtomicI64,
     last: AtomicU64,
+}
+
+impl Manual {
+    fn wall_ms(&self) -> Millis {
+        let ms = self.ms.load(Ordering::Acquire);
+        ms.saturating_add_signed(self.wall_ahead.load(Ordering::Acquire))
+    }
 }
 
 impl Clock {
@@ -145,7 +156,9 @@ impl Clock {
         }
     }
 
-    /// Now, in Unix milliseconds.
+    /// Now, in Unix milliseconds: monotonic time mapped onto the wall clock
+    /// once, at start. Every deadline (fresh until, stale until) is counted
+    /// from it when an entry is stored, and judged by it.
     ///
     /// # Examples
     ///
@@ -162,9 +175,11 @@ impl Clock {
         }
     }
 
-    /// Now, in Unix milliseconds, read precisely: for stamping entries and
-    /// invalidations (slow paths), where the coarse clock's few
-    /// milliseconds of lag would blur their order.
+    /// Now, in Unix milliseconds, read precisely from the wall clock: what
+    /// [`stamp`](Self::stamp) follows. For ordering events, never for
+    /// deadlines: a wall-clock step (NTP, an operator) moves it, while
+    /// [`now_ms`](Self::now_ms), which every deadline is counted and read
+    /// with, only moves forward with monotonic time.
     ///
     /// # Examples
     ///
@@ -181,7 +196,7 @@ impl Clock {
                 .duration_since(UNIX_EPOCH)
                 .map(saturating_ms)
                 .unwrap_or(0),
-            Source::Manual(m) => m.ms.load(Ordering::Acquire),
+            Source::Manual(m) => m.wall_ms(),
         }
     }
 
@@ -211,7 +226,7 @@ impl Clock {
                     .unwrap_or(0);
                 next_stamp(&SYSTEM_LAST, now_us)
             }
-            Source::Manual(m) => next_stamp(&m.last, stamp_of_ms(m.ms.load(Ordering::Acquire))),
+            Source::Manual(m) => next_stamp(&m.last, stamp_of_ms(m.wall_ms())),
         }
     }
 
@@ -279,6 +294,7 @@ impl ManualClock {
     pub fn new(start_ms: Millis) -> Self {
         Self(Arc::new(Manual {
             ms: AtomicU64::new(start_ms),
+            wall_ahead: AtomicI64::new(0),
             last: AtomicU64::new(0),
         }))
     }
@@ -311,6 +327,30 @@ impl ManualClock {
     /// ```
     pub fn set_ms(&self, ms: Millis) {
         self.0.ms.store(ms, Ordering::Release);
+    }
+
+    /// Steps the wall clock to `ms` Unix milliseconds, leaving monotonic
+    /// time ([`now_ms`](Self::now_ms)) where it is: as NTP or an operator
+    /// steps a host's clock. [`Clock::stamp`] and [`Clock::precise_ms`]
+    /// follow the wall clock; later [`advance`](Self::advance)s move both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Clock, ManualClock};
+    ///
+    /// let manual = ManualClock::new(10_000);
+    /// let clock = Clock::manual(&manual);
+    /// manual.set_wall_ms(3_610_000);
+    /// assert_eq!(clock.now_ms(), 10_000, "monotonic time did not move");
+    /// assert_eq!(clock.precise_ms(), 3_610_000);
+    /// assert!(clock.stamp() >= 3_610_000_000, "stamps follow the wall clock");
+    /// ```
+    pub fn set_wall_ms(&self, ms: Millis) {
+        let now = self.0.ms.load(Ordering::Acquire);
+        let ahead = i128::from(ms) - i128::from(now);
+        let ahead = i64::try_from(ahead).unwrap_or(if ahead < 0 { i64::MIN } else { i64::MAX });
+        self.0.wall_ahead.store(ahead, Ordering::Release);
     }
 
     /// The clock's time, in Unix milliseconds.

@@ -57,9 +57,11 @@ pub(crate) fn with_tags(base: &Tags, extra: Vec<String>) -> Tags {
 
 /// One cached value and its lifetimes.
 ///
-/// Deadlines are Unix milliseconds from the cache's [`Clock`](crate::Clock)
-/// (`u64::MAX` means "never"); the entry's [`Stamp`] says when its load
-/// began, in microseconds, and decides whether an invalidation covers it.
+/// Deadlines are Unix milliseconds of the cache's
+/// [`Clock::now_ms`](crate::Clock::now_ms), counted from when the entry was
+/// stored (`u64::MAX` means "never"); the entry's [`Stamp`] says when its
+/// load began, in microseconds of the wall clock, and only orders it against
+/// invalidations: a step of the wall clock moves stamps, never lifetimes.
 ///
 /// # Examples
 ///
@@ -108,13 +110,21 @@ impl<V> Entry<V> {
     /// assert_eq!(Entry::new("v", 0, None, Duration::ZERO).fresh_until_ms, u64::MAX, "no TTL: forever");
     /// ```
     pub fn new(value: V, now_ms: Millis, ttl: Option<Duration>, swr: Duration) -> Self {
-        Self::loaded(value, stamp_of_ms(now_ms), ttl, swr)
+        Self::loaded(value, stamp_of_ms(now_ms), now_ms, ttl, swr)
     }
 
-    /// An entry whose load began at `stamp`: its lifetimes count from then.
-    pub(crate) fn loaded(value: V, stamp: Stamp, ttl: Option<Duration>, swr: Duration) -> Self {
-        let began = ms_of_stamp(stamp);
-        let fresh_until_ms = ttl.map_or(u64::MAX, |t| began.saturating_add(saturating_ms(t)));
+    /// An entry whose load began at `stamp`, stored at `now_ms`
+    /// ([`Clock::now_ms`](crate::Clock::now_ms)): its lifetimes count from
+    /// `now_ms`, on the clock they are judged with; the stamp, of the wall
+    /// clock, only orders it against invalidations.
+    pub(crate) fn loaded(
+        value: V,
+        stamp: Stamp,
+        now_ms: Millis,
+        ttl: Option<Duration>,
+        swr: Duration,
+    ) -> Self {
+        let fresh_until_ms = ttl.map_or(u64::MAX, |t| now_ms.saturating_add(saturating_ms(t)));
         Entry {
             value,
             stamp,
@@ -210,8 +220,9 @@ impl<V> Entry<V> {
 }
 
 /// An entry as the in-process layer holds it: with the hashes of its tags
-/// (and of its own key), and the invalidation epoch in which it was last
-/// found valid. While the epoch has not moved, a hit checks nothing else.
+/// (and of its own key), the URN it was stored under, and the invalidation
+/// epoch in which it was last found valid. While the epoch has not moved, a
+/// hit checks nothing else.
 #[derive(Debug)]
 pub(crate) struct Held<V> {
     pub(crate) entry: Entry<V>,
@@ -220,6 +231,11 @@ pub(crate) struct Held<V> {
     filled: Stamp,
     checked: std::sync::atomic::AtomicU64,
     hashes: Box<[u64]>,
+    /// The URN it was stored under, whole: a `#[cached]` use case's L1 is
+    /// keyed by the call's arguments, and a lookup by URN (the direct API
+    /// reading a use case's entry) must compare the URN itself, never only
+    /// its hash.
+    urn: Box<str>,
 }
 
 impl<V> Held<V> {
@@ -236,13 +252,16 @@ impl<V> Held<V> {
             filled,
             checked: std::sync::atomic::AtomicU64::new(epoch),
             hashes,
+            urn: urn.into(),
         }
     }
 
-    /// Whether it was stored under `urn` (by the hash of its URN, kept
-    /// last among its hashes).
-    pub(crate) fn stored_under(&self, urn_hash: u64) -> bool {
-        self.hashes.last() == Some(&urn_hash)
+    /// Whether it was stored under `urn`, whose hash is `urn_hash`: the
+    /// hash (kept last among its hashes) only rules most entries out
+    /// cheaply; a match is decided by the URN itself, so that two URNs of
+    /// one hash never hand out each other's value.
+    pub(crate) fn stored_under(&self, urn: &str, urn_hash: u64) -> bool {
+        self.hashes.last() == Some(&urn_hash) && *self.urn == *urn
     }
 
     /// Whether it may be put in process memory now: not invalidated yet,
@@ -270,5 +289,25 @@ impl<V> Held<V> {
         self.checked
             .store(epoch, std::sync::atomic::Ordering::Relaxed);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watermark::tag_hash;
+
+    #[test]
+    fn an_entry_is_found_by_its_urn_never_by_a_hash_alone() {
+        let entry = Entry::new(7u8, 0, None, Duration::ZERO);
+        let mut held = Held::new(entry, "urn:t:v1:user:1#f", 1, 0);
+        assert!(held.stored_under("urn:t:v1:user:1#f", tag_hash("urn:t:v1:user:1#f")));
+        assert!(!held.stored_under("urn:t:v1:user:2#f", tag_hash("urn:t:v1:user:2#f")));
+        // A collision, forced: the entry's URN hash is another URN's.
+        *held.hashes.last_mut().unwrap() = tag_hash("urn:t:v1:user:2#f");
+        assert!(
+            !held.stored_under("urn:t:v1:user:2#f", tag_hash("urn:t:v1:user:2#f")),
+            "the same hash, another URN: not this entry"
+        );
     }
 }

@@ -1,17 +1,22 @@
 //! The bytes a remote layer stores for one entry.
 //!
 //! ```text
-//! cachewright:3j c=00001732170000000123 f=00000001732170300000 s=00000001732170330000 n=0 t=1f3a9c0d55e2b7a4 h=5d41402abc4b2a76 k=9e107d9d372bb682
+//! cachewright:4j c=00001732170000000123 f=00000001732170300000 s=00000001732170330000 n=0 v=0000000000000000 t=1f3a9c0d55e2b7a4 h=5d41402abc4b2a76 k=9e107d9d372bb682
 //! 6:user:7 5:org:2
 //! {"id":7,"name":"ada"}
 //! ```
 //!
 //! A fixed-width ASCII header (format version and codec, the stamp of the
 //! start of its load in microseconds, fresh-until and stale-until in
-//! milliseconds, negative flag, fingerprint of the value's type, content
-//! hash, hash of the key the entry was written under), a line of tags (each with its length before it,
+//! milliseconds, negative flag, schema version, fingerprint of the value's
+//! type at that schema, content hash, hash of the key the entry was written
+//! under), a line of tags (each with its length before it,
 //! so no tag text can be mistaken for a separator), then the value alone in
 //! the cache's codec (JSON by default, readable with `redis-cli`).
+//!
+//! The schema version stands on its own beside the fingerprint, so that a
+//! check that decodes no value (`exists`) still tells an entry of another
+//! schema from one a read would take.
 //!
 //! Bytes that do not parse, or that come from another format version or
 //! codec, or hold another type, or were written under another key, are a
@@ -106,10 +111,10 @@ impl DecodeError {
     }
 }
 
-const PREFIX: &[u8] = b"cachewright:3";
-/// `cachewright:3j c=<20> f=<20> s=<20> n=<1> t=<16> h=<16> k=<16>\n`
+const PREFIX: &[u8] = b"cachewright:4";
+/// `cachewright:4j c=<20> f=<20> s=<20> n=<1> v=<16> t=<16> h=<16> k=<16>\n`
 pub(crate) const HEADER_LEN: usize =
-    PREFIX.len() + 1 + 3 + 20 + 3 + 20 + 3 + 20 + 3 + 1 + 3 + 16 + 3 + 16 + 3 + 16 + 1;
+    PREFIX.len() + 1 + 3 + 20 + 3 + 20 + 3 + 20 + 3 + 1 + 3 + 16 + 3 + 16 + 3 + 16 + 3 + 16 + 1;
 /// Where the content hash (of the tags line and the value) is.
 pub(crate) const HASH_AT: std::ops::Range<usize> = (HEADER_LEN - 36)..(HEADER_LEN - 20);
 /// Where the key's hash is.
@@ -176,11 +181,12 @@ pub(crate) fn encode<V: Serialize>(
     out.push(codec.tag());
     out.extend_from_slice(
         format!(
-            " c={:020} f={:020} s={:020} n={} t={:016x} h={:016x} k={:016x}\n",
+            " c={:020} f={:020} s={:020} n={} v={:016x} t={:016x} h={:016x} k={:016x}\n",
             entry.stamp,
             entry.fresh_until_ms,
             entry.stale_until_ms,
             u8::from(entry.negative),
+            format.schema,
             fingerprint,
             hash,
             key_hash(urn),
@@ -262,7 +268,7 @@ pub(crate) fn decode<V: DeserializeOwned>(
     urn: &str,
     expected: &Tags,
 ) -> Result<Entry<V>, DecodeError> {
-    let (meta, fingerprint, body) = parse(bytes, format.codec, urn, expected)?;
+    let (meta, fingerprint, body) = parse(bytes, format, urn, expected)?;
     if fingerprint != type_fingerprint::<V>(format.schema) {
         return Err(DecodeError::OtherType);
     }
@@ -278,24 +284,27 @@ pub(crate) fn decode<V: DeserializeOwned>(
     Ok(meta.map(|()| value))
 }
 
-/// What an entry's header and tags say, whatever its value's type: for
-/// checking that a stored entry is live without decoding it (`exists`).
+/// What an entry's header and tags say, whatever its value's type, if it
+/// was written in `format` (codec and schema version): for checking that a
+/// stored entry is live without decoding it (`exists`).
 pub(crate) fn decode_meta(
     bytes: &[u8],
-    codec: Codec,
+    format: Format,
     urn: &str,
     expected: &Tags,
 ) -> Result<Entry<()>, DecodeError> {
-    parse(bytes, codec, urn, expected).map(|(meta, _, _)| meta)
+    parse(bytes, format, urn, expected).map(|(meta, _, _)| meta)
 }
 
-/// The header and tags of an entry, its type fingerprint and its body.
+/// The header and tags of an entry written in `format` (of another schema
+/// version: [`DecodeError::OtherType`]), its type fingerprint and its body.
 fn parse<'b>(
     bytes: &'b [u8],
-    codec: Codec,
+    format: Format,
     urn: &str,
     expected: &Tags,
 ) -> Result<(Entry<()>, u64, &'b [u8]), DecodeError> {
+    let codec = format.codec;
     let header = bytes.get(..HEADER_LEN).ok_or(DecodeError::Format)?;
     if !header.starts_with(PREFIX)
         || header[PREFIX.len()] != codec.tag()
@@ -317,12 +326,16 @@ fn parse<'b>(
         Some(b"1") => true,
         _ => return Err(DecodeError::Format),
     };
+    let schema = next(16, b'v').and_then(hex).ok_or(DecodeError::Format)?;
     let fingerprint = next(16, b't').and_then(hex).ok_or(DecodeError::Format)?;
     next(16, b'h').and_then(hex).ok_or(DecodeError::Format)?;
     let key = next(16, b'k').and_then(hex).ok_or(DecodeError::Format)?;
     debug_assert_eq!(header[KEY_AT].len(), 16);
     if key != key_hash(urn) {
         return Err(DecodeError::OtherKey);
+    }
+    if schema != format.schema {
+        return Err(DecodeError::OtherType);
     }
     let rest = &bytes[HEADER_LEN..];
     let nl = rest
@@ -390,7 +403,7 @@ mod tests {
         let bytes = encode(URN, &entry(), J).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
-            text.starts_with("cachewright:3j c=00000000000001000000 f=00000000000000006000"),
+            text.starts_with("cachewright:4j c=00000000000001000000 f=00000000000000006000"),
             "{text}"
         );
         assert!(text.ends_with("\n6:user:1 5:org:2\n[\"a\"]"), "{text}");
@@ -515,6 +528,19 @@ mod tests {
         );
         let ok: Vec<_> = tags_of(b"2:ab 1: ").collect();
         assert_eq!(ok, vec![Some("ab"), Some(" ")]);
+    }
+
+    #[test]
+    fn the_schema_version_is_checked_without_the_value() {
+        let bytes = encode(URN, &entry(), Format::new(Codec::Json, 7)).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains(" v=0000000000000007 "), "{text}");
+        let t = tags();
+        assert!(decode_meta(&bytes, Format::new(Codec::Json, 7), URN, &t).is_ok());
+        assert!(matches!(
+            decode_meta(&bytes, J, URN, &t),
+            Err(DecodeError::OtherType)
+        ));
     }
 
     #[test]

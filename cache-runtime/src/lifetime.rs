@@ -164,10 +164,11 @@ impl<T> LoadOptions<T> {
     /// # Examples
     ///
     /// ```
-    /// use cachewright::{Cache, LoadOptions};
+    /// use cachewright::{Cache, Clock, LoadOptions, ManualClock};
     /// use std::time::Duration;
     ///
-    /// let cache = Cache::builder().build();
+    /// let clock = ManualClock::new(1_000);
+    /// let cache = Cache::builder().clock(Clock::manual(&clock)).build();
     /// let key = cache.key("user", &404);
     /// let options = LoadOptions::ttl(Duration::from_secs(300))
     ///     .negative(Duration::from_secs(5), Option::is_none);
@@ -175,7 +176,7 @@ impl<T> LoadOptions<T> {
     /// assert_eq!(v, Ok(None));
     /// let e = cache.get_entry::<Option<String>>(&key).unwrap();
     /// assert!(e.negative);
-    /// assert_eq!(e.fresh_until_ms - e.stamp / 1_000, 5_000, "kept 5 s, not 300");
+    /// assert_eq!(e.fresh_until_ms - clock.now_ms(), 5_000, "kept 5 s, not 300");
     /// ```
     pub fn negative(mut self, ttl: Duration, is_negative: fn(&T) -> bool) -> Self {
         self.policy.negative_ttl = Some(ttl);
@@ -189,15 +190,16 @@ impl<T> LoadOptions<T> {
     /// # Examples
     ///
     /// ```
-    /// use cachewright::{Cache, LoadOptions};
+    /// use cachewright::{Cache, Clock, LoadOptions, ManualClock};
     /// use std::time::Duration;
     ///
-    /// let cache = Cache::builder().build();
+    /// let clock = ManualClock::new(1_000);
+    /// let cache = Cache::builder().clock(Clock::manual(&clock)).build();
     /// let key = cache.key("page", &1);
     /// let options = LoadOptions::ttl(Duration::from_secs(100)).jitter(0.1);
     /// cache.get_or_load(&key, options, || Ok::<u8, ()>(1)).unwrap();
     /// let e = cache.get_entry::<u8>(&key).unwrap();
-    /// let ttl = e.fresh_until_ms - e.stamp / 1_000;
+    /// let ttl = e.fresh_until_ms - clock.now_ms();
     /// assert!((90_000..=110_000).contains(&ttl), "100 s ± 10 %");
     /// ```
     pub fn jitter(mut self, fraction: f64) -> Self {

@@ -265,6 +265,15 @@ impl Watermarks {
         filled >= self.local_floor.load(Ordering::Acquire) && self.valid(created, hashes)
     }
 
+    /// A clear at `at`: every entry whose load began at or before it is
+    /// invalid from now on, in every layer, whatever its tags (loads in
+    /// flight when the clear came are never stored or served). A floor,
+    /// like the one forgetting watermarks raises: it only moves forward.
+    pub(crate) fn clear(&self, at: Stamp) {
+        self.floor.fetch_max(at.saturating_add(1), Ordering::AcqRel);
+        self.bump();
+    }
+
     /// After a bus outage: what happened meanwhile is unknown, so in-process
     /// entries filled before `now` are invalid and remote watermarks are
     /// read afresh. (Watermarks already known stay: they only ever rise.)
@@ -401,6 +410,20 @@ mod tests {
         w.raise(7, 2_000_000);
         w.raise_written(7, 3_000_000, 9_000_002);
         assert!(!w.read().get(&7).unwrap().written_only);
+    }
+
+    #[test]
+    fn a_clear_rules_out_every_entry_loaded_before_it() {
+        let w = Watermarks::new(true);
+        let e0 = w.epoch();
+        w.clear(5_000);
+        assert!(w.epoch() > e0, "held entries are judged again");
+        assert!(!w.valid(4_999, &[]), "whatever its tags");
+        assert!(!w.valid(5_000, &[]), "loaded at the clear: covered");
+        assert!(w.valid(5_001, &[tag_hash("user:1")]));
+        assert!(!w.valid_in_process(9_000, 5_000, &[]), "in process too");
+        w.clear(1_000);
+        assert!(!w.valid(5_000, &[]), "the floor never moves back");
     }
 
     #[test]

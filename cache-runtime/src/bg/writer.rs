@@ -331,7 +331,8 @@ where
                     return Ok(Arc::new(v));
                 }
                 if holds && self.renew().await {
-                    let entry = Entry::loaded(v.clone(), stamp, self.ttl(), Duration::ZERO);
+                    let now = s.cache.clock().now_ms();
+                    let entry = Entry::loaded(v.clone(), stamp, now, self.ttl(), Duration::ZERO);
                     s.cache.set_entry_async(&s.key, entry).await;
                     tracing::debug!(
                         writer = self.spec.name,

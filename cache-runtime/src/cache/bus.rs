@@ -174,7 +174,11 @@ impl Cache {
                             marks.raise_written(tag_hash(item), msg.at, now);
                         }
                     }
-                    BusKind::Clear => self.clear_local(),
+                    // Loads in flight here that began before the clear are
+                    // neither stored nor served (an earlier build's `at`,
+                    // in milliseconds, reads as 1970: it rules nothing out
+                    // beyond dropping what is held).
+                    BusKind::Clear => self.clear_local_at(msg.at),
                     BusKind::Ping | BusKind::Ack => {}
                 }
                 tracing::debug!(cache = %self.inner.name, kind = ?msg.kind, items = msg.items.len(), "invalidation received");

@@ -71,7 +71,8 @@ impl Cache {
     }
 
     pub(super) fn entry_for<T>(&self, key: &Key, value: T, ttl: Option<Duration>) -> Entry<T> {
-        let mut e = Entry::loaded(value, self.inner.clock.stamp(), ttl, Duration::ZERO);
+        let clock = &self.inner.clock;
+        let mut e = Entry::loaded(value, clock.stamp(), clock.now_ms(), ttl, Duration::ZERO);
         e.tags = direct_tags(key);
         e
     }
@@ -115,7 +116,7 @@ impl Cache {
         let remaining = Duration::from_millis(
             entry
                 .stale_until_ms
-                .saturating_sub(self.inner.clock.precise_ms()),
+                .saturating_sub(self.inner.clock.now_ms()),
         );
         if remaining.is_zero() {
             // Nothing left to live: a remote write would store a dead entry.
@@ -512,7 +513,12 @@ impl Cache {
         }
     }
 
-    /// Whether a live value (of any type) is under `key`, in any layer.
+    /// Whether a live value (of any type) is under `key`, in any layer: one
+    /// that a [`get`](Self::get) of its type would return. A remote entry
+    /// larger than the cache's `max_value_bytes`, of another schema version
+    /// ([`CacheBuilder::schema`](crate::CacheBuilder::schema)), unreadable,
+    /// expired or invalidated does not exist. A hit in a lower layer fills the layers
+    /// above it, as a `get` does.
     ///
     /// # Blocking
     ///
@@ -541,25 +547,18 @@ impl Cache {
         self.with_live(key, |_, _| Some(())).is_some()
     }
 
-    /// Whether a remote layer holds a live entry under `key`: not expired,
-    /// written under this key, and not invalidated since (its value is not
-    /// decoded, so any type counts).
+    /// Whether a remote layer holds an entry under `key` that a read would
+    /// take, judged on the one remote read path as [`get`](Self::get) is:
+    /// within `max_value_bytes`, an envelope of this format, codec and
+    /// schema version written under this key, not expired, and not
+    /// invalidated since. Its value is not decoded, so it counts whatever
+    /// its type.
     pub(super) async fn exists_remote(&self, key: &Key) -> bool {
-        let (urn, tags) = (key.as_str(), direct_tags(key));
-        for layer in &self.inner.layers {
-            let Ok(Some(bytes)) = layer.get(urn).await else {
-                continue;
-            };
-            let Ok(meta) = envelope::decode_meta(&bytes, self.inner.codec, urn, &tags) else {
-                continue;
-            };
-            if !meta.is_expired(self.inner.clock.now_ms())
-                && self.remote_valid(meta.stamp, &meta.tags, urn).await
-            {
-                return true;
-            }
-        }
-        false
+        let (urn, tags, format) = (key.as_str(), direct_tags(key), self.format(0));
+        let (hit, _) = self
+            .read_layers(urn, |b| envelope::decode_meta(b, format, urn, &tags))
+            .await;
+        hit.is_some()
     }
 
     /// The async twin of [`exists`](Self::exists).

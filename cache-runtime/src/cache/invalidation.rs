@@ -111,10 +111,37 @@ impl Cache {
         removed
     }
 
-    pub(super) async fn clear_remote(&self) {
-        self.delete_prefix_everywhere(&self.key_prefix()).await;
-        self.publish(BusKind::Clear, Vec::new(), self.inner.clock.now_ms())
-            .await;
+    /// Everything this process loaded before `at` is never served or
+    /// stored again, and what its in-process layers hold goes.
+    pub(super) fn clear_local_at(&self, at: Stamp) {
+        self.inner.marks.clear(at);
+        self.clear_local();
+        tracing::debug!(cache = %self.inner.name, at, "cleared");
+    }
+
+    /// Deletes `prefix` from every remote layer, then tells the other
+    /// processes of the clear at `at`.
+    async fn clear_remote(&self, prefix: &str, at: Stamp) {
+        self.delete_prefix_everywhere(prefix).await;
+        self.publish(BusKind::Clear, Vec::new(), at).await;
+    }
+
+    /// The remote part of a sync clear of `prefix` at `at` (this process
+    /// already cleared), bounded by fifty times the layers' timeouts and one
+    /// second.
+    fn clear_remote_blocking(&self, prefix: String, at: Stamp) {
+        if self.inner.layers.is_empty() && self.inner.bus.is_none() {
+            return;
+        }
+        let budget = self
+            .remote_budget()
+            .saturating_mul(50)
+            .saturating_add(Duration::from_secs(1));
+        let c = self.clone();
+        let _ = cachewright_backends::io::block_on(
+            async move { c.clear_remote(&prefix, at).await },
+            budget,
+        );
     }
 
     pub(super) async fn delete_prefix_everywhere(&self, prefix: &str) {
@@ -125,7 +152,9 @@ impl Cache {
 
     /// Drops every cachewright entry this cache can reach, of every namespace:
     /// in process, in every remote layer (all `urn:` keys) and, through the
-    /// bus, in other processes. For tests and emergencies.
+    /// bus, in other processes. For tests and emergencies. As a
+    /// [`clear`](Self::clear), it acts as an invalidation of everything:
+    /// loads in flight in this cache when it comes are not stored.
     ///
     /// # Examples
     ///
@@ -146,10 +175,9 @@ impl Cache {
     /// # }
     /// ```
     pub async fn flush_all_async(&self) {
-        self.clear_local();
-        self.delete_prefix_everywhere("urn:").await;
-        self.publish(BusKind::Clear, Vec::new(), self.inner.clock.now_ms())
-            .await;
+        let at = self.inner.clock.stamp();
+        self.clear_local_at(at);
+        self.clear_remote("urn:", at).await;
     }
 
     /// The sync twin of [`flush_all_async`](Self::flush_all_async).
@@ -175,14 +203,9 @@ impl Cache {
     /// assert!(shared.is_empty());
     /// ```
     pub fn flush_all(&self) {
-        self.clear_local();
-        let budget = self
-            .remote_budget()
-            .saturating_mul(50)
-            .saturating_add(Duration::from_secs(1));
-        let c = self.clone();
-        let _ =
-            cachewright_backends::io::block_on(async move { c.flush_all_async().await }, budget);
+        let at = self.inner.clock.stamp();
+        self.clear_local_at(at);
+        self.clear_remote_blocking("urn:".to_owned(), at);
     }
 
     // ---- invalidation -------------------------------------------------------------
@@ -422,6 +445,10 @@ impl Cache {
     /// (every use case and the direct API), in every remote layer, and in
     /// the in-process layers of the other processes on the bus.
     ///
+    /// A clear acts as an invalidation of everything: a load that began
+    /// before it (in flight when it came) is neither stored nor served when
+    /// it finishes, and callers that arrive after it do not take its value.
+    ///
     /// # Blocking
     ///
     /// Waits for the remote layers' prefix deletions (bounded by fifty times
@@ -437,16 +464,9 @@ impl Cache {
     /// assert!(!cache.exists(&key));
     /// ```
     pub fn clear(&self) {
-        self.clear_local();
-        let budget = self
-            .remote_budget()
-            .saturating_mul(50)
-            .saturating_add(Duration::from_secs(1));
-        if !self.inner.layers.is_empty() || self.inner.bus.is_some() {
-            let c = self.clone();
-            let _ =
-                cachewright_backends::io::block_on(async move { c.clear_remote().await }, budget);
-        }
+        let at = self.inner.clock.stamp();
+        self.clear_local_at(at);
+        self.clear_remote_blocking(self.key_prefix(), at);
     }
 
     /// The async twin of [`clear`](Self::clear).
@@ -464,8 +484,9 @@ impl Cache {
     /// # }
     /// ```
     pub async fn clear_async(&self) {
-        self.clear_local();
-        self.clear_remote().await;
+        let at = self.inner.clock.stamp();
+        self.clear_local_at(at);
+        self.clear_remote(&self.key_prefix(), at).await;
     }
 }
 

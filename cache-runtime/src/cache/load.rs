@@ -225,7 +225,8 @@ where
         };
         let negative = self.options.is_negative.is_some_and(|f| f(&loaded.value));
         if let Some(life) = self.options.policy.lifetime(negative, said.directive) {
-            let mut entry = Entry::loaded(loaded.value.clone(), stamp, life.ttl, life.swr);
+            let now = self.cache.inner.clock.now_ms();
+            let mut entry = Entry::loaded(loaded.value.clone(), stamp, now, life.ttl, life.swr);
             entry.negative = life.negative;
             entry.tags = loaded.tags.clone();
             if !self.cache.current(stamp, &entry.tags, self.key.as_str()) {

@@ -128,7 +128,7 @@ where
             );
             return None;
         };
-        let mut entry = Entry::loaded(value, stamp, life.ttl, life.swr);
+        let mut entry = Entry::loaded(value, stamp, self.clock.now_ms(), life.ttl, life.swr);
         entry.negative = life.negative;
         entry.tags = tags;
         if !self.cache.current(stamp, &entry.tags, miss.urn.as_str()) {
@@ -177,8 +177,8 @@ where
     /// lives from now (before each layer's cap).
     pub(super) fn encoded(&self, urn: &str, entry: &Entry<V>) -> Option<(Vec<u8>, Duration)> {
         let codec = self.remote?;
-        // Entries are stamped with the precise clock: measure with it too.
-        let now = self.clock.precise_ms();
+        // Deadlines are counted and judged on the coarse monotonic clock.
+        let now = self.clock.now_ms();
         let mut remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
         if let Some(cap) = self.remote_cap {
             remaining = remaining.min(cap);

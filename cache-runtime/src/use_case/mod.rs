@@ -195,15 +195,16 @@ where
         let now = self.clock.now_ms();
         let urn_hash = crate::watermark::tag_hash(urn);
         let marks = &*self.marks;
-        // The URN's hash, checked against the entry's entity tag (a prefix
-        // of the URN's id part): L1 is keyed by the arguments, not the URN.
+        // L1 is keyed by the arguments, not the URN: each entry keeps the
+        // URN it was stored under, compared whole (its hash only filters),
+        // and its entity tag (a prefix of the URN's id part).
         let of_entity = |t: &str| {
             entity
                 .strip_prefix(t)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
         };
         self.store.find_map(|held| {
-            (held.stored_under(urn_hash)
+            (held.stored_under(urn, urn_hash)
                 && held.entry.tags.first().is_some_and(|t| of_entity(t))
                 && !held.entry.is_expired(now)
                 && held.valid(marks))
