@@ -230,16 +230,6 @@ impl Clock {
         }
     }
 
-    /// Moves this clock's stamps past `stamp`, one received from another
-    /// process (a hybrid logical clock's receive): later local events stamp
-    /// after it even if that process's clock is ahead.
-    pub(crate) fn observe(&self, stamp: Stamp) {
-        match &self.source {
-            Source::System => SYSTEM_LAST.fetch_max(stamp, Ordering::AcqRel),
-            Source::Manual(m) => m.last.fetch_max(stamp, Ordering::AcqRel),
-        };
-    }
-
     /// Whether this clock is a [`ManualClock`].
     ///
     /// # Examples

@@ -274,8 +274,12 @@ impl<V> Held<V> {
     /// atomic load while nothing has changed since the last check.
     #[inline]
     pub(crate) fn valid(&self, marks: &crate::watermark::Watermarks) -> bool {
+        // The lease first: an invalidation's epoch bump comes before the
+        // ping that renews the lease after it, so a renewed lease seen here
+        // means the bump is seen too.
+        let live = marks.lease_live();
         let epoch = marks.epoch();
-        if self.checked.load(std::sync::atomic::Ordering::Relaxed) == epoch && marks.lease_live() {
+        if live && self.checked.load(std::sync::atomic::Ordering::Relaxed) == epoch {
             return true;
         }
         self.revalidate(marks, epoch)

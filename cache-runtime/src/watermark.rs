@@ -85,8 +85,17 @@ impl Watermarks {
     /// Whether the lease (if any) has not run out.
     #[inline]
     pub(crate) fn lease_live(&self) -> bool {
-        let until = self.lease_until.load(Ordering::Relaxed);
+        let until = self.lease_until.load(Ordering::Acquire);
         until == u64::MAX || crate::clock::real_ms() < until
+    }
+
+    /// Gives the lease up (it is earned anew through a new subscription).
+    pub(crate) fn drop_lease(&self) {
+        let _ = self
+            .lease_until
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u != u64::MAX).then_some(0)
+            });
     }
 
     /// Holds the lease until `until` (real monotonic ms), never shortening it.

@@ -15,11 +15,10 @@ pub(super) struct BusMessage {
     /// (0: no acknowledgement wanted; builds before confirmations).
     #[serde(default)]
     seq: u64,
-    /// The sender's clock when it sent this (a [`Stamp`]; 0 if unknown):
-    /// receivers' stamps move past it, so a peer clock ahead does not make
-    /// their later loads look older than its invalidations.
+    /// For a `Ping`: the sender's lease in milliseconds (how long it may
+    /// trust its in-process layer after the ping was sent).
     #[serde(default)]
-    now: u64,
+    pub(super) lease: u64,
 }
 
 impl BusMessage {
@@ -31,14 +30,10 @@ impl BusMessage {
             items: Vec::new(),
             at,
             seq,
-            now: 0,
+            lease: 0,
         }
     }
 }
-
-/// The furthest a peer's clock may be ahead of ours for its stamps to be
-/// adopted (see `BusMessage::now`); a clock further off is not followed.
-const MAX_SKEW_US: u64 = 60_000_000;
 
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
@@ -110,8 +105,16 @@ impl Cache {
                 // unknown: nothing held from before is trusted.
                 if let Some(c) = &self.inner.confirm {
                     c.subscriptions.fetch_add(1, Relaxed);
-                    c.subscribed_at
-                        .store(crate::clock::real_ms().max(1), Relaxed);
+                    // The first subscription only: on later ones the
+                    // members heard before are still known.
+                    let _ = c.subscribed_at.compare_exchange(
+                        0,
+                        crate::clock::real_ms().max(1),
+                        Relaxed,
+                        Relaxed,
+                    );
+                    // Earned anew by a ping through this subscription.
+                    marks.drop_lease();
                 }
                 marks.reset(self.inner.clock.stamp());
                 self.clear_local();
@@ -122,9 +125,7 @@ impl Cache {
                 tracing::info!(cache = %self.inner.name, "invalidation bus connected");
             }
             BusEvent::Disconnected => {
-                if let Some(c) = &self.inner.confirm {
-                    c.subscribed_at.store(0, Relaxed);
-                }
+                marks.drop_lease();
                 marks.set_trusted(false);
                 self.clear_local();
             }
@@ -146,7 +147,7 @@ impl Cache {
                     return;
                 };
                 match msg.kind {
-                    BusKind::Ping => return self.on_ping(msg.origin, msg.at, msg.seq),
+                    BusKind::Ping => return self.on_ping(msg.origin, msg.at, msg.seq, msg.lease),
                     BusKind::Ack => return self.ack(msg.seq, msg.origin),
                     _ => {}
                 }
@@ -158,10 +159,6 @@ impl Cache {
                     return;
                 }
                 self.inner.counters.bus_message();
-                let here = self.inner.clock.stamp();
-                if msg.now > here && msg.now - here <= MAX_SKEW_US {
-                    self.inner.clock.observe(msg.now);
-                }
                 match msg.kind {
                     BusKind::Tags | BusKind::Keys => {
                         for item in &msg.items {
@@ -203,7 +200,7 @@ impl Cache {
             items,
             at,
             seq,
-            now: self.inner.clock.stamp(),
+            lease: 0,
         };
         serde_json::to_vec(&msg).ok().map(|b| (bus, b))
     }

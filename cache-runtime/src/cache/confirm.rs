@@ -61,13 +61,15 @@ pub(super) struct Confirm {
     /// Messages waiting for acknowledgements: seq -> who answered so far.
     waiting: Mutex<HashMap<u64, tokio::sync::watch::Sender<Acked>>>,
     /// Other caches on the bus: origin -> when their last ping was heard
-    /// (real monotonic ms) and the number of their subscription.
-    members: Mutex<HashMap<u64, (u64, u64)>>,
+    /// (real monotonic ms), their lease (ms) and the number of their
+    /// subscription (the highest heard), as their pings say.
+    members: Mutex<HashMap<u64, (u64, u64, u64)>>,
     /// This cache's subscriptions so far (its pings carry the number).
     pub(super) subscriptions: AtomicU64,
-    /// When the current subscription began (real monotonic ms; 0 while
-    /// there is none): until it is a lease old, a member stalled since
-    /// before it may be unknown here.
+    /// When the first subscription began (real monotonic ms; 0 before):
+    /// until it is a lease old, a member stalled since before it may be
+    /// unknown here. (After a reconnect, the members heard before are
+    /// still known.)
     pub(super) subscribed_at: AtomicU64,
     /// Invalidations every receiver acknowledged.
     pub(super) confirmed: AtomicU64,
@@ -102,7 +104,7 @@ impl Confirm {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn members(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (u64, u64)>> {
+    fn members(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (u64, u64, u64)>> {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -126,47 +128,73 @@ impl Confirm {
         self.waiting().remove(&seq);
     }
 
-    /// Another cache's ping was heard now, sent from its subscription
-    /// number `subscription`.
+    /// Another cache's ping was heard now: its lease is `lease_ms_of`, it
+    /// was sent from its subscription number `subscription`.
     ///
-    /// A cache that subscribed anew since it was last heard is counted as
-    /// having answered every message waited for now: if it subscribed
-    /// before such a message was published, `PUBLISH` counted it and its
-    /// answer is still awaited by count; if after, it has dropped its
-    /// in-process copies and reads watermarks afresh on subscribing, so
-    /// nothing it serves predates the message.
-    pub(super) fn heard(&self, origin: u64, subscription: u64) {
+    /// A member first heard from a newer subscription while a message is
+    /// waited for has answered it (see `wait_for_acks`): the waiters are
+    /// woken to look.
+    pub(super) fn heard(&self, origin: u64, lease_ms_of: u64, subscription: u64) {
         let now = crate::clock::real_ms();
-        let forget_before = now.saturating_sub(lease_ms(self.lease).saturating_mul(4));
         let renewed = {
             let mut m = self.members();
-            let before = m.insert(origin, (now, subscription));
+            let e = m.entry(origin).or_insert((now, lease_ms_of, subscription));
+            let renewed = subscription > e.2;
+            *e = (now, lease_ms_of, e.2.max(subscription));
             if m.len() > 64 {
-                m.retain(|_, &mut (at, _)| at >= forget_before);
+                m.retain(|_, &mut (at, lease, _)| {
+                    at.saturating_add(lease.saturating_mul(4)) >= now
+                });
             }
-            before.is_some_and(|(_, s)| s < subscription)
+            renewed
         };
         if renewed {
             for tx in self.waiting().values() {
-                tx.send_modify(|a| a.from.push(origin));
+                tx.send_modify(|_| {});
             }
         }
     }
 
+    /// The subscription number last heard from `origin`.
+    fn subscription_of(&self, origin: u64) -> u64 {
+        self.members().get(&origin).map_or(0, |m| m.2)
+    }
+
     /// The members whose lease may still run at `now`, each with the
-    /// moment it surely ran out (heard + lease + margin).
-    fn live_members(&self, now: u64) -> Vec<(u64, u64)> {
-        let grace = lease_ms(self.lease).saturating_add(lease_ms(MARGIN));
+    /// moment it surely ran out (heard + its lease + margin) and its
+    /// subscription number.
+    fn live_members(&self, now: u64) -> Vec<(u64, u64, u64)> {
+        let margin = lease_ms(MARGIN);
         self.members()
             .iter()
-            .map(|(&o, &(heard, _))| (o, heard.saturating_add(grace)))
-            .filter(|&(_, until)| until > now)
+            .map(|(&o, &(heard, lease, sub))| {
+                (o, heard.saturating_add(lease).saturating_add(margin), sub)
+            })
+            .filter(|&(_, until, _)| until > now)
             .collect()
+    }
+
+    /// The longest lease on the bus as far as known: this cache's and its
+    /// members'.
+    pub(super) fn longest_lease_ms(&self) -> u64 {
+        self.members()
+            .values()
+            .map(|&(_, lease, _)| lease)
+            .fold(lease_ms(self.lease), u64::max)
     }
 
     /// How often pings go out.
     pub(super) fn ping_every(&self) -> Duration {
         self.lease / 4
+    }
+}
+
+/// Removes a message's waiting entry when dropped.
+struct Registered<'a>(&'a Confirm, u64);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
     }
 }
 
@@ -202,12 +230,13 @@ impl Cache {
             .confirm
             .as_ref()
             .map_or(0, |c| c.subscriptions.load(Relaxed));
-        let msg = BusMessage::control(
+        let mut msg = BusMessage::control(
             self.inner.origin,
             BusKind::Ping,
             crate::clock::real_ms(),
             subscription,
         );
+        msg.lease = self.inner.confirm.as_ref().map_or(0, |c| lease_ms(c.lease));
         let Ok(bytes) = serde_json::to_vec(&msg) else {
             return;
         };
@@ -237,12 +266,18 @@ impl Cache {
 
     /// A ping: one of this cache's coming back (the lease runs from its
     /// sending), or another cache's (a member heard).
-    pub(super) fn on_ping(&self, from: u64, sent_ms: u64, subscription: u64) {
+    pub(super) fn on_ping(&self, from: u64, sent_ms: u64, subscription: u64, lease: u64) {
         let Some(confirm) = &self.inner.confirm else {
             return;
         };
         if from != self.inner.origin {
-            return confirm.heard(from, subscription);
+            // A ping from a build that did not say its lease: the default.
+            let lease = if lease == 0 {
+                lease_ms(DEFAULT_INVALIDATION_LEASE)
+            } else {
+                lease
+            };
+            return confirm.heard(from, lease, subscription);
         }
         // Only a ping sent from the current subscription vouches for it.
         if subscription == confirm.subscriptions.load(Relaxed) {
@@ -289,8 +324,9 @@ impl Cache {
             return self.deliver_message(kind, items, at).await;
         };
         let (seq, acks) = confirm.register();
+        // Forgotten however this ends, a cancelled caller included.
+        let _registered = Registered(confirm, seq);
         let Some((bus, bytes)) = self.message(kind, items.clone(), at, seq) else {
-            confirm.forget(seq);
             return;
         };
         let channel = self.channel();
@@ -319,11 +355,11 @@ impl Cache {
         let all = match cachewright_backends::io::handle() {
             Some(h) => h.spawn(wait).await.unwrap_or(false),
             None => {
-                let limit = confirm.lease.saturating_add(MARGIN.saturating_mul(2));
+                let limit = Duration::from_millis(confirm.longest_lease_ms())
+                    .saturating_add(MARGIN.saturating_mul(2));
                 crate::spawn::within(limit, wait).await.unwrap_or(false)
             }
         };
-        confirm.forget(seq);
         if !published {
             return; // owed: neither confirmed nor unconfirmed yet
         }
@@ -371,17 +407,18 @@ impl Cache {
             return true;
         };
         let own = self.inner.origin;
-        let members = |now| -> Vec<(u64, u64)> {
+        let members = |now| -> Vec<(u64, u64, u64)> {
             confirm
                 .live_members(now)
                 .into_iter()
-                .filter(|&(o, _)| o != own)
+                .filter(|&(o, _, _)| o != own)
                 .collect()
         };
         let start = crate::clock::real_ms();
-        let grace = lease_ms(confirm.lease).saturating_add(lease_ms(MARGIN));
+        let longest = confirm.longest_lease_ms();
+        let grace = longest.saturating_add(lease_ms(MARGIN));
         let full = start.saturating_add(grace);
-        // Members are all known once this subscription is a lease old
+        // Members are all known once the first subscription is a lease old
         // (every member with a lease has pinged through it since).
         let complete_at = match confirm.subscribed_at.load(Relaxed) {
             0 => u64::MAX,
@@ -390,7 +427,14 @@ impl Cache {
         let mut known = (!published).then(|| members(start));
         let until = match &known {
             Some(m) => {
-                let heard = m.iter().map(|&(_, u)| u).max().unwrap_or(start);
+                // Its last ping that came back may be one it sent after the
+                // last one heard here: a ping interval (a quarter of the
+                // longest lease) later.
+                let heard = m
+                    .iter()
+                    .map(|&(_, u, _)| u.saturating_add(longest / 4))
+                    .max()
+                    .unwrap_or(start);
                 if complete_at > start {
                     heard.max(full)
                 } else {
@@ -407,11 +451,20 @@ impl Cache {
             }
             let mut next = until;
             if let Some(m) = &known {
-                let silent = m.iter().filter(|&&(o, _)| !answered.contains(&o));
+                // Answered: acknowledged, or (published) heard from a
+                // subscription newer than the one it had when this
+                // message came back here. Such a ping was taken after the
+                // message, and a cache's lease is earned anew through each
+                // subscription (dropped when it reconnects), so it applies
+                // the message before it trusts its in-process layer again.
+                let done = |o: u64, sub: u64| {
+                    answered.contains(&o) || (published && confirm.subscription_of(o) > sub)
+                };
+                let silent = m.iter().filter(|&&(o, _, sub)| !done(o, sub));
                 let everyone = silent.clone().next().is_none();
                 let missing = silent
-                    .filter(|&&(_, deadline)| deadline > now)
-                    .map(|&(_, deadline)| deadline)
+                    .filter(|&&(_, deadline, _)| deadline > now)
+                    .map(|&(_, deadline, _)| deadline)
                     .max();
                 match missing {
                     // Every member answered, or can no longer trust its

@@ -133,10 +133,11 @@ impl Cache {
         if self.inner.layers.is_empty() && self.inner.bus.is_none() {
             return;
         }
+        // The prefix deletions, and the invalidation's confirmation.
         let budget = self
             .remote_budget()
             .saturating_mul(50)
-            .saturating_add(Duration::from_secs(1));
+            .saturating_add(self.invalidation_budget());
         let c = self.clone();
         let _ = cachewright_backends::io::block_on(
             async move { c.clear_remote(&prefix, at).await },

@@ -24,7 +24,10 @@ impl Cache {
 
     /// Whether a flight's value of `urn` may be handed to a waiter: as
     /// [`current`](Self::current), and got by this process after the bus
-    /// last reconnected (as an in-process entry must be).
+    /// last reconnected (as an in-process entry must be), while the
+    /// in-process layer is trusted (a waiter that missed in process because
+    /// the lease ran out must not be handed what the bus may have
+    /// invalidated unheard).
     pub(crate) fn shareable<V>(&self, value: &Stamped<V>, urn: &str) -> bool {
         let hashes: Vec<u64> = value
             .tags
@@ -32,9 +35,11 @@ impl Cache {
             .map(|t| tag_hash(t))
             .chain([tag_hash(urn)])
             .collect();
-        self.inner
-            .marks
-            .valid_in_process(value.since, value.stamp, &hashes)
+        self.inner.marks.trusted()
+            && self
+                .inner
+                .marks
+                .valid_in_process(value.since, value.stamp, &hashes)
     }
 
     /// Whether an entry read from a remote layer is still valid: its tags

@@ -316,7 +316,10 @@ impl Cache {
     /// for the bus, and the lease for acknowledgements.
     fn invalidation_budget(&self) -> Duration {
         let confirm = self.inner.confirm.as_ref().map_or(Duration::ZERO, |c| {
-            c.lease.saturating_add(Duration::from_millis(100))
+            let longest = Duration::from_millis(c.longest_lease_ms());
+            longest
+                .saturating_add(longest / 4)
+                .saturating_add(Duration::from_millis(200))
         });
         self.remote_budget()
             .saturating_add(Duration::from_secs(1))
