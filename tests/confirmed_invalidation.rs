@@ -148,9 +148,9 @@ fn an_invalidation_returns_once_a_slow_process_applied_it() {
     assert_eq!(writer.bus_stats().unconfirmed, 0);
 }
 
-#[test]
-fn a_process_that_stops_answering_stops_trusting_its_copies() {
-    let server = RedisServer::start();
+/// A reader that can be frozen and a writer, both with a 400 ms lease,
+/// their buses connected.
+fn frozen_reader_and_writer(server: &RedisServer) -> (Cache, Arc<AtomicBool>, Cache) {
     let url = server.url();
     let lease = Duration::from_millis(400);
     let (reader, frozen) = late_cache(&url, Duration::ZERO, lease);
@@ -158,6 +158,13 @@ fn a_process_that_stops_answering_stops_trusting_its_copies() {
     eventually("both buses connect", || {
         reader.bus_connected() && writer.bus_connected()
     });
+    (reader, frozen, writer)
+}
+
+#[test]
+fn a_process_that_stops_answering_stops_trusting_its_copies() {
+    let server = RedisServer::start();
+    let (reader, frozen, writer) = frozen_reader_and_writer(&server);
     hold(&reader, 1, "v1");
 
     // The reader's subscriber stalls: it neither applies nor acknowledges,
@@ -186,15 +193,9 @@ fn a_process_that_stops_answering_stops_trusting_its_copies() {
 #[test]
 fn a_process_whose_subscription_died_unnoticed_is_waited_for() {
     let server = RedisServer::start();
-    let url = server.url();
-    let lease = Duration::from_millis(400);
-    let (reader, frozen) = late_cache(&url, Duration::ZERO, lease);
-    let writer = cache(&url, lease);
-    eventually("both buses connect", || {
-        reader.bus_connected() && writer.bus_connected()
-    });
+    let (reader, frozen, writer) = frozen_reader_and_writer(&server);
     // The writer has heard the reader's pings: it is a member.
-    std::thread::sleep(lease / 2);
+    std::thread::sleep(Duration::from_millis(200));
     hold(&reader, 1, "v1");
     frozen.store(true, SeqCst);
     // Every subscription is killed; the writer's comes back, the reader

@@ -224,6 +224,12 @@ impl Cache {
         let Some((bus, bytes)) = self.message(kind, items, at, 0) else {
             return true;
         };
+        self.send(bus, bytes).await
+    }
+
+    /// Publishes encoded message `bytes` on this cache's channel, within a
+    /// second; whether it went out (a failure is logged).
+    pub(super) async fn send(&self, bus: Arc<dyn Bus>, bytes: Vec<u8>) -> bool {
         let channel = self.channel();
         let published = crate::spawn::within(Duration::from_secs(1), async move {
             bus.publish(&channel, bytes).await

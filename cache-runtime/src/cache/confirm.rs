@@ -329,22 +329,7 @@ impl Cache {
         let Some((bus, bytes)) = self.message(kind, items.clone(), at, seq) else {
             return;
         };
-        let channel = self.channel();
-        let published = crate::spawn::within(Duration::from_secs(1), async move {
-            bus.publish(&channel, bytes).await
-        })
-        .await;
-        let published = match published {
-            Some(Ok(())) => true,
-            Some(Err(e)) => {
-                tracing::warn!(cache = %self.inner.name, error = %e, "could not publish an invalidation");
-                false
-            }
-            None => {
-                tracing::warn!(cache = %self.inner.name, "publishing an invalidation timed out");
-                false
-            }
-        };
+        let published = self.send(bus, bytes).await;
         if !published {
             self.owe_message(kind, items.clone(), at);
         }
