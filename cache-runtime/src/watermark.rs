@@ -82,11 +82,17 @@ impl Watermarks {
         w
     }
 
-    /// Whether the lease (if any) has not run out.
-    #[inline]
+    /// Whether the lease (if any) has not run out. Without a lease, one
+    /// load; the clock is read out of line.
+    #[inline(always)]
     pub(crate) fn lease_live(&self) -> bool {
         let until = self.lease_until.load(Ordering::Acquire);
-        until == u64::MAX || crate::clock::real_ms() < until
+        until == u64::MAX || Self::before(until)
+    }
+
+    #[inline(never)]
+    fn before(until: u64) -> bool {
+        crate::clock::real_ms() < until
     }
 
     /// Gives the lease up (it is earned anew through a new subscription).
