@@ -205,14 +205,6 @@ impl Cache {
         serde_json::to_vec(&msg).ok().map(|b| (bus, b))
     }
 
-    /// Publishes an invalidation on the bus and, when the bus confirms
-    /// deliveries, waits (bounded by the lease) until every subscriber
-    /// applied it; one that cannot go now is retried in the background
-    /// until it does (see `outbox`).
-    pub(super) async fn publish(&self, kind: BusKind, items: Vec<String>, at: u64) {
-        self.publish_confirmed(kind, items, at).await;
-    }
-
     fn ack(&self, seq: u64, from: u64) {
         if let Some(c) = &self.inner.confirm {
             c.ack(seq, from);

@@ -79,10 +79,7 @@ pub(super) struct Confirm {
 
 /// Who acknowledged one message (this cache itself when its own
 /// subscription delivered it back).
-#[derive(Default, Clone)]
-struct Acked {
-    from: Vec<u64>,
-}
+type Acked = Vec<u64>;
 
 impl Confirm {
     pub(super) fn new(lease: Duration) -> Self {
@@ -120,7 +117,7 @@ impl Confirm {
     /// `from` acknowledged `seq` (ignored when nobody waits for it).
     pub(super) fn ack(&self, seq: u64, from: u64) {
         if let Some(tx) = self.waiting().get(&seq) {
-            tx.send_modify(|a| a.from.push(from));
+            tx.send_modify(|a| a.push(from));
         }
     }
 
@@ -315,11 +312,12 @@ impl Cache {
         });
     }
 
-    /// Publishes an invalidation and waits until every member applied it,
-    /// or until those that did not can no longer trust their in-process
-    /// copies (see the module's documentation). One that cannot be
-    /// published is owed and retried.
-    pub(super) async fn publish_confirmed(&self, kind: BusKind, items: Vec<String>, at: Stamp) {
+    /// Publishes an invalidation on the bus and, when the bus confirms
+    /// deliveries, waits until every member applied it, or until those that
+    /// did not can no longer trust their in-process copies (see the
+    /// module's documentation). One that cannot go now is owed and retried
+    /// in the background until it does (see `outbox`).
+    pub(super) async fn publish(&self, kind: BusKind, items: Vec<String>, at: Stamp) {
         let Some(confirm) = &self.inner.confirm else {
             return self.deliver_message(kind, items, at).await;
         };
@@ -331,7 +329,7 @@ impl Cache {
         };
         let published = self.send(bus, bytes).await;
         if !published {
-            self.owe_message(kind, items.clone(), at);
+            self.owe_message(kind, items, at);
         }
         // On cachewright's runtime, whose timers are real: a paused test
         // clock must not cut the wait short.
@@ -430,7 +428,7 @@ impl Cache {
         };
         loop {
             let now = crate::clock::real_ms();
-            let answered = acks.borrow_and_update().from.clone();
+            let answered = acks.borrow_and_update().clone();
             if known.is_none() && answered.contains(&own) {
                 known = Some(members(now));
             }
