@@ -22,6 +22,8 @@ async fn find_user(id: u64) -> Option<User> {
         layers: ::cachewright::__private::LayerChoice::All,
         local_ttl_ms: ::core::option::Option::None,
         remote_ttl_ms: ::core::option::Option::None,
+        max_bytes: ::core::option::Option::None,
+        weigher: ::core::option::Option::None,
     });
     let (__cachewright_uc, __cachewright_miss) = {
         ::cachewright::__private::assert_key_part(&id);

@@ -24,6 +24,8 @@ async fn get(&self, id: u64) -> Result<User, DbError> {
         layers: my::cw::__private::LayerChoice::All,
         local_ttl_ms: ::core::option::Option::None,
         remote_ttl_ms: ::core::option::Option::None,
+        max_bytes: ::core::option::Option::None,
+        weigher: ::core::option::Option::None,
     });
     let (__cachewright_uc, __cachewright_miss) = {
         my::cw::__private::assert_key_part(&self.tenant);

@@ -27,6 +27,8 @@ fn get_user(id: u64, org: u64) -> Result<User, DbError> {
         layers: ::cachewright::__private::LayerChoice::All,
         local_ttl_ms: ::core::option::Option::None,
         remote_ttl_ms: ::core::option::Option::None,
+        max_bytes: ::core::option::Option::None,
+        weigher: ::core::option::Option::None,
     });
     let (__cachewright_uc, __cachewright_miss) = {
         ::cachewright::__private::assert_key_part(&id);

@@ -104,6 +104,10 @@ pub(crate) struct CachedArgs {
     pub(crate) name: Option<LitStr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) capacity: Option<usize>,
+    /// The use case's L1 bound in bytes of entry weight.
+    pub(crate) max_bytes: Option<u64>,
+    /// A `fn(&V) -> usize` weighing values against byte bounds.
+    pub(crate) weigher: Option<Expr>,
     /// The schema version of the value type (part of its fingerprint in
     /// remote layers).
     pub(crate) schema: Option<u32>,
@@ -117,6 +121,30 @@ pub(crate) struct CachedArgs {
     pub(crate) remote_ttl: Option<Dur>,
 }
 
+const MAX_BYTES_HELP: &str = "`max_bytes` is a size in bytes, at least 1: a whole number or text with a unit, such as `max_bytes = \"64MiB\"` (B, KB, MB, GB are powers of 1000; KiB, MiB, GiB of 1024)";
+
+/// A size such as `"64MiB"`, `"1.5 GB"` or `"4096"`, in bytes.
+fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = (num * mult).round();
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
 pub(crate) const CACHED_ARGS: &[&str] = &[
     "key",
     "ttl",
@@ -127,6 +155,8 @@ pub(crate) const CACHED_ARGS: &[&str] = &[
     "name",
     "cache",
     "capacity",
+    "max_bytes",
+    "weigher",
     "schema",
     "tags",
     "ignore",
@@ -283,6 +313,28 @@ impl CachedArgs {
                 _ => errors.at(
                     expr.span(),
                     "`capacity` is a whole number of entries, such as `capacity = 1000`",
+                ),
+            },
+            "max_bytes" => match &expr {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Int(i), ..
+                }) => match i.base10_parse::<u64>() {
+                    Ok(0) | Err(_) => errors.at(i.span(), MAX_BYTES_HELP),
+                    Ok(n) => self.max_bytes = Some(n),
+                },
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(t), ..
+                }) => match parse_bytes(&t.value()) {
+                    Some(n) if n > 0 => self.max_bytes = Some(n),
+                    _ => errors.at(t.span(), MAX_BYTES_HELP),
+                },
+                _ => errors.at(expr.span(), MAX_BYTES_HELP),
+            },
+            "weigher" => match &expr {
+                Expr::Path(_) | Expr::Closure(_) => self.weigher = Some(expr),
+                _ => errors.at(
+                    expr.span(),
+                    "`weigher` names a function `fn(&V) -> usize` giving a value's size in bytes, such as `weigher = page_bytes`",
                 ),
             },
             "schema" => match &expr {

@@ -184,6 +184,19 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
     let negative_ttl_ms = opt(args.negative_ttl.map(|d| d.ms));
     let jitter = proc_macro2::Literal::f64_suffixed(args.jitter.map_or(0.0, |j| j.0));
     let capacity = opt(args.capacity);
+    let max_bytes = opt(args.max_bytes);
+    let weigher = match &args.weigher {
+        Some(w) => quote_spanned! {w.span()=> ::core::option::Option::Some({
+            fn __cachewright_weigh(v: &dyn ::core::any::Any) -> u64 {
+                match v.downcast_ref::<#value_ty>() {
+                    ::core::option::Option::Some(v) => (#w)(v) as u64,
+                    ::core::option::Option::None => 0,
+                }
+            }
+            __cachewright_weigh as fn(&dyn ::core::any::Any) -> u64
+        })},
+        None => quote!(::core::option::Option::None),
+    };
     let schema = args.schema.unwrap_or(0);
     let layers = format_ident!(
         "{}",
@@ -294,6 +307,8 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 layers: #p::LayerChoice::#layers,
                 local_ttl_ms: #local_ttl_ms,
                 remote_ttl_ms: #remote_ttl_ms,
+                max_bytes: #max_bytes,
+                weigher: #weigher,
             });
             let (__cachewright_uc, __cachewright_miss) = {
                 #(#adapters)*

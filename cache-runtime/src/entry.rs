@@ -1,5 +1,6 @@
 //! What a layer stores for one key, and how its age is judged.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::clock::{ms_of_stamp, saturating_ms, stamp_of_ms, Millis, Stamp};
@@ -219,55 +220,258 @@ impl<V> Entry<V> {
     }
 }
 
-/// An entry as the in-process layer holds it: with the hashes of its tags
-/// (and of its own key), the URN it was stored under, and the invalidation
-/// epoch in which it was last found valid. While the epoch has not moved, a
-/// hit checks nothing else.
-#[derive(Debug)]
-pub(crate) struct Held<V> {
-    pub(crate) entry: Entry<V>,
-    /// Since when this process holds its value: the start of its load, or
-    /// of the read that found it (see `Watermarks::valid_in_process`).
-    filled: Stamp,
-    checked: std::sync::atomic::AtomicU64,
-    hashes: Box<[u64]>,
-    /// The URN it was stored under, whole: a `#[cached]` use case's L1 is
-    /// keyed by the call's arguments, and a lookup by URN (the direct API
-    /// reading a use case's entry) must compare the URN itself, never only
-    /// its hash.
-    urn: Box<str>,
+/// A borrowed view of an entry, whether a public [`Entry`] or one held in
+/// process memory (whose tags are rebuilt only when asked for).
+pub(crate) struct EntryRef<'a, V> {
+    pub(crate) value: &'a V,
+    pub(crate) stamp: Stamp,
+    pub(crate) fresh_until_ms: Millis,
+    pub(crate) stale_until_ms: Millis,
+    pub(crate) negative: bool,
+    tags: TagsRef<'a>,
 }
 
-impl<V> Held<V> {
-    /// Holds `entry` stored under `urn`, got at `filled`, valid as of `epoch`.
-    pub(crate) fn new(entry: Entry<V>, urn: &str, epoch: u64, filled: Stamp) -> Self {
-        let hashes = entry
-            .tags
-            .iter()
-            .map(|t| crate::watermark::tag_hash(t))
-            .chain(std::iter::once(crate::watermark::tag_hash(urn)))
-            .collect();
-        Held {
-            entry,
-            filled,
-            checked: std::sync::atomic::AtomicU64::new(epoch),
-            hashes,
-            urn: urn.into(),
+enum TagsRef<'a> {
+    Whole(&'a Tags),
+    /// Only the entity tag, which the reader knows (the entity of the key).
+    Entity(&'a str),
+}
+
+impl<V> EntryRef<'_, V> {
+    /// Where the entry stands at `now_ms`.
+    #[inline]
+    pub(crate) fn freshness(&self, now_ms: Millis) -> Freshness {
+        if now_ms < self.fresh_until_ms {
+            Freshness::Fresh
+        } else if now_ms < self.stale_until_ms {
+            Freshness::Stale
+        } else {
+            Freshness::Expired
         }
     }
 
-    /// Whether it was stored under `urn`, whose hash is `urn_hash`: the
-    /// hash (kept last among its hashes) only rules most entries out
-    /// cheaply; a match is decided by the URN itself, so that two URNs of
-    /// one hash never hand out each other's value.
+    /// Its tags (allocated, for an entry held in process).
+    pub(crate) fn tags(&self) -> Tags {
+        match self.tags {
+            TagsRef::Whole(t) => t.clone(),
+            TagsRef::Entity(e) => Tags::from(vec![Box::<str>::from(e)]),
+        }
+    }
+
+    /// An owned copy.
+    pub(crate) fn to_entry(&self) -> Entry<V>
+    where
+        V: Clone,
+    {
+        Entry {
+            value: self.value.clone(),
+            stamp: self.stamp,
+            fresh_until_ms: self.fresh_until_ms,
+            stale_until_ms: self.stale_until_ms,
+            negative: self.negative,
+            tags: self.tags(),
+        }
+    }
+}
+
+impl<V> Entry<V> {
+    /// A borrowed view of it.
+    pub(crate) fn view(&self) -> EntryRef<'_, V> {
+        EntryRef {
+            value: &self.value,
+            stamp: self.stamp,
+            fresh_until_ms: self.fresh_until_ms,
+            stale_until_ms: self.stale_until_ms,
+            negative: self.negative,
+            tags: TagsRef::Whole(&self.tags),
+        }
+    }
+}
+
+/// An entry as the in-process layer holds it, kept small (96 bytes plus the
+/// value for an entry whose only tag is its entity, with no allocation of
+/// its own): its deadlines, the hashes of its entity tag and of its URN,
+/// a keyed fingerprint of its URN, and the invalidation epoch in which it
+/// was last found valid. While the epoch has not moved, a hit checks
+/// nothing else. Tags beyond the entity's are kept aside, with their hashes.
+pub(crate) struct Held<V> {
+    value: V,
+    stamp: Stamp,
+    fresh_until_ms: Millis,
+    checked: std::sync::atomic::AtomicU64,
+    /// Hashes of its entity tag and of its URN (when `extra` is `None`).
+    hashes: [u64; 2],
+    /// The URN's hash under a key chosen at random per process: with
+    /// `hashes[1]`, 128 bits telling it from another URN, 64 of which no
+    /// one outside the process can aim at (the direct API finds `#[cached]`
+    /// entries by URN: see `stored_under`).
+    fingerprint: u64,
+    extra: Option<Box<Extra>>,
+    /// Microseconds from `stamp` to when this process got the value, which
+    /// may come first when the stamp is another process's (see `filled`).
+    filled_after: i32,
+    /// Milliseconds of stale window after `fresh_until_ms` (saturating: a
+    /// shorter window is only safer), and in its top bit whether the entry
+    /// records an absence.
+    stale_and_negative: u32,
+}
+
+impl<V: fmt::Debug> fmt::Debug for Held<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Held")
+            .field("value", &self.value)
+            .field("stamp", &self.stamp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An entry's tags beyond its entity tag: all of them, and the hashes of
+/// all of them and of its URN.
+struct Extra {
+    tags: Tags,
+    hashes: Box<[u64]>,
+}
+
+const NEGATIVE: u32 = 1 << 31;
+
+/// `filled - stamp` as [`Held::filled_after`] keeps it: a fill too late to
+/// count is kept as earlier (judged more strictly), one too early as "at
+/// the start of time" (`i32::MIN`), never as later than it was.
+fn filled_after(stamp: Stamp, filled: Stamp) -> i32 {
+    let d = i128::from(filled) - i128::from(stamp);
+    if d > i128::from(i32::MAX) {
+        i32::MAX
+    } else if d <= i128::from(i32::MIN) {
+        i32::MIN
+    } else {
+        d as i32
+    }
+}
+
+/// The keyed fingerprint of a URN (see [`Held`]).
+fn fingerprint(urn: &str) -> u64 {
+    use std::hash::BuildHasher;
+    static STATE: std::sync::OnceLock<foldhash::quality::RandomState> = std::sync::OnceLock::new();
+    STATE
+        .get_or_init(foldhash::quality::RandomState::default)
+        .hash_one(urn)
+}
+
+impl<V> Held<V> {
+    /// Holds `entry` stored under `urn` (whose entity tag is `entity`), got
+    /// at `filled`, valid as of `epoch`.
+    pub(crate) fn new(entry: Entry<V>, urn: &str, entity: &str, epoch: u64, filled: Stamp) -> Self {
+        use crate::watermark::tag_hash;
+        let urn_hash = tag_hash(urn);
+        let (hashes, extra) = match &*entry.tags {
+            [only] if **only == *entity => ([tag_hash(only), urn_hash], None),
+            tags => {
+                let hashes = tags
+                    .iter()
+                    .map(|t| tag_hash(t))
+                    .chain(std::iter::once(urn_hash))
+                    .collect();
+                let extra = Extra {
+                    tags: entry.tags.clone(),
+                    hashes,
+                };
+                ([0, urn_hash], Some(Box::new(extra)))
+            }
+        };
+        let stale = entry.stale_until_ms.saturating_sub(entry.fresh_until_ms);
+        let stale = u32::try_from(stale).unwrap_or(u32::MAX).min(NEGATIVE - 1);
+        Held {
+            value: entry.value,
+            stamp: entry.stamp,
+            fresh_until_ms: entry.fresh_until_ms,
+            checked: std::sync::atomic::AtomicU64::new(epoch),
+            hashes,
+            fingerprint: fingerprint(urn),
+            extra,
+            filled_after: filled_after(entry.stamp, filled),
+            stale_and_negative: stale | if entry.negative { NEGATIVE } else { 0 },
+        }
+    }
+
+    /// The value.
+    #[inline]
+    pub(crate) fn value(&self) -> &V {
+        &self.value
+    }
+
+    /// When its load began.
+    pub(crate) fn stamp(&self) -> Stamp {
+        self.stamp
+    }
+
+    /// Whether it records an absence.
+    #[inline]
+    pub(crate) fn negative(&self) -> bool {
+        self.stale_and_negative & NEGATIVE != 0
+    }
+
+    fn stale_until_ms(&self) -> Millis {
+        self.fresh_until_ms
+            .saturating_add(u64::from(self.stale_and_negative & !NEGATIVE))
+    }
+
+    /// Where it stands at `now_ms`.
+    #[inline]
+    pub(crate) fn freshness(&self, now_ms: Millis) -> Freshness {
+        if now_ms < self.fresh_until_ms {
+            Freshness::Fresh
+        } else if now_ms < self.stale_until_ms() {
+            Freshness::Stale
+        } else {
+            Freshness::Expired
+        }
+    }
+
+    /// Whether it can no longer be served at `now_ms`.
+    #[inline]
+    pub(crate) fn is_expired(&self, now_ms: Millis) -> bool {
+        now_ms >= self.stale_until_ms()
+    }
+
+    /// A view of it, its entity tag being `entity` (the entity of the key
+    /// it was found by).
+    pub(crate) fn view<'a>(&'a self, entity: &'a str) -> EntryRef<'a, V> {
+        EntryRef {
+            value: &self.value,
+            stamp: self.stamp,
+            fresh_until_ms: self.fresh_until_ms,
+            stale_until_ms: self.stale_until_ms(),
+            negative: self.negative(),
+            tags: match &self.extra {
+                Some(x) => TagsRef::Whole(&x.tags),
+                None => TagsRef::Entity(entity),
+            },
+        }
+    }
+
+    fn tag_hashes(&self) -> &[u64] {
+        match &self.extra {
+            Some(x) => &x.hashes,
+            None => &self.hashes,
+        }
+    }
+
+    /// Whether it was stored under `urn`, whose hash is `urn_hash`: two
+    /// 64-bit hashes of it, one keyed per process, must both match (the
+    /// first rules most entries out cheaply), so no one can make two URNs
+    /// hand out each other's value.
     pub(crate) fn stored_under(&self, urn: &str, urn_hash: u64) -> bool {
-        self.hashes.last() == Some(&urn_hash) && *self.urn == *urn
+        self.hashes[1] == urn_hash && self.fingerprint == fingerprint(urn)
     }
 
     /// Whether it may be put in process memory now: not invalidated yet,
     /// and the layer trusted.
     pub(crate) fn admissible(&self, marks: &crate::watermark::Watermarks) -> bool {
-        marks.trusted() && marks.valid_in_process(self.filled, self.entry.stamp, &self.hashes)
+        let filled = match self.filled_after {
+            i32::MIN => 0,
+            d => self.stamp.saturating_add_signed(i64::from(d)),
+        };
+        marks.trusted() && marks.valid_in_process(filled, self.stamp, self.tag_hashes())
     }
 
     /// Whether no invalidation known to `marks` covers this entry. One
@@ -304,11 +508,11 @@ mod tests {
     #[test]
     fn an_entry_is_found_by_its_urn_never_by_a_hash_alone() {
         let entry = Entry::new(7u8, 0, None, Duration::ZERO);
-        let mut held = Held::new(entry, "urn:t:v1:user:1#f", 1, 0);
+        let mut held = Held::new(entry, "urn:t:v1:user:1#f", "user:1", 1, 0);
         assert!(held.stored_under("urn:t:v1:user:1#f", tag_hash("urn:t:v1:user:1#f")));
         assert!(!held.stored_under("urn:t:v1:user:2#f", tag_hash("urn:t:v1:user:2#f")));
         // A collision, forced: the entry's URN hash is another URN's.
-        *held.hashes.last_mut().unwrap() = tag_hash("urn:t:v1:user:2#f");
+        held.hashes[1] = tag_hash("urn:t:v1:user:2#f");
         assert!(
             !held.stored_under("urn:t:v1:user:2#f", tag_hash("urn:t:v1:user:2#f")),
             "the same hash, another URN: not this entry"

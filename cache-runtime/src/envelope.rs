@@ -150,6 +150,27 @@ fn type_fingerprint<V: ?Sized>(schema: u64) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(std::any::type_name::<V>().as_bytes(), schema)
 }
 
+/// The size of `value` encoded as JSON, counted without keeping the bytes:
+/// the default weight of a value under a byte bound. A value that does not
+/// encode weighs nothing beyond its entry.
+pub(crate) fn encoded_size<V: Serialize>(value: &V) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, value) {
+        Ok(()) => c.0,
+        Err(_) => 0,
+    }
+}
+
 /// Encodes `entry`, stored under `urn`, for a remote layer.
 pub(crate) fn encode<V: Serialize>(
     urn: &str,

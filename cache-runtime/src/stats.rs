@@ -7,6 +7,15 @@ use std::time::Duration;
 #[derive(Default)]
 struct Line(AtomicU64);
 
+/// What an in-process layer holds, for a [`Stats`] snapshot.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Occupancy {
+    pub(crate) size: usize,
+    pub(crate) capacity: usize,
+    pub(crate) bytes: u64,
+    pub(crate) max_bytes: Option<u64>,
+}
+
 /// The live counters of one use case. Hits sit on a cache line of their own,
 /// since every hit of every thread writes them.
 #[derive(Default)]
@@ -87,7 +96,7 @@ impl Counters {
         self.evictions.fetch_add(n, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, use_case: &str, size: usize, capacity: usize) -> Stats {
+    pub(crate) fn snapshot(&self, use_case: &str, held: Occupancy) -> Stats {
         let load_ns = self.load_ns.load(Relaxed);
         Stats {
             use_case: use_case.to_string(),
@@ -107,8 +116,10 @@ impl Counters {
             evictions: self.evictions.load(Relaxed),
             discarded: self.discarded.load(Relaxed),
             oversized: self.oversized.load(Relaxed),
-            size,
-            capacity,
+            size: held.size,
+            capacity: held.capacity,
+            bytes: held.bytes,
+            max_bytes: held.max_bytes,
         }
     }
 
@@ -204,6 +215,13 @@ pub struct Stats {
     pub size: usize,
     /// The most entries the in-process layer holds.
     pub capacity: usize,
+    /// The weight of the entries held in the in-process layer, in bytes:
+    /// each entry's share of the store (about 128 bytes) plus its value's
+    /// weight (its encoded size under a byte bound, its inline size
+    /// otherwise, or what the use case's `weigher` says).
+    pub bytes: u64,
+    /// The use case's own byte bound (`max_bytes`), if set.
+    pub max_bytes: Option<u64>,
 }
 
 impl Stats {

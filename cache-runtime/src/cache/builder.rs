@@ -26,6 +26,7 @@ pub struct CacheBuilder {
     namespace: String,
     version: String,
     capacity: usize,
+    max_bytes: Option<u64>,
     clock: Clock,
     layers: Vec<LayerConfig>,
     local_ttl: Option<Duration>,
@@ -53,6 +54,7 @@ impl Default for CacheBuilder {
             namespace: "cachewright".into(),
             version: "v1".into(),
             capacity: DEFAULT_CAPACITY,
+            max_bytes: None,
             clock: Clock::system(),
             layers: Vec::new(),
             local_ttl: None,
@@ -126,6 +128,32 @@ impl CacheBuilder {
     /// ```
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
+        self
+    }
+
+    /// A memory budget for everything this cache holds in process: the
+    /// entries of every use case and of the direct API, weighed as the
+    /// stats' `bytes` count them (an entry's share of the store, about 128
+    /// bytes, plus its key's and value's encoded sizes, or what a use
+    /// case's `weigher` says). When an entry pushes the total over, the
+    /// holder of the most bytes gives back the excess (and 1/64 of the
+    /// budget, so that the next fills need not), through its own eviction
+    /// policy. Use cases may also set their own bound (`max_bytes` on
+    /// `#[cached]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().max_bytes(64 * 1024).build();
+    /// for i in 0..1_000u32 {
+    ///     cache.set(&cache.key("page", &i), "x".repeat(1_000), None);
+    /// }
+    /// let held = cache.stats_for("direct").unwrap();
+    /// assert!(held.bytes <= 64 * 1024, "{} bytes held", held.bytes);
+    /// assert!(held.size > 0 && held.size < 1_000);
+    /// ```
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes.max(1));
         self
     }
 
@@ -416,6 +444,7 @@ impl CacheBuilder {
         } else {
             Watermarks::new(bus.is_none())
         };
+        let budget = self.max_bytes.map(|b| Arc::new(Budget::new(b)));
         let cache = Cache {
             inner: Arc::new(Inner {
                 marks: Arc::new(marks),
@@ -423,7 +452,8 @@ impl CacheBuilder {
                 bus,
                 origin: fastrand::u64(..),
                 outbox: Default::default(),
-                store: Store::new(self.capacity),
+                store: Store::new(self.capacity, None, budget.clone()),
+                budget,
                 flights: Mutex::default(),
                 counters: Counters::default(),
                 use_cases: Mutex::default(),

@@ -2,6 +2,7 @@
 //! entries as `#[cached]`.
 
 use super::*;
+use crate::entry::EntryRef;
 
 impl Cache {
     pub(super) fn direct_hash(&self, key: &Key) -> u64 {
@@ -13,7 +14,7 @@ impl Cache {
     fn with_live<R>(
         &self,
         key: &Key,
-        f: impl FnOnce(&Entry<AnyValue>, u64) -> Option<R>,
+        f: impl FnOnce(&EntryRef<'_, AnyValue>, u64) -> Option<R>,
     ) -> Option<R> {
         let now = self.inner.clock.now_ms();
         let mut f = Some(f);
@@ -24,10 +25,10 @@ impl Cache {
                 self.direct_hash(key),
                 |k| k == key.as_str(),
                 |h| {
-                    if h.entry.is_expired(now) || !h.valid(&self.inner.marks) {
+                    if h.is_expired(now) || !h.valid(&self.inner.marks) {
                         return None;
                     }
-                    f.take().and_then(|f| f(&h.entry, now))
+                    f.take().and_then(|f| f(&h.view(key.entity()), now))
                 },
             )
             .flatten();
@@ -38,7 +39,7 @@ impl Cache {
         // call's arguments, found by its URN).
         let f = f?;
         let e = self.use_case_entry(key)?;
-        f(&e, now)
+        f(&e.view(), now)
     }
 
     pub(super) fn read<T: Clone + 'static>(&self, key: &Key) -> Option<(Freshness, T)> {
@@ -62,7 +63,7 @@ impl Cache {
                 let found = Stamped {
                     value: v.clone(),
                     stamp: e.stamp,
-                    tags: e.tags.clone(),
+                    tags: e.tags(),
                     since,
                 };
                 (e.freshness(now), found)
@@ -84,25 +85,46 @@ impl Cache {
         &self,
         key: &Key,
         entry: Entry<T>,
+        weight: u64,
         since: Stamp,
         how: Admit,
     ) -> bool {
         let entry = entry.map(|v| Arc::new(v) as AnyValue);
         let (hash, urn) = (self.direct_hash(key), key.as_str());
-        matches!(
-            self.inner.store.admit(
-                hash,
-                urn.to_owned(),
-                urn,
-                entry,
-                since,
-                self.inner.local_ttl,
-                &self.inner.marks,
-                &self.inner.clock,
-                how,
-            ),
-            Admitted::Stored { .. }
-        )
+        let admitted = self.inner.store.admit(
+            hash,
+            urn.to_owned(),
+            key,
+            entry,
+            weight,
+            since,
+            self.inner.local_ttl,
+            &self.inner.marks,
+            &self.inner.clock,
+            how,
+        );
+        self.enforce_budget();
+        matches!(admitted, Admitted::Stored { .. })
+    }
+
+    /// What a direct-API entry weighs against a byte bound: its share of
+    /// the store, its key, and its value's encoded size (counted only under
+    /// a bound; its inline size otherwise).
+    pub(super) fn direct_weight<T: Serialize>(&self, key: &Key, value: &T) -> u64 {
+        let value = if self.inner.budget.is_some() {
+            crate::envelope::encoded_size(value)
+        } else {
+            std::mem::size_of::<T>() as u64
+        };
+        crate::local::ENTRY_OVERHEAD + 2 * key.as_str().len() as u64 + value
+    }
+
+    /// [`direct_weight`](Self::direct_weight) of a value that may not
+    /// encode: its inline size (and, read from a remote layer, `encoded`).
+    fn inline_weight<T>(key: &Key, encoded: u64) -> u64 {
+        crate::local::ENTRY_OVERHEAD
+            + 2 * key.as_str().len() as u64
+            + (std::mem::size_of::<T>() as u64).max(encoded)
     }
 
     pub(super) fn encode_for_layers<T: Serialize>(
@@ -160,7 +182,8 @@ impl Cache {
             tags: entry.tags.clone(),
             since,
         };
-        self.put_local(key, entry, since, Admit::Replace);
+        let weight = Self::inline_weight::<T>(key, 0);
+        self.put_local(key, entry, weight, since, Admit::Replace);
         Some(found)
     }
 
@@ -233,7 +256,7 @@ impl Cache {
     pub fn get_entry<T: Clone + 'static>(&self, key: &Key) -> Option<Entry<T>> {
         self.with_live(key, |e, _| {
             let value = e.value.downcast_ref::<T>()?.clone();
-            Some(e.clone().map(|_| value))
+            Some(e.to_entry().map(|_| value))
         })
     }
 
@@ -412,7 +435,8 @@ impl Cache {
         let entry = self.with_entity(key, entry);
         let created = entry.stamp;
         let remote = self.encode_for_layers(key, &entry);
-        self.put_local(key, entry, since, Admit::Replace);
+        let weight = self.direct_weight(key, &entry.value);
+        self.put_local(key, entry, weight, since, Admit::Replace);
         remote.map(|(bytes, remaining)| RemoteWrite {
             bytes,
             remaining,
@@ -462,7 +486,14 @@ impl Cache {
     {
         if self.inner.layers.is_empty() {
             let entry = self.entry_for(key, value, ttl);
-            return self.put_local(key, entry, self.inner.clock.stamp(), Admit::IfVacant);
+            let weight = self.direct_weight(key, &entry.value);
+            return self.put_local(
+                key,
+                entry,
+                weight,
+                self.inner.clock.stamp(),
+                Admit::IfVacant,
+            );
         }
         let key2 = key.clone();
         self.remote_blocking(|c| async move { c.set_if_not_exists_async(&key2, value, ttl).await })
@@ -496,7 +527,14 @@ impl Cache {
     {
         let entry = self.entry_for(key, value, ttl);
         let Some(first) = self.inner.layers.first() else {
-            return self.put_local(key, entry, self.inner.clock.stamp(), Admit::IfVacant);
+            let weight = self.direct_weight(key, &entry.value);
+            return self.put_local(
+                key,
+                entry,
+                weight,
+                self.inner.clock.stamp(),
+                Admit::IfVacant,
+            );
         };
         let Some((bytes, remaining)) = self.encode_for_layers(key, &entry) else {
             return false;
@@ -506,7 +544,8 @@ impl Cache {
             .await
         {
             Ok(true) => {
-                self.put_local(key, entry, self.inner.clock.stamp(), Admit::Replace);
+                let weight = self.direct_weight(key, &entry.value);
+                self.put_local(key, entry, weight, self.inner.clock.stamp(), Admit::Replace);
                 true
             }
             _ => false,
@@ -633,7 +672,8 @@ impl Cache {
                             && self.remote_valid(e.stamp, &e.tags, keys[i].as_str()).await =>
                     {
                         out[i] = Some(e.value.clone());
-                        self.put_local(&keys[i], e, since, Admit::Replace);
+                        let weight = Self::inline_weight::<T>(&keys[i], 0);
+                        self.put_local(&keys[i], e, weight, since, Admit::Replace);
                     }
                     Ok(_) => {}
                     Err(e) => layer.decode_error(keys[i].as_str(), &e),

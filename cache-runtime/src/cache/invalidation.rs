@@ -9,7 +9,7 @@ impl Cache {
         self.inner
             .store
             .remove(self.direct_hash(key), |k| k == key.as_str())
-            .is_some_and(|h| !h.entry.is_expired(now) && h.valid(&self.inner.marks))
+            .is_some_and(|h| !h.is_expired(now) && h.valid(&self.inner.marks))
     }
 
     pub(super) async fn delete_remote(&self, key: &Key) -> bool {

@@ -21,7 +21,7 @@ use crate::flight::{self, Flights, Load, ShareError, Stamped, Wait};
 use crate::key::Key;
 use crate::layer::{LayerConfig, LayerSet, LayerStats, RemoteLayer};
 use crate::lifetime::LoadOptions;
-use crate::local::{Admit, Admitted, Store};
+use crate::local::{Admit, Admitted, Budget, Store};
 use crate::stats::{Counters, Stats};
 use crate::watermark::{tag_hash, Watermarks};
 use cachewright_backends::{Bus, BusEvent};
@@ -52,6 +52,11 @@ pub(crate) trait UseCaseInfo: Send + Sync {
     /// The live in-process entry stored under `urn` (whose entity is
     /// `entity`), its value shared as `Any`; found by a scan.
     fn local_entry(&self, urn: &str, entity: &str) -> Option<Entry<AnyValue>>;
+    /// The weight of its in-process entries, in bytes.
+    fn local_bytes(&self) -> u64;
+    /// Evicts in-process entries until `bytes` are freed (or none are
+    /// left); returns what was freed.
+    fn give_back(&self, bytes: u64) -> u64;
 }
 
 /// The default bound of each use case's in-process layer.
@@ -98,6 +103,8 @@ struct Inner {
     capacity: usize,
     clock: Clock,
     store: Store<String, Held<AnyValue>>,
+    /// The byte budget of every in-process entry of this cache, if set.
+    budget: Option<Arc<Budget>>,
     /// The direct API's loads in flight, one map per value type (callers
     /// asking for different types under one key load apart).
     flights: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
@@ -221,6 +228,42 @@ impl Cache {
     /// ```
     pub fn default_capacity(&self) -> usize {
         self.inner.capacity
+    }
+
+    /// The shared byte budget, if set (for use cases' stores).
+    pub(crate) fn budget(&self) -> Option<&Arc<Budget>> {
+        self.inner.budget.as_ref()
+    }
+
+    /// Brings the in-process entries back within the cache's byte budget,
+    /// if one is set and exceeded: the holder of the most bytes (a use
+    /// case, or the direct API) gives back the excess and 1/64 of the
+    /// budget, through its own eviction policy.
+    pub(crate) fn enforce_budget(&self) {
+        let Some(budget) = &self.inner.budget else {
+            return;
+        };
+        for _ in 0..4 {
+            let excess = budget.excess();
+            if excess == 0 {
+                return;
+            }
+            let want = excess + budget.max / 64;
+            let direct = self.inner.store.bytes();
+            let largest = self
+                .use_cases()
+                .into_iter()
+                .map(|u| (u.local_bytes(), u))
+                .max_by_key(|(b, _)| *b);
+            let now = self.inner.clock.now_ms();
+            let freed = match largest {
+                Some((b, u)) if b > direct => u.give_back(want),
+                _ => self.inner.store.give_back(want, |h| h.is_expired(now)),
+            };
+            if freed == 0 {
+                return;
+            }
+        }
     }
 
     /// Its clock.
@@ -396,8 +439,12 @@ impl Cache {
         let mut all: Vec<Stats> = self.use_cases().iter().map(|u| u.stats()).collect();
         all.push(self.inner.counters.snapshot(
             "direct",
-            self.inner.store.len(),
-            self.inner.store.capacity(),
+            crate::stats::Occupancy {
+                size: self.inner.store.len(),
+                capacity: self.inner.store.capacity(),
+                bytes: self.inner.store.bytes(),
+                max_bytes: None,
+            },
         ));
         all
     }
@@ -515,10 +562,7 @@ impl Cache {
     /// ```
     pub fn cleanup_expired(&self) -> usize {
         let now = self.inner.clock.now_ms();
-        let direct = self
-            .inner
-            .store
-            .remove_where(|_, e| e.entry.is_expired(now));
+        let direct = self.inner.store.remove_where(|_, e| e.is_expired(now));
         direct
             + self
                 .use_cases()

@@ -93,13 +93,11 @@ where
                 miss.hash,
                 |k| *k == miss.key,
                 |h| {
-                    (h.entry.freshness(now) == Freshness::Fresh && h.valid(marks)).then(|| {
-                        Stamped {
-                            value: h.entry.value.clone(),
-                            stamp: h.entry.stamp,
-                            tags: h.entry.tags.clone(),
-                            since,
-                        }
+                    (h.freshness(now) == Freshness::Fresh && h.valid(marks)).then(|| Stamped {
+                        value: h.value().clone(),
+                        stamp: h.stamp(),
+                        tags: h.view(miss.urn.entity()).tags(),
+                        since,
                     })
                 },
             )
@@ -147,30 +145,54 @@ where
     /// an invalidation already covers it (a future buffer), L1 is not
     /// trusted (bus down), or the bus reconnected since this process got the
     /// value (at `since`: the start of its load or read).
-    pub(super) fn fill_local(&self, hash: u64, key: &K, urn: &str, entry: &Entry<V>, since: Stamp) {
+    pub(super) fn fill_local(&self, hash: u64, key: &K, urn: &Key, entry: &Entry<V>, since: Stamp) {
         if !self.local {
             return;
         }
         let how = Admit::Replace;
+        let weight = self.weight(&entry.value);
         match self.store.admit(
             hash,
             key.clone(),
             urn,
             entry.clone(),
+            weight,
             since,
             self.local_cap,
             &self.marks,
             &self.clock,
             how,
         ) {
-            Admitted::Stored { evicted_live: true } => self.counters.evicted(1),
-            Admitted::Stored { .. } | Admitted::Occupied => {}
+            Admitted::Stored { evicted_live } => {
+                if evicted_live > 0 {
+                    self.counters.evicted(evicted_live as u64);
+                }
+            }
+            Admitted::Occupied => {}
             Admitted::Refused => tracing::debug!(
                 use_case = self.name,
-                key = urn,
+                key = urn.as_str(),
                 "not kept in process: invalidated already, or the bus is down"
             ),
+            Admitted::TooHeavy => tracing::debug!(
+                use_case = self.name,
+                key = urn.as_str(),
+                weight,
+                "not kept in process: heavier than a shard's share of max_bytes"
+            ),
         }
+        self.cache.enforce_budget();
+    }
+
+    /// What an entry of `value` weighs against a byte bound (see
+    /// [`Stats::bytes`](crate::Stats::bytes)).
+    fn weight(&self, value: &V) -> u64 {
+        let value = match &self.weigh {
+            Some(super::Weigh::Given(f)) => f(value as &dyn std::any::Any),
+            Some(super::Weigh::Encoded(f)) => f(value),
+            None => std::mem::size_of::<V>() as u64,
+        };
+        crate::local::ENTRY_OVERHEAD + value
     }
 
     /// What to write to remote layers: the encoded entry and how long it
@@ -209,7 +231,7 @@ where
     ) -> Option<Entry<V>> {
         let since = loaded.since;
         let entry = self.entry(miss, loaded, directive)?;
-        self.fill_local(miss.hash, &miss.key, miss.urn.as_str(), &entry, since);
+        self.fill_local(miss.hash, &miss.key, &miss.urn, &entry, since);
         Some(entry)
     }
 
@@ -286,7 +308,7 @@ where
         if hit.freshness == Freshness::Stale {
             self.counters.stale_hit();
         }
-        self.fill_local(miss.hash, &miss.key, urn, &hit.entry, since);
+        self.fill_local(miss.hash, &miss.key, &miss.urn, &hit.entry, since);
         let found = Stamped {
             value: hit.entry.value,
             stamp: hit.entry.stamp,

@@ -55,6 +55,17 @@ pub struct UseCase<K, V> {
     remote_cap: Option<Duration>,
     /// How long loaded values live.
     policy: Policy,
+    /// How values are weighed against a byte bound (`None`: by their
+    /// inline size, when no byte bound counts them).
+    weigh: Option<Weigh<V>>,
+}
+
+/// How a use case weighs its values.
+enum Weigh<V> {
+    /// The use case's `weigher`.
+    Given(fn(&dyn Any) -> u64),
+    /// The value's encoded size.
+    Encoded(fn(&V) -> u64),
 }
 
 impl<K, V> fmt::Debug for UseCase<K, V> {
@@ -169,8 +180,22 @@ where
         self.name
     }
     fn stats(&self) -> Stats {
-        self.counters
-            .snapshot(self.name, self.store.len(), self.store.capacity())
+        self.counters.snapshot(
+            self.name,
+            crate::stats::Occupancy {
+                size: self.store.len(),
+                capacity: self.store.capacity(),
+                bytes: self.store.bytes(),
+                max_bytes: self.spec.max_bytes,
+            },
+        )
+    }
+    fn local_bytes(&self) -> u64 {
+        self.store.bytes()
+    }
+    fn give_back(&self, bytes: u64) -> u64 {
+        let now = self.clock.now_ms();
+        self.store.give_back(bytes, |h| h.is_expired(now))
     }
     fn reset_stats(&self) {
         self.counters.reset();
@@ -180,7 +205,7 @@ where
     }
     fn cleanup_expired(&self) -> usize {
         let now = self.clock.now_ms();
-        self.store.remove_where(|_, e| e.entry.is_expired(now))
+        self.store.remove_where(|_, e| e.is_expired(now))
     }
     fn set_ramp(&self, per_mille: u32) {
         self.ramp.store(per_mille.min(1000), Ordering::Relaxed);
@@ -204,13 +229,14 @@ where
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
         };
         self.store.find_map(|held| {
+            let entry = held.view(entity);
             (held.stored_under(urn, urn_hash)
-                && held.entry.tags.first().is_some_and(|t| of_entity(t))
-                && !held.entry.is_expired(now)
+                && entry.tags().first().is_some_and(|t| of_entity(t))
+                && !held.is_expired(now)
                 && held.valid(marks))
             .then(|| {
-                held.entry
-                    .clone()
+                entry
+                    .to_entry()
                     .map(|v| std::sync::Arc::new(v) as crate::cache::AnyValue)
             })
         })
@@ -238,6 +264,16 @@ where
             );
         }
         let remote = if wants_remote { codec } else { None };
+        let weigh = spec
+            .weigher
+            .map(Weigh::Given)
+            .or_else(|| codec.map(|c| Weigh::Encoded(c.size)));
+        // Values are weighed in full only where a byte bound counts them.
+        let weigh = if spec.max_bytes.is_some() || cache.budget().is_some() {
+            weigh
+        } else {
+            None
+        };
         // With no layer to keep values in, keep them in process after all.
         let local = spec.layers.local() || remote.is_none();
         let ms = |v: Option<u64>| v.map(Duration::from_millis);
@@ -249,7 +285,8 @@ where
             spec,
             name,
             clock: cache.clock().clone(),
-            store: Store::new(capacity),
+            store: Store::new(capacity, spec.max_bytes, cache.budget().cloned()),
+            weigh,
             marks: cache.marks().clone(),
             flights: Flights::new(),
             counters: Counters::default(),
@@ -298,8 +335,7 @@ where
             hash,
             |k| q.matches(k),
             |h| {
-                let e = &h.entry;
-                let fresh = match e.freshness(now) {
+                let fresh = match h.freshness(now) {
                     Freshness::Fresh => true,
                     Freshness::Stale => false,
                     Freshness::Expired => return None,
@@ -308,7 +344,7 @@ where
                 if !h.valid(marks) {
                     return None;
                 }
-                Some((fresh, e.negative, e.value.clone()))
+                Some((fresh, h.negative(), h.value().clone()))
             },
         );
         match found.flatten() {

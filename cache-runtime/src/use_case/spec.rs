@@ -30,6 +30,12 @@ pub struct UseCaseSpec {
     pub local_ttl_ms: Option<u64>,
     /// Cap of this use case's TTL in remote layers.
     pub remote_ttl_ms: Option<u64>,
+    /// The L1 bound in bytes of entry weight (`max_bytes`), if any.
+    pub max_bytes: Option<u64>,
+    /// Weighs a value (`weigher = path`, a `fn(&V) -> usize`, called
+    /// through `Any`); the encoded size when `None` (see
+    /// [`Stats::bytes`](crate::Stats::bytes)).
+    pub weigher: Option<fn(&dyn std::any::Any) -> u64>,
 }
 
 impl UseCaseSpec {
@@ -88,6 +94,9 @@ impl LayerChoice {
 pub struct ValueCodec<V> {
     pub(super) encode: EncodeFn<V>,
     pub(super) decode: DecodeFn<V>,
+    /// The value's encoded size in bytes (JSON), counted without
+    /// allocating: the default weight of an entry under a byte bound.
+    pub(super) size: fn(&V) -> u64,
 }
 
 /// Encodes an entry stored under a key (see `envelope::encode`).
@@ -145,6 +154,7 @@ impl<V: Serialize + DeserializeOwned> ViaSerde<V> for CodecProbe<V> {
         Some(ValueCodec {
             encode: envelope::encode::<V>,
             decode: envelope::decode::<V>,
+            size: envelope::encoded_size::<V>,
         })
     }
 }
@@ -280,6 +290,8 @@ mod tests {
             layers: LayerChoice::All,
             local_ttl_ms: None,
             remote_ttl_ms: None,
+            max_bytes: None,
+            weigher: None,
         }
     }
 
