@@ -61,7 +61,7 @@
 //! * `moka (eager)`, only with `-- --moka-eager`: the same, calling
 //!   `run_pending_tasks()` after every request, so that every admission
 //!   decision sees every earlier request (moka at its most accurate, at a
-//!   cost in time: it adds ~25 s to the run). It differs from `moka` by
+//!   cost in time: it adds ~20 s of CPU). It differs from `moka` by
 //!   under 0.01 except on `loop 12k` (0.826: with exact frequencies it keeps
 //!   one fixed set of keys, close to the optimum).
 //! * `quick_cache`: `quick_cache::sync::Cache` of capacity 10,000 (a
