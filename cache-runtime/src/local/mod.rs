@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
 use hashbrown::HashTable;
@@ -199,6 +199,113 @@ enum Region {
 
 const MAX_HITS: u8 = 3;
 
+/// Caffeine's hill climber, one per store: every sample of requests (ten
+/// per entry of capacity), compare the hit ratio with the previous sample's
+/// and move the window's share a step the same way if it improved, the
+/// other way if not. Recency-skewed traffic grows the window towards LRU;
+/// frequency-skewed traffic shrinks it towards LFU. Steps shrink as it
+/// settles and start over when the hit ratio moves a lot (the workload
+/// changed). Shards read the share when they admit.
+struct Climb {
+    /// Hits this sample, counted one in [`HIT_SAMPLE`] by the reading
+    /// thread's countdown, so a hit writes a shared line rarely.
+    hits: AtomicU64,
+    misses: AtomicU64,
+    sample: u64,
+    /// The window's share of each shard, per mille.
+    window: std::sync::atomic::AtomicU32,
+    state: std::sync::Mutex<ClimbState>,
+}
+
+struct ClimbState {
+    previous: f64,
+    /// Per mille per step, signed by direction.
+    step: f64,
+}
+
+const INITIAL_STEP: f64 = 62.5;
+
+/// One hit in this many is counted (by adding this many).
+const HIT_SAMPLE: u64 = 16;
+
+thread_local! {
+    static HIT_TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl Climb {
+    fn new(capacity: usize) -> Self {
+        Climb {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            sample: (capacity as u64).saturating_mul(10).max(1000),
+            window: std::sync::atomic::AtomicU32::new(INITIAL_WINDOW),
+            state: std::sync::Mutex::new(ClimbState {
+                previous: 0.0,
+                step: INITIAL_STEP,
+            }),
+        }
+    }
+
+    /// Counts a hit, one in [`HIT_SAMPLE`].
+    #[inline]
+    fn hit(&self) {
+        let tick = HIT_TICK.with(|t| {
+            let v = t.get().wrapping_add(1);
+            t.set(v);
+            v
+        });
+        if u64::from(tick) % HIT_SAMPLE == 0 {
+            self.hits.fetch_add(HIT_SAMPLE, Ordering::Relaxed);
+        }
+    }
+
+    /// The window's share of a shard of `capacity` entries.
+    fn window_cap(&self, capacity: usize) -> usize {
+        let permille = self.window.load(Ordering::Relaxed) as usize;
+        (capacity * permille / 1000).clamp(1, capacity.max(1))
+    }
+
+    /// Counts a miss; at the end of a sample, moves the window's share.
+    fn miss(&self) {
+        let misses = self.misses.fetch_add(1, Ordering::Relaxed) + 1;
+        let hits = self.hits.load(Ordering::Relaxed);
+        if hits + misses < self.sample {
+            return;
+        }
+        let Ok(mut st) = self.state.try_lock() else {
+            return;
+        };
+        let (hits, misses) = (
+            self.hits.swap(0, Ordering::Relaxed),
+            self.misses.swap(0, Ordering::Relaxed),
+        );
+        if hits + misses < self.sample / 2 {
+            return;
+        }
+        let ratio = hits as f64 / (hits + misses) as f64;
+        let change = ratio - st.previous;
+        st.previous = ratio;
+        if change < 0.0 {
+            st.step = -st.step;
+        }
+        let now = f64::from(self.window.load(Ordering::Relaxed));
+        let next = (now + st.step).clamp(5.0, 800.0);
+        self.window.store(next.round() as u32, Ordering::Relaxed);
+        st.step = if change.abs() >= 0.05 {
+            INITIAL_STEP.copysign(st.step)
+        } else {
+            st.step * 0.98
+        };
+    }
+}
+
+/// How many of the main clock's victims (entries out of second chances)
+/// are compared by the sketch: the least asked-for of them leaves.
+const VICTIM_SAMPLES: usize = 4;
+
+/// The window's initial share of a shard, per mille (Caffeine's 1 %).
+const INITIAL_WINDOW: u32 = 10;
+
 struct Shard<K, V> {
     table: HashTable<u32>,
     slots: Vec<Option<Slot<K, V>>>,
@@ -226,6 +333,7 @@ pub(crate) struct Store<K, V> {
     budget: Option<std::sync::Arc<Budget>>,
     /// Where the next [`give_back`](Store::give_back) starts.
     next_shard: std::sync::atomic::AtomicUsize,
+    climb: Climb,
 }
 
 impl<K, V> std::fmt::Debug for Store<K, V> {
@@ -275,6 +383,7 @@ impl<K: Hash + Eq, V> Store<K, V> {
             mask: shards_n - 1,
             budget,
             next_shard: std::sync::atomic::AtomicUsize::new(0),
+            climb: Climb::new(capacity),
         }
     }
 
@@ -363,6 +472,7 @@ impl<K: Hash + Eq, V> Store<K, V> {
             slot.hits.store(hits + 1, Ordering::Relaxed);
         }
         shard.sketch.record(hash);
+        self.climb.hit();
         Some(f(&slot.value))
     }
 
@@ -378,7 +488,16 @@ impl<K: Hash + Eq, V> Store<K, V> {
         is_dead: impl Fn(&V) -> bool,
     ) -> (Put, Option<V>, Evicted<K, V>) {
         self.change(self.shard(hash), |s| {
-            s.put(&self.hasher, hash, key, value, weight, |_| false, is_dead)
+            s.put(
+                &self.hasher,
+                &self.climb,
+                hash,
+                key,
+                value,
+                weight,
+                |_| false,
+                is_dead,
+            )
         })
     }
 
@@ -394,6 +513,7 @@ impl<K: Hash + Eq, V> Store<K, V> {
         self.change(self.shard(hash), |s| {
             s.put(
                 &self.hasher,
+                &self.climb,
                 hash,
                 key,
                 value,
@@ -493,7 +613,7 @@ impl<K: Hash + Eq, V> Store<K, V> {
 
 impl<K: Hash + Eq, V> Shard<K, V> {
     fn new(capacity: usize, max_bytes: u64) -> Self {
-        let window_cap = (capacity / 100).max(1);
+        let window_cap = (capacity * INITIAL_WINDOW as usize / 1000).max(1);
         Shard {
             table: HashTable::with_capacity(capacity.min(1024)),
             slots: Vec::new(),
@@ -522,6 +642,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     fn put(
         &mut self,
         hasher: &foldhash::fast::RandomState,
+        climb: &Climb,
         hash: u64,
         key: K,
         value: V,
@@ -585,6 +706,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.window.push_back(idx);
         self.window_len += 1;
         self.bytes += u64::from(weight);
+        climb.miss();
+        self.window_cap = climb.window_cap(self.capacity);
         // The window's oldest through the admission filter, then room by
         // bytes if still short, sparing the new entry (it fits alone).
         self.admit_from_window(hasher, &is_dead, &mut evicted, idx);
@@ -636,7 +759,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.promote(cand);
                 continue;
             }
-            let Some(victim) = self.main_victim(is_dead) else {
+            let Some(victim) = self.main_victim_by(is_dead, Some(hasher)) else {
                 evicted.0.extend(self.take(hasher, cand));
                 continue;
             };
@@ -672,7 +795,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         evicted: &mut Evicted<K, V>,
         keep: u32,
     ) {
-        while self.bytes > self.max_bytes {
+        while self.bytes > self.max_bytes || self.table.len() > self.capacity {
             let victim = match self.main_victim(is_dead) {
                 Some(v) if v != keep => Some(v),
                 _ => self.oldest_in_window(keep),
@@ -704,10 +827,21 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// The main region's next victim: the clock hand's first entry with no
     /// hits left (each pass takes one away), or a dead one.
     fn main_victim(&mut self, is_dead: &impl Fn(&V) -> bool) -> Option<u32> {
+        self.main_victim_by(is_dead, None)
+    }
+
+    fn main_victim_by(
+        &mut self,
+        is_dead: &impl Fn(&V) -> bool,
+        hasher: Option<&foldhash::fast::RandomState>,
+    ) -> Option<u32> {
         if self.main_len == 0 {
             return None;
         }
         let n = self.slots.len();
+        let want = if hasher.is_some() { VICTIM_SAMPLES } else { 1 };
+        let mut best: Option<(u8, u32)> = None;
+        let mut seen = 0;
         // Each pass takes a hit from every main entry; MAX_HITS + 1 passes
         // always find one.
         for _ in 0..(usize::from(MAX_HITS) + 1) * n + 1 {
@@ -719,14 +853,27 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if slot.region != Region::Main {
                 continue;
             }
+            if is_dead(&slot.value) {
+                return Some(idx as u32);
+            }
             let hits = slot.hits.get_mut();
-            if *hits > 0 && !is_dead(&slot.value) {
+            if *hits > 0 {
                 *hits -= 1;
                 continue;
             }
-            return Some(idx as u32);
+            let Some(h) = hasher else {
+                return Some(idx as u32);
+            };
+            let f = self.sketch.estimate(h.hash_one(&slot.key));
+            if best.is_none_or(|(bf, _)| f < bf) {
+                best = Some((f, idx as u32));
+            }
+            seen += 1;
+            if seen >= want || seen >= self.main_len {
+                break;
+            }
         }
-        None
+        best.map(|(_, i)| i)
     }
 
     /// Removes the entry in slot `idx` from every structure.
@@ -947,5 +1094,32 @@ mod tests {
         assert_eq!(budget.excess(), 0);
         let h = a.hash("5");
         assert!(a.remove(h, |k| k == "5").is_none() || a.bytes() < 5_000);
+    }
+
+    #[test]
+    fn the_window_grows_for_recency_and_shrinks_for_frequency() {
+        let s: Store<u64, u32> = Store::new(1_000, None, None);
+        let request = |k: u64| {
+            let h = s.hash(&k);
+            if s.with(h, |o| *o == k, |_| ()).is_none() {
+                s.insert(h, k, 0, 1, |_| false);
+            }
+        };
+        // Each new key is asked for again 100 requests later, then never:
+        // only a window of more than 100 entries catches the second asks.
+        for i in 0..200_000u64 {
+            request(i);
+            request(i.saturating_sub(50));
+        }
+        let grown = s.climb.window.load(Ordering::Relaxed);
+        assert!(grown > INITIAL_WINDOW, "window {grown}‰ after recency");
+        // A fixed hot set larger than the window, asked for in turn.
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..400_000 {
+            request(rng.u64(0..900));
+            request(2_000_000 + rng.u64(..));
+        }
+        let shrunk = s.climb.window.load(Ordering::Relaxed);
+        assert!(shrunk < grown, "window {shrunk}‰ after frequency, {grown}‰ before");
     }
 }
