@@ -288,11 +288,10 @@ impl<V> Entry<V> {
     }
 }
 
-/// An entry as the in-process layer holds it, kept small (96 bytes plus the
+/// An entry as the in-process layer holds it, kept small (56 bytes plus the
 /// value for an entry whose only tag is its entity, with no allocation of
 /// its own): its deadlines, the hashes of its entity tag and of its URN,
-/// a keyed fingerprint of its URN, and the invalidation epoch in which it
-/// was last found valid. While the epoch has not moved, a hit checks
+/// and the invalidation epoch in which it was last found valid. While the epoch has not moved, a hit checks
 /// nothing else. Tags beyond the entity's are kept aside, with their hashes.
 pub(crate) struct Held<V> {
     value: V,
@@ -301,11 +300,6 @@ pub(crate) struct Held<V> {
     checked: std::sync::atomic::AtomicU64,
     /// Hashes of its entity tag and of its URN (when `extra` is `None`).
     hashes: [u64; 2],
-    /// The URN's hash under a key chosen at random per process: with
-    /// `hashes[1]`, 128 bits telling it from another URN, 64 of which no
-    /// one outside the process can aim at (the direct API finds `#[cached]`
-    /// entries by URN: see `stored_under`).
-    fingerprint: u64,
     extra: Option<Box<Extra>>,
     /// Microseconds from `stamp` to when this process got the value, which
     /// may come first when the stamp is another process's (see `filled`).
@@ -348,15 +342,6 @@ fn filled_after(stamp: Stamp, filled: Stamp) -> i32 {
     }
 }
 
-/// The keyed fingerprint of a URN (see [`Held`]).
-fn fingerprint(urn: &str) -> u64 {
-    use std::hash::BuildHasher;
-    static STATE: std::sync::OnceLock<foldhash::quality::RandomState> = std::sync::OnceLock::new();
-    STATE
-        .get_or_init(foldhash::quality::RandomState::default)
-        .hash_one(urn)
-}
-
 impl<V> Held<V> {
     /// Holds `entry` stored under `urn` (whose entity tag is `entity`), got
     /// at `filled`, valid as of `epoch`.
@@ -386,7 +371,6 @@ impl<V> Held<V> {
             fresh_until_ms: entry.fresh_until_ms,
             checked: std::sync::atomic::AtomicU64::new(epoch),
             hashes,
-            fingerprint: fingerprint(urn),
             extra,
             filled_after: filled_after(entry.stamp, filled),
             stale_and_negative: stale | if entry.negative { NEGATIVE } else { 0 },
@@ -456,12 +440,18 @@ impl<V> Held<V> {
         }
     }
 
-    /// Whether it was stored under `urn`, whose hash is `urn_hash`: two
-    /// 64-bit hashes of it, one keyed per process, must both match (the
-    /// first rules most entries out cheaply), so no one can make two URNs
-    /// hand out each other's value.
-    pub(crate) fn stored_under(&self, urn: &str, urn_hash: u64) -> bool {
-        self.hashes[1] == urn_hash && self.fingerprint == fingerprint(urn)
+    /// Whether it was stored under the URN whose hash is `urn_hash`. The
+    /// URN itself is not kept (it would double the entry); callers also
+    /// check [`of_entity`](Self::of_entity), so a match needs the same
+    /// 64-bit hashes of the whole URN and of its entity: finding another
+    /// URN of one entity with one URN's hash takes about 2^64 tries.
+    pub(crate) fn stored_under(&self, urn_hash: u64) -> bool {
+        self.tag_hashes().last() == Some(&urn_hash)
+    }
+
+    /// Whether its entity tag (its first tag) hashes to `entity_hash`.
+    pub(crate) fn of_entity(&self, entity_hash: u64) -> bool {
+        self.tag_hashes().first() == Some(&entity_hash)
     }
 
     /// Whether it may be put in process memory now: not invalidated yet,
@@ -506,16 +496,30 @@ mod tests {
     use crate::watermark::tag_hash;
 
     #[test]
-    fn an_entry_is_found_by_its_urn_never_by_a_hash_alone() {
+    fn an_entry_is_found_by_its_urn_hash() {
         let entry = Entry::new(7u8, 0, None, Duration::ZERO);
-        let mut held = Held::new(entry, "urn:t:v1:user:1#f", "user:1", 1, 0);
-        assert!(held.stored_under("urn:t:v1:user:1#f", tag_hash("urn:t:v1:user:1#f")));
-        assert!(!held.stored_under("urn:t:v1:user:2#f", tag_hash("urn:t:v1:user:2#f")));
-        // A collision, forced: the entry's URN hash is another URN's.
-        held.hashes[1] = tag_hash("urn:t:v1:user:2#f");
-        assert!(
-            !held.stored_under("urn:t:v1:user:2#f", tag_hash("urn:t:v1:user:2#f")),
-            "the same hash, another URN: not this entry"
+        let held = Held::new(entry, "urn:t:v1:user:1#f", "user:1", 1, 0);
+        assert!(held.stored_under(tag_hash("urn:t:v1:user:1#f")));
+        assert!(!held.stored_under(tag_hash("urn:t:v1:user:2#f")));
+        assert!(held.of_entity(tag_hash("user:1")));
+        assert!(!held.of_entity(tag_hash("user:2")));
+    }
+
+    #[test]
+    fn a_held_entry_is_small_and_rebuilds_its_tags() {
+        // 56 bytes beside a 32-byte value: the budget of issue 12 (128
+        // resident bytes per entry with the key, the policy and the index).
+        assert_eq!(std::mem::size_of::<Held<[u64; 4]>>(), 32 + 56);
+        let mut entry = Entry::new(1u8, 0, None, Duration::ZERO);
+        entry.tags = vec![Box::<str>::from("user:1")].into();
+        let held = Held::new(entry.clone(), "urn:t:v1:user:1#f", "user:1", 1, 0);
+        assert_eq!(
+            held.view("user:1").tags(),
+            entry.tags,
+            "entity only: rebuilt"
         );
+        entry.tags = vec![Box::<str>::from("user:1"), "org:2".into()].into();
+        let held = Held::new(entry.clone(), "urn:t:v1:user:1#f", "user:1", 1, 0);
+        assert_eq!(held.view("user:1").tags(), entry.tags, "more: kept");
     }
 }

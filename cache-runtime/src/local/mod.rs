@@ -265,6 +265,12 @@ impl Climb {
         (capacity * permille / 1000).clamp(1, capacity.max(1))
     }
 
+    /// A miss in a shard still filling: the sample starts after it.
+    fn filling(&self) {
+        self.hits.store(0, Ordering::Relaxed);
+        self.misses.store(0, Ordering::Relaxed);
+    }
+
     /// Counts a miss; at the end of a sample, moves the window's share.
     fn miss(&self) {
         let misses = self.misses.fetch_add(1, Ordering::Relaxed) + 1;
@@ -306,13 +312,27 @@ const VICTIM_SAMPLES: usize = 4;
 /// The window's initial share of a shard, per mille (Caffeine's 1 %).
 const INITIAL_WINDOW: u32 = 10;
 
+/// A slot's index in its shard: two bytes in the index table per bucket.
+/// A shard therefore holds at most [`MAX_SHARD`] entries.
+type Idx = u16;
+
+/// The most entries one shard holds (one index is kept spare: a new entry
+/// goes in before the one it displaces leaves).
+const MAX_SHARD: usize = Idx::MAX as usize - 1;
+
+/// The capacity a shard's sketch starts with.
+const SMALL_SKETCH: usize = 64;
+
+/// The most shards a store has.
+const MAX_SHARDS: usize = 1024;
+
 struct Shard<K, V> {
-    table: HashTable<u32>,
+    table: HashTable<Idx>,
     slots: Vec<Option<Slot<K, V>>>,
-    free: Vec<u32>,
+    free: Vec<Idx>,
     /// Slot indices of the window, oldest first. May hold indices of slots
     /// removed since (skipped when reached, or compacted away).
-    window: VecDeque<u32>,
+    window: VecDeque<Idx>,
     window_len: usize,
     main_len: usize,
     hand: usize,
@@ -356,15 +376,18 @@ impl<K: Hash + Eq, V> Store<K, V> {
         max_bytes: Option<u64>,
         budget: Option<std::sync::Arc<Budget>>,
     ) -> Self {
-        let capacity = capacity.max(1);
+        // At most MAX_SHARDS shards of MAX_SHARD entries (67 million).
+        let capacity = capacity.clamp(1, MAX_SHARDS * MAX_SHARD);
         // Enough shards to spread writers, few enough that each holds a
-        // useful share of the capacity (and of the byte bound).
+        // useful share of the capacity (and of the byte bound); more only
+        // where a shard would outgrow its index.
         let mut wanted = (capacity / 64).clamp(1, 64);
         if let Some(b) = max_bytes {
             wanted = wanted.min(usize::try_from(b / MIN_SHARD_BYTES).unwrap_or(64).max(1));
         }
-        let shards_n = (wanted + 1).next_power_of_two() / 2;
-        let shards_n = shards_n.clamp(1, 64);
+        let shards_n = ((wanted + 1).next_power_of_two() / 2)
+            .max(capacity.div_ceil(MAX_SHARD).next_power_of_two())
+            .clamp(1, MAX_SHARDS);
         let base = capacity / shards_n;
         let extra = capacity % shards_n;
         let bytes = max_bytes.unwrap_or(u64::MAX);
@@ -417,7 +440,7 @@ impl<K: Hash + Eq, V> Store<K, V> {
                     let before = s.bytes;
                     let victim = match s.main_victim(&is_dead) {
                         Some(v) => Some(v),
-                        None => s.oldest_in_window(u32::MAX),
+                        None => s.oldest_in_window(Idx::MAX),
                     };
                     let Some(v) = victim else { break };
                     gone.0.extend(s.take(&self.hasher, v));
@@ -552,7 +575,7 @@ impl<K: Hash + Eq, V> Store<K, V> {
         let mut removed = 0;
         for shard in self.shards.iter() {
             let gone = self.change(&shard.0, |shard| {
-                let doomed: Vec<u32> = (0..shard.slots.len() as u32)
+                let doomed: Vec<Idx> = (0..shard.slots.len() as Idx)
                     .filter(|&i| {
                         shard.slots[i as usize]
                             .as_ref()
@@ -626,7 +649,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             window_cap,
             bytes: 0,
             max_bytes,
-            sketch: Sketch::new(capacity),
+            // Sized for a few entries, grown as the shard fills (see `put`):
+            // an idle use case with a large capacity costs little.
+            sketch: Sketch::new(capacity.min(SMALL_SKETCH)),
         }
     }
 
@@ -667,6 +692,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let old = existing.and_then(|i| self.take(hasher, i)).map(|(_, v)| v);
             return (Put::TooHeavy, old, evicted);
         }
+        if self.table.len() * 2 > self.sketch.capacity() && self.sketch.capacity() < self.capacity {
+            // Half full: a sketch for four times as many (what it counted
+            // so far is forgotten, as Caffeine does).
+            self.sketch = Sketch::new(self.capacity.min(self.sketch.capacity() * 4));
+        }
         self.sketch.record(hash);
         if self.sketch.due() {
             self.sketch.age();
@@ -687,7 +717,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             Some(i) => i,
             None => {
                 self.slots.push(None);
-                (self.slots.len() - 1) as u32
+                (self.slots.len() - 1) as Idx
             }
         };
         self.slots[idx as usize] = Some(Slot {
@@ -706,7 +736,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.window.push_back(idx);
         self.window_len += 1;
         self.bytes += u64::from(weight);
-        climb.miss();
+        // The climber learns from a full shard only: while a cache fills,
+        // its hit ratio rises whatever the window.
+        if self.table.len() >= self.capacity {
+            climb.miss();
+        } else {
+            climb.filling();
+        }
         self.window_cap = climb.window_cap(self.capacity);
         // The window's oldest through the admission filter, then room by
         // bytes if still short, sparing the new entry (it fits alone).
@@ -715,14 +751,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         (Put::Stored, None, evicted)
     }
 
-    fn find(&self, hash: u64, key: &K) -> Option<&u32> {
+    fn find(&self, hash: u64, key: &K) -> Option<&Idx> {
         let slots = &self.slots;
         self.table.find(hash, |&i| {
             slots[i as usize].as_ref().is_some_and(|s| s.key == *key)
         })
     }
 
-    fn slot(&self, idx: u32) -> Option<&Slot<K, V>> {
+    fn slot(&self, idx: Idx) -> Option<&Slot<K, V>> {
         self.slots[idx as usize].as_ref()
     }
 
@@ -735,7 +771,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         hasher: &foldhash::fast::RandomState,
         is_dead: &impl Fn(&V) -> bool,
         evicted: &mut Evicted<K, V>,
-        keep: u32,
+        keep: Idx,
     ) {
         while self.window_len > self.window_cap {
             let Some(cand) = self.window.pop_front() else {
@@ -793,7 +829,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         hasher: &foldhash::fast::RandomState,
         is_dead: &impl Fn(&V) -> bool,
         evicted: &mut Evicted<K, V>,
-        keep: u32,
+        keep: Idx,
     ) {
         while self.bytes > self.max_bytes || self.table.len() > self.capacity {
             let victim = match self.main_victim(is_dead) {
@@ -805,7 +841,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
     }
 
-    fn oldest_in_window(&mut self, keep: u32) -> Option<u32> {
+    fn oldest_in_window(&mut self, keep: Idx) -> Option<Idx> {
         let slots = &self.slots;
         self.window.iter().copied().find(|&i| {
             i != keep
@@ -815,7 +851,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         })
     }
 
-    fn promote(&mut self, idx: u32) {
+    fn promote(&mut self, idx: Idx) {
         if let Some(s) = self.slots[idx as usize].as_mut() {
             s.region = Region::Main;
             *s.hits.get_mut() = 0;
@@ -826,7 +862,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// The main region's next victim: the clock hand's first entry with no
     /// hits left (each pass takes one away), or a dead one.
-    fn main_victim(&mut self, is_dead: &impl Fn(&V) -> bool) -> Option<u32> {
+    fn main_victim(&mut self, is_dead: &impl Fn(&V) -> bool) -> Option<Idx> {
         self.main_victim_by(is_dead, None)
     }
 
@@ -834,13 +870,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         &mut self,
         is_dead: &impl Fn(&V) -> bool,
         hasher: Option<&foldhash::fast::RandomState>,
-    ) -> Option<u32> {
+    ) -> Option<Idx> {
         if self.main_len == 0 {
             return None;
         }
         let n = self.slots.len();
         let want = if hasher.is_some() { VICTIM_SAMPLES } else { 1 };
-        let mut best: Option<(u8, u32)> = None;
+        let mut best: Option<(u8, Idx)> = None;
         let mut seen = 0;
         // Each pass takes a hit from every main entry; MAX_HITS + 1 passes
         // always find one.
@@ -854,7 +890,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 continue;
             }
             if is_dead(&slot.value) {
-                return Some(idx as u32);
+                return Some(idx as Idx);
             }
             let hits = slot.hits.get_mut();
             if *hits > 0 {
@@ -862,11 +898,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 continue;
             }
             let Some(h) = hasher else {
-                return Some(idx as u32);
+                return Some(idx as Idx);
             };
             let f = self.sketch.estimate(h.hash_one(&slot.key));
             if best.is_none_or(|(bf, _)| f < bf) {
-                best = Some((f, idx as u32));
+                best = Some((f, idx as Idx));
             }
             seen += 1;
             if seen >= want || seen >= self.main_len {
@@ -877,7 +913,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     }
 
     /// Removes the entry in slot `idx` from every structure.
-    fn take(&mut self, hasher: &foldhash::fast::RandomState, idx: u32) -> Option<(K, V)> {
+    fn take(&mut self, hasher: &foldhash::fast::RandomState, idx: Idx) -> Option<(K, V)> {
         let slot = self.slots[idx as usize].take()?;
         let hash = hasher.hash_one(&slot.key);
         match self.table.find_entry(hash, |&i| i == idx) {
@@ -1120,6 +1156,18 @@ mod tests {
             request(2_000_000 + rng.u64(..));
         }
         let shrunk = s.climb.window.load(Ordering::Relaxed);
-        assert!(shrunk < grown, "window {shrunk}‰ after frequency, {grown}‰ before");
+        assert!(
+            shrunk < grown,
+            "window {shrunk}‰ after frequency, {grown}‰ before"
+        );
+    }
+
+    #[test]
+    fn a_large_capacity_spreads_over_more_shards_within_the_index() {
+        let s: Store<u64, u32> = Store::new(10_000_000, None, None);
+        assert_eq!(s.capacity(), 10_000_000);
+        assert_eq!(s.shards.len(), 256, "10M / 65 534 rounds up to 256 shards");
+        let huge: Store<u64, u32> = Store::new(usize::MAX, None, None);
+        assert_eq!(huge.capacity(), MAX_SHARDS * MAX_SHARD, "capped, never an index overflow");
     }
 }

@@ -21,28 +21,38 @@ const BLOCK: usize = 8;
 /// window's hill climber covers shifting traffic).
 const SAMPLE_PER_ENTRY: usize = 40;
 
+/// Four-bit counters per entry of capacity (six bytes).
+const COUNTERS_PER_ENTRY: usize = 24;
+
 pub(super) struct Sketch {
+    capacity: usize,
     words: Box<[AtomicU64]>,
-    /// Blocks - 1 (a power of two, minus one).
-    mask: usize,
+    /// How many blocks (of [`BLOCK`] words).
+    blocks: u64,
     additions: AtomicU32,
     sample: u32,
 }
 
 impl Sketch {
-    /// A sketch for a region holding `capacity` entries: about sixteen
-    /// counters per entry (eight bytes), as Caffeine sizes it, halved after
+    /// A sketch for a region holding `capacity` entries:
+    /// [`COUNTERS_PER_ENTRY`] counters per entry, halved after
     /// [`SAMPLE_PER_ENTRY`] additions per entry.
     pub(super) fn new(capacity: usize) -> Self {
-        let counters = (capacity.max(1) * 16).next_power_of_two().max(16 * BLOCK);
-        let words = counters / 16;
+        let blocks = (capacity.max(1) * COUNTERS_PER_ENTRY).div_ceil(16 * BLOCK);
+        let words = blocks * BLOCK;
         Sketch {
+            capacity,
             words: (0..words).map(|_| AtomicU64::new(0)).collect(),
-            mask: words / BLOCK - 1,
+            blocks: blocks as u64,
             additions: AtomicU32::new(0),
             sample: u32::try_from(capacity.max(1).saturating_mul(SAMPLE_PER_ENTRY))
                 .unwrap_or(u32::MAX),
         }
+    }
+
+    /// The capacity it was sized for.
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// The (word, shift) of each of the key's four counters.
@@ -50,7 +60,8 @@ impl Sketch {
     fn counters(&self, hash: u64) -> [(usize, u32); 4] {
         // Spread the hash again: the store uses its low and top bits.
         let h = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let block = ((h >> 32) as usize & self.mask) * BLOCK;
+        // The hash's top half, scaled to the number of blocks.
+        let block = (((h >> 32) * self.blocks) >> 32) as usize * BLOCK;
         let mut out = [(0, 0); 4];
         for (i, o) in out.iter_mut().enumerate() {
             // Counter i lives in words 2i or 2i+1 of the block: four

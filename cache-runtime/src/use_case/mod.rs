@@ -220,22 +220,16 @@ where
         let now = self.clock.now_ms();
         let urn_hash = crate::watermark::tag_hash(urn);
         let marks = &*self.marks;
-        // L1 is keyed by the arguments, not the URN: each entry keeps the
-        // URN it was stored under, compared whole (its hash only filters),
-        // and its entity tag (a prefix of the URN's id part).
-        let of_entity = |t: &str| {
-            entity
-                .strip_prefix(t)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
-        };
+        // L1 is keyed by the arguments, not the URN: an entry is known by
+        // the hashes of its URN and of its entity tag (both must match).
+        let entity_hash = crate::watermark::tag_hash(entity);
         self.store.find_map(|held| {
-            let entry = held.view(entity);
-            (held.stored_under(urn, urn_hash)
-                && entry.tags().first().is_some_and(|t| of_entity(t))
+            (held.stored_under(urn_hash)
+                && held.of_entity(entity_hash)
                 && !held.is_expired(now)
                 && held.valid(marks))
             .then(|| {
-                entry
+                held.view(entity)
                     .to_entry()
                     .map(|v| std::sync::Arc::new(v) as crate::cache::AnyValue)
             })
