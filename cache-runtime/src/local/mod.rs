@@ -492,9 +492,12 @@ impl<K: Hash + Eq, V> Store<K, V> {
         let slot = shard.slots[idx as usize].as_ref()?;
         let hits = slot.hits.load(Ordering::Relaxed);
         if hits < MAX_HITS {
+            // Counted in the sketch while it earns second chances: an
+            // entry hit more often than the clock hand passes (a hot one)
+            // reads one byte here and writes nothing.
             slot.hits.store(hits + 1, Ordering::Relaxed);
+            shard.sketch.record(hash);
         }
-        shard.sketch.record(hash);
         self.climb.hit();
         Some(f(&slot.value))
     }
