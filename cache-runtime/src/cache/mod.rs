@@ -230,6 +230,20 @@ impl Cache {
         self.inner.capacity
     }
 
+    /// The memory budget of its in-process entries, if one was set
+    /// ([`CacheBuilder::max_bytes`](crate::CacheBuilder::max_bytes)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().max_bytes(1 << 20).build();
+    /// assert_eq!(cache.max_bytes(), Some(1 << 20));
+    /// assert_eq!(cachewright::Cache::builder().build().max_bytes(), None);
+    /// ```
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.inner.budget.as_ref().map(|b| b.max)
+    }
+
     /// The shared byte budget, if set (for use cases' stores).
     pub(crate) fn budget(&self) -> Option<&Arc<Budget>> {
         self.inner.budget.as_ref()

@@ -211,6 +211,20 @@ impl Setup {
         self
     }
 
+    /// The default cache's memory budget for its in-process entries (see
+    /// [`CacheBuilder::max_bytes`](crate::CacheBuilder::max_bytes)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// cachewright::configure().max_bytes(256 << 20).install().unwrap();
+    /// assert_eq!(cachewright::default_cache().max_bytes(), Some(256 << 20));
+    /// ```
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.default = self.default.max_bytes(bytes);
+        self
+    }
+
     /// The clock of the default cache and of named caches.
     ///
     /// # Examples

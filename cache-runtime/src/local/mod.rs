@@ -1171,6 +1171,10 @@ mod tests {
         assert_eq!(s.capacity(), 10_000_000);
         assert_eq!(s.shards.len(), 256, "10M / 65 534 rounds up to 256 shards");
         let huge: Store<u64, u32> = Store::new(usize::MAX, None, None);
-        assert_eq!(huge.capacity(), MAX_SHARDS * MAX_SHARD, "capped, never an index overflow");
+        assert_eq!(
+            huge.capacity(),
+            MAX_SHARDS * MAX_SHARD,
+            "capped, never an index overflow"
+        );
     }
 }
