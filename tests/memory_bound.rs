@@ -62,8 +62,15 @@ fn a_use_case_holds_within_its_byte_bound_values_of_mixed_sizes() {
     }
     let held = (LIVE.load(Relaxed) - before) as f64;
     let stats = PAGES.stats_for("page").expect("the use case's stats");
-    assert!(demanded > 4 * BOUND, "the workload asks for more than the bound");
-    assert!(stats.bytes <= BOUND, "weights {} over the bound {BOUND}", stats.bytes);
+    assert!(
+        demanded > 4 * BOUND,
+        "the workload asks for more than the bound"
+    );
+    assert!(
+        stats.bytes <= BOUND,
+        "weights {} over the bound {BOUND}",
+        stats.bytes
+    );
     assert_eq!(stats.max_bytes, Some(BOUND));
     let bound = BOUND as f64;
     eprintln!(
@@ -76,8 +83,15 @@ fn a_use_case_holds_within_its_byte_bound_values_of_mixed_sizes() {
         held <= bound * 1.05,
         "{held} heap bytes held, bound {bound}: over by more than 5 %"
     );
-    assert!(held >= bound * 0.85, "{held} heap bytes held: the bound is used");
-    assert!(stats.size > 100 && stats.size < 3_000, "{} entries", stats.size);
+    assert!(
+        held >= bound * 0.85,
+        "{held} heap bytes held: the bound is used"
+    );
+    assert!(
+        stats.size > 100 && stats.size < 3_000,
+        "{} entries",
+        stats.size
+    );
 }
 
 static BUDGET: LazyLock<Cache> = LazyLock::new(|| {
@@ -115,11 +129,20 @@ fn a_cache_budget_holds_across_its_use_cases() {
         "budget: {held} heap bytes held ({:.3} of the budget), weights {weights}",
         held / BOUND as f64
     );
-    assert!(weights <= BOUND, "weights {weights} over the budget {BOUND}");
+    assert!(
+        weights <= BOUND,
+        "weights {weights} over the budget {BOUND}"
+    );
     assert!(
         held <= BOUND as f64 * 1.05,
         "{held} heap bytes held, budget {BOUND}: over by more than 5 %"
     );
-    assert!(of("small").unwrap_or(0) > 100, "the small use case keeps entries");
-    assert!(of("large").unwrap_or(0) > 10, "the large use case keeps entries");
+    assert!(
+        of("small").unwrap_or(0) > 100,
+        "the small use case keeps entries"
+    );
+    assert!(
+        of("large").unwrap_or(0) > 10,
+        "the large use case keeps entries"
+    );
 }
