@@ -31,6 +31,11 @@
 //! * `hot_hit_2_threads` — two threads hitting the hot key at once; the time
 //!   is the wall time per call of each thread (perfect scaling = the
 //!   one-thread time), so it shows cache-line contention on shared state.
+//! * `hot_hit_plain_2_threads` — the same on [`Plain`]: `floor` (one
+//!   `HashMap<u64, Plain>` shared read-only by both threads through an `Arc`,
+//!   get + clone) and `cachewright_sync` (the `hot_hit_plain` function), to
+//!   compare with `hot_hit_plain`'s one-thread times without an allocator in
+//!   the way.
 //! * `hot_hit_arc` — `floor` and `cachewright_sync` again with an `Arc<User>`
 //!   value, whose clone is one atomic increment: this leaves the cache's
 //!   fixed overhead nearly bare (a supplement; the ratios use `User`).
@@ -48,7 +53,8 @@
 //! time elsewhere), so the time slices another process takes on a shared,
 //! oversubscribed machine do not land in the numbers; everything such a
 //! thread does runs on it, so on a quiet machine this equals wall time. The
-//! multi-thread groups (`hot_hit_2_threads`, `stampede`) measure wall time.
+//! multi-thread groups (`hot_hit_2_threads`, `hot_hit_plain_2_threads`,
+//! `stampede`) measure wall time.
 //!
 //! Run: `cargo bench --bench hot_hit -- --warm-up-time 1 --measurement-time 3`.
 
@@ -396,6 +402,26 @@ fn hot_hit_2_threads(c: &mut Criterion) {
     assert_one_load("cached_crate", &CACHED_CRATE_LOADS);
 }
 
+// ---- hot_hit_plain_2_threads -------------------------------------------------
+
+fn hot_hit_plain_2_threads(c: &mut Criterion) {
+    // One map, shared read-only by both threads.
+    let map = Arc::new(floor_map(make_plain));
+    // Already warmed by `hot_hit_plain`; harmless if run alone.
+    let _ = cachewright_plain(HOT);
+
+    let mut g = c.benchmark_group("hot_hit_plain_2_threads");
+    #[allow(clippy::clone_on_copy)] // the floor is a get + clone, as for every value
+    g.bench_function("floor", |b| {
+        b.iter_custom(|iters| two_threads(iters, || map.get(&black_box(HOT)).expect("hot").clone()))
+    });
+    g.bench_function("cachewright_sync", |b| {
+        b.iter_custom(|iters| two_threads(iters, || cachewright_plain(black_box(HOT))))
+    });
+    g.finish();
+    assert_one_load("plain cachewright_sync", &PLAIN_LOADS);
+}
+
 // ---- hot_hit_arc -------------------------------------------------------------
 
 fn hot_hit_arc<M: Measurement>(c: &mut Criterion<M>) {
@@ -512,6 +538,6 @@ criterion_group! {
 criterion_group! {
     name = many_threads;
     config = Criterion::default().without_plots();
-    targets = hot_hit_2_threads, stampede
+    targets = hot_hit_2_threads, hot_hit_plain_2_threads, stampede
 }
 criterion_main!(one_thread, many_threads);

@@ -1,6 +1,10 @@
 //! Per-use-case counters and their snapshots.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 #[repr(align(128))]
@@ -16,11 +20,107 @@ pub(crate) struct Occupancy {
     pub(crate) max_bytes: Option<u64>,
 }
 
-/// The live counters of one use case. Hits sit on a cache line of their own,
+/// The hits of one use case, on cache lines each written by one thread only.
+///
+/// The first [`OWNED`] live threads each own a line index (the same index in
+/// every use case) and count with a plain load and store, no locked
+/// instruction, since no other thread writes that line: a hot hit then
+/// neither makes an atomic read-modify-write nor moves a shared line between
+/// cores. Threads beyond them share one line and `fetch_add`. A snapshot sums
+/// the lines, so the count is exact (once the counting threads are done; a
+/// snapshot taken meanwhile may miss the hits in flight, as any relaxed
+/// counter would). Only a line's owner writes it, so a reset cannot zero the
+/// lines: it records their sum as a baseline, which later reads subtract.
+#[derive(Default)]
+struct Hits {
+    owned: [Line; OWNED],
+    shared: Line,
+    base: AtomicU64,
+}
+
+/// How many threads at once count hits on a line of their own.
+const OWNED: usize = 16;
+
+/// The line index this thread owns in every [`Hits`], or `usize::MAX` if all
+/// were taken; given back when the thread ends.
+struct Owner(usize);
+
+/// Line indexes handed out so far (the next new one) and those given back.
+static FREE: Mutex<(usize, Vec<usize>)> = Mutex::new((0, Vec::new()));
+
+impl Owner {
+    fn take() -> Self {
+        let mut free = FREE.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = free.1.pop() {
+            return Owner(i);
+        }
+        if free.0 < OWNED {
+            free.0 += 1;
+            return Owner(free.0 - 1);
+        }
+        Owner(usize::MAX)
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if self.0 < OWNED {
+            FREE.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .1
+                .push(self.0);
+        }
+    }
+}
+
+thread_local! {
+    static OWNER: Owner = Owner::take();
+}
+
+impl Hits {
+    #[inline]
+    fn add(&self) {
+        // After this thread's `OWNER` is destroyed (in another thread-local's
+        // destructor), count on the shared line.
+        let i = OWNER.try_with(|o| o.0).unwrap_or(usize::MAX);
+        match self.owned.get(i) {
+            // Only this thread writes this line. A line's previous owner gave
+            // its index back under the `FREE` lock and this thread took it
+            // under that lock, so the previous owner's last store happens
+            // before this load.
+            Some(line) => line.0.store(line.0.load(Relaxed).wrapping_add(1), Relaxed),
+            None => {
+                self.shared.0.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    fn sum(&self) -> u64 {
+        self.owned
+            .iter()
+            .chain(std::iter::once(&self.shared))
+            .fold(0, |a, l| a.wrapping_add(l.0.load(Relaxed)))
+    }
+
+    /// The hits since the last reset.
+    fn load(&self) -> u64 {
+        // Acquire pairs with `reset`'s release: the lines read below are then
+        // at least what that reset summed, so the difference is never
+        // negative.
+        let base = self.base.load(Acquire);
+        self.sum().wrapping_sub(base)
+    }
+
+    fn reset(&self) {
+        self.base.store(self.sum(), Release);
+    }
+}
+
+/// The live counters of one use case. Hits sit on cache lines of their own,
 /// since every hit of every thread writes them.
 #[derive(Default)]
 pub(crate) struct Counters {
-    hits: Line,
+    hits: Hits,
     misses: AtomicU64,
     stale_hits: AtomicU64,
     loads: AtomicU64,
@@ -41,7 +141,7 @@ pub(crate) struct Counters {
 impl std::fmt::Debug for Counters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Counters")
-            .field("hits", &self.hits.0.load(Relaxed))
+            .field("hits", &self.hits.load())
             .finish_non_exhaustive()
     }
 }
@@ -49,7 +149,7 @@ impl std::fmt::Debug for Counters {
 impl Counters {
     #[inline]
     pub(crate) fn hit(&self) {
-        self.hits.0.fetch_add(1, Relaxed);
+        self.hits.add();
     }
     pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Relaxed);
@@ -100,7 +200,7 @@ impl Counters {
         let load_ns = self.load_ns.load(Relaxed);
         Stats {
             use_case: use_case.to_string(),
-            hits: self.hits.0.load(Relaxed),
+            hits: self.hits.load(),
             misses: self.misses.load(Relaxed),
             stale_hits: self.stale_hits.load(Relaxed),
             negative_hits: self.negative_hits.load(Relaxed),
@@ -124,8 +224,8 @@ impl Counters {
     }
 
     pub(crate) fn reset(&self) {
+        self.hits.reset();
         for c in [
-            &self.hits.0,
             &self.misses,
             &self.stale_hits,
             &self.negative_hits,
@@ -263,5 +363,60 @@ impl Stats {
             Ok(n) => self.load_time / n,
             Err(_) => self.load_time / u32::MAX,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+
+    fn hits(c: &Counters) -> u64 {
+        c.snapshot("t", Occupancy::default()).hits
+    }
+
+    /// Hits from more threads than there are owned lines, all alive at once
+    /// (so some count on the shared line), add up exactly; a reset zeroes
+    /// the count, and threads started afterwards (taking the lines given
+    /// back) count from there.
+    #[test]
+    fn hits_from_many_threads_sum_exactly_and_reset() {
+        const THREADS: usize = OWNED + 4;
+        const PER_THREAD: u64 = 10_000;
+        let c = Counters::default();
+        let count = |threads: usize| {
+            let barrier = Barrier::new(threads);
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        // The first hit takes a line (or none); the barrier
+                        // then holds every thread, with its line, until all
+                        // have one.
+                        c.hit();
+                        barrier.wait();
+                        for _ in 1..PER_THREAD {
+                            c.hit();
+                        }
+                    });
+                }
+            });
+        };
+
+        count(THREADS);
+        assert_eq!(hits(&c), THREADS as u64 * PER_THREAD);
+        assert!(
+            c.hits.shared.0.load(Relaxed) > 0,
+            "some threads shared a line"
+        );
+
+        c.reset();
+        assert_eq!(hits(&c), 0);
+        assert_eq!(format!("{c:?}"), "Counters { hits: 0, .. }");
+
+        count(3);
+        c.hit();
+        assert_eq!(hits(&c), 3 * PER_THREAD + 1);
+        c.reset();
+        assert_eq!(hits(&c), 0);
     }
 }
