@@ -497,7 +497,8 @@ mod tests {
 
     #[test]
     fn an_entry_is_found_by_its_urn_hash() {
-        let entry = Entry::new(7u8, 0, None, Duration::ZERO);
+        let mut entry = Entry::new(7u8, 0, None, Duration::ZERO);
+        entry.tags = vec![Box::<str>::from("user:1")].into();
         let held = Held::new(entry, "urn:t:v1:user:1#f", "user:1", 1, 0);
         assert!(held.stored_under(tag_hash("urn:t:v1:user:1#f")));
         assert!(!held.stored_under(tag_hash("urn:t:v1:user:2#f")));
