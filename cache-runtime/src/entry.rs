@@ -301,8 +301,9 @@ pub(crate) struct Held<V> {
     /// Hashes of its entity tag and of its URN (when `extra` is `None`).
     hashes: [u64; 2],
     extra: Option<Box<Extra>>,
-    /// Microseconds from `stamp` to when this process got the value, which
-    /// may come first when the stamp is another process's (see `filled`).
+    /// Milliseconds (rounded down) from `stamp` to when this process got
+    /// the value, which may come first when the stamp is another process's
+    /// (see `filled_after`): about 24 days either way.
     filled_after: i32,
     /// Milliseconds of stale window after `fresh_until_ms` (saturating: a
     /// shorter window is only safer), and in its top bit whether the entry
@@ -328,11 +329,12 @@ struct Extra {
 
 const NEGATIVE: u32 = 1 << 31;
 
-/// `filled - stamp` as [`Held::filled_after`] keeps it: a fill too late to
-/// count is kept as earlier (judged more strictly), one too early as "at
-/// the start of time" (`i32::MIN`), never as later than it was.
+/// `filled - stamp` in whole milliseconds, rounded down, as
+/// [`Held::filled_after`] keeps it: a fill too late to count is kept as
+/// earlier (judged more strictly), one too early as "at the start of time"
+/// (`i32::MIN`); never as later than it was.
 fn filled_after(stamp: Stamp, filled: Stamp) -> i32 {
-    let d = i128::from(filled) - i128::from(stamp);
+    let d = (i128::from(filled) - i128::from(stamp)).div_euclid(1000);
     if d > i128::from(i32::MAX) {
         i32::MAX
     } else if d <= i128::from(i32::MIN) {
@@ -459,7 +461,7 @@ impl<V> Held<V> {
     pub(crate) fn admissible(&self, marks: &crate::watermark::Watermarks) -> bool {
         let filled = match self.filled_after {
             i32::MIN => 0,
-            d => self.stamp.saturating_add_signed(i64::from(d)),
+            d => self.stamp.saturating_add_signed(i64::from(d) * 1000),
         };
         marks.trusted() && marks.valid_in_process(filled, self.stamp, self.tag_hashes())
     }
@@ -522,5 +524,37 @@ mod tests {
         entry.tags = vec![Box::<str>::from("user:1"), "org:2".into()].into();
         let held = Held::new(entry.clone(), "urn:t:v1:user:1#f", "user:1", 1, 0);
         assert_eq!(held.view("user:1").tags(), entry.tags, "more: kept");
+    }
+
+    #[test]
+    fn an_entry_loaded_long_before_a_reconnect_and_read_after_it_is_kept() {
+        // Loaded (by any process) an hour ago; the bus reconnected 20
+        // minutes ago; read from a remote layer now: admissible. Kept as
+        // microseconds in 32 bits, the fill looked 36 minutes after the
+        // stamp at most, before the reconnect, and the entry was refused.
+        let marks = crate::watermark::Watermarks::new(true);
+        let min = 60_000_000u64;
+        let stamp = 1_000 * min;
+        marks.reset(stamp + 40 * min);
+        let entry = Entry::loaded(1u8, stamp, 0, None, Duration::ZERO);
+        let read_now = Held::new(
+            entry.clone(),
+            "urn:t:v1:k:1#f",
+            "k:1",
+            marks.epoch(),
+            stamp + 60 * min,
+        );
+        assert!(read_now.admissible(&marks));
+        let read_before = Held::new(
+            entry,
+            "urn:t:v1:k:1#f",
+            "k:1",
+            marks.epoch(),
+            stamp + 39 * min,
+        );
+        assert!(
+            !read_before.admissible(&marks),
+            "got before the reconnect: refused"
+        );
     }
 }
