@@ -257,6 +257,12 @@ impl Cache {
         let Some(budget) = &self.inner.budget else {
             return;
         };
+        if budget.excess() == 0 {
+            return;
+        }
+        let Ok(_freeing) = budget.freeing.try_lock() else {
+            return;
+        };
         for _ in 0..4 {
             let excess = budget.excess();
             if excess == 0 {

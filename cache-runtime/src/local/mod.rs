@@ -24,10 +24,10 @@
 //! region. Capacity (in entries, and optionally in bytes of entry weight)
 //! is split exactly across shards, so the store never holds more.
 
+use crossbeam_utils::sync::{ShardedLock as RwLock, ShardedLockReadGuard as RwLockReadGuard};
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use crossbeam_utils::sync::{ShardedLock as RwLock, ShardedLockReadGuard as RwLockReadGuard};
 
 use hashbrown::HashTable;
 
@@ -55,6 +55,9 @@ pub(crate) const ENTRY_OVERHEAD: u64 = 128;
 pub(crate) struct Budget {
     pub(crate) max: u64,
     used: std::sync::atomic::AtomicI64,
+    /// Held by the one thread bringing the total back within the budget
+    /// (others skip: each would free the same excess again).
+    pub(crate) freeing: std::sync::Mutex<()>,
 }
 
 impl Budget {
@@ -62,6 +65,7 @@ impl Budget {
         Budget {
             max,
             used: std::sync::atomic::AtomicI64::new(0),
+            freeing: std::sync::Mutex::new(()),
         }
     }
     fn add(&self, delta: i64) {
@@ -213,6 +217,8 @@ struct Climb {
     /// thread's countdown, so a hit writes a shared line rarely.
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Whether a shard has been full (the climb has begun).
+    warm: std::sync::atomic::AtomicBool,
     sample: u64,
     /// The window's share of each shard, per mille.
     window: std::sync::atomic::AtomicU32,
@@ -230,15 +236,12 @@ const INITIAL_STEP: f64 = 62.5;
 /// One hit in this many is counted (by adding this many).
 const HIT_SAMPLE: u64 = 64;
 
-thread_local! {
-    static HIT_TICK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
 impl Climb {
     fn new(capacity: usize) -> Self {
         Climb {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            warm: std::sync::atomic::AtomicBool::new(false),
             sample: (capacity as u64).saturating_mul(10).max(1000),
             window: std::sync::atomic::AtomicU32::new(INITIAL_WINDOW),
             state: std::sync::Mutex::new(ClimbState {
@@ -251,12 +254,9 @@ impl Climb {
     /// Counts a hit, one in [`HIT_SAMPLE`].
     #[inline]
     fn hit(&self) {
-        let tick = HIT_TICK.with(|t| {
-            let v = t.get().wrapping_add(1);
-            t.set(v);
-            v
-        });
-        if u64::from(tick) % HIT_SAMPLE == 0 {
+        // A random draw, not a per-thread countdown: a thread alternating
+        // between stores would credit every sampled hit to one of them.
+        if fastrand::u64(..HIT_SAMPLE) == 0 {
             self.hits.fetch_add(HIT_SAMPLE, Ordering::Relaxed);
         }
     }
@@ -268,13 +268,19 @@ impl Climb {
     }
 
     /// A miss in a shard still filling: the sample starts after it.
+    /// Only until some shard first fills: after that, one shard with room
+    /// (after removals, or under a byte bound) must not stall the climb.
     fn filling(&self) {
+        if self.warm.load(Ordering::Relaxed) {
+            return;
+        }
         self.hits.store(0, Ordering::Relaxed);
         self.misses.store(0, Ordering::Relaxed);
     }
 
     /// Counts a miss; at the end of a sample, moves the window's share.
     fn miss(&self) {
+        self.warm.store(true, Ordering::Relaxed);
         let misses = self.misses.fetch_add(1, Ordering::Relaxed) + 1;
         let hits = self.hits.load(Ordering::Relaxed);
         if hits + misses < self.sample {
@@ -378,8 +384,14 @@ impl<K: Hash + Eq, V> Store<K, V> {
         max_bytes: Option<u64>,
         budget: Option<std::sync::Arc<Budget>>,
     ) -> Self {
-        // At most MAX_SHARDS shards of MAX_SHARD entries (67 million).
-        let capacity = capacity.clamp(1, MAX_SHARDS * MAX_SHARD);
+        // At most MAX_SHARDS shards of MAX_SHARD entries (67 million), and
+        // no more entries than the byte bound can hold (each weighs at
+        // least ENTRY_OVERHEAD), so that a large capacity does not split a
+        // small byte bound into shards too small for one value.
+        let by_bytes = max_bytes.map_or(usize::MAX, |b| {
+            usize::try_from(b / ENTRY_OVERHEAD).unwrap_or(usize::MAX)
+        });
+        let capacity = capacity.min(by_bytes).clamp(1, MAX_SHARDS * MAX_SHARD);
         // Enough shards to spread writers, few enough that each holds a
         // useful share of the capacity (and of the byte bound); more only
         // where a shard would outgrow its index.
@@ -800,7 +812,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.promote(cand);
                 continue;
             }
-            let Some(victim) = self.main_victim_by(is_dead, Some(hasher)) else {
+            let Some(victim) = self.main_victim_by(is_dead, Some(hasher), Idx::MAX) else {
                 evicted.0.extend(self.take(hasher, cand));
                 continue;
             };
@@ -837,16 +849,26 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         keep: Idx,
     ) {
         while self.bytes > self.max_bytes || self.table.len() > self.capacity {
-            let victim = match self.main_victim(is_dead) {
-                Some(v) if v != keep => Some(v),
-                _ => self.oldest_in_window(keep),
-            };
+            let victim = self
+                .main_victim_by(is_dead, None, keep)
+                .or_else(|| self.oldest_in_window(keep));
             let Some(victim) = victim else { break };
             evicted.0.extend(self.take(hasher, victim));
         }
     }
 
     fn oldest_in_window(&mut self, keep: Idx) -> Option<Idx> {
+        // Indices of entries gone from the window first: evicting many in
+        // a row would otherwise scan past them again each time.
+        while let Some(&i) = self.window.front() {
+            let gone = self.slots[i as usize]
+                .as_ref()
+                .is_none_or(|s| s.region != Region::Window);
+            if !gone {
+                break;
+            }
+            self.window.pop_front();
+        }
         let slots = &self.slots;
         self.window.iter().copied().find(|&i| {
             i != keep
@@ -868,13 +890,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// The main region's next victim: the clock hand's first entry with no
     /// hits left (each pass takes one away), or a dead one.
     fn main_victim(&mut self, is_dead: &impl Fn(&V) -> bool) -> Option<Idx> {
-        self.main_victim_by(is_dead, None)
+        self.main_victim_by(is_dead, None, Idx::MAX)
     }
 
     fn main_victim_by(
         &mut self,
         is_dead: &impl Fn(&V) -> bool,
         hasher: Option<&foldhash::fast::RandomState>,
+        skip: Idx,
     ) -> Option<Idx> {
         if self.main_len == 0 {
             return None;
@@ -891,7 +914,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             let Some(slot) = self.slots[idx].as_mut() else {
                 continue;
             };
-            if slot.region != Region::Main {
+            if slot.region != Region::Main || idx == usize::from(skip) {
                 continue;
             }
             if is_dead(&slot.value) {
@@ -1178,5 +1201,43 @@ mod tests {
             MAX_SHARDS * MAX_SHARD,
             "capped, never an index overflow"
         );
+    }
+
+    #[test]
+    fn a_replaced_value_that_grows_evicts_others_to_stay_within_the_bound() {
+        let s: Store<String, u32> = Store::new(3, Some(1_000), None);
+        for k in ["a", "b", "c"] {
+            s.insert(s.hash(k), k.into(), 0, 100, |_| false);
+        }
+        for _ in 0..3 {
+            let _ = get(&s, "a");
+        }
+        let h = s.hash("c");
+        let _ = s.remove(h, |k| k == "c");
+        let h = s.hash("b");
+        s.insert(h, "b".into(), 1, 950, |_| false);
+        assert!(s.bytes() <= 1_000, "{} bytes held, bound 1000", s.bytes());
+        assert_eq!(get(&s, "b"), Some(1));
+    }
+
+    #[test]
+    fn two_stores_hit_in_turn_each_count_their_hits() {
+        let a: Store<u64, u32> = Store::new(100, None, None);
+        let b: Store<u64, u32> = Store::new(100, None, None);
+        for s in [&a, &b] {
+            s.insert(s.hash(&1), 1, 0, 1, |_| false);
+        }
+        for _ in 0..12_800 {
+            for s in [&a, &b] {
+                let h = s.hash(&1);
+                assert!(s.with(h, |k| *k == 1, |_| ()).is_some());
+            }
+        }
+        let (ha, hb) = (
+            a.climb.hits.load(Ordering::Relaxed),
+            b.climb.hits.load(Ordering::Relaxed),
+        );
+        // 12 800 hits each, sampled one in 64: about 12 800 counted.
+        assert!(ha > 6_400 && hb > 6_400, "hits counted {ha} and {hb}");
     }
 }
