@@ -146,3 +146,38 @@ fn a_cache_budget_holds_across_its_use_cases() {
         "the large use case keeps entries"
     );
 }
+
+#[test]
+fn entries_read_from_a_remote_layer_weigh_what_they_hold() {
+    use cachewright::backends::MemoryBackend;
+    use cachewright::LayerConfig;
+    use std::sync::Arc;
+
+    let shared = Arc::new(MemoryBackend::new());
+    let over = |budget: Option<u64>| {
+        let b = Cache::builder()
+            .namespace("remote-weights")
+            .layer(LayerConfig::shared(shared.clone()))
+            .without_bus();
+        match budget {
+            Some(max) => b.max_bytes(max),
+            None => b,
+        }
+        .build()
+    };
+    let (writer, reader) = (over(None), over(Some(64 * 1024)));
+    for id in 0..100u32 {
+        writer.set(&writer.key("doc", &id), "y".repeat(10_000), None);
+    }
+    for id in 0..100u32 {
+        let got = reader.get::<String>(&reader.key("doc", &id));
+        assert_eq!(got.map(|s| s.len()), Some(10_000));
+    }
+    let held = reader.stats_for("direct").expect("direct stats");
+    assert!(held.bytes <= 64 * 1024, "{} bytes held", held.bytes);
+    assert!(
+        held.size < 10,
+        "{} entries of 10 KB held within 64 KiB: weighed as if small",
+        held.size
+    );
+}

@@ -170,10 +170,15 @@ impl Cache {
     {
         let (urn, tags) = (key.as_str(), direct_tags(key));
         let format = self.format(0);
+        // The size of what was read: the entry's weight in process.
+        let encoded = std::sync::atomic::AtomicU64::new(0);
         // Before the read: a reconnect during it makes what it found suspect.
         let since = self.inner.clock.stamp();
         let (hit, _) = self
-            .read_layers(urn, |b| envelope::decode::<T>(b, format, urn, &tags))
+            .read_layers(urn, |b| {
+                encoded.store(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                envelope::decode::<T>(b, format, urn, &tags)
+            })
             .await;
         let entry = hit?.entry;
         let found = Stamped {
@@ -182,7 +187,8 @@ impl Cache {
             tags: entry.tags.clone(),
             since,
         };
-        let weight = Self::inline_weight::<T>(key, 0);
+        let weight =
+            Self::inline_weight::<T>(key, encoded.load(std::sync::atomic::Ordering::Relaxed));
         self.put_local(key, entry, weight, since, Admit::Replace);
         Some(found)
     }
@@ -672,7 +678,7 @@ impl Cache {
                             && self.remote_valid(e.stamp, &e.tags, keys[i].as_str()).await =>
                     {
                         out[i] = Some(e.value.clone());
-                        let weight = Self::inline_weight::<T>(&keys[i], 0);
+                        let weight = Self::inline_weight::<T>(&keys[i], bytes.len() as u64);
                         self.put_local(&keys[i], e, weight, since, Admit::Replace);
                     }
                     Ok(_) => {}
