@@ -29,6 +29,18 @@ pub enum Freshness {
     Expired,
 }
 
+/// Where an entry fresh until `fresh` and servable until `stale` stands.
+#[inline]
+fn freshness(now_ms: Millis, fresh: Millis, stale: Millis) -> Freshness {
+    if now_ms < fresh {
+        Freshness::Fresh
+    } else if now_ms < stale {
+        Freshness::Stale
+    } else {
+        Freshness::Expired
+    }
+}
+
 /// The tags of an entry: shared, since every entry of one call's key has
 /// the same ones.
 ///
@@ -150,13 +162,7 @@ impl<V> Entry<V> {
     /// ```
     #[inline]
     pub fn freshness(&self, now_ms: Millis) -> Freshness {
-        if now_ms < self.fresh_until_ms {
-            Freshness::Fresh
-        } else if now_ms < self.stale_until_ms {
-            Freshness::Stale
-        } else {
-            Freshness::Expired
-        }
+        freshness(now_ms, self.fresh_until_ms, self.stale_until_ms)
     }
 
     /// Whether the entry is inside its TTL at `now_ms`.
@@ -241,13 +247,7 @@ impl<V> EntryRef<'_, V> {
     /// Where the entry stands at `now_ms`.
     #[inline]
     pub(crate) fn freshness(&self, now_ms: Millis) -> Freshness {
-        if now_ms < self.fresh_until_ms {
-            Freshness::Fresh
-        } else if now_ms < self.stale_until_ms {
-            Freshness::Stale
-        } else {
-            Freshness::Expired
-        }
+        freshness(now_ms, self.fresh_until_ms, self.stale_until_ms)
     }
 
     /// Its tags (allocated, for an entry held in process).
@@ -404,13 +404,7 @@ impl<V> Held<V> {
     /// Where it stands at `now_ms`.
     #[inline]
     pub(crate) fn freshness(&self, now_ms: Millis) -> Freshness {
-        if now_ms < self.fresh_until_ms {
-            Freshness::Fresh
-        } else if now_ms < self.stale_until_ms() {
-            Freshness::Stale
-        } else {
-            Freshness::Expired
-        }
+        freshness(now_ms, self.fresh_until_ms, self.stale_until_ms())
     }
 
     /// Whether it can no longer be served at `now_ms`.

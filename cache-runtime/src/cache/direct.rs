@@ -110,7 +110,20 @@ impl Cache {
     /// What a direct-API entry weighs against a byte bound: its share of
     /// the store, its key, and its value's encoded size (counted only under
     /// a bound; its inline size otherwise).
-    pub(super) fn direct_weight<T: Serialize>(&self, key: &Key, value: &T) -> u64 {
+    /// [`put_local`](Self::put_local), weighing the value by
+    /// [`direct_weight`](Self::direct_weight).
+    fn put_weighed<T: Send + Sync + Serialize + 'static>(
+        &self,
+        key: &Key,
+        entry: Entry<T>,
+        since: Stamp,
+        how: Admit,
+    ) -> bool {
+        let weight = self.direct_weight(key, &entry.value);
+        self.put_local(key, entry, weight, since, how)
+    }
+
+    fn direct_weight<T: Serialize>(&self, key: &Key, value: &T) -> u64 {
         let value = if self.inner.budget.is_some() {
             crate::envelope::encoded_size(value)
         } else {
@@ -441,8 +454,7 @@ impl Cache {
         let entry = self.with_entity(key, entry);
         let created = entry.stamp;
         let remote = self.encode_for_layers(key, &entry);
-        let weight = self.direct_weight(key, &entry.value);
-        self.put_local(key, entry, weight, since, Admit::Replace);
+        self.put_weighed(key, entry, since, Admit::Replace);
         remote.map(|(bytes, remaining)| RemoteWrite {
             bytes,
             remaining,
@@ -492,14 +504,7 @@ impl Cache {
     {
         if self.inner.layers.is_empty() {
             let entry = self.entry_for(key, value, ttl);
-            let weight = self.direct_weight(key, &entry.value);
-            return self.put_local(
-                key,
-                entry,
-                weight,
-                self.inner.clock.stamp(),
-                Admit::IfVacant,
-            );
+            return self.put_weighed(key, entry, self.inner.clock.stamp(), Admit::IfVacant);
         }
         let key2 = key.clone();
         self.remote_blocking(|c| async move { c.set_if_not_exists_async(&key2, value, ttl).await })
@@ -533,14 +538,7 @@ impl Cache {
     {
         let entry = self.entry_for(key, value, ttl);
         let Some(first) = self.inner.layers.first() else {
-            let weight = self.direct_weight(key, &entry.value);
-            return self.put_local(
-                key,
-                entry,
-                weight,
-                self.inner.clock.stamp(),
-                Admit::IfVacant,
-            );
+            return self.put_weighed(key, entry, self.inner.clock.stamp(), Admit::IfVacant);
         };
         let Some((bytes, remaining)) = self.encode_for_layers(key, &entry) else {
             return false;
@@ -550,8 +548,7 @@ impl Cache {
             .await
         {
             Ok(true) => {
-                let weight = self.direct_weight(key, &entry.value);
-                self.put_local(key, entry, weight, self.inner.clock.stamp(), Admit::Replace);
+                self.put_weighed(key, entry, self.inner.clock.stamp(), Admit::Replace);
                 true
             }
             _ => false,

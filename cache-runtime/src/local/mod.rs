@@ -537,18 +537,7 @@ impl<K: Hash + Eq, V> Store<K, V> {
         weight: u64,
         is_dead: impl Fn(&V) -> bool,
     ) -> (Put, Option<V>, Evicted<K, V>) {
-        self.change(self.shard(hash), |s| {
-            s.put(
-                &self.hasher,
-                &self.climb,
-                hash,
-                key,
-                value,
-                weight,
-                |_| false,
-                is_dead,
-            )
-        })
+        self.put(hash, (key, value, weight), |_| false, is_dead)
     }
 
     /// Stores `value` unless a live entry (per `is_dead`) holds the key.
@@ -560,6 +549,16 @@ impl<K: Hash + Eq, V> Store<K, V> {
         weight: u64,
         is_dead: impl Fn(&V) -> bool,
     ) -> (Put, Option<V>, Evicted<K, V>) {
+        self.put(hash, (key, value, weight), |v| !is_dead(v), &is_dead)
+    }
+
+    fn put(
+        &self,
+        hash: u64,
+        (key, value, weight): (K, V, u64),
+        keep_existing: impl Fn(&V) -> bool,
+        is_dead: impl Fn(&V) -> bool,
+    ) -> (Put, Option<V>, Evicted<K, V>) {
         self.change(self.shard(hash), |s| {
             s.put(
                 &self.hasher,
@@ -568,8 +567,8 @@ impl<K: Hash + Eq, V> Store<K, V> {
                 key,
                 value,
                 weight,
-                |v| !is_dead(v),
-                &is_dead,
+                keep_existing,
+                is_dead,
             )
         })
     }
