@@ -330,55 +330,63 @@ fn moka_eager(_: usize, trace: &[u64]) -> u64 {
     moka_run(trace, true)
 }
 
-/// moka's hits; with `eager`, its maintenance runs after every request.
-fn moka_run(trace: &[u64], eager: bool) -> u64 {
-    let cache = moka::sync::Cache::<u64, u64>::new(CAPACITY as u64);
+/// Requests each key of `trace`: a hit when `get` finds it, else `insert`
+/// it. Returns the hits.
+fn replay(
+    trace: &[u64],
+    mut get: impl FnMut(u64) -> Option<u64>,
+    mut insert: impl FnMut(u64),
+) -> u64 {
     let mut hits = 0;
     for &key in trace {
-        match cache.get(&key) {
+        match get(key) {
             Some(v) => {
                 hits += 1;
                 black_box(v);
             }
-            None => cache.insert(key, key),
-        }
-        if eager {
-            cache.run_pending_tasks();
+            None => insert(key),
         }
     }
     hits
+}
+
+/// moka's hits; with `eager`, its maintenance runs after every request.
+fn moka_run(trace: &[u64], eager: bool) -> u64 {
+    let cache = moka::sync::Cache::<u64, u64>::new(CAPACITY as u64);
+    replay(
+        trace,
+        |key| {
+            let found = cache.get(&key);
+            if eager && found.is_some() {
+                cache.run_pending_tasks();
+            }
+            found
+        },
+        |key| {
+            cache.insert(key, key);
+            if eager {
+                cache.run_pending_tasks();
+            }
+        },
+    )
 }
 
 fn quick_cache(_: usize, trace: &[u64]) -> u64 {
     let cache = quick_cache::sync::Cache::<u64, u64>::new(CAPACITY);
-    let mut hits = 0;
-    for &key in trace {
-        match cache.get(&key) {
-            Some(v) => {
-                hits += 1;
-                black_box(v);
-            }
-            None => cache.insert(key, key),
-        }
-    }
-    hits
+    replay(trace, |key| cache.get(&key), |key| cache.insert(key, key))
 }
 
 fn lru(_: usize, trace: &[u64]) -> u64 {
-    let mut cache = lru::LruCache::<u64, u64>::new(NonZeroUsize::new(CAPACITY).unwrap());
-    let mut hits = 0;
-    for &key in trace {
-        match cache.get(&key) {
-            Some(v) => {
-                hits += 1;
-                black_box(v);
-            }
-            None => {
-                cache.put(key, key);
-            }
-        }
-    }
-    hits
+    let cache = std::cell::RefCell::new(lru::LruCache::<u64, u64>::new(
+        NonZeroUsize::new(CAPACITY).unwrap(),
+    ));
+    replay(
+        trace,
+        |key| cache.borrow_mut().get(&key).copied(),
+        |key| {
+            cache.borrow_mut().put(key, key);
+        },
+    )
 }
 
 const CONTENDERS: &[(&str, Run)] = &[
