@@ -392,6 +392,11 @@ impl<V> Held<V> {
 
     /// Whether it records an absence.
     #[inline]
+    pub(crate) fn fresh_until_ms(&self) -> Millis {
+        self.fresh_until_ms
+    }
+
+    #[inline]
     pub(crate) fn negative(&self) -> bool {
         self.stale_and_negative & NEGATIVE != 0
     }

@@ -12,7 +12,9 @@
 //! (`crossbeam_utils::sync::ShardedLock`: a reader locks only its thread's
 //! sub-lock, so two threads reading one shard write no common line) around a
 //! `hashbrown::HashTable` of slot indices and a slot vector. Reads take a
-//! shard's read lock. The policy is W-TinyLFU (Caffeine's) built from
+//! shard's read lock, except a use case's hot hits on a value that is plain
+//! data, which each thread serves from its own copy (`front.rs`), checked
+//! against per-stripe [`Versions`] without a lock. The policy is W-TinyLFU (Caffeine's) built from
 //! clocks rather than lists, so a hit moves nothing: new entries wait in a
 //! small window (1 % of the shard, oldest first); leaving it, an entry
 //! enters the main region only if a frequency sketch (`sketch.rs`) rates it
@@ -34,6 +36,7 @@ use crate::key::Key;
 use crate::watermark::Watermarks;
 
 mod climb;
+pub(crate) mod front;
 mod shard;
 mod sketch;
 
@@ -42,6 +45,58 @@ use shard::{Idx, Shard, MAX_HITS, MAX_SHARD, MAX_SHARDS};
 
 #[repr(align(128))]
 struct Padded<T>(T);
+
+/// Version counters, one per stripe of the hash space, bumped (under the
+/// shard's write lock) whenever an entry leaves its shard, is replaced, or
+/// runs out of the second chances it held when a per-thread front copied
+/// it. A front's copy stands while its stripe's version is unchanged: the
+/// entry is then still there, unchanged, with full chances. Read without a
+/// lock, so a front's hit takes none.
+#[derive(Clone)]
+pub(crate) struct Versions(std::sync::Arc<[std::sync::atomic::AtomicU64]>);
+
+impl Versions {
+    /// Enough stripes that one eviction rarely touches a hot entry's:
+    /// an eighth of the capacity, between 16 and 8192.
+    fn new(capacity: usize) -> Self {
+        let n = (capacity / 8).clamp(16, 8192).next_power_of_two();
+        Versions(
+            (0..n)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+        )
+    }
+
+    #[inline]
+    pub(super) fn stripe(&self, hash: u64) -> u16 {
+        // Bits neither the shard (40 up), hashbrown's buckets (low) nor
+        // its control bytes (top seven) use alone.
+        ((hash >> 24) as usize & (self.0.len() - 1)) as u16
+    }
+
+    pub(super) fn bump(&self, stripe: u16) {
+        self.0[usize::from(stripe)].fetch_add(1, Ordering::Release);
+    }
+
+    fn bump_all(&self) {
+        for v in self.0.iter() {
+            v.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    #[inline]
+    fn get(&self, stripe: u16) -> u64 {
+        self.0[usize::from(stripe)].load(Ordering::Acquire)
+    }
+}
+
+/// Where a saturated entry stood when it was read: its stripe and the
+/// stripe's version then. See [`Store::unchanged`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    stripe: u16,
+    version: u64,
+}
 
 /// What an entry costs the store beyond its key's and value's own heap
 /// bytes, counted in every weight: its slot (held entry, key, policy
@@ -193,6 +248,7 @@ pub(crate) struct Store<K, V> {
     /// Where the next [`give_back`](Store::give_back) starts.
     next_shard: std::sync::atomic::AtomicUsize,
     climb: Climb,
+    versions: Versions,
 }
 
 impl<K, V> std::fmt::Debug for Store<K, V> {
@@ -237,11 +293,12 @@ impl<K: Hash + Eq, V> Store<K, V> {
         let extra = capacity % shards_n;
         let bytes = max_bytes.unwrap_or(u64::MAX);
         let (bytes_base, bytes_extra) = (bytes / shards_n as u64, bytes % shards_n as u64);
+        let versions = Versions::new(capacity);
         let shards = (0..shards_n)
             .map(|i| {
                 let cap = (base + usize::from(i < extra)).max(1);
                 let max_bytes = bytes_base + u64::from((i as u64) < bytes_extra);
-                Padded(RwLock::new(Shard::new(cap, max_bytes)))
+                Padded(RwLock::new(Shard::new(cap, max_bytes, versions.clone())))
             })
             .collect::<Vec<_>>()
             .into_boxed_slice();
@@ -252,6 +309,7 @@ impl<K: Hash + Eq, V> Store<K, V> {
             budget,
             next_shard: std::sync::atomic::AtomicUsize::new(0),
             climb: Climb::new(capacity),
+            versions,
         }
     }
 
@@ -327,6 +385,18 @@ impl<K: Hash + Eq, V> Store<K, V> {
         eq: impl Fn(&K) -> bool,
         f: impl FnOnce(&V) -> R,
     ) -> Option<R> {
+        self.with_ticket(hash, eq, |v, _| f(v))
+    }
+
+    /// [`with`](Self::with), also handing `f` a [`Ticket`] when the entry
+    /// has all its second chances (a front may then copy it).
+    #[inline]
+    pub(crate) fn with_ticket<R>(
+        &self,
+        hash: u64,
+        eq: impl Fn(&K) -> bool,
+        f: impl FnOnce(&V, Option<Ticket>) -> R,
+    ) -> Option<R> {
         let shard = self.read(hash);
         let idx = *shard
             .table
@@ -336,15 +406,35 @@ impl<K: Hash + Eq, V> Store<K, V> {
             })?;
         let slot = shard.slots[idx as usize].as_ref()?;
         let hits = slot.hits.load(Ordering::Relaxed);
-        if hits < MAX_HITS {
+        let ticket = if hits < MAX_HITS {
             // Counted in the sketch while it earns second chances: an
             // entry hit more often than the clock hand passes (a hot one)
             // reads one byte here and writes nothing.
             slot.hits.store(hits + 1, Ordering::Relaxed);
             shard.sketch.record(hash);
-        }
+            None
+        } else {
+            // Bumps happen under the write lock: exact under this read lock.
+            Some(Ticket {
+                stripe: slot.stripe,
+                version: self.versions.get(slot.stripe),
+            })
+        };
         self.climb.hit();
-        Some(f(&slot.value))
+        Some(f(&slot.value, ticket))
+    }
+
+    /// Whether the entry `ticket` was given for is still in the store,
+    /// unchanged and with all its second chances. Takes no lock.
+    #[inline]
+    pub(crate) fn unchanged(&self, ticket: Ticket) -> bool {
+        self.versions.get(ticket.stripe) == ticket.version
+    }
+
+    /// Counts a hit served from a front for the window's climber.
+    #[inline]
+    pub(crate) fn count_hit(&self) {
+        self.climb.hit();
     }
 
     /// Stores `value` (of `weight` bytes) under `key`, replacing what was
@@ -456,6 +546,7 @@ impl<K: Hash + Eq, V> Store<K, V> {
             });
             drop(old);
         }
+        self.versions.bump_all();
     }
 
     /// How many entries are stored (dead ones included until evicted).

@@ -9,7 +9,7 @@ use hashbrown::HashTable;
 
 use super::climb::Climb;
 use super::sketch::Sketch;
-use super::{Evicted, Put};
+use super::{Evicted, Put, Versions};
 
 /// Per entry: key, value, weight and where the policy holds it.
 pub(super) struct Slot<K, V> {
@@ -20,6 +20,8 @@ pub(super) struct Slot<K, V> {
     /// [`MAX_HITS`]): the second chances of an entry in the main region.
     pub(super) hits: AtomicU8,
     pub(super) region: Region,
+    /// The entry's stripe of the store's [`Versions`] (in what was padding).
+    pub(super) stripe: u16,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,10 +72,13 @@ pub(super) struct Shard<K, V> {
     pub(super) bytes: u64,
     pub(super) max_bytes: u64,
     pub(super) sketch: Sketch,
+    /// The store's versions, bumped whenever an entry that per-thread
+    /// fronts may copy stops being what they copied (see `front.rs`).
+    pub(super) versions: Versions,
 }
 
 impl<K: Hash + Eq, V> Shard<K, V> {
-    pub(super) fn new(capacity: usize, max_bytes: u64) -> Self {
+    pub(super) fn new(capacity: usize, max_bytes: u64, versions: Versions) -> Self {
         let window_cap = (capacity * INITIAL_WINDOW as usize / 1000).max(1);
         Shard {
             table: HashTable::with_capacity(capacity.min(1024)),
@@ -90,6 +95,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             // Sized for a few entries, grown as the shard fills (see `put`):
             // an idle use case with a large capacity costs little.
             sketch: Sketch::new(capacity.min(SMALL_SKETCH)),
+            versions,
         }
     }
 
@@ -144,6 +150,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 .as_mut()
                 .expect("table points only at occupied slots");
             let old = std::mem::replace(&mut slot.value, value);
+            self.versions.bump(slot.stripe);
             self.bytes = self.bytes - u64::from(slot.weight) + u64::from(weight);
             slot.weight = weight;
             let hits = slot.hits.get_mut();
@@ -164,6 +171,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             weight,
             hits: AtomicU8::new(0),
             region: Region::Window,
+            stripe: self.versions.stripe(hash),
         });
         let slots = &self.slots;
         self.table.insert_unique(hash, idx, |&i| {
@@ -302,7 +310,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     pub(super) fn promote(&mut self, idx: Idx) {
         if let Some(s) = self.slots[idx as usize].as_mut() {
             s.region = Region::Main;
-            *s.hits.get_mut() = 0;
+            if std::mem::take(s.hits.get_mut()) == MAX_HITS {
+                self.versions.bump(s.stripe);
+            }
             self.window_len -= 1;
             self.main_len += 1;
         }
@@ -343,6 +353,11 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
             let hits = slot.hits.get_mut();
             if *hits > 0 {
+                // Fronts copy only entries whose chances are full, and
+                // serve them without earning any back: out of them now.
+                if *hits == MAX_HITS {
+                    self.versions.bump(slot.stripe);
+                }
                 *hits -= 1;
                 continue;
             }
@@ -368,6 +383,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         idx: Idx,
     ) -> Option<(K, V)> {
         let slot = self.slots[idx as usize].take()?;
+        self.versions.bump(slot.stripe);
         let hash = hasher.hash_one(&slot.key);
         match self.table.find_entry(hash, |&i| i == idx) {
             Ok(e) => {

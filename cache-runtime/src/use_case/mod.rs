@@ -22,6 +22,7 @@ use crate::flight::{self, Flights, Load, Outcome, Role, ShareError, Stamped, Wai
 use crate::key::{Key, KeyRef, KeyTemplate};
 use crate::layer::LayerSet;
 use crate::lifetime::Policy;
+use crate::local::front::{self, FrontId};
 use crate::local::{Admit, Admitted, Store};
 use crate::stats::{Counters, Stats};
 use crate::watermark::Watermarks;
@@ -49,6 +50,8 @@ pub struct UseCase<K, V> {
     ramp: AtomicU32,
     /// Whether values live in the in-process layer.
     local: bool,
+    /// Per-thread copies of hot entries, for values that are plain data.
+    front: Option<FrontId>,
     /// How values are encoded for the remote layers, if they use them.
     remote: Option<ValueCodec<V>>,
     local_cap: Option<Duration>,
@@ -287,6 +290,7 @@ where
             negative,
             ramp: AtomicU32::new(1000),
             local,
+            front: (local && front::copies::<V>()).then(FrontId::new),
             remote,
             local_cap,
             remote_cap: ms(spec.remote_ttl_ms),
@@ -311,7 +315,8 @@ where
     }
 
     /// Looks a call up in L1. The hot path: no allocation, no key built, one
-    /// coarse clock read, one shard read lock.
+    /// coarse clock read, and either this thread's copy of a hot entry (no
+    /// lock; see `local/front.rs`) or one shard read lock.
     #[inline]
     pub fn lookup<Q: KeyRef<Owned = K>>(&self, q: &Q) -> Lookup<V> {
         let mode = context::take_mode();
@@ -325,10 +330,27 @@ where
         let hash = self.store.hash(q);
         let now = self.clock.now_ms();
         let marks = &*self.marks;
-        let found = self.store.with(
+        // The lease before the epoch, as `Held::valid` reads them.
+        let live = marks.lease_live();
+        let epoch = marks.epoch();
+        if let Some(front) = &self.front {
+            let copied = front.get::<K, V, _>(hash, |c| {
+                let current = live
+                    && c.epoch == epoch
+                    && now < c.fresh_until_ms
+                    && self.store.unchanged(c.ticket)
+                    && q.matches(&c.key);
+                current.then(|| (c.negative, c.value.clone()))
+            });
+            if let Some((negative, v)) = copied {
+                self.store.count_hit();
+                return self.hit(true, negative, v);
+            }
+        }
+        let found = self.store.with_ticket(
             hash,
             |k| q.matches(k),
-            |h| {
+            |h, ticket| {
                 let fresh = match h.freshness(now) {
                     Freshness::Fresh => true,
                     Freshness::Stale => false,
@@ -338,25 +360,49 @@ where
                 if !h.valid(marks) {
                     return None;
                 }
-                Some((fresh, h.negative(), h.value().clone()))
+                // Copied by this thread's front only if found valid in the
+                // epoch read above (a later one may not cover it).
+                let copy = ticket
+                    .filter(|_| fresh && live && self.front.is_some())
+                    .map(|t| (t, h.fresh_until_ms()));
+                Some((fresh, h.negative(), h.value().clone(), copy))
             },
         );
         match found.flatten() {
-            Some((fresh, negative, v)) => {
-                self.counters.hit();
-                if negative {
-                    self.counters.negative_hit();
+            Some((fresh, negative, v, copy)) => {
+                if let (Some(front), Some((ticket, fresh_until_ms))) = (&self.front, copy) {
+                    front.put(
+                        front::Copy {
+                            hash,
+                            key: q.to_owned_key(),
+                            value: v.clone(),
+                            fresh_until_ms,
+                            negative,
+                            epoch,
+                            ticket,
+                        },
+                        |old| old.epoch == epoch && self.store.unchanged(old.ticket),
+                    );
                 }
-                if fresh {
-                    tracing::trace!(use_case = self.name, "cache hit");
-                    Lookup::Hit(v)
-                } else {
-                    self.counters.stale_hit();
-                    tracing::debug!(use_case = self.name, "cache stale hit");
-                    Lookup::Stale(v)
-                }
+                self.hit(fresh, negative, v)
             }
             None => Lookup::Miss(Mode::Normal),
+        }
+    }
+
+    #[inline]
+    fn hit(&self, fresh: bool, negative: bool, v: V) -> Lookup<V> {
+        self.counters.hit();
+        if negative {
+            self.counters.negative_hit();
+        }
+        if fresh {
+            tracing::trace!(use_case = self.name, "cache hit");
+            Lookup::Hit(v)
+        } else {
+            self.counters.stale_hit();
+            tracing::debug!(use_case = self.name, "cache stale hit");
+            Lookup::Stale(v)
         }
     }
 
