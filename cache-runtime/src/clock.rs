@@ -158,7 +158,10 @@ impl Clock {
 
     /// Now, in Unix milliseconds: monotonic time mapped onto the wall clock
     /// once, at start. Every deadline (fresh until, stale until) is counted
-    /// from it when an entry is stored, and judged by it.
+    /// from it when an entry is stored, and judged by it. The system clock
+    /// is read by a background thread every millisecond while calls read it
+    /// (one atomic load here; the thread parks after a second unused), so
+    /// a thread starved of CPU time can judge deadlines that much late.
     ///
     /// # Examples
     ///
@@ -170,7 +173,7 @@ impl Clock {
     #[inline]
     pub fn now_ms(&self) -> Millis {
         match &self.source {
-            Source::System => system_now_ms(),
+            Source::System => ticker::now_ms(),
             Source::Manual(m) => m.ms.load(Ordering::Acquire),
         }
     }
@@ -387,6 +390,98 @@ pub(crate) fn real_ms() -> Millis {
     system_now_ms()
 }
 
+/// The millisecond ticker behind [`Clock::now_ms`] on the system clock: a
+/// read of the monotonic clock costs a hot hit about as much as the rest of
+/// its checks, so a thread reads it for everyone while anyone needs it.
+mod ticker {
+    use super::{system_now_ms, Millis};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    /// How often the ticker reads the clock.
+    const TICK: Duration = Duration::from_millis(1);
+    /// Ticks without a reader before the ticker parks.
+    const IDLE_TICKS: u32 = 1_000;
+
+    /// The last time the ticker read, or 0 while it is not ticking. Read
+    /// by every call; written once a tick. Beside it, whether a reader
+    /// came since the ticker last looked (written once per idle period).
+    #[repr(align(128))]
+    struct Shared {
+        recent: AtomicU64,
+        wanted: AtomicBool,
+    }
+
+    static SHARED: Shared = Shared {
+        recent: AtomicU64::new(0),
+        wanted: AtomicBool::new(false),
+    };
+
+    /// The ticker's thread, once started (`None`: it could not be).
+    static THREAD: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
+
+    #[inline]
+    pub(super) fn now_ms() -> Millis {
+        let recent = SHARED.recent.load(Ordering::Acquire);
+        if !SHARED.wanted.load(Ordering::Relaxed) {
+            SHARED.wanted.store(true, Ordering::Relaxed);
+        }
+        if recent != 0 {
+            return recent;
+        }
+        wake()
+    }
+
+    /// Not ticking: reads the clock itself and (re)starts the ticker.
+    #[cold]
+    fn wake() -> Millis {
+        let thread = THREAD.get_or_init(|| {
+            std::thread::Builder::new()
+                .name("cachewright-clock".into())
+                .spawn(tick)
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "no clock thread: every call reads the clock");
+                })
+                .ok()
+                .map(|h| h.thread().clone())
+        });
+        if let Some(t) = thread {
+            t.unpark();
+        }
+        system_now_ms()
+    }
+
+    fn tick() {
+        loop {
+            let mut idle = 0;
+            while idle < IDLE_TICKS {
+                SHARED
+                    .recent
+                    .store(system_now_ms().max(1), Ordering::Release);
+                std::thread::sleep(TICK);
+                if SHARED.wanted.swap(false, Ordering::Relaxed) {
+                    idle = 0;
+                } else {
+                    idle += 1;
+                }
+            }
+            // No reader for a while: stop reading the clock until one
+            // comes (it reads the clock itself and unparks this thread).
+            SHARED.recent.store(0, Ordering::Release);
+            if SHARED.wanted.load(Ordering::Relaxed) {
+                continue;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn ticking() -> bool {
+        SHARED.recent.load(Ordering::Acquire) != 0
+    }
+}
+
 #[inline]
 fn system_now_ms() -> Millis {
     let a = anchor();
@@ -407,6 +502,30 @@ mod tests {
         let ours = Clock::system().now_ms();
         // Coarse clocks tick every few milliseconds; a second of slack is plenty.
         assert!(ours.abs_diff(wall) < 1_000, "ours {ours} wall {wall}");
+    }
+
+    #[test]
+    fn the_ticker_starts_on_a_read_and_never_goes_back() {
+        let c = Clock::system();
+        let mut last = c.now_ms();
+        for _ in 0..1_000 {
+            if ticker::ticking() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            last = c.now_ms();
+        }
+        assert!(ticker::ticking(), "a read started the ticker");
+        for _ in 0..100_000 {
+            let now = c.now_ms();
+            assert!(now >= last, "{now} after {last}");
+            last = now;
+        }
+        let direct = system_now_ms();
+        assert!(
+            direct >= last,
+            "the ticker reads the same clock, never ahead"
+        );
     }
 
     #[test]

@@ -334,15 +334,17 @@ where
         let live = marks.lease_live();
         let epoch = marks.epoch();
         if let Some(front) = &self.front {
+            let mut negative = false;
             let copied = front.get::<K, V, _>(hash, |c| {
                 let current = live
                     && c.epoch == epoch
                     && now < c.fresh_until_ms
                     && self.store.unchanged(c.ticket)
                     && q.matches(&c.key);
-                current.then(|| (c.negative, c.value.clone()))
+                negative = c.negative;
+                current.then(|| c.value.clone())
             });
-            if let Some((negative, v)) = copied {
+            if let Some(v) = copied {
                 self.store.count_hit();
                 return self.hit(true, negative, v);
             }
@@ -390,7 +392,7 @@ where
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn hit(&self, fresh: bool, negative: bool, v: V) -> Lookup<V> {
         self.counters.hit();
         if negative {
