@@ -160,8 +160,10 @@ impl Clock {
     /// once, at start. Every deadline (fresh until, stale until) is counted
     /// from it when an entry is stored, and judged by it. The system clock
     /// is read by a background thread every millisecond while calls read it
-    /// (one atomic load here; the thread parks after a second unused), so
-    /// a thread starved of CPU time can judge deadlines that much late.
+    /// (one atomic load here; the thread parks after a second unused), and
+    /// by each calling thread itself one read in 256, so a ticker starved
+    /// of CPU time delays deadlines by at most that many of a thread's
+    /// reads.
     ///
     /// # Examples
     ///
@@ -393,33 +395,54 @@ pub(crate) fn real_ms() -> Millis {
 /// The millisecond ticker behind [`Clock::now_ms`] on the system clock: a
 /// read of the monotonic clock costs a hot hit about as much as the rest of
 /// its checks, so a thread reads it for everyone while anyone needs it.
+///
+/// Readers keep it honest: every [`AUDIT`]th read of a thread reads the
+/// clock itself and moves the shared time forward if the ticker fell
+/// behind (starved of CPU time), and a ticker found a second behind in
+/// another process (a `fork` without `exec` copies the time but not the
+/// thread) is started anew. Time never goes back: it only moves by
+/// `fetch_max`, except to 0 when the ticker parks.
 mod ticker {
     use super::{system_now_ms, Millis};
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use std::sync::OnceLock;
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    use std::sync::Mutex;
     use std::time::Duration;
 
     /// How often the ticker reads the clock.
     const TICK: Duration = Duration::from_millis(1);
-    /// Ticks without a reader before the ticker parks.
-    const IDLE_TICKS: u32 = 1_000;
+    /// Ticks between the ticker's looks for readers.
+    const LOOK: u32 = 100;
+    /// Looks without a reader before the ticker parks (a second).
+    const IDLE_LOOKS: u32 = 10;
+    /// Every this many reads, a thread reads the clock itself.
+    pub(super) const AUDIT: u32 = 256;
+    /// How far behind a ticker may be before it is taken for lost.
+    const LOST_MS: u64 = 1_000;
 
-    /// The last time the ticker read, or 0 while it is not ticking. Read
-    /// by every call; written once a tick. Beside it, whether a reader
-    /// came since the ticker last looked (written once per idle period).
+    /// The time the ticker (or an auditing reader) last read, or 0 while
+    /// the ticker is parked. Read by every call, written once a tick.
+    /// Beside it, whether a reader came since the ticker last looked
+    /// (written by one reader per look), and the process the ticker runs in.
     #[repr(align(128))]
     struct Shared {
         recent: AtomicU64,
         wanted: AtomicBool,
+        pid: AtomicU32,
     }
 
     static SHARED: Shared = Shared {
         recent: AtomicU64::new(0),
         wanted: AtomicBool::new(false),
+        pid: AtomicU32::new(0),
     };
 
-    /// The ticker's thread, once started (`None`: it could not be).
-    static THREAD: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
+    /// The ticker's thread: `Some(None)` once it could not be started.
+    static THREAD: Mutex<Option<Option<std::thread::Thread>>> = Mutex::new(None);
+
+    thread_local! {
+        static READS: Cell<u32> = const { Cell::new(0) };
+    }
 
     #[inline]
     pub(super) fn now_ms() -> Millis {
@@ -427,39 +450,65 @@ mod ticker {
         if !SHARED.wanted.load(Ordering::Relaxed) {
             SHARED.wanted.store(true, Ordering::Relaxed);
         }
-        if recent != 0 {
-            return recent;
+        let audit = READS.with(|r| {
+            let n = r.get().wrapping_add(1);
+            r.set(n);
+            n % AUDIT == 0
+        });
+        if recent == 0 || audit {
+            return catch_up(recent);
         }
-        wake()
+        recent
     }
 
-    /// Not ticking: reads the clock itself and (re)starts the ticker.
+    /// Reads the clock itself; moves the shared time up to it, and
+    /// (re)starts the ticker when it is parked or lost.
     #[cold]
-    fn wake() -> Millis {
-        let thread = THREAD.get_or_init(|| {
-            std::thread::Builder::new()
+    fn catch_up(recent: Millis) -> Millis {
+        let now = system_now_ms().max(1);
+        let lost = recent != 0
+            && now.saturating_sub(recent) > LOST_MS
+            && SHARED.pid.load(Ordering::Relaxed) != std::process::id();
+        if recent == 0 || lost {
+            wake(lost);
+        }
+        if now > recent {
+            now.max(SHARED.recent.fetch_max(now, Ordering::AcqRel))
+        } else {
+            recent
+        }
+    }
+
+    fn wake(lost: bool) {
+        let mut thread = THREAD.lock().unwrap_or_else(|e| e.into_inner());
+        if thread.is_none() || lost {
+            let spawned = std::thread::Builder::new()
                 .name("cachewright-clock".into())
-                .spawn(tick)
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "no clock thread: every call reads the clock");
-                })
-                .ok()
-                .map(|h| h.thread().clone())
-        });
-        if let Some(t) = thread {
+                .spawn(tick);
+            *thread = Some(match spawned {
+                Ok(h) => Some(h.thread().clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no clock thread: calls read the clock themselves");
+                    None
+                }
+            });
+        }
+        if let Some(Some(t)) = &*thread {
             t.unpark();
         }
-        system_now_ms()
     }
 
     fn tick() {
+        SHARED.pid.store(std::process::id(), Ordering::Relaxed);
         loop {
             let mut idle = 0;
-            while idle < IDLE_TICKS {
-                SHARED
-                    .recent
-                    .store(system_now_ms().max(1), Ordering::Release);
-                std::thread::sleep(TICK);
+            while idle < IDLE_LOOKS {
+                for _ in 0..LOOK {
+                    SHARED
+                        .recent
+                        .fetch_max(system_now_ms().max(1), Ordering::AcqRel);
+                    std::thread::sleep(TICK);
+                }
                 if SHARED.wanted.swap(false, Ordering::Relaxed) {
                     idle = 0;
                 } else {

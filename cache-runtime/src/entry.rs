@@ -390,12 +390,13 @@ impl<V> Held<V> {
         self.stamp
     }
 
-    /// Whether it records an absence.
+    /// Until when it is fresh.
     #[inline]
     pub(crate) fn fresh_until_ms(&self) -> Millis {
         self.fresh_until_ms
     }
 
+    /// Whether it records an absence.
     #[inline]
     pub(crate) fn negative(&self) -> bool {
         self.stale_and_negative & NEGATIVE != 0

@@ -104,6 +104,12 @@ impl Watermarks {
             });
     }
 
+    /// Sets the lease's end outright (tests only).
+    #[cfg(test)]
+    pub(crate) fn set_lease(&self, until: u64) {
+        self.lease_until.store(until, Ordering::Release);
+    }
+
     /// Holds the lease until `until` (real monotonic ms), never shortening it.
     pub(crate) fn extend_lease(&self, until: u64) {
         self.lease_until.fetch_max(until, Ordering::AcqRel);

@@ -14,10 +14,15 @@
 //! * it is still fresh (a stale entry takes the shard path, which schedules
 //!   its refresh).
 //!
-//! Only values that are plain data are copied (no drop glue, at most
-//! [`MAX_VALUE`] bytes): a copy then costs its bytes and nothing on the
-//! heap, however many threads hold one. A value with heap parts allocates
-//! on every clone anyway, which dwarfs the lock.
+//! Only use cases whose keys and values are plain data are copied (no drop
+//! glue, at most [`MAX_SIZE`] bytes each): a copy then costs its bytes and
+//! nothing on the heap, however many threads hold one, and making one
+//! allocates nothing. A value with heap parts allocates on every clone
+//! anyway, which dwarfs the lock. Copies are not counted against byte
+//! bounds: at most [`SLOTS`] per thread and use case, a few kilobytes.
+//!
+//! The epoch is cache-wide: any invalidation makes every copy of the cache
+//! stale, and the next hit of each takes the shard path (and copies again).
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -27,13 +32,13 @@ use super::Ticket;
 use crate::clock::Millis;
 
 /// Copies per thread and use case (direct-mapped by hash).
-const SLOTS: usize = 16;
+pub(crate) const SLOTS: usize = 16;
 
-/// The largest value copied, in bytes.
-pub(crate) const MAX_VALUE: usize = 256;
+/// The largest key, and the largest value, copied, in bytes.
+pub(crate) const MAX_SIZE: usize = 256;
 
 /// One thread's copy of an entry.
-pub(crate) struct Copy<K, V> {
+pub(crate) struct Copied<K, V> {
     pub(crate) hash: u64,
     pub(crate) key: K,
     pub(crate) value: V,
@@ -45,7 +50,7 @@ pub(crate) struct Copy<K, V> {
 }
 
 struct Front<K, V> {
-    slots: [Option<Copy<K, V>>; SLOTS],
+    slots: Box<[Option<Copied<K, V>>]>,
 }
 
 thread_local! {
@@ -61,9 +66,18 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 #[derive(Debug)]
 pub(crate) struct FrontId(usize);
 
-/// Whether values of type `V` are copied into fronts.
-pub(crate) const fn copies<V>() -> bool {
-    !std::mem::needs_drop::<V>() && std::mem::size_of::<V>() <= MAX_VALUE
+/// Whether entries of keys `K` and values `V` are copied into fronts.
+pub(crate) const fn copies<K, V>() -> bool {
+    const fn plain<T>() -> bool {
+        !std::mem::needs_drop::<T>() && std::mem::size_of::<T>() <= MAX_SIZE
+    }
+    plain::<K>() && plain::<V>()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Hits this thread served from a copy (tests only).
+    pub(crate) static SERVED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 #[inline]
@@ -82,7 +96,7 @@ impl FrontId {
     pub(crate) fn get<K: 'static, V: 'static, R>(
         &self,
         hash: u64,
-        f: impl FnOnce(&Copy<K, V>) -> Option<R>,
+        f: impl FnOnce(&Copied<K, V>) -> Option<R>,
     ) -> Option<R> {
         FRONTS
             .try_with(|fronts| {
@@ -91,7 +105,7 @@ impl FrontId {
                     .get(self.0)?
                     .as_ref()?
                     .downcast_ref::<Front<K, V>>()?;
-                let copy = front.slots[slot_of(hash)].as_ref()?;
+                let copy = front.slots.get(slot_of(hash))?.as_ref()?;
                 if copy.hash != hash {
                     return None;
                 }
@@ -101,13 +115,15 @@ impl FrontId {
             .flatten()
     }
 
-    /// Keeps `copy` on this thread. A slot holding another key's copy that
-    /// is still `current` is taken over one time in eight, so that keys
-    /// sharing a slot do not evict each other on every hit.
+    /// Keeps the copy `make` builds on this thread, in the slot for `hash`.
+    /// A slot holding another key's copy that is still `current` is taken
+    /// over one time in eight (and nothing is built otherwise), so that
+    /// keys sharing a slot do not evict each other on every hit.
     pub(crate) fn put<K: 'static, V: 'static>(
         &self,
-        copy: Copy<K, V>,
-        current: impl FnOnce(&Copy<K, V>) -> bool,
+        hash: u64,
+        current: impl FnOnce(&Copied<K, V>) -> bool,
+        make: impl FnOnce() -> Copied<K, V>,
     ) {
         let _ = FRONTS.try_with(|fronts| {
             let Ok(mut fronts) = fronts.try_borrow_mut() else {
@@ -118,19 +134,21 @@ impl FrontId {
             }
             let front = fronts[self.0].get_or_insert_with(|| {
                 Box::new(Front::<K, V> {
-                    slots: std::array::from_fn(|_| None),
+                    slots: (0..SLOTS).map(|_| None).collect(),
                 })
             });
             let Some(front) = front.downcast_mut::<Front<K, V>>() else {
                 return;
             };
-            let slot = &mut front.slots[slot_of(copy.hash)];
+            let Some(slot) = front.slots.get_mut(slot_of(hash)) else {
+                return;
+            };
             let take = match slot {
-                Some(old) => old.hash == copy.hash || !current(old) || fastrand::u8(..) < 32,
+                Some(old) => old.hash == hash || !current(old) || fastrand::u8(..) < 32,
                 None => true,
             };
             if take {
-                *slot = Some(copy);
+                *slot = Some(make());
             }
         });
     }
@@ -142,13 +160,14 @@ mod tests {
 
     #[test]
     fn only_plain_data_is_copied() {
-        assert!(copies::<u64>());
-        assert!(copies::<(u64, [u32; 4])>());
+        assert!(copies::<(u64,), u64>());
+        assert!(copies::<(u64, u32), (u64, [u32; 4])>());
         assert!(
-            !copies::<String>(),
+            !copies::<(u64,), String>(),
             "heap parts: one per thread would multiply"
         );
-        assert!(!copies::<std::sync::Arc<u64>>());
-        assert!(!copies::<[u8; MAX_VALUE + 1]>(), "too large");
+        assert!(!copies::<(String,), u64>(), "a key with heap parts");
+        assert!(!copies::<(u64,), std::sync::Arc<u64>>());
+        assert!(!copies::<(u64,), [u8; MAX_SIZE + 1]>(), "too large");
     }
 }

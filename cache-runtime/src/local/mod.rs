@@ -78,12 +78,6 @@ impl Versions {
         self.0[usize::from(stripe)].fetch_add(1, Ordering::Release);
     }
 
-    fn bump_all(&self) {
-        for v in self.0.iter() {
-            v.fetch_add(1, Ordering::Release);
-        }
-    }
-
     #[inline]
     fn get(&self, stripe: u16) -> u64 {
         self.0[usize::from(stripe)].load(Ordering::Acquire)
@@ -410,7 +404,11 @@ impl<K: Hash + Eq, V> Store<K, V> {
             // Counted in the sketch while it earns second chances: an
             // entry hit more often than the clock hand passes (a hot one)
             // reads one byte here and writes nothing.
-            slot.hits.store(hits + 1, Ordering::Relaxed);
+            // Not a store: one delayed past a concurrent rise to
+            // MAX_HITS (and a ticket) would take a chance back unseen.
+            let _ =
+                slot.hits
+                    .compare_exchange(hits, hits + 1, Ordering::Relaxed, Ordering::Relaxed);
             shard.sketch.record(hash);
             None
         } else {
@@ -542,11 +540,15 @@ impl<K: Hash + Eq, V> Store<K, V> {
                 shard.main_len = 0;
                 shard.hand = 0;
                 shard.bytes = 0;
+                // Under the lock: a copy must not outlive its entry into a
+                // shard that takes a new value for the key.
+                for slot in shard.slots.iter().flatten() {
+                    shard.versions.bump(slot.stripe);
+                }
                 std::mem::take(&mut shard.slots)
             });
             drop(old);
         }
-        self.versions.bump_all();
     }
 
     /// How many entries are stored (dead ones included until evicted).

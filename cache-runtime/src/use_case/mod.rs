@@ -30,6 +30,8 @@ use crate::watermark::Watermarks;
 mod load;
 mod refresh;
 mod spec;
+#[cfg(test)]
+mod tests;
 
 pub use spec::*;
 
@@ -290,7 +292,7 @@ where
             negative,
             ramp: AtomicU32::new(1000),
             local,
-            front: (local && front::copies::<V>()).then(FrontId::new),
+            front: (local && front::copies::<K, V>()).then(FrontId::new),
             remote,
             local_cap,
             remote_cap: ms(spec.remote_ttl_ms),
@@ -330,10 +332,13 @@ where
         let hash = self.store.hash(q);
         let now = self.clock.now_ms();
         let marks = &*self.marks;
-        // The lease before the epoch, as `Held::valid` reads them.
-        let live = marks.lease_live();
-        let epoch = marks.epoch();
-        if let Some(front) = &self.front {
+        // With a front: the lease before the epoch, as `Held::valid` reads
+        // them; a copy is kept only of an entry found valid in this epoch.
+        let seen = self
+            .front
+            .as_ref()
+            .map(|f| (f, marks.lease_live(), marks.epoch()));
+        if let Some((front, live, epoch)) = seen {
             let mut negative = false;
             let copied = front.get::<K, V, _>(hash, |c| {
                 let current = live
@@ -345,6 +350,8 @@ where
                 current.then(|| c.value.clone())
             });
             if let Some(v) = copied {
+                #[cfg(test)]
+                front::SERVED.with(|n| n.set(n.get() + 1));
                 self.store.count_hit();
                 return self.hit(true, negative, v);
             }
@@ -362,34 +369,33 @@ where
                 if !h.valid(marks) {
                     return None;
                 }
-                // Copied by this thread's front only if found valid in the
-                // epoch read above (a later one may not cover it).
-                let copy = ticket
-                    .filter(|_| fresh && live && self.front.is_some())
-                    .map(|t| (t, h.fresh_until_ms()));
+                let copy = ticket.filter(|_| fresh).map(|t| (t, h.fresh_until_ms()));
                 Some((fresh, h.negative(), h.value().clone(), copy))
             },
         );
-        match found.flatten() {
-            Some((fresh, negative, v, copy)) => {
-                if let (Some(front), Some((ticket, fresh_until_ms))) = (&self.front, copy) {
-                    front.put(
-                        front::Copy {
-                            hash,
-                            key: q.to_owned_key(),
-                            value: v.clone(),
-                            fresh_until_ms,
-                            negative,
-                            epoch,
-                            ticket,
-                        },
-                        |old| old.epoch == epoch && self.store.unchanged(old.ticket),
-                    );
-                }
-                self.hit(fresh, negative, v)
-            }
-            None => Lookup::Miss(Mode::Normal),
+        let Some((fresh, negative, v, copy)) = found.flatten() else {
+            return Lookup::Miss(Mode::Normal);
+        };
+        if let (Some((front, true, epoch)), Some((ticket, fresh_until_ms))) = (seen, copy) {
+            front.put(
+                hash,
+                |old: &front::Copied<K, V>| {
+                    old.epoch == epoch
+                        && now < old.fresh_until_ms
+                        && self.store.unchanged(old.ticket)
+                },
+                || front::Copied {
+                    hash,
+                    key: q.to_owned_key(),
+                    value: v.clone(),
+                    fresh_until_ms,
+                    negative,
+                    epoch,
+                    ticket,
+                },
+            );
         }
+        self.hit(fresh, negative, v)
     }
 
     #[inline(always)]
