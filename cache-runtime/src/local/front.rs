@@ -50,7 +50,7 @@ pub(crate) struct Copied<K, V> {
 }
 
 struct Front<K, V> {
-    slots: Box<[Option<Copied<K, V>>]>,
+    slots: [Option<Copied<K, V>>; SLOTS],
 }
 
 thread_local! {
@@ -92,7 +92,7 @@ impl FrontId {
 
     /// `f` on this thread's copy for `hash`, if any. `None` also when the
     /// thread is exiting or the front is in use further up the stack.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get<K: 'static, V: 'static, R>(
         &self,
         hash: u64,
@@ -105,7 +105,7 @@ impl FrontId {
                     .get(self.0)?
                     .as_ref()?
                     .downcast_ref::<Front<K, V>>()?;
-                let copy = front.slots.get(slot_of(hash))?.as_ref()?;
+                let copy = front.slots[slot_of(hash)].as_ref()?;
                 if copy.hash != hash {
                     return None;
                 }
@@ -134,15 +134,13 @@ impl FrontId {
             }
             let front = fronts[self.0].get_or_insert_with(|| {
                 Box::new(Front::<K, V> {
-                    slots: (0..SLOTS).map(|_| None).collect(),
+                    slots: [const { None }; SLOTS],
                 })
             });
             let Some(front) = front.downcast_mut::<Front<K, V>>() else {
                 return;
             };
-            let Some(slot) = front.slots.get_mut(slot_of(hash)) else {
-                return;
-            };
+            let slot = &mut front.slots[slot_of(hash)];
             let take = match slot {
                 Some(old) => old.hash == hash || !current(old) || fastrand::u8(..) < 32,
                 None => true,

@@ -331,23 +331,22 @@ where
         }
         let hash = self.store.hash(q);
         let now = self.clock.now_ms();
-        let marks = &*self.marks;
-        // With a front: the lease before the epoch, as `Held::valid` reads
-        // them; a copy is kept only of an entry found valid in this epoch.
-        let seen = self
-            .front
-            .as_ref()
-            .map(|f| (f, marks.lease_live(), marks.epoch()));
-        if let Some((front, live, epoch)) = seen {
+        let Some(front) = &self.front else {
+            return self.lookup_shard(q, hash, now, None);
+        };
+        // The lease before the epoch, as `Held::valid` reads them; a copy is
+        // kept only of an entry found valid in this epoch.
+        let live = self.marks.lease_live();
+        let epoch = self.marks.epoch();
+        if live {
             let mut negative = false;
             let copied = front.get::<K, V, _>(hash, |c| {
-                let current = live
-                    && c.epoch == epoch
+                negative = c.negative;
+                (c.epoch == epoch
                     && now < c.fresh_until_ms
                     && self.store.unchanged(c.ticket)
-                    && q.matches(&c.key);
-                negative = c.negative;
-                current.then(|| c.value.clone())
+                    && q.matches(&c.key))
+                .then(|| c.value.clone())
             });
             if let Some(v) = copied {
                 #[cfg(test)]
@@ -356,6 +355,22 @@ where
                 return self.hit(true, negative, v);
             }
         }
+        self.lookup_shard(q, hash, now, Some((front, live, epoch)))
+    }
+
+    /// The shard path of [`lookup`](Self::lookup), copying a hot entry into
+    /// this thread's front when `seen` (the front, whether the lease was
+    /// live and the epoch, read before) allows. Out of line, so that the
+    /// front's path stays small.
+    #[inline(never)]
+    fn lookup_shard<Q: KeyRef<Owned = K>>(
+        &self,
+        q: &Q,
+        hash: u64,
+        now: Millis,
+        seen: Option<(&FrontId, bool, u64)>,
+    ) -> Lookup<V> {
+        let marks = &*self.marks;
         let found = self.store.with_ticket(
             hash,
             |k| q.matches(k),
@@ -380,9 +395,7 @@ where
             front.put(
                 hash,
                 |old: &front::Copied<K, V>| {
-                    old.epoch == epoch
-                        && now < old.fresh_until_ms
-                        && self.store.unchanged(old.ticket)
+                    old.epoch == epoch && now < old.fresh_until_ms && self.store.unchanged(old.ticket)
                 },
                 || front::Copied {
                     hash,
@@ -398,7 +411,7 @@ where
         self.hit(fresh, negative, v)
     }
 
-    #[inline(always)]
+    #[inline]
     fn hit(&self, fresh: bool, negative: bool, v: V) -> Lookup<V> {
         self.counters.hit();
         if negative {
