@@ -10,7 +10,8 @@ pub use cachewright_macros::{bg_writer, cache_write, cached};
 // direct API on them (`get`, `set`, `get_or_load`, `delete`, `invalidate_*`).
 pub use cachewright_runtime::{
     configure, default_cache, AsCache, Cache, CacheBuilder, ConfigError, EnvProblem, LoadOptions,
-    NamedCache, Setup, DEFAULT_CAPACITY, DEFAULT_INVALIDATION_LEASE, DEFAULT_MAX_VALUE_BYTES,
+    NamedCache, Setup, TtlPreset, DEFAULT_CAPACITY, DEFAULT_INVALIDATION_LEASE,
+    DEFAULT_MAX_VALUE_BYTES,
 };
 
 // Keys, tags, entries and time.
@@ -25,6 +26,13 @@ pub use cachewright_runtime::{backends, BusStats, Codec, LayerConfig, LayerStats
 // `refresh`).
 pub use cachewright_runtime::{
     add_tags, bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl,
+};
+
+// Whether calls use the cache: scopes for a block of code, and a
+// process-wide switch (`configure().enabled_by_default(false)` for
+// off-by-default).
+pub use cachewright_runtime::{
+    caching_enabled, disabled, disabled_sync, enabled, enabled_sync, set_caching_enabled, Scoped,
 };
 
 // Background writers and readers.

@@ -14,6 +14,7 @@ async fn find_user(id: u64) -> Option<User> {
             tags: &[],
         },
         ttl_ms: ::core::option::Option::Some(300000u64),
+        ttl_preset: ::core::option::Option::None,
         swr_ms: 30000u64,
         negative_ttl_ms: ::core::option::Option::Some(60000u64),
         jitter: 0f64,

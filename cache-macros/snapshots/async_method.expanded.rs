@@ -16,6 +16,7 @@ async fn get(&self, id: u64) -> Result<User, DbError> {
             tags: &[],
         },
         ttl_ms: ::core::option::Option::Some(60000u64),
+        ttl_preset: ::core::option::Option::None,
         swr_ms: 0u64,
         negative_ttl_ms: ::core::option::Option::None,
         jitter: 0f64,

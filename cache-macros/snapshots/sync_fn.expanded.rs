@@ -19,6 +19,7 @@ fn get_user(id: u64, org: u64) -> Result<User, DbError> {
             ],
         },
         ttl_ms: ::core::option::Option::Some(300000u64),
+        ttl_preset: ::core::option::Option::None,
         swr_ms: 0u64,
         negative_ttl_ms: ::core::option::Option::None,
         jitter: 0f64,

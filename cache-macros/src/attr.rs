@@ -91,6 +91,25 @@ impl Parse for RawArg {
 pub(crate) struct Dur {
     pub(crate) ms: u64,
     pub(crate) name_span: Span,
+    /// A TTL preset (`ttl = "short"`): the runtime's `TtlPreset` variant,
+    /// resolved at run time (`ms` is then its default).
+    pub(crate) preset: Option<&'static str>,
+}
+
+/// `ttl = "short" | "default" | "long"`: the preset's variant and default.
+fn ttl_preset(expr: &Expr) -> Option<(&'static str, u64)> {
+    let Expr::Lit(ExprLit {
+        lit: Lit::Str(s), ..
+    }) = expr
+    else {
+        return None;
+    };
+    match s.value().as_str() {
+        "short" => Some(("Short", 30_000)),
+        "default" => Some(("Default", 300_000)),
+        "long" => Some(("Long", 3_600_000)),
+        _ => None,
+    }
 }
 
 /// The arguments of one `#[cached]`.
@@ -269,11 +288,19 @@ impl CachedArgs {
                     }
                 })
             }
+            "ttl" if ttl_preset(&expr).is_some() => {
+                self.ttl = ttl_preset(&expr).map(|(variant, ms)| Dur {
+                    ms,
+                    name_span: span,
+                    preset: Some(variant),
+                });
+            }
             "ttl" | "swr" | "negative_ttl" | "local_ttl" | "remote_ttl" => {
                 if let Some(ms) = duration(&expr, &name, errors) {
                     let d = Some(Dur {
                         ms,
                         name_span: span,
+                        preset: None,
                     });
                     match name.as_str() {
                         "ttl" => self.ttl = d,
@@ -505,9 +532,12 @@ fn string(expr: &Expr, name: &str, example: &str, errors: &mut Errors) -> Option
 /// (`"5m"`, `"250ms"`, `"1h30m"`), in milliseconds; zero and negatives are
 /// errors.
 fn duration(expr: &Expr, name: &str, errors: &mut Errors) -> Option<u64> {
-    let hint = format!(
+    let mut hint = format!(
         "`{name}` is a duration: seconds (`{name} = 300`) or a string with units ms, s, m, h, d (`{name} = \"5m\"`, `\"250ms\"`, `\"1h30m\"`)"
     );
+    if name == "ttl" {
+        hint.push_str(", or a preset resolved at run time: `\"short\"`, `\"default\"`, `\"long\"`");
+    }
     let ms = match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..

@@ -180,6 +180,13 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
     let arg_specs = plan.args.iter().map(|(n, i)| quote!((#n, #i)));
     let tags = plan.tags.iter().map(|t| segments(&p, t));
     let ttl_ms = opt(args.ttl.map(|d| d.ms));
+    let ttl_preset = match args.ttl.and_then(|d| d.preset) {
+        Some(v) => {
+            let v = format_ident!("{}", v);
+            quote!(::core::option::Option::Some(#p::TtlPreset::#v))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let swr_ms = args.swr.map_or(0, |d| d.ms);
     let negative_ttl_ms = opt(args.negative_ttl.map(|d| d.ms));
     let jitter = proc_macro2::Literal::f64_suffixed(args.jitter.map_or(0.0, |j| j.0));
@@ -299,6 +306,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                     tags: &[#(#tags),*],
                 },
                 ttl_ms: #ttl_ms,
+                ttl_preset: #ttl_preset,
                 swr_ms: #swr_ms,
                 negative_ttl_ms: #negative_ttl_ms,
                 jitter: #jitter,

@@ -25,6 +25,10 @@ mod layer;
 mod lifetime;
 pub use lifetime::LoadOptions;
 mod local;
+mod scope;
+pub use scope::{
+    caching_enabled, disabled, disabled_sync, enabled, enabled_sync, set_caching_enabled, Scoped,
+};
 mod spawn;
 mod stats;
 mod use_case;
@@ -41,7 +45,8 @@ pub use context::{add_tags, bypass, bypass_async, do_not_cache, refresh, refresh
 pub use entry::{Entry, Freshness, Tags};
 pub use envelope::Codec;
 pub use global::{
-    configure, default_cache, stats, stats_for, AsCache, ConfigError, EnvProblem, NamedCache, Setup,
+    configure, default_cache, stats, stats_for, AsCache, ConfigError, EnvProblem, NamedCache,
+    Setup, TtlPreset,
 };
 pub use key::{tag, Key};
 pub use layer::{LayerConfig, LayerStats};
@@ -56,7 +61,7 @@ pub mod __private {
     pub use crate::context::{take_mode, Mode};
     pub use crate::envelope::DecodeError;
     pub use crate::flight::{ShareError, SharedError};
-    pub use crate::global::{default_cache, AsCache};
+    pub use crate::global::{default_cache, AsCache, TtlPreset};
     pub use crate::key::{escape_into, KeyRef, KeyTemplate, Segment};
     pub use crate::use_case::{
         AsyncJob, CodecProbe, ErrorProbe, LayerChoice, Lookup, Miss, RefreshFailed, SyncJob,

@@ -27,6 +27,8 @@ use crate::layer::LayerConfig;
 use crate::stats::Stats;
 
 mod env;
+mod presets;
+pub use presets::TtlPreset;
 
 pub use env::EnvProblem;
 
@@ -100,6 +102,10 @@ pub enum ConfigError {
     /// One or more `CACHEWRIGHT_*` variables are malformed.
     #[error("{}", list(.0))]
     Environment(Vec<EnvProblem>),
+    /// A TTL preset was set to zero (a TTL of zero would cache nothing;
+    /// turn a use case off with its ramp instead).
+    #[error("the TTL preset {0:?} must be greater than zero")]
+    ZeroTtlPreset(TtlPreset),
 }
 
 fn list(problems: &[EnvProblem]) -> String {
@@ -140,6 +146,8 @@ pub fn configure() -> Setup {
         default: Cache::builder(),
         named: Vec::new(),
         error: None,
+        enabled_by_default: true,
+        presets: Vec::new(),
     }
 }
 
@@ -169,9 +177,65 @@ pub struct Setup {
     named: Vec<(String, CacheBuilder)>,
     /// The first setting that failed; `install` reports it.
     error: Option<ConfigError>,
+    /// Whether calls outside an `enabled` scope use the cache.
+    enabled_by_default: bool,
+    /// TTL presets set here.
+    presets: Vec<(TtlPreset, Duration)>,
 }
 
 impl Setup {
+    /// Whether cached calls use the cache outside an
+    /// [`enabled`](crate::enabled) scope (default `true`). With `false`,
+    /// only code inside an `enabled` scope reads and fills the cache:
+    /// GCache's safe default, for services that turn caching on path by
+    /// path. Invalidations run either way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// static LOADS: AtomicU32 = AtomicU32::new(0);
+    ///
+    /// #[cachewright::cached(key = "opt_in_doc:<x>")]
+    /// fn f(x: u32) -> u32 { LOADS.fetch_add(1, Ordering::SeqCst); x }
+    ///
+    /// cachewright::configure().enabled_by_default(false).install().unwrap();
+    /// f(1);
+    /// f(1);
+    /// assert_eq!(LOADS.load(Ordering::SeqCst), 2, "off: both ran");
+    /// cachewright::enabled_sync(|| { f(1); f(1); });
+    /// assert_eq!(LOADS.load(Ordering::SeqCst), 3, "on in the scope: one load");
+    /// ```
+    pub fn enabled_by_default(mut self, on: bool) -> Self {
+        self.enabled_by_default = on;
+        self
+    }
+
+    /// What a TTL preset (`#[cached(ttl = "short")]`) means in this
+    /// process, over `CACHEWRIGHT_TTL_SHORT` / `_DEFAULT` / `_LONG` and the
+    /// defaults (30 s, 5 min, 1 h). Use cases built before `install` keep
+    /// the TTL they were built with. A zero TTL is an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::TtlPreset;
+    /// use std::time::Duration;
+    ///
+    /// cachewright::configure()
+    ///     .ttl_preset(TtlPreset::Short, Duration::from_secs(5))
+    ///     .install()
+    ///     .unwrap();
+    /// assert_eq!(TtlPreset::Short.resolve(), Duration::from_secs(5));
+    /// ```
+    pub fn ttl_preset(mut self, preset: TtlPreset, ttl: Duration) -> Self {
+        if ttl.is_zero() {
+            self.error.get_or_insert(ConfigError::ZeroTtlPreset(preset));
+        }
+        self.presets.push((preset, ttl));
+        self
+    }
+
     /// The namespace of the default cache and of named caches.
     ///
     /// # Examples
@@ -449,6 +513,10 @@ impl Setup {
         });
         if !set {
             return Err(ConfigError::AlreadyInstalled);
+        }
+        crate::scope::set_enabled_by_default(self.enabled_by_default);
+        for (preset, ttl) in self.presets {
+            preset.configure(ttl);
         }
         for (name, b) in self.named {
             let cache = b.name(name.clone()).identity_of(&base).build();

@@ -297,7 +297,10 @@ where
             local_cap,
             remote_cap: ms(spec.remote_ttl_ms),
             policy: Policy {
-                ttl: ms(spec.ttl_ms),
+                ttl: match spec.ttl_preset {
+                    Some(p) => Some(p.resolve()),
+                    None => ms(spec.ttl_ms),
+                },
                 swr: Duration::from_millis(spec.swr_ms),
                 negative_ttl: ms(spec.negative_ttl_ms),
                 jitter: spec.jitter,
@@ -322,8 +325,10 @@ where
     #[inline]
     pub fn lookup<Q: KeyRef<Owned = K>>(&self, q: &Q) -> Lookup<V> {
         let mode = context::take_mode();
-        if mode != Mode::Normal || !self.ramped_in() {
-            return Lookup::Miss(if mode == Mode::Normal {
+        let on = crate::scope::caching_enabled();
+        if mode != Mode::Normal || !on || !self.ramped_in() {
+            // Off in this scope: not even a refresh stores.
+            return Lookup::Miss(if mode == Mode::Normal || !on {
                 Mode::Bypass
             } else {
                 mode
@@ -395,7 +400,9 @@ where
             front.put(
                 hash,
                 |old: &front::Copied<K, V>| {
-                    old.epoch == epoch && now < old.fresh_until_ms && self.store.unchanged(old.ticket)
+                    old.epoch == epoch
+                        && now < old.fresh_until_ms
+                        && self.store.unchanged(old.ticket)
                 },
                 || front::Copied {
                     hash,

@@ -13,6 +13,9 @@ pub struct UseCaseSpec {
     pub key: KeyTemplate,
     /// Fresh lifetime in milliseconds; `None` keeps entries until evicted.
     pub ttl_ms: Option<u64>,
+    /// A TTL preset (`ttl = "short"`), resolved when the use case is built
+    /// (then `ttl_ms` is only its default).
+    pub ttl_preset: Option<crate::TtlPreset>,
     /// Stale-while-revalidate window in milliseconds.
     pub swr_ms: u64,
     /// Lifetime of a cached `None`; `None` does not cache absences.
@@ -282,6 +285,7 @@ mod tests {
                 tags: &[],
             },
             ttl_ms: None,
+            ttl_preset: None,
             swr_ms: 0,
             negative_ttl_ms: None,
             jitter: 0.0,

@@ -17,6 +17,7 @@ const fn spec(name: &'static str) -> UseCaseSpec {
             tags: &[],
         },
         ttl_ms: Some(60_000),
+        ttl_preset: None,
         swr_ms: 0,
         negative_ttl_ms: None,
         jitter: 0.0,
