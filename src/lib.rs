@@ -39,7 +39,7 @@ pub use cachewright_runtime::{
 pub use cachewright_runtime::{shutdown, shutdown_async, BgError, BgReader, BgWriter};
 
 // Counters.
-pub use cachewright_runtime::{stats, stats_for, Stats};
+pub use cachewright_runtime::{stats, stats_for, CacheStats, Stats};
 
 #[doc(hidden)]
 pub use cachewright_runtime::__private;

@@ -161,9 +161,9 @@ impl Clock {
     /// from it when an entry is stored, and judged by it. The system clock
     /// is read by a background thread every millisecond while calls read it
     /// (one atomic load here; the thread parks after a second unused), and
-    /// by each calling thread itself one read in 256, so a ticker starved
-    /// of CPU time delays deadlines by at most that many of a thread's
-    /// reads.
+    /// by calling threads themselves on one hit in 61 and on every miss, so
+    /// a ticker starved of CPU time delays deadlines by at most that many
+    /// of a thread's hits.
     ///
     /// # Examples
     ///
@@ -396,15 +396,14 @@ pub(crate) fn real_ms() -> Millis {
 /// read of the monotonic clock costs a hot hit about as much as the rest of
 /// its checks, so a thread reads it for everyone while anyone needs it.
 ///
-/// Readers keep it honest: every [`AUDIT`]th read of a thread reads the
-/// clock itself and moves the shared time forward if the ticker fell
-/// behind (starved of CPU time), and a ticker found a second behind in
-/// another process (a `fork` without `exec` copies the time but not the
-/// thread) is started anew. Time never goes back: it only moves by
+/// Callers keep it honest ([`audit`]): a sample of hits and every miss
+/// read the clock themselves and move the shared time forward if the
+/// ticker fell behind (starved of CPU time), and a ticker found a second
+/// behind in another process (a `fork` without `exec` copies the time but
+/// not the thread) is started anew. Time never goes back: it only moves by
 /// `fetch_max`, except to 0 when the ticker parks.
 mod ticker {
     use super::{system_now_ms, Millis};
-    use std::cell::Cell;
     use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
     use std::sync::Mutex;
     use std::time::Duration;
@@ -415,8 +414,6 @@ mod ticker {
     const LOOK: u32 = 100;
     /// Looks without a reader before the ticker parks (a second).
     const IDLE_LOOKS: u32 = 10;
-    /// Every this many reads, a thread reads the clock itself.
-    pub(super) const AUDIT: u32 = 256;
     /// How far behind a ticker may be before it is taken for lost.
     const LOST_MS: u64 = 1_000;
 
@@ -440,25 +437,26 @@ mod ticker {
     /// The ticker's thread: `Some(None)` once it could not be started.
     static THREAD: Mutex<Option<Option<std::thread::Thread>>> = Mutex::new(None);
 
-    thread_local! {
-        static READS: Cell<u32> = const { Cell::new(0) };
-    }
-
     #[inline]
     pub(super) fn now_ms() -> Millis {
         let recent = SHARED.recent.load(Ordering::Acquire);
         if !SHARED.wanted.load(Ordering::Relaxed) {
             SHARED.wanted.store(true, Ordering::Relaxed);
         }
-        let audit = READS.with(|r| {
-            let n = r.get().wrapping_add(1);
-            r.set(n);
-            n % AUDIT == 0
-        });
-        if recent == 0 || audit {
+        if recent == 0 {
             return catch_up(recent);
         }
         recent
+    }
+
+    /// Reads the clock itself and moves the shared time up to it (see
+    /// [`super::audit`]).
+    #[cold]
+    pub(super) fn audit() {
+        let recent = SHARED.recent.load(Ordering::Acquire);
+        if recent != 0 {
+            catch_up(recent);
+        }
     }
 
     /// Reads the clock itself; moves the shared time up to it, and
@@ -529,6 +527,13 @@ mod ticker {
     pub(super) fn ticking() -> bool {
         SHARED.recent.load(Ordering::Acquire) != 0
     }
+}
+
+/// Reads the system clock and moves the ticker's time up to it if it fell
+/// behind (restarting a ticker lost to a `fork`). Called on a sample of
+/// hits (one in 61 per thread) and on every miss.
+pub(crate) fn audit() {
+    ticker::audit();
 }
 
 #[inline]

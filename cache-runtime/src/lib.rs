@@ -50,7 +50,7 @@ pub use global::{
 };
 pub use key::{tag, Key};
 pub use layer::{LayerConfig, LayerStats};
-pub use stats::Stats;
+pub use stats::{CacheStats, Stats};
 
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]

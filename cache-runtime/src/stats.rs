@@ -196,6 +196,14 @@ impl Counters {
         self.evictions.fetch_add(n, Relaxed);
     }
 
+    /// The cache-wide counters: invalidations made and bus messages heard.
+    pub(crate) fn cache_wide(&self) -> (u64, u64) {
+        (
+            self.invalidations.load(Relaxed),
+            self.bus_messages.load(Relaxed),
+        )
+    }
+
     pub(crate) fn snapshot(&self, use_case: &str, held: Occupancy) -> Stats {
         let load_ns = self.load_ns.load(Relaxed);
         Stats {
@@ -205,8 +213,6 @@ impl Counters {
             stale_hits: self.stale_hits.load(Relaxed),
             negative_hits: self.negative_hits.load(Relaxed),
             remote_hits: self.remote_hits.load(Relaxed),
-            invalidations: self.invalidations.load(Relaxed),
-            bus_messages: self.bus_messages.load(Relaxed),
             loads: self.loads.load(Relaxed),
             load_errors: self.load_errors.load(Relaxed),
             load_time: Duration::from_nanos(load_ns),
@@ -267,7 +273,7 @@ impl Counters {
 /// assert_eq!((s.hits, s.misses, s.loads), (1, 1, 1));
 /// assert_eq!(s.hit_rate(), 0.5);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// The use case's name.
@@ -282,12 +288,6 @@ pub struct Stats {
     pub negative_hits: u64,
     /// Misses of the in-process layer served by a remote layer (Redis, file).
     pub remote_hits: u64,
-    /// Tags, entities and keys invalidated through this cache (counted on
-    /// the cache's `"direct"` row).
-    pub invalidations: u64,
-    /// Invalidations received from other processes over the bus (on the
-    /// `"direct"` row).
-    pub bus_messages: u64,
     /// Loader runs (misses, refreshes and forced refreshes; not bypasses).
     pub loads: u64,
     /// Loader runs that returned an error (or `Err` from a refresh).
@@ -345,6 +345,52 @@ impl Stats {
         }
     }
 
+    /// Share of the in-process layer's entry capacity in use:
+    /// `size / capacity`, or 0 with no capacity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut s = cachewright::Stats::default();
+    /// (s.size, s.capacity) = (250, 1_000);
+    /// assert_eq!(s.l1_utilisation(), 0.25);
+    /// ```
+    pub fn l1_utilisation(&self) -> f64 {
+        if self.capacity == 0 {
+            0.0
+        } else {
+            self.size as f64 / self.capacity as f64
+        }
+    }
+
+    /// The sum of `rows`, named `use_case`.
+    fn sum<'a>(use_case: &str, rows: impl IntoIterator<Item = &'a Stats>) -> Stats {
+        let mut t = Stats {
+            use_case: use_case.to_string(),
+            ..Stats::default()
+        };
+        for s in rows {
+            t.hits += s.hits;
+            t.misses += s.misses;
+            t.stale_hits += s.stale_hits;
+            t.negative_hits += s.negative_hits;
+            t.remote_hits += s.remote_hits;
+            t.loads += s.loads;
+            t.load_errors += s.load_errors;
+            t.load_time += s.load_time;
+            t.refreshes += s.refreshes;
+            t.refreshes_skipped += s.refreshes_skipped;
+            t.bypasses += s.bypasses;
+            t.evictions += s.evictions;
+            t.discarded += s.discarded;
+            t.oversized += s.oversized;
+            t.size += s.size;
+            t.capacity += s.capacity;
+            t.bytes += s.bytes;
+        }
+        t
+    }
+
     /// The mean loader time, or zero with no loads.
     ///
     /// # Examples
@@ -362,6 +408,75 @@ impl Stats {
             Ok(0) => Duration::ZERO,
             Ok(n) => self.load_time / n,
             Err(_) => self.load_time / u32::MAX,
+        }
+    }
+}
+
+/// A snapshot of a whole cache, for those without a metrics exporter (the
+/// Tiered Cache Manager's `get_stats()`): every use case, their sum, the
+/// cache-wide counters, the bus and the layers below. Serializable (to JSON
+/// for an admin endpoint, say).
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::{cached, Cache};
+/// use std::sync::LazyLock;
+///
+/// static SHOP: LazyLock<Cache> = LazyLock::new(|| Cache::builder().name("shop").build());
+///
+/// #[cached(key = "item:<id>", cache = SHOP, name = "Item")]
+/// fn item(id: u32) -> u32 { id }
+///
+/// item(1);
+/// item(1);
+/// SHOP.invalidate_entity("item", &1);
+/// let snap = SHOP.snapshot();
+/// assert_eq!(snap.cache, "shop");
+/// assert_eq!((snap.overall.hits, snap.overall.misses), (1, 1));
+/// assert_eq!(snap.overall.hit_rate(), 0.5);
+/// assert_eq!(snap.invalidations, 1, "cache-wide, not on a use case");
+/// let row = snap.use_cases.iter().find(|s| s.use_case == "Item").unwrap();
+/// assert_eq!(row.size, 1);
+/// assert!(serde_json::to_string(&snap).unwrap().contains("\"invalidations\":1"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// The cache's name.
+    pub cache: String,
+    /// The sum of every use case's row (named `"overall"`): its
+    /// [`hit_rate`](Stats::hit_rate) and
+    /// [`l1_utilisation`](Stats::l1_utilisation) are the cache's.
+    pub overall: Stats,
+    /// One row per use case; the direct API's is named `"direct"`.
+    pub use_cases: Vec<Stats>,
+    /// Tags, entities and keys invalidated through this cache.
+    pub invalidations: u64,
+    /// Invalidations received from other processes over the bus.
+    pub bus_messages: u64,
+    /// The bus's state and counters.
+    pub bus: crate::BusStats,
+    /// Each layer below the in-process one.
+    pub layers: Vec<crate::LayerStats>,
+}
+
+impl CacheStats {
+    pub(crate) fn new(
+        cache: &str,
+        use_cases: Vec<Stats>,
+        (invalidations, bus_messages): (u64, u64),
+        bus: crate::BusStats,
+        layers: Vec<crate::LayerStats>,
+    ) -> Self {
+        CacheStats {
+            cache: cache.to_string(),
+            overall: Stats::sum("overall", &use_cases),
+            use_cases,
+            invalidations,
+            bus_messages,
+            bus,
+            layers,
         }
     }
 }

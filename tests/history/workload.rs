@@ -312,8 +312,6 @@ fn worker() {
         sum(|s| s.stale_hits),
         sum(|s| s.refreshes),
         sum(|s| s.discarded),
-        cache()
-            .stats_for("direct")
-            .map_or(0, |s| s.bus_messages),
+        cache().snapshot().bus_messages,
     );
 }

@@ -269,7 +269,7 @@ impl Cache {
 /// assert!(!s.configured && !s.connected);
 /// assert_eq!((s.connect_failures, s.lost), (0, 0));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct BusStats {
     /// Whether the cache has a bus at all.

@@ -469,6 +469,19 @@ impl Cache {
         all
     }
 
+    /// Everything this cache counts, in one serializable snapshot: every
+    /// use case and their sum, the cache-wide counters (invalidations, bus
+    /// messages), the bus and the layers. See [`CacheStats`](crate::CacheStats).
+    pub fn snapshot(&self) -> crate::CacheStats {
+        crate::CacheStats::new(
+            self.name(),
+            self.stats(),
+            self.inner.counters.cache_wide(),
+            self.bus_stats(),
+            self.layer_stats(),
+        )
+    }
+
     /// The counters of one use case, by name.
     ///
     /// # Examples

@@ -332,7 +332,7 @@ impl LayerSet {
 /// let s = &cache.layer_stats()[0];
 /// assert_eq!((s.backend.as_str(), s.misses, s.errors, s.open), ("memory", 1, 0, false));
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct LayerStats {
     /// The backend's name.

@@ -387,8 +387,22 @@ where
         // this moment covers what it returns.
         let stamp = uc.clock.stamp();
         let start = Instant::now();
-        let (r, said) = self.loader.run().await;
-        uc.counters.load(start.elapsed(), r.is_ok());
+        // The loader's own spans and events nest under this one.
+        let span = tracing::debug_span!(
+            "cachewright.load",
+            use_case = uc.name,
+            key = miss.urn.as_str()
+        );
+        let (r, said) = tracing::Instrument::instrument(self.loader.run(), span).await;
+        let took = start.elapsed();
+        uc.counters.load(took, r.is_ok());
+        tracing::debug!(
+            use_case = uc.name,
+            key = miss.urn.as_str(),
+            took_ms = took.as_secs_f64() * 1e3,
+            ok = r.is_ok(),
+            "loaded"
+        );
         let to = LayerSet::ALL.without(self.failed);
         let loaded = match r {
             Ok(value) => Stamped {
@@ -397,10 +411,7 @@ where
                 tags: with_tags(&miss.tags, said.tags),
                 since: stamp,
             },
-            Err(e) => {
-                tracing::debug!(use_case = uc.name, key = miss.urn.as_str(), "loader failed");
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
         if self.blocking {
             uc.store_blocking(miss, loaded.clone(), said.directive, to);

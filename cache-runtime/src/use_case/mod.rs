@@ -360,14 +360,26 @@ where
                 return self.hit(true, negative, v);
             }
         }
-        self.lookup_shard(q, hash, now, Some((front, live, epoch)))
+        self.lookup_shard_after_front(q, hash, now, (front, live, epoch))
+    }
+
+    /// [`lookup_shard`](Self::lookup_shard) out of line, for use cases
+    /// with a front: their hot hits' path stays small.
+    #[inline(never)]
+    fn lookup_shard_after_front<Q: KeyRef<Owned = K>>(
+        &self,
+        q: &Q,
+        hash: u64,
+        now: Millis,
+        seen: (&FrontId, bool, u64),
+    ) -> Lookup<V> {
+        self.lookup_shard(q, hash, now, Some(seen))
     }
 
     /// The shard path of [`lookup`](Self::lookup), copying a hot entry into
     /// this thread's front when `seen` (the front, whether the lease was
-    /// live and the epoch, read before) allows. Out of line, so that the
-    /// front's path stays small.
-    #[inline(never)]
+    /// live and the epoch, read before) allows.
+    #[inline]
     fn lookup_shard<Q: KeyRef<Owned = K>>(
         &self,
         q: &Q,
@@ -425,7 +437,7 @@ where
             self.counters.negative_hit();
         }
         if fresh {
-            tracing::trace!(use_case = self.name, "cache hit");
+            tracing::debug!(use_case = self.name, "cache hit");
             Lookup::Hit(v)
         } else {
             self.counters.stale_hit();
@@ -449,6 +461,7 @@ where
         mode: Mode,
     ) -> Miss<K> {
         let (urn, tags) = self.render(values);
+        crate::clock::audit();
         if mode == Mode::Normal {
             self.counters.miss();
             tracing::debug!(use_case = self.name, key = urn.as_str(), "cache miss");
