@@ -36,8 +36,8 @@ mod watermark;
 
 pub use bg::{shutdown, shutdown_async, BgError, BgReader, BgWriter};
 pub use cache::{
-    BusStats, Cache, CacheBuilder, DEFAULT_CAPACITY, DEFAULT_INVALIDATION_LEASE,
-    DEFAULT_MAX_VALUE_BYTES,
+    BusStats, Cache, CacheBuilder, Health, HealthState, DEFAULT_CAPACITY,
+    DEFAULT_INVALIDATION_LEASE, DEFAULT_MAX_VALUE_BYTES,
 };
 pub use cachewright_backends as backends;
 pub use clock::{Clock, ManualClock, Millis, Stamp};
@@ -49,7 +49,7 @@ pub use global::{
     Setup, TtlPreset,
 };
 pub use key::{tag, Key};
-pub use layer::{LayerConfig, LayerStats};
+pub use layer::{LayerConfig, LayerHealth, LayerState, LayerStats};
 pub use stats::{CacheStats, Stats};
 
 /// What generated code calls. Not a public API: it changes without notice.

@@ -30,6 +30,8 @@ mod builder;
 mod bus;
 mod confirm;
 mod direct;
+mod health;
+pub use health::{Health, HealthState};
 mod invalidation;
 mod layers;
 mod load;

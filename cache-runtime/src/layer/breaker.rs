@@ -5,6 +5,9 @@ use super::*;
 /// Consecutive-failure circuit breaker on the cache's clock.
 pub(super) struct Breaker {
     failures: AtomicU32,
+    /// When the state (up, degraded, open) last changed, by the cache's
+    /// clock; 0 while it never has.
+    changed_ms: AtomicU64,
     open_until_ms: AtomicU64,
     probing: AtomicBool,
     threshold: u32,
@@ -17,6 +20,7 @@ impl Breaker {
     pub(super) fn new(threshold: u32, retry_after_ms: u64) -> Self {
         Breaker {
             failures: AtomicU32::new(0),
+            changed_ms: AtomicU64::new(0),
             open_until_ms: AtomicU64::new(0),
             probing: AtomicBool::new(false),
             threshold,
@@ -44,14 +48,24 @@ impl Breaker {
         )
     }
 
-    pub(super) fn success(&self) {
-        if self.failures.swap(0, Relaxed) >= self.threshold {
+    pub(super) fn success(&self, now: u64) {
+        if self.failures.load(Relaxed) == 0 {
+            return;
+        }
+        let was = self.failures.swap(0, Relaxed);
+        if was > 0 {
+            self.changed_ms.store(now, Relaxed);
+        }
+        if was >= self.threshold {
             tracing::info!("remote layer answers again; breaker closed");
         }
     }
 
     pub(super) fn failure(&self, now: u64) {
         let n = self.failures.fetch_add(1, Relaxed).saturating_add(1);
+        if n == 1 || n == self.threshold {
+            self.changed_ms.store(now, Relaxed);
+        }
         if n >= self.threshold {
             self.open_until_ms
                 .store(now.saturating_add(self.retry_after_ms), Relaxed);
@@ -66,6 +80,24 @@ impl Breaker {
 
     pub(super) fn is_open(&self) -> bool {
         self.failures.load(Relaxed) >= self.threshold
+    }
+
+    /// The state, since when (`None`: since the layer was built), and the
+    /// failures in a row.
+    pub(super) fn state(&self) -> (LayerState, Option<u64>, u32) {
+        let failures = self.failures.load(Relaxed);
+        let state = if failures >= self.threshold {
+            LayerState::BreakerOpen
+        } else if failures > 0 {
+            LayerState::Degraded
+        } else {
+            LayerState::Up
+        };
+        let since = match self.changed_ms.load(Relaxed) {
+            0 => None,
+            ms => Some(ms),
+        };
+        (state, since, failures)
     }
 }
 

@@ -318,6 +318,37 @@ impl LayerSet {
     }
 }
 
+/// Where a remote layer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerState {
+    /// Its last operation succeeded.
+    Up,
+    /// Some operations in a row failed, fewer than open its breaker.
+    Degraded,
+    /// Its breaker is open: it is skipped (and probed now and then).
+    BreakerOpen,
+}
+
+/// One remote layer's health (see [`Cache::health`](crate::Cache::health)).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct LayerHealth {
+    /// The backend's name.
+    pub backend: String,
+    /// Where it stands.
+    pub state: LayerState,
+    /// Since when, in milliseconds of the cache's clock (Unix time for the
+    /// system clock); `None`: up since the cache was built.
+    pub since_ms: Option<u64>,
+    /// Operations that failed in a row (0 when up).
+    pub failures_in_a_row: u32,
+    /// Operations that failed, in total.
+    pub errors: u64,
+    /// Of those, timeouts.
+    pub timeouts: u64,
+}
+
 /// A snapshot of one layer's counters.
 ///
 /// # Examples
@@ -429,6 +460,18 @@ impl RemoteLayer {
         }
     }
 
+    pub(crate) fn health(&self) -> LayerHealth {
+        let (state, since_ms, failures_in_a_row) = self.breaker.state();
+        LayerHealth {
+            backend: self.backend.name().to_owned(),
+            state,
+            since_ms,
+            failures_in_a_row,
+            errors: self.counters.errors.load(Relaxed),
+            timeouts: self.counters.timeouts.load(Relaxed),
+        }
+    }
+
     pub(crate) fn decode_error(&self, key: &str, e: &crate::envelope::DecodeError) {
         self.counters.decode_errors.fetch_add(1, Relaxed);
         // The codec's message may quote the stored value: debug level only.
@@ -458,7 +501,7 @@ impl RemoteLayer {
     ) -> Result<T, Skip> {
         let out = match r {
             Ok(Ok(v)) => {
-                self.breaker.success();
+                self.breaker.success(self.clock.now_ms());
                 Ok(v)
             }
             Ok(Err(BackendError::Unsupported { .. })) => {
