@@ -42,7 +42,7 @@ pub use cachewright_runtime::{
 pub use cachewright_runtime::{shutdown, shutdown_async, BgError, BgReader, BgWriter};
 
 // Counters.
-pub use cachewright_runtime::{stats, stats_for, CacheStats, Stats};
+pub use cachewright_runtime::{stats, stats_for, CacheStats, Stats, METRICS};
 
 #[doc(hidden)]
 pub use cachewright_runtime::__private;

@@ -424,6 +424,38 @@ fn ramp_controls_the_share_of_calls_using_the_cache() {
     assert!(!TEST_CACHE.set_ramp("no such use case", 10.0));
 }
 
+static RAMP30_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "ramp30:<id>", ttl = 60, cache = TEST_CACHE, name = "ramped30")]
+fn ramped30(id: u32) -> u32 {
+    RAMP30_CALLS.fetch_add(1, SeqCst);
+    id
+}
+
+/// 30 % of 10 000 calls use the cache; the other 70 % run the function.
+/// The count of calls that ran is binomial (mean 7 000, sd 46): six sd
+/// either side (a failure once in 500 million runs) still tells 30 % from
+/// 25 % or 35 %.
+#[test]
+fn a_ramp_of_30_percent_uses_the_cache_on_30_percent_of_calls() {
+    ramped30(1);
+    assert!(TEST_CACHE.set_ramp("ramped30", 30.0));
+    let before = RAMP30_CALLS.load(SeqCst);
+    for _ in 0..10_000 {
+        assert_eq!(ramped30(1), 1);
+    }
+    let ran = RAMP30_CALLS.load(SeqCst) - before;
+    assert!(
+        (7_000 - 276..=7_000 + 276).contains(&ran),
+        "70 % of 10 000 calls ran the function, got {ran}"
+    );
+    let bypassed = TEST_CACHE
+        .stats_for("ramped30")
+        .expect("registered")
+        .bypasses;
+    assert_eq!(u64::from(ran), bypassed, "each counted as a bypass");
+}
+
 static CAP_CALLS: AtomicU32 = AtomicU32::new(0);
 
 #[cached(key = "cap:<id>", ttl = 60, capacity = 10, cache = TEST_CACHE, name = "capped")]

@@ -25,6 +25,8 @@ mod layer;
 mod lifetime;
 pub use lifetime::LoadOptions;
 mod local;
+mod metrics;
+pub use metrics::METRICS;
 mod scope;
 pub use scope::{
     caching_enabled, disabled, disabled_sync, enabled, enabled_sync, set_caching_enabled, Scoped,

@@ -16,6 +16,8 @@ struct Line(AtomicU64);
 pub(crate) struct Occupancy {
     pub(crate) size: usize,
     pub(crate) capacity: usize,
+    /// The use case's key type (`user` for `key = "user:<id>"`).
+    pub(crate) key_type: &'static str,
     pub(crate) bytes: u64,
     pub(crate) max_bytes: Option<u64>,
 }
@@ -208,6 +210,7 @@ impl Counters {
         let load_ns = self.load_ns.load(Relaxed);
         Stats {
             use_case: use_case.to_string(),
+            key_type: held.key_type.to_string(),
             hits: self.hits.load(),
             misses: self.misses.load(Relaxed),
             stale_hits: self.stale_hits.load(Relaxed),
@@ -278,6 +281,10 @@ impl Counters {
 pub struct Stats {
     /// The use case's name.
     pub use_case: String,
+    /// Its key type: the text of its key template before the first
+    /// placeholder (`user` for `key = "user:<id>"`; empty for the direct
+    /// API's row).
+    pub key_type: String,
     /// Calls served by the in-process layer (fresh or stale).
     pub hits: u64,
     /// Calls the in-process layer could not serve.

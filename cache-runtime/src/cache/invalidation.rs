@@ -214,6 +214,8 @@ impl Cache {
     /// Raises the watermarks of `tags` to `at` here, in the first remote
     /// layer and, through the bus, in every other process.
     pub(super) async fn invalidate_at(&self, tags: Vec<String>, at: Stamp) {
+        // Raised again: the sync path raised them already, before spawning
+        // this (counted there, not here).
         self.raise_local(&tags, at);
         self.deliver_raises(tags.clone(), at).await;
         self.publish(BusKind::Tags, tags, at).await;
@@ -223,7 +225,6 @@ impl Cache {
         for t in items {
             self.inner.marks.raise(tag_hash(t), at);
         }
-        self.inner.counters.invalidation(items.len() as u64);
         tracing::debug!(cache = %self.inner.name, items = ?items, at, "invalidated");
     }
 
@@ -376,6 +377,7 @@ impl Cache {
         S: Into<String>,
     {
         let tags = distinct(tags);
+        self.inner.counters.invalidation(tags.len() as u64);
         self.raise_local(&tags, at);
         self.spread(move |c| async move { c.invalidate_at(tags, at).await });
     }
@@ -386,7 +388,9 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.invalidate_at(distinct(tags), at).await;
+        let tags = distinct(tags);
+        self.inner.counters.invalidation(tags.len() as u64);
+        self.invalidate_at(tags, at).await;
     }
 
     /// Invalidates every entry about one entity, across all use cases:

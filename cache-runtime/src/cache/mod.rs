@@ -466,6 +466,7 @@ impl Cache {
                 capacity: self.inner.store.capacity(),
                 bytes: self.inner.store.bytes(),
                 max_bytes: None,
+                key_type: "",
             },
         ));
         all

@@ -396,6 +396,7 @@ where
         let (r, said) = tracing::Instrument::instrument(self.loader.run(), span).await;
         let took = start.elapsed();
         uc.counters.load(took, r.is_ok());
+        crate::metrics::load_took(uc.cache.name(), uc.name, took);
         tracing::debug!(
             use_case = uc.name,
             key = miss.urn.as_str(),

@@ -192,6 +192,7 @@ where
                 capacity: self.store.capacity(),
                 bytes: self.store.bytes(),
                 max_bytes: self.spec.max_bytes,
+                key_type: self.spec.key.key_type,
             },
         )
     }

@@ -1,0 +1,126 @@
+//! Metrics through the `metrics` facade, for any exporter
+//! (`metrics-exporter-prometheus` and others).
+//!
+//! The hot hit pays nothing for them: hits are counted as before (on lines
+//! each thread owns), and [`Cache::publish_metrics`] hands the totals to
+//! the facade as absolute counters and gauges when called (before an
+//! exporter renders, or on a timer). Load durations are recorded into a
+//! histogram as each load ends, off the hit path.
+
+use metrics::{counter, gauge, histogram};
+
+use crate::{Cache, Stats};
+
+/// The names of every metric, for the README's table and for tests.
+pub const METRICS: &[(&str, &str, &str)] = &[
+    (
+        "cachewright_requests_total",
+        "counter",
+        "cached calls by `result`: hit (fresh, not an absence), stale, negative (a cached absence), miss, bypass; labels cache, use_case, key_type",
+    ),
+    ("cachewright_loads_total", "counter", "loader runs; labels cache, use_case, key_type"),
+    ("cachewright_load_errors_total", "counter", "loader runs that failed; labels cache, use_case, key_type"),
+    ("cachewright_load_duration_seconds", "histogram", "each loader run's time, recorded as it ends; labels cache, use_case"),
+    ("cachewright_evictions_total", "counter", "entries pushed out of the in-process layer; labels cache, use_case"),
+    ("cachewright_entries", "gauge", "entries in the in-process layer; labels cache, use_case"),
+    ("cachewright_bytes", "gauge", "weight of those entries in bytes; labels cache, use_case"),
+    ("cachewright_invalidations_total", "counter", "tags, entities and keys invalidated through the cache; label cache"),
+    ("cachewright_bus_messages_total", "counter", "invalidations received over the bus (`direction=\"in\"`); labels cache, direction"),
+    ("cachewright_layer_operations_total", "counter", "remote layer operations by `op` (get, set, any) and `result` (hit, miss, ok, renewed, error, timeout, skipped, decode_error); labels cache, layer, op, result"),
+    ("cachewright_breaker_open", "gauge", "1 while the layer's breaker is open; labels cache, layer"),
+];
+
+impl Cache {
+    /// Hands this cache's counters to the `metrics` facade: absolute
+    /// counters and gauges (see the README's table of metrics). Call it
+    /// before an exporter renders (a `/metrics` handler) or on a timer; it
+    /// costs a snapshot of the counters, nothing on the calls themselves.
+    /// Without a recorder installed, it does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = cachewright::Cache::builder().name("shop").build();
+    /// cache.publish_metrics(); // with no recorder installed: nothing
+    /// ```
+    pub fn publish_metrics(&self) {
+        let snap = self.snapshot();
+        let name = snap.cache.clone();
+        for s in &snap.use_cases {
+            publish_use_case(&name, s);
+        }
+        counter!("cachewright_invalidations_total", "cache" => name.clone())
+            .absolute(snap.invalidations);
+        counter!("cachewright_bus_messages_total", "cache" => name.clone(), "direction" => "in")
+            .absolute(snap.bus_messages);
+        for l in &snap.layers {
+            let ops = [
+                ("get", "hit", l.hits),
+                ("get", "miss", l.misses),
+                ("set", "ok", l.writes),
+                ("set", "renewed", l.renewals),
+                ("any", "error", l.errors),
+                ("any", "timeout", l.timeouts),
+                ("any", "skipped", l.skipped),
+                ("get", "decode_error", l.decode_errors),
+            ];
+            for (op, result, n) in ops {
+                counter!(
+                    "cachewright_layer_operations_total",
+                    "cache" => name.clone(),
+                    "layer" => l.backend.clone(),
+                    "op" => op,
+                    "result" => result
+                )
+                .absolute(n);
+            }
+            gauge!("cachewright_breaker_open", "cache" => name.clone(), "layer" => l.backend.clone())
+                .set(if l.open { 1.0 } else { 0.0 });
+        }
+    }
+}
+
+fn publish_use_case(cache: &str, s: &Stats) {
+    let plain = s.hits.saturating_sub(s.stale_hits + s.negative_hits);
+    let results = [
+        ("hit", plain),
+        ("stale", s.stale_hits),
+        ("negative", s.negative_hits),
+        ("miss", s.misses),
+        ("bypass", s.bypasses),
+    ];
+    for (result, n) in results {
+        counter!(
+            "cachewright_requests_total",
+            "cache" => cache.to_owned(),
+            "use_case" => s.use_case.clone(),
+            "key_type" => s.key_type.clone(),
+            "result" => result
+        )
+        .absolute(n);
+    }
+    let labels = [
+        ("cache", cache.to_owned()),
+        ("use_case", s.use_case.clone()),
+        ("key_type", s.key_type.clone()),
+    ];
+    counter!("cachewright_loads_total", &labels).absolute(s.loads);
+    counter!("cachewright_load_errors_total", &labels).absolute(s.load_errors);
+    let labels = [
+        ("cache", cache.to_owned()),
+        ("use_case", s.use_case.clone()),
+    ];
+    counter!("cachewright_evictions_total", &labels).absolute(s.evictions);
+    gauge!("cachewright_entries", &labels).set(s.size as f64);
+    gauge!("cachewright_bytes", &labels).set(s.bytes as f64);
+}
+
+/// Records one load's duration (called as each load ends).
+pub(crate) fn load_took(cache: &str, use_case: &'static str, took: std::time::Duration) {
+    histogram!(
+        "cachewright_load_duration_seconds",
+        "cache" => cache.to_owned(),
+        "use_case" => use_case
+    )
+    .record(took.as_secs_f64());
+}

@@ -1,0 +1,155 @@
+//! Metrics through the `metrics` facade: each one this cache publishes is
+//! checked with a recorder that keeps what it was given.
+
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::LazyLock;
+
+use cachewright::backends::MemoryBackend;
+use cachewright::{cached, Cache, LayerConfig};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::CompositeKey;
+
+/// What the recorder held (taken once: a snapshot drains histograms).
+type Taken = Vec<(
+    CompositeKey,
+    Option<metrics::Unit>,
+    Option<metrics::SharedString>,
+    DebugValue,
+)>;
+
+static CACHE: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .name("metered")
+        .without_bus()
+        .layer(LayerConfig::new(MemoryBackend::new()))
+        .build()
+});
+
+static LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "user:<id>", ttl = 60, negative_ttl = 60, cache = CACHE, name = "User")]
+fn user(id: u32) -> Option<u32> {
+    LOADS.fetch_add(1, SeqCst);
+    (id != 0).then_some(id)
+}
+
+/// The value of the metric `name` whose labels include every one of `with`.
+fn value<'a>(snap: &'a Taken, name: &str, with: &[(&str, &str)]) -> Option<&'a DebugValue> {
+    snap.iter()
+        .find(|(key, _, _, _)| {
+            let key = key.key();
+            key.name() == name
+                && with
+                    .iter()
+                    .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
+        })
+        .map(|(_, _, _, v)| v)
+}
+
+fn counter(snap: &Taken, name: &str, with: &[(&str, &str)]) -> u64 {
+    match value(snap, name, with) {
+        Some(DebugValue::Counter(n)) => *n,
+        other => panic!("{name} {with:?}: {other:?}"),
+    }
+}
+
+fn gauge(snap: &Taken, name: &str, with: &[(&str, &str)]) -> f64 {
+    match value(snap, name, with) {
+        Some(DebugValue::Gauge(g)) => g.into_inner(),
+        other => panic!("{name} {with:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn every_metric_is_published_where_it_should_be() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        user(1); // miss, load
+        user(1); // hit
+        user(1); // hit
+        user(0); // miss, load of an absence
+        user(0); // negative hit
+        cachewright::bypass(|| user(2)); // bypass
+        CACHE.invalidate_entity("user", &1);
+        CACHE.publish_metrics();
+    });
+    let snap: Taken = snapshotter.snapshot().into_vec();
+    let uc = [
+        ("cache", "metered"),
+        ("use_case", "User"),
+        ("key_type", "user"),
+    ];
+    let req = |result: &str| {
+        let mut l = uc.to_vec();
+        l.push(("result", result));
+        counter(&snap, "cachewright_requests_total", &l)
+    };
+    assert_eq!(req("hit"), 2);
+    assert_eq!(req("negative"), 1);
+    assert_eq!(req("stale"), 0);
+    assert_eq!(req("miss"), 2);
+    assert_eq!(req("bypass"), 1);
+    assert_eq!(
+        counter(&snap, "cachewright_loads_total", &uc),
+        2,
+        "bypasses are not loads"
+    );
+    assert_eq!(counter(&snap, "cachewright_load_errors_total", &uc), 0);
+    match value(&snap, "cachewright_load_duration_seconds", &uc[..2]) {
+        Some(DebugValue::Histogram(v)) => {
+            assert_eq!(v.len(), 2, "one per load (a bypass is not one)")
+        }
+        other => panic!("load durations: {other:?}"),
+    }
+    assert_eq!(
+        gauge(&snap, "cachewright_entries", &uc[..2]),
+        2.0,
+        "1 and the absence of 0"
+    );
+    assert!(gauge(&snap, "cachewright_bytes", &uc[..2]) > 0.0);
+    assert_eq!(counter(&snap, "cachewright_evictions_total", &uc[..2]), 0);
+    assert_eq!(
+        counter(
+            &snap,
+            "cachewright_invalidations_total",
+            &[("cache", "metered")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            "cachewright_bus_messages_total",
+            &[("cache", "metered"), ("direction", "in")]
+        ),
+        0
+    );
+    let layer = |op: &str, result: &str| {
+        counter(
+            &snap,
+            "cachewright_layer_operations_total",
+            &[
+                ("cache", "metered"),
+                ("layer", "memory"),
+                ("op", op),
+                ("result", result),
+            ],
+        )
+    };
+    assert_eq!(layer("get", "miss"), 2, "the two misses read the layer");
+    assert_eq!(layer("set", "ok"), 2, "and wrote what loaded");
+    assert_eq!(layer("any", "error"), 0);
+    assert_eq!(
+        gauge(
+            &snap,
+            "cachewright_breaker_open",
+            &[("cache", "metered"), ("layer", "memory")]
+        ),
+        0.0
+    );
+    // Every metric the library names was published.
+    for (name, _, _) in cachewright::METRICS {
+        assert!(value(&snap, name, &[]).is_some(), "{name} published");
+    }
+}
