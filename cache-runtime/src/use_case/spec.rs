@@ -271,16 +271,15 @@ impl<E> ViaNothing<E> for &ErrorProbe<E> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(name: &'static str) -> UseCaseSpec {
+impl UseCaseSpec {
+    /// A spec for tests: key type `t`, the first value as id, no TTL.
+    #[cfg(test)]
+    pub(crate) const fn for_tests(name: &'static str) -> UseCaseSpec {
         UseCaseSpec {
             name,
             key: KeyTemplate {
-                key_type: "k",
-                id: &[],
+                key_type: "t",
+                id: &[crate::key::Segment::Value(0)],
                 args: &[],
                 tags: &[],
             },
@@ -297,6 +296,15 @@ mod tests {
             max_bytes: None,
             weigher: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &'static str) -> UseCaseSpec {
+        UseCaseSpec::for_tests(name)
     }
 
     #[test]

@@ -5,30 +5,12 @@ use std::convert::Infallible;
 
 use super::*;
 use crate::flight::ShareError;
-use crate::key::Segment;
 
+/// A spec with a one-minute TTL.
 const fn spec(name: &'static str) -> UseCaseSpec {
-    UseCaseSpec {
-        name,
-        key: KeyTemplate {
-            key_type: "t",
-            id: &[Segment::Value(0)],
-            args: &[],
-            tags: &[],
-        },
-        ttl_ms: Some(60_000),
-        ttl_preset: None,
-        swr_ms: 0,
-        negative_ttl_ms: None,
-        jitter: 0.0,
-        capacity: None,
-        schema: 0,
-        layers: LayerChoice::All,
-        local_ttl_ms: None,
-        remote_ttl_ms: None,
-        max_bytes: None,
-        weigher: None,
-    }
+    let mut spec = UseCaseSpec::for_tests(name);
+    spec.ttl_ms = Some(60_000);
+    spec
 }
 
 fn served() -> u64 {
