@@ -180,3 +180,65 @@ impl Cache {
         self.inner.outbox.undelivered() == 0
     }
 }
+
+impl Cache {
+    /// Delivers what this cache still owes the layers below and the bus
+    /// (invalidations that failed to go out, retried in the background),
+    /// waiting at most `timeout`: for a clean shutdown, after the last
+    /// write. Returns whether nothing is owed any more.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachewright::Cache::builder().build();
+    /// cache.invalidate_tags_async(["org:1"]).await;
+    /// assert!(cache.flush_async(Duration::from_secs(1)).await, "nothing owed");
+    /// # }
+    /// ```
+    pub async fn flush_async(&self, timeout: Duration) -> bool {
+        let cache = self.clone();
+        let flushed = async move {
+            loop {
+                if cache.inner.outbox.undelivered() == 0 || cache.retry_once().await {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let flushed = tokio::time::timeout(timeout, flushed);
+        // On cachewright's runtime, where the layers' clients live.
+        match cachewright_backends::io::handle() {
+            Some(io) => {
+                let _ = io.spawn(flushed).await;
+            }
+            None => {
+                let _ = flushed.await;
+            }
+        }
+        self.inner.outbox.undelivered() == 0
+    }
+
+    /// The blocking twin of [`flush_async`](Self::flush_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachewright::Cache::builder().build();
+    /// cache.invalidate_tags(["org:1"]);
+    /// assert!(cache.flush(Duration::from_secs(1)));
+    /// ```
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let cache = self.clone();
+        let _ = cachewright_backends::io::block_on(
+            async move { cache.flush_async(timeout).await },
+            timeout.saturating_add(Duration::from_secs(1)),
+        );
+        self.inner.outbox.undelivered() == 0
+    }
+}
