@@ -296,7 +296,9 @@ impl CachedArgs {
                 });
             }
             "ttl" | "swr" | "negative_ttl" | "local_ttl" | "remote_ttl" => {
-                if let Some(ms) = duration(&expr, &name, errors) {
+                // `#[cached]`'s `ttl` also takes a preset: say so if it fails.
+                let more = if name == "ttl" { PRESET_HINT } else { "" };
+                if let Some(ms) = duration_or(&expr, &name, more, errors) {
                     let d = Some(Dur {
                         ms,
                         name_span: span,
@@ -532,12 +534,18 @@ fn string(expr: &Expr, name: &str, example: &str, errors: &mut Errors) -> Option
 /// (`"5m"`, `"250ms"`, `"1h30m"`), in milliseconds; zero and negatives are
 /// errors.
 fn duration(expr: &Expr, name: &str, errors: &mut Errors) -> Option<u64> {
-    let mut hint = format!(
-        "`{name}` is a duration: seconds (`{name} = 300`) or a string with units ms, s, m, h, d (`{name} = \"5m\"`, `\"250ms\"`, `\"1h30m\"`)"
+    duration_or(expr, name, "", errors)
+}
+
+/// What a `#[cached]` `ttl` accepts besides durations.
+const PRESET_HINT: &str =
+    ", or a preset resolved at run time: `\"short\"`, `\"default\"`, `\"long\"`";
+
+/// [`duration`], with `more` added to the message of a malformed value.
+fn duration_or(expr: &Expr, name: &str, more: &str, errors: &mut Errors) -> Option<u64> {
+    let hint = format!(
+        "`{name}` is a duration: seconds (`{name} = 300`) or a string with units ms, s, m, h, d (`{name} = \"5m\"`, `\"250ms\"`, `\"1h30m\"`){more}"
     );
-    if name == "ttl" {
-        hint.push_str(", or a preset resolved at run time: `\"short\"`, `\"default\"`, `\"long\"`");
-    }
     let ms = match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..

@@ -161,9 +161,9 @@ impl Clock {
     /// from it when an entry is stored, and judged by it. The system clock
     /// is read by a background thread every millisecond while calls read it
     /// (one atomic load here; the thread parks after a second unused), and
-    /// by calling threads themselves on one hit in 61 and on every miss, so
-    /// a ticker starved of CPU time delays deadlines by at most that many
-    /// of a thread's hits.
+    /// by calling threads themselves on one `#[cached]` hit in 61 and on
+    /// every `#[cached]` miss, so a ticker starved of CPU time delays
+    /// deadlines by at most that many of a thread's calls.
     ///
     /// # Examples
     ///

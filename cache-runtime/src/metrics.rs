@@ -24,10 +24,10 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("cachewright_evictions_total", "counter", "entries pushed out of the in-process layer; labels cache, use_case"),
     ("cachewright_entries", "gauge", "entries in the in-process layer; labels cache, use_case"),
     ("cachewright_bytes", "gauge", "weight of those entries in bytes; labels cache, use_case"),
-    ("cachewright_invalidations_total", "counter", "tags, entities and keys invalidated through the cache; label cache"),
+    ("cachewright_invalidations_total", "counter", "tags and entities invalidated through the cache (`invalidate_tags`, `invalidate_entity`, `#[cache_write]`); label cache"),
     ("cachewright_bus_messages_total", "counter", "invalidations received over the bus (`direction=\"in\"`); labels cache, direction"),
-    ("cachewright_layer_operations_total", "counter", "remote layer operations by `op` (get, set, any) and `result` (hit, miss, ok, renewed, error, timeout, skipped, decode_error); labels cache, layer, op, result"),
-    ("cachewright_breaker_open", "gauge", "1 while the layer's breaker is open; labels cache, layer"),
+    ("cachewright_layer_operations_total", "counter", "remote layer operations by `op` (get, set, any) and `result` (hit, miss, ok, renewed, error, timeout, skipped, decode_error; each outcome once); labels cache, layer, tier (1 = first below the in-process layer), op, result"),
+    ("cachewright_breaker_open", "gauge", "1 while the layer's breaker is open; labels cache, layer, tier"),
 ];
 
 impl Cache {
@@ -35,7 +35,12 @@ impl Cache {
     /// counters and gauges (see the README's table of metrics). Call it
     /// before an exporter renders (a `/metrics` handler) or on a timer; it
     /// costs a snapshot of the counters, nothing on the calls themselves.
-    /// Without a recorder installed, it does nothing.
+    /// Without a recorder installed, it does nothing. Give each cache its
+    /// own name (the `cache` label). After [`reset_stats`](Cache::reset_stats)
+    /// the published counters stay where they were until the new counts
+    /// pass them (exporters keep the highest absolute value): do not reset
+    /// a cache whose metrics are scraped. Calls in [`refresh`](crate::refresh)
+    /// mode are counted as loads, not as requests.
     ///
     /// # Examples
     ///
@@ -53,29 +58,38 @@ impl Cache {
             .absolute(snap.invalidations);
         counter!("cachewright_bus_messages_total", "cache" => name.clone(), "direction" => "in")
             .absolute(snap.bus_messages);
-        for l in &snap.layers {
+        for (tier, l) in snap.layers.iter().enumerate() {
+            // Each outcome once: timeouts are not also errors here.
             let ops = [
                 ("get", "hit", l.hits),
                 ("get", "miss", l.misses),
                 ("set", "ok", l.writes),
                 ("set", "renewed", l.renewals),
-                ("any", "error", l.errors),
+                ("any", "error", l.errors.saturating_sub(l.timeouts)),
                 ("any", "timeout", l.timeouts),
                 ("any", "skipped", l.skipped),
                 ("get", "decode_error", l.decode_errors),
             ];
+            // Two layers of one backend (two Redis tiers) differ by tier.
+            let tier = (tier + 1).to_string();
             for (op, result, n) in ops {
                 counter!(
                     "cachewright_layer_operations_total",
                     "cache" => name.clone(),
                     "layer" => l.backend.clone(),
+                    "tier" => tier.clone(),
                     "op" => op,
                     "result" => result
                 )
                 .absolute(n);
             }
-            gauge!("cachewright_breaker_open", "cache" => name.clone(), "layer" => l.backend.clone())
-                .set(if l.open { 1.0 } else { 0.0 });
+            gauge!(
+                "cachewright_breaker_open",
+                "cache" => name.clone(),
+                "layer" => l.backend.clone(),
+                "tier" => tier
+            )
+            .set(if l.open { 1.0 } else { 0.0 });
         }
     }
 }

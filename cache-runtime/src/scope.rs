@@ -3,7 +3,14 @@
 //!
 //! A scope lives in a thread-local set around a closure, or around each
 //! poll of a future, so it follows an async block across `.await` and
-//! threads and never reaches another task or thread. A call outside the
+//! threads, and a task or thread it starts is outside it. Whatever runs on
+//! the thread meanwhile is inside it, though: tasks a `block_on` of a
+//! current-thread runtime or a `LocalSet` runs within the scope, or jobs a
+//! thread pool's worker steals there. And a future is in the scope only
+//! while polled in it: `enabled_sync(|| f(x))` for an `async fn f` builds
+//! the future in the scope and polls it outside (use `enabled(f(x))`).
+//! One exception: a sync `#[cache_write]` recaching an async function
+//! spawns the recache, which runs outside the scope. A call outside the
 //! cache runs its function, reading and storing nothing (counted as a
 //! bypass); invalidations (`#[cache_write]`, `invalidate_*`) always run,
 //! since a write made with the cache off must still be seen by calls
@@ -107,7 +114,8 @@ fn within<R>(scope: Scope, f: impl FnOnce() -> R) -> R {
 
 /// Calls `f` with the cache off: its cached calls (and those of the
 /// functions they call on this thread) run their functions and store
-/// nothing. A thread `f` starts is not in the scope.
+/// nothing. A thread `f` starts is not in the scope (see the module's
+/// documentation for what runs on this thread meanwhile).
 ///
 /// # Examples
 ///
@@ -142,8 +150,8 @@ pub fn enabled_sync<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Awaits `fut` with the cache off for its cached calls, across `.await`
-/// and whichever threads poll it; other tasks, including those it spawns,
-/// are not in the scope.
+/// and whichever threads poll it; tasks it spawns are not in the scope.
+/// Allocates once (the future is boxed).
 ///
 /// # Examples
 ///

@@ -458,7 +458,9 @@ pub struct CacheStats {
     pub overall: Stats,
     /// One row per use case; the direct API's is named `"direct"`.
     pub use_cases: Vec<Stats>,
-    /// Tags, entities and keys invalidated through this cache.
+    /// Tags and entities invalidated through this cache
+    /// (`invalidate_tags`, `invalidate_entity`, `#[cache_write]`; a
+    /// `delete` is not counted here).
     pub invalidations: u64,
     /// Invalidations received from other processes over the bus.
     pub bus_messages: u64,

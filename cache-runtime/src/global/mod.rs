@@ -186,9 +186,10 @@ pub struct Setup {
 impl Setup {
     /// Whether cached calls use the cache outside an
     /// [`enabled`](crate::enabled) scope (default `true`). With `false`,
-    /// only code inside an `enabled` scope reads and fills the cache:
+    /// only cached calls inside an `enabled` scope read and fill the cache:
     /// GCache's safe default, for services that turn caching on path by
-    /// path. Invalidations run either way.
+    /// path. Invalidations run either way, and the direct API (`get`,
+    /// `get_or_load`, ...) is explicit and ignores scopes.
     ///
     /// # Examples
     ///
@@ -507,16 +508,19 @@ impl Setup {
             }
         }
         let mut set = false;
+        let (enabled_by_default, presets) = (self.enabled_by_default, &self.presets);
         DEFAULT.get_or_init(|| {
             set = true;
+            // Before the default cache is published: a call made the moment
+            // it is must already see these.
+            crate::scope::set_enabled_by_default(enabled_by_default);
+            for &(preset, ttl) in presets {
+                preset.configure(ttl);
+            }
             self.default.build()
         });
         if !set {
             return Err(ConfigError::AlreadyInstalled);
-        }
-        crate::scope::set_enabled_by_default(self.enabled_by_default);
-        for (preset, ttl) in self.presets {
-            preset.configure(ttl);
         }
         for (name, b) in self.named {
             let cache = b.name(name.clone()).identity_of(&base).build();

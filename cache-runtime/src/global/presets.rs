@@ -71,8 +71,10 @@ impl TtlPreset {
     /// use cachewright::TtlPreset;
     /// use std::time::Duration;
     ///
-    /// // Nothing configured, nothing in the environment: the fallback.
-    /// assert_eq!(TtlPreset::Default.resolve(), Duration::from_secs(300));
+    /// // Nothing configured: from CACHEWRIGHT_TTL_DEFAULT, else the fallback.
+    /// if std::env::var_os("CACHEWRIGHT_TTL_DEFAULT").is_none() {
+    ///     assert_eq!(TtlPreset::Default.resolve(), Duration::from_secs(300));
+    /// }
     /// ```
     pub fn resolve(self) -> Duration {
         match CONFIGURED[self.index()].load(Ordering::Relaxed) {
@@ -95,9 +97,10 @@ fn from_env(var: &dyn Fn(&str) -> Option<String>) -> &'static [Option<Duration>;
 
 fn read_env(var: &dyn Fn(&str) -> Option<String>) -> [Option<Duration>; 3] {
     TtlPreset::ALL.map(|p| {
-        let text = var(p.variable())?;
+        let text = var(p.variable()).filter(|t| !t.trim().is_empty())?;
         match parse_duration(&text) {
-            Ok(d) if !d.is_zero() => Some(d),
+            // Whole milliseconds, as deadlines count them.
+            Ok(d) if d.as_millis() > 0 => Some(d),
             problem => {
                 let why = problem.err().unwrap_or_else(|| "zero".into());
                 tracing::error!(
@@ -121,14 +124,19 @@ mod tests {
         let env = |name: &str| match name {
             "CACHEWRIGHT_TTL_SHORT" => Some("10s".to_string()),
             "CACHEWRIGHT_TTL_DEFAULT" => Some("soon".to_string()),
-            "CACHEWRIGHT_TTL_LONG" => Some("0".to_string()),
+            "CACHEWRIGHT_TTL_LONG" => Some("0.0004".to_string()),
             _ => None,
         };
         assert_eq!(
             read_env(&env),
             [Some(Duration::from_secs(10)), None, None],
-            "malformed and zero values are not used"
+            "malformed values and those under a millisecond are not used"
         );
         assert_eq!(read_env(&|_| None), [None, None, None]);
+        assert_eq!(
+            read_env(&|_| Some(" ".to_string())),
+            [None, None, None],
+            "empty is unset"
+        );
     }
 }

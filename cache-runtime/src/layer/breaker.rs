@@ -6,7 +6,8 @@ use super::*;
 pub(super) struct Breaker {
     failures: AtomicU32,
     /// When the state (up, degraded, open) last changed, by the cache's
-    /// clock; 0 while it never has.
+    /// clock, plus one; 0 while it never has. Stored apart from `failures`:
+    /// a success and a failure racing can leave it a moment off.
     changed_ms: AtomicU64,
     open_until_ms: AtomicU64,
     probing: AtomicBool,
@@ -54,7 +55,7 @@ impl Breaker {
         }
         let was = self.failures.swap(0, Relaxed);
         if was > 0 {
-            self.changed_ms.store(now, Relaxed);
+            self.changed_ms.store(now.saturating_add(1), Relaxed);
         }
         if was >= self.threshold {
             tracing::info!("remote layer answers again; breaker closed");
@@ -64,7 +65,7 @@ impl Breaker {
     pub(super) fn failure(&self, now: u64) {
         let n = self.failures.fetch_add(1, Relaxed).saturating_add(1);
         if n == 1 || n == self.threshold {
-            self.changed_ms.store(now, Relaxed);
+            self.changed_ms.store(now.saturating_add(1), Relaxed);
         }
         if n >= self.threshold {
             self.open_until_ms
@@ -93,10 +94,8 @@ impl Breaker {
         } else {
             LayerState::Up
         };
-        let since = match self.changed_ms.load(Relaxed) {
-            0 => None,
-            ms => Some(ms),
-        };
+        // Stored plus one, so that a change at time 0 is not "never".
+        let since = self.changed_ms.load(Relaxed).checked_sub(1);
         (state, since, failures)
     }
 }

@@ -462,8 +462,8 @@ where
         mode: Mode,
     ) -> Miss<K> {
         let (urn, tags) = self.render(values);
-        crate::clock::audit();
         if mode == Mode::Normal {
+            crate::clock::audit();
             self.counters.miss();
             tracing::debug!(use_case = self.name, key = urn.as_str(), "cache miss");
         }
