@@ -52,7 +52,8 @@ pub struct UseCase<K, V> {
     ramp: AtomicU32,
     /// Whether values live in the in-process layer.
     local: bool,
-    /// Per-thread copies of hot entries, for values that are plain data.
+    /// Per-thread copies of hot entries, when keys and values are plain
+    /// data.
     front: Option<FrontId>,
     /// How values are encoded for the remote layers, if they use them.
     remote: Option<ValueCodec<V>>,
@@ -320,9 +321,10 @@ where
         &self.cache
     }
 
-    /// Looks a call up in L1. The hot path: no allocation, no key built, one
-    /// coarse clock read, and either this thread's copy of a hot entry (no
-    /// lock; see `local/front.rs`) or one shard read lock.
+    /// Looks a call up in L1. The hot path: no allocation, no key built, the
+    /// time read from the clock thread's atomic, and either this thread's
+    /// copy of a hot entry (no lock; see `local/front.rs`) or one shard read
+    /// lock.
     #[inline]
     pub fn lookup<Q: KeyRef<Owned = K>>(&self, q: &Q) -> Lookup<V> {
         let mode = context::take_mode();
