@@ -490,4 +490,40 @@ mod outbox {
             "a stamp in microseconds: {k} = {at}"
         );
     }
+
+    /// `Cache::flush`: while the layer is down, a flush says the
+    /// invalidation is still owed; once it is back, a flush delivers it.
+    #[test]
+    fn a_flush_delivers_what_a_failing_layer_was_owed() {
+        let dict = Arc::new(Dict::default());
+        let cache = Cache::builder()
+            .name("flush")
+            .without_bus()
+            .layer(
+                LayerConfig::shared(dict.clone())
+                    .timeout(Duration::from_millis(100))
+                    .breaker(1_000, Duration::from_millis(10)),
+            )
+            .build();
+        dict.down.store(true, SeqCst);
+        cache.invalidate_tags(["org:1"]);
+        assert!(
+            cache.bus_stats().undelivered > 0,
+            "owed while the layer is down"
+        );
+        assert!(
+            !cache.flush(Duration::from_millis(200)),
+            "still owed: the layer is down"
+        );
+        dict.down.store(false, SeqCst);
+        assert!(
+            cache.flush(Duration::from_secs(30)),
+            "delivered once it is back"
+        );
+        assert_eq!(cache.bus_stats().undelivered, 0);
+        assert!(
+            !dict.map.lock().unwrap().is_empty(),
+            "the watermark reached the layer"
+        );
+    }
 }

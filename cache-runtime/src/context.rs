@@ -63,13 +63,23 @@ pub fn take_mode() -> Mode {
 }
 
 fn with_mode<R>(mode: Mode, f: impl FnOnce() -> R) -> R {
-    struct Restore(Mode);
-    impl Drop for Restore {
+    with_set(&MODE, mode, f)
+}
+
+/// Calls `f` with the thread-local `cell` set to `value`, and puts the
+/// previous value back afterwards, even if `f` panics.
+pub(crate) fn with_set<T: Copy + 'static, R>(
+    cell: &'static std::thread::LocalKey<Cell<T>>,
+    value: T,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore<T: Copy + 'static>(&'static std::thread::LocalKey<Cell<T>>, T);
+    impl<T: Copy + 'static> Drop for Restore<T> {
         fn drop(&mut self) {
-            MODE.with(|m| m.set(self.0));
+            self.0.with(|c| c.set(self.1));
         }
     }
-    let _restore = Restore(MODE.with(|m| m.replace(mode)));
+    let _restore = Restore(cell, cell.with(|c| c.replace(value)));
     f()
 }
 

@@ -102,14 +102,7 @@ pub(crate) fn set_enabled_by_default(on: bool) {
 }
 
 fn within<R>(scope: Scope, f: impl FnOnce() -> R) -> R {
-    struct Restore(Scope);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            SCOPE.with(|s| s.set(self.0));
-        }
-    }
-    let _restore = Restore(SCOPE.with(|s| s.replace(scope)));
-    f()
+    crate::context::with_set(&SCOPE, scope, f)
 }
 
 /// Calls `f` with the cache off: its cached calls (and those of the
