@@ -38,6 +38,10 @@ pub use cachewright_runtime::{
     caching_enabled, disabled, disabled_sync, enabled, enabled_sync, set_caching_enabled, Scoped,
 };
 
+// Per-use-case settings at run time: a provider asked per use case and on
+// `Cache::reload`, with a TTL, an on/off switch and a ramp per layer.
+pub use cachewright_runtime::{ConfigFor, ConfigProvider, LayerTuning, UseCaseConfig};
+
 // Background writers and readers.
 pub use cachewright_runtime::{shutdown, shutdown_async, BgError, BgReader, BgWriter};
 

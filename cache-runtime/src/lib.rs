@@ -33,6 +33,8 @@ pub use scope::{
 };
 mod spawn;
 mod stats;
+mod tuning;
+pub use tuning::{ConfigFor, ConfigProvider, LayerTuning, UseCaseConfig};
 mod use_case;
 mod watermark;
 
@@ -66,7 +68,7 @@ pub mod __private {
     pub use crate::global::{default_cache, AsCache, TtlPreset};
     pub use crate::key::{escape_into, KeyRef, KeyTemplate, Segment};
     pub use crate::use_case::{
-        AsyncJob, CodecProbe, ErrorProbe, LayerChoice, Lookup, Miss, RefreshFailed, SyncJob,
+        AsyncJob, CodecProbe, ErrorProbe, LayerChoice, Lookup, Miss, RefreshFailed, Route, SyncJob,
         UseCase, UseCaseSlot, UseCaseSpec, ValueCodec, ViaClone, ViaNothing, ViaOpaque, ViaSerde,
     };
 }

@@ -35,6 +35,7 @@ pub struct CacheBuilder {
     schema: u32,
     bus: BusChoice,
     invalidation_lease: Duration,
+    provider: Option<crate::tuning::Provider>,
 }
 
 /// The largest encoded entry a cache writes to (or reads from) a remote
@@ -63,6 +64,7 @@ impl Default for CacheBuilder {
             schema: 0,
             bus: BusChoice::Auto,
             invalidation_lease: super::confirm::DEFAULT_INVALIDATION_LEASE,
+            provider: None,
         }
     }
 }
@@ -418,6 +420,33 @@ impl CacheBuilder {
         }
     }
 
+    /// The application's per-use-case settings: asked about each use case
+    /// of this cache when it is built, and again on
+    /// [`Cache::reload`](crate::Cache::reload). See [`ConfigProvider`](crate::ConfigProvider).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, ConfigFor, LayerTuning, UseCaseConfig};
+    ///
+    /// let cache = Cache::builder()
+    ///     .config_provider(|_: &ConfigFor<'_>| {
+    ///         Some(UseCaseConfig::new().local(LayerTuning::new().ramp(50.0)))
+    ///     })
+    ///     .build();
+    /// # let _ = cache;
+    /// ```
+    pub fn config_provider(mut self, provider: impl crate::ConfigProvider) -> Self {
+        self.provider = Some(crate::tuning::Provider(Arc::new(provider)));
+        self
+    }
+
+    /// This builder, with `p` as its provider unless it has one.
+    pub(crate) fn provider_or(mut self, p: &crate::tuning::Provider) -> Self {
+        self.provider.get_or_insert_with(|| p.clone());
+        self
+    }
+
     /// Builds the cache. With a bus, it starts listening in the background;
     /// until it is subscribed the in-process layer is not used (it could
     /// not learn of invalidations).
@@ -471,6 +500,7 @@ impl CacheBuilder {
                 version: self.version,
                 capacity: self.capacity,
                 clock: self.clock,
+                provider: std::sync::RwLock::new(self.provider),
             }),
         };
         cache.listen();

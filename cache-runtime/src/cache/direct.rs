@@ -188,7 +188,7 @@ impl Cache {
         // Before the read: a reconnect during it makes what it found suspect.
         let since = self.inner.clock.stamp();
         let (hit, _) = self
-            .read_layers(urn, |b| {
+            .read_layers(urn, LayerSet::ALL, &|_, r| r, |b| {
                 encoded.store(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 envelope::decode::<T>(b, format, urn, &tags)
             })
@@ -464,7 +464,8 @@ impl Cache {
 
     /// The remote half: every layer, then the other processes are told.
     async fn store_remote(&self, key: &Key, write: RemoteWrite) {
-        self.write_layers(key.as_str(), write.bytes, write.remaining, LayerSet::ALL)
+        let remaining = write.remaining;
+        self.write_layers(key.as_str(), write.bytes, &|_| remaining, LayerSet::ALL)
             .await;
         self.announce_write(key.as_str(), write.created);
     }
@@ -598,7 +599,9 @@ impl Cache {
     pub(super) async fn exists_remote(&self, key: &Key) -> bool {
         let (urn, tags, format) = (key.as_str(), direct_tags(key), self.format(0));
         let (hit, _) = self
-            .read_layers(urn, |b| envelope::decode_meta(b, format, urn, &tags))
+            .read_layers(urn, LayerSet::ALL, &|_, r| r, |b| {
+                envelope::decode_meta(b, format, urn, &tags)
+            })
             .await;
         hit.is_some()
     }

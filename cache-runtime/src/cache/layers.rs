@@ -96,18 +96,20 @@ impl Cache {
         marks.valid(created, hashes)
     }
 
-    /// Writes an encoded entry to the layers of `to`, each capped by its
-    /// own TTL cap: the one write path of every remote write.
+    /// Writes an encoded entry to the layers of `to`, for as long as
+    /// `remaining(i)` says for layer `i` (a use case's caps), each capped
+    /// by its own TTL cap: the one write path of every remote write.
     pub(crate) async fn write_layers(
         &self,
         urn: &str,
         bytes: Vec<u8>,
-        remaining: Duration,
+        remaining: &(dyn Fn(usize) -> Duration + Sync),
         to: LayerSet,
     ) {
         for (i, layer) in self.inner.layers.iter().enumerate() {
-            if to.contains(i) {
-                let _ = layer.put(urn, bytes.clone(), layer.capped(remaining)).await;
+            let left = remaining(i);
+            if to.contains(i) && !left.is_zero() {
+                let _ = layer.put(urn, bytes.clone(), layer.capped(left)).await;
             }
         }
     }
@@ -115,14 +117,21 @@ impl Cache {
     /// Reads `urn` from the remote layers, top down: the first entry that
     /// `decode` takes, that has not expired and that no invalidation covers
     /// wins, and fills the layers above the one that held it. The one read
-    /// path of every remote read; also says which layers failed.
+    /// path of every remote read; also says which layers failed. Only the
+    /// layers of `from` are read and filled, a filled layer `i` keeping the
+    /// entry for `cap(i, remaining)`.
     pub(crate) async fn read_layers<V>(
         &self,
         urn: &str,
+        from: LayerSet,
+        cap: &(dyn Fn(usize, Duration) -> Duration + Sync),
         decode: impl Fn(&[u8]) -> Result<Entry<V>, crate::envelope::DecodeError>,
     ) -> (Option<RemoteHit<V>>, LayerSet) {
         let mut failed = LayerSet::NONE;
         for (i, layer) in self.inner.layers.iter().enumerate() {
+            if !from.contains(i) {
+                continue;
+            }
             let bytes = match layer.get(urn).await {
                 Ok(Some(b)) => b,
                 Ok(None) => continue,
@@ -156,7 +165,8 @@ impl Cache {
             }
             if i > 0 {
                 let remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
-                self.write_layers(urn, bytes, remaining, LayerSet::above(i))
+                let to = LayerSet::above(i).and(from);
+                self.write_layers(urn, bytes, &|j| cap(j, remaining), to)
                     .await;
             }
             tracing::debug!(key = urn, layer = layer.backend.name(), "remote hit");

@@ -51,6 +51,8 @@ pub(crate) trait UseCaseInfo: Send + Sync {
     fn cleanup_expired(&self) -> usize;
     fn set_ramp(&self, per_mille: u32);
     fn ramp(&self) -> u32;
+    /// Asks the cache's configuration provider again.
+    fn reconfigure(&self);
     /// The live in-process entry stored under `urn` (whose entity is
     /// `entity`), its value shared as `Any`; found by a scan.
     fn local_entry(&self, urn: &str, entity: &str) -> Option<Entry<AnyValue>>;
@@ -126,6 +128,8 @@ struct Inner {
     /// Confirmed invalidations and the lease (with a bus that confirms
     /// deliveries, unless turned off).
     confirm: Option<confirm::Confirm>,
+    /// What the application says about each use case, if anything.
+    provider: std::sync::RwLock<Option<crate::tuning::Provider>>,
 }
 
 /// A cache's use cases, one per name.
@@ -539,6 +543,75 @@ impl Cache {
             found = true;
         }
         found
+    }
+
+    /// The configuration provider, if one is set.
+    pub(crate) fn provider(&self) -> Option<crate::tuning::Provider> {
+        self.inner
+            .provider
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets (or, with `None`, removes) the provider asked about every use
+    /// case built from now on; call [`reload`](Self::reload) to apply it
+    /// to those built already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, ConfigFor, LayerTuning, UseCaseConfig};
+    ///
+    /// let cache = Cache::builder().build();
+    /// cache.set_config_provider(Some(|_: &ConfigFor<'_>| {
+    ///     Some(UseCaseConfig::new().local(LayerTuning::off()))
+    /// }));
+    /// cache.set_config_provider(None::<fn(&ConfigFor<'_>) -> Option<UseCaseConfig>>);
+    /// ```
+    pub fn set_config_provider(&self, provider: Option<impl crate::ConfigProvider>) {
+        let p = provider.map(|p| crate::tuning::Provider(Arc::new(p)));
+        *self
+            .inner
+            .provider
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
+    /// Asks the configuration provider again about every use case built so
+    /// far, and applies what it says now (the attribute's settings where it
+    /// says nothing, or when no provider is set); returns how many use
+    /// cases were asked. Each takes its new settings at once: calls that
+    /// have started finish with the old ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, ConfigFor, LayerTuning, UseCaseConfig};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// static OFF: AtomicBool = AtomicBool::new(false);
+    ///
+    /// #[cachewright::cached(key = "reload_doc:<x>", name = "ReloadDoc")]
+    /// fn f(x: u32) -> u32 { x }
+    ///
+    /// let cache = cachewright::default_cache();
+    /// cache.set_config_provider(Some(|uc: &ConfigFor<'_>| {
+    ///     (uc.use_case == "ReloadDoc" && OFF.load(Ordering::Relaxed))
+    ///         .then(|| UseCaseConfig::new().local(LayerTuning::off()))
+    /// }));
+    /// f(1);
+    /// f(1);
+    /// assert_eq!(cache.stats_for("ReloadDoc").unwrap().hits, 1);
+    /// OFF.store(true, Ordering::Relaxed);
+    /// assert!(cache.reload() >= 1);
+    /// f(1); // no layer left: runs the function, as if uncached
+    /// assert_eq!(cache.stats_for("ReloadDoc").unwrap().bypasses, 1);
+    /// ```
+    pub fn reload(&self) -> usize {
+        let all = self.use_cases();
+        all.iter().for_each(|u| u.reconfigure());
+        all.len()
     }
 
     /// Turns caching of `use_case` on (ramp 100 %) or off (ramp 0 %).

@@ -148,6 +148,7 @@ pub fn configure() -> Setup {
         error: None,
         enabled_by_default: true,
         presets: Vec::new(),
+        provider: None,
     }
 }
 
@@ -181,9 +182,35 @@ pub struct Setup {
     enabled_by_default: bool,
     /// TTL presets set here.
     presets: Vec<(TtlPreset, Duration)>,
+    /// The configuration provider of every cache configured here.
+    provider: Option<crate::tuning::Provider>,
 }
 
 impl Setup {
+    /// The application's per-use-case settings, asked about each use case
+    /// of the default cache and of the named caches configured here (unless
+    /// a named cache's builder has its own) when it is built, and again on
+    /// [`Cache::reload`]. See [`ConfigProvider`](crate::ConfigProvider).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{configure, ConfigFor, LayerTuning, UseCaseConfig};
+    /// use std::time::Duration;
+    ///
+    /// configure()
+    ///     .config_provider(|uc: &ConfigFor<'_>| match uc.use_case {
+    ///         "GetPrices" => Some(UseCaseConfig::new().local(LayerTuning::new().ttl(Duration::from_secs(5)))),
+    ///         _ => None,
+    ///     })
+    ///     .install()
+    ///     .unwrap();
+    /// ```
+    pub fn config_provider(mut self, provider: impl crate::ConfigProvider) -> Self {
+        self.provider = Some(crate::tuning::Provider(std::sync::Arc::new(provider)));
+        self
+    }
+
     /// Whether cached calls use the cache outside an
     /// [`enabled`](crate::enabled) scope (default `true`). With `false`,
     /// only cached calls inside an `enabled` scope read and fill the cache:
@@ -496,9 +523,15 @@ impl Setup {
     /// configure().named("a", Cache::builder()).install().unwrap();
     /// assert_eq!(configure().install(), Err(ConfigError::AlreadyInstalled));
     /// ```
-    pub fn install(self) -> Result<(), ConfigError> {
+    pub fn install(mut self) -> Result<(), ConfigError> {
         if let Some(e) = self.error {
             return Err(e);
+        }
+        if let Some(p) = &self.provider {
+            self.default = self.default.provider_or(p);
+            for (_, b) in &mut self.named {
+                *b = std::mem::take(b).provider_or(p);
+            }
         }
         let base = self.default.clone();
         let mut named = NAMED.write().unwrap_or_else(|e| e.into_inner());

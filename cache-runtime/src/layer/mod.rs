@@ -312,6 +312,11 @@ impl LayerSet {
         self.0 & Self::bit(i) != 0
     }
 
+    /// The layers in both sets.
+    pub(crate) fn and(self, other: LayerSet) -> LayerSet {
+        LayerSet(self.0 & other.0)
+    }
+
     /// This set without the layers of `other`.
     pub(crate) fn without(self, other: LayerSet) -> LayerSet {
         LayerSet(self.0 & !other.0)

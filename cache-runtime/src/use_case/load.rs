@@ -81,7 +81,7 @@ where
     }
 
     pub(super) fn peek_fresh(&self, miss: &Miss<K>) -> Option<Stamped<V>> {
-        if !self.local {
+        if !miss.local {
             return None;
         }
         // Before the check: a reconnect after it makes the value suspect.
@@ -145,8 +145,9 @@ where
     /// an invalidation already covers it (a future buffer), L1 is not
     /// trusted (bus down), or the bus reconnected since this process got the
     /// value (at `since`: the start of its load or read).
-    pub(super) fn fill_local(&self, hash: u64, key: &K, urn: &Key, entry: &Entry<V>, since: Stamp) {
-        if !self.local {
+    pub(super) fn fill_local(&self, miss: &Miss<K>, entry: &Entry<V>, since: Stamp) {
+        let (hash, key, urn) = (miss.hash, &miss.key, &miss.urn);
+        if !miss.local {
             return;
         }
         let how = Admit::Replace;
@@ -158,7 +159,7 @@ where
             entry.clone(),
             weight,
             since,
-            self.local_cap,
+            self.local_cap(),
             &self.marks,
             &self.clock,
             how,
@@ -195,16 +196,33 @@ where
         crate::local::ENTRY_OVERHEAD + value
     }
 
+    /// The in-process layer's cap on an entry's life: the provider's TTL
+    /// for the layer, else the attribute's `local_ttl`; within the cache's
+    /// own cap either way.
+    fn local_cap(&self) -> Option<Duration> {
+        match self.tuning.local_ttl() {
+            Some(t) => Some(self.cache.local_ttl().map_or(t, |c| c.min(t))),
+            None => self.local_cap,
+        }
+    }
+
+    /// How long remote layer `i` keeps an entry with `remaining` to live:
+    /// capped by the provider's TTL for the layer, else by the attribute's
+    /// `remote_ttl` (and by the layer's own cap, when written).
+    pub(super) fn remote_remaining(&self, i: usize, remaining: Duration) -> Duration {
+        match self.tuning.remote_ttl(i).or(self.remote_cap) {
+            Some(cap) => remaining.min(cap),
+            None => remaining,
+        }
+    }
+
     /// What to write to remote layers: the encoded entry and how long it
-    /// lives from now (before each layer's cap).
+    /// lives from now (before each layer's caps).
     pub(super) fn encoded(&self, urn: &str, entry: &Entry<V>) -> Option<(Vec<u8>, Duration)> {
         let codec = self.remote?;
         // Deadlines are counted and judged on the coarse monotonic clock.
         let now = self.clock.now_ms();
-        let mut remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
-        if let Some(cap) = self.remote_cap {
-            remaining = remaining.min(cap);
-        }
+        let remaining = Duration::from_millis(entry.stale_until_ms.saturating_sub(now));
         if remaining.is_zero() {
             return None;
         }
@@ -231,7 +249,7 @@ where
     ) -> Option<Entry<V>> {
         let since = loaded.since;
         let entry = self.entry(miss, loaded, directive)?;
-        self.fill_local(miss.hash, &miss.key, &miss.urn, &entry, since);
+        self.fill_local(miss, &entry, since);
         Some(entry)
     }
 
@@ -247,7 +265,12 @@ where
         };
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
             self.cache
-                .write_layers(miss.urn.as_str(), bytes, remaining, to)
+                .write_layers(
+                    miss.urn.as_str(),
+                    bytes,
+                    &|i| self.remote_remaining(i, remaining),
+                    to,
+                )
                 .await;
             // Other processes drop their older copies of this key.
             self.cache.announce_write(miss.urn.as_str(), entry.stamp);
@@ -273,7 +296,11 @@ where
             let budget = self.remote_budget();
             let created = entry.stamp;
             let _ = cachewright_backends::io::block_on(
-                async move { self.cache.write_layers(&urn, bytes, remaining, to).await },
+                async move {
+                    self.cache
+                        .write_layers(&urn, bytes, &|i| self.remote_remaining(i, remaining), to)
+                        .await
+                },
                 budget,
             );
             self.cache.announce_write(miss.urn.as_str(), created);
@@ -299,7 +326,9 @@ where
         let since = self.clock.stamp();
         let (hit, failed) = self
             .cache
-            .read_layers(urn, |b| (codec.decode)(b, format, urn, tags))
+            .read_layers(urn, miss.remote, &|i, r| self.remote_remaining(i, r), |b| {
+                (codec.decode)(b, format, urn, tags)
+            })
             .await;
         let Some(hit) = hit else {
             return (None, failed);
@@ -308,7 +337,7 @@ where
         if hit.freshness == Freshness::Stale {
             self.counters.stale_hit();
         }
-        self.fill_local(miss.hash, &miss.key, &miss.urn, &hit.entry, since);
+        self.fill_local(miss, &hit.entry, since);
         let found = Stamped {
             value: hit.entry.value,
             stamp: hit.entry.stamp,
@@ -334,6 +363,8 @@ where
             urn: miss.urn.clone(),
             tags: miss.tags.clone(),
             mode: miss.mode,
+            local: miss.local,
+            remote: miss.remote,
         };
         let budget = self.remote_budget();
         cachewright_backends::io::block_on(async move { self.read_remote(&miss).await }, budget)
@@ -404,7 +435,7 @@ where
             ok = r.is_ok(),
             "loaded"
         );
-        let to = LayerSet::ALL.without(self.failed);
+        let to = miss.remote.without(self.failed);
         let loaded = match r {
             Ok(value) => Stamped {
                 value,

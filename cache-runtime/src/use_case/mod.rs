@@ -6,7 +6,6 @@ use std::fmt::{self, Display};
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ use crate::lifetime::Policy;
 use crate::local::front::{self, FrontId};
 use crate::local::{Admit, Admitted, Store};
 use crate::stats::{Counters, Stats};
+use crate::tuning::{self, ConfigFor, Tuning};
 use crate::watermark::Watermarks;
 
 mod load;
@@ -48,8 +48,9 @@ pub struct UseCase<K, V> {
     flights: Flights<K, V>,
     counters: Counters,
     negative: Option<fn(&V) -> bool>,
-    /// Per mille of calls that use the cache (1000 = all).
-    ramp: AtomicU32,
+    /// Its ramp, and each layer's ramp and TTL (the configuration
+    /// provider's).
+    tuning: Tuning,
     /// Whether values live in the in-process layer.
     local: bool,
     /// Per-thread copies of hot entries, when keys and values are plain
@@ -215,10 +216,13 @@ where
         self.store.remove_where(|_, e| e.is_expired(now))
     }
     fn set_ramp(&self, per_mille: u32) {
-        self.ramp.store(per_mille.min(1000), Ordering::Relaxed);
+        self.tuning.set_ramp(per_mille);
     }
     fn ramp(&self) -> u32 {
-        self.ramp.load(Ordering::Relaxed)
+        self.tuning.ramp()
+    }
+    fn reconfigure(&self) {
+        self.configure();
     }
     fn local_entry(&self, urn: &str, entity: &str) -> Option<Entry<crate::cache::AnyValue>> {
         if !self.local {
@@ -282,7 +286,7 @@ where
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        UseCase {
+        let uc = UseCase {
             spec,
             name,
             clock: cache.clock().clone(),
@@ -292,7 +296,7 @@ where
             flights: Flights::new(),
             counters: Counters::default(),
             negative,
-            ramp: AtomicU32::new(1000),
+            tuning: Tuning::new(cache.layers().len()),
             local,
             front: (local && front::copies::<K, V>()).then(FrontId::new),
             remote,
@@ -308,6 +312,33 @@ where
                 jitter: spec.jitter,
             },
             cache,
+        };
+        uc.configure();
+        uc
+    }
+
+    /// Asks the cache's configuration provider about this use case and
+    /// applies what it says (the attribute's settings if it says nothing).
+    fn configure(&self) {
+        let Some(provider) = self.cache.provider() else {
+            self.tuning.apply(None, &[]);
+            return;
+        };
+        let of = ConfigFor {
+            use_case: self.name,
+            key_type: self.spec.key.key_type,
+            cache: self.cache.name(),
+        };
+        let config = provider.ask(&of);
+        let names: Vec<&str> = self
+            .cache
+            .layers()
+            .iter()
+            .map(|l| l.backend.name())
+            .collect();
+        self.tuning.apply(config.as_ref(), &names);
+        if config.is_some() {
+            tracing::debug!(use_case = self.name, "configured by the provider");
         }
     }
 
@@ -329,13 +360,11 @@ where
     pub fn lookup<Q: KeyRef<Owned = K>>(&self, q: &Q) -> Lookup<V> {
         let mode = context::take_mode();
         let on = crate::scope::caching_enabled();
-        if mode != Mode::Normal || !on || !self.ramped_in() {
-            // Off in this scope: not even a refresh stores.
-            return Lookup::Miss(if mode == Mode::Normal || !on {
-                Mode::Bypass
-            } else {
-                mode
-            });
+        let gate = self.tuning.gate();
+        if mode != Mode::Normal || !on || gate != tuning::FULL {
+            if let Some(route) = self.gated(mode, on, gate) {
+                return Lookup::Miss(route);
+            }
         }
         let hash = self.store.hash(q);
         let now = self.clock.now_ms();
@@ -409,7 +438,7 @@ where
             },
         );
         let Some((fresh, negative, v, copy)) = found.flatten() else {
-            return Lookup::Miss(Mode::Normal);
+            return Lookup::Miss(Route::NORMAL);
         };
         if let (Some((front, true, epoch)), Some((ticket, fresh_until_ms))) = (seen, copy) {
             front.put(
@@ -449,10 +478,27 @@ where
         }
     }
 
-    #[inline]
-    fn ramped_in(&self) -> bool {
-        let ramp = self.ramp.load(Ordering::Relaxed);
-        ramp >= 1000 || (ramp > 0 && fastrand::u32(0..1000) < ramp)
+    /// The route of a call that is not a plain read-through with every
+    /// layer (`None`: it is, after the draws): off in this scope (not even
+    /// a refresh stores), a `bypass` or `refresh`, or ramped out of the use
+    /// case or of its in-process layer.
+    #[cold]
+    #[inline(never)]
+    fn gated(&self, mode: Mode, on: bool, gate: u64) -> Option<Route> {
+        if !on {
+            return Some(Route::BYPASS);
+        }
+        if mode != Mode::Normal {
+            return Some(Route { mode, local: true });
+        }
+        match self.tuning.draw_call(gate) {
+            (false, _) => Some(Route::BYPASS),
+            (true, false) => Some(Route {
+                mode: Mode::Normal,
+                local: false,
+            }),
+            (true, true) => None,
+        }
     }
 
     /// Builds what a load needs (owned key, URN, tags) from the call's key
@@ -461,8 +507,22 @@ where
         &self,
         q: &Q,
         values: &[&dyn Display],
-        mode: Mode,
+        route: Route,
     ) -> Miss<K> {
+        let (mut mode, local) = (route.mode, route.local && self.local);
+        let remote = match mode {
+            Mode::Normal if self.remote.is_some() => self.tuning.draw_remote(),
+            Mode::Refresh if self.remote.is_some() => self.tuning.enabled().remote,
+            _ => LayerSet::NONE,
+        };
+        let local = match mode {
+            Mode::Refresh => self.local && self.tuning.enabled().local,
+            _ => local,
+        };
+        if mode == Mode::Normal && !local && remote == LayerSet::NONE {
+            // Ramped out of every layer it has: as if uncached.
+            mode = Mode::Bypass;
+        }
         let (urn, tags) = self.render(values);
         if mode == Mode::Normal {
             crate::clock::audit();
@@ -475,6 +535,8 @@ where
             urn,
             tags,
             mode,
+            local,
+            remote,
         }
     }
 

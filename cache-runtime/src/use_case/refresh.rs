@@ -72,12 +72,15 @@ where
         values: &[&dyn Display],
     ) -> Miss<K> {
         let (urn, tags) = self.render(values);
+        let layers = self.tuning.enabled();
         Miss {
             hash: self.store.hash(q),
             key: q.to_owned_key(),
             urn,
             tags,
             mode: Mode::Normal,
+            local: self.local && layers.local,
+            remote: layers.remote,
         }
     }
 

@@ -183,8 +183,28 @@ pub enum Lookup<V> {
     Hit(V),
     /// A value past its TTL, inside its SWR window: serve it and refresh.
     Stale(V),
-    /// Nothing servable; load, in this mode.
-    Miss(Mode),
+    /// Nothing servable; load, by this route.
+    Miss(Route),
+}
+
+/// How a missed call loads: its mode, and whether it uses the in-process
+/// layer (a ramp may leave it out).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub(crate) mode: Mode,
+    pub(crate) local: bool,
+}
+
+impl Route {
+    pub(crate) const NORMAL: Route = Route {
+        mode: Mode::Normal,
+        local: true,
+    };
+    pub(crate) const BYPASS: Route = Route {
+        mode: Mode::Bypass,
+        local: true,
+    };
 }
 
 /// A miss, with everything needed to load and store the value.
@@ -195,6 +215,10 @@ pub struct Miss<K> {
     pub(super) urn: Key,
     pub(super) tags: Tags,
     pub(super) mode: Mode,
+    /// Whether this call reads and fills the in-process layer.
+    pub(super) local: bool,
+    /// The remote layers this call reads and fills.
+    pub(super) remote: crate::layer::LayerSet,
 }
 
 impl<K> fmt::Debug for Miss<K> {
