@@ -33,6 +33,11 @@ fn user(id: u32) -> Option<u32> {
     (id != 0).then_some(id)
 }
 
+#[cached(key = "shadowed:<id>", ttl = 60, cache = CACHE, name = "Shadowed", shadow = 100, layers = local)]
+fn shadowed(id: u32) -> u32 {
+    id
+}
+
 /// The value of the metric `name` whose labels include every one of `with`.
 fn value<'a>(snap: &'a Taken, name: &str, with: &[(&str, &str)]) -> Option<&'a DebugValue> {
     snap.iter()
@@ -62,6 +67,15 @@ fn gauge(snap: &Taken, name: &str, with: &[(&str, &str)]) -> f64 {
 
 #[test]
 fn every_metric_is_published_where_it_should_be() {
+    // A shadow read, counted before the recorder is given the totals.
+    shadowed(5);
+    shadowed(5);
+    for _ in 0..10_000 {
+        if CACHE.stats_for("Shadowed").unwrap().shadow_matches == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
@@ -147,6 +161,21 @@ fn every_metric_is_published_where_it_should_be() {
             &[("cache", "metered"), ("layer", "memory")]
         ),
         0.0
+    );
+    let shadow = |result: &str| {
+        counter(
+            &snap,
+            "cachewright_shadow_reads_total",
+            &[
+                ("use_case", "Shadowed"),
+                ("key_type", "shadowed"),
+                ("result", result),
+            ],
+        )
+    };
+    assert_eq!(
+        (shadow("match"), shadow("mismatch"), shadow("error")),
+        (1, 0, 0)
     );
     // Every metric the library names was published.
     for (name, _, _) in cachewright::METRICS {

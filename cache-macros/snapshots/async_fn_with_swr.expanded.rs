@@ -25,6 +25,7 @@ async fn find_user(id: u64) -> Option<User> {
         remote_ttl_ms: ::core::option::Option::None,
         max_bytes: ::core::option::Option::None,
         weigher: ::core::option::Option::None,
+        shadow_per_mille: ::core::option::Option::None,
     });
     let (__cachewright_uc, __cachewright_miss) = {
         ::cachewright::__private::assert_key_part(&id);
@@ -77,6 +78,9 @@ async fn find_user(id: u64) -> Option<User> {
                                     })
                                 },
                             );
+                        return __cachewright_v;
+                    }
+                    ::cachewright::__private::Lookup::Shadow(__cachewright_v) => {
                         return __cachewright_v;
                     }
                     ::cachewright::__private::Lookup::Miss(__cachewright_mode) => {

@@ -27,6 +27,7 @@ async fn get(&self, id: u64) -> Result<User, DbError> {
         remote_ttl_ms: ::core::option::Option::None,
         max_bytes: ::core::option::Option::None,
         weigher: ::core::option::Option::None,
+        shadow_per_mille: ::core::option::Option::None,
     });
     let (__cachewright_uc, __cachewright_miss) = {
         my::cw::__private::assert_key_part(&self.tenant);
@@ -53,6 +54,9 @@ async fn get(&self, id: u64) -> Result<User, DbError> {
                         return ::core::result::Result::Ok(__cachewright_v);
                     }
                     my::cw::__private::Lookup::Stale(__cachewright_v) => {
+                        return ::core::result::Result::Ok(__cachewright_v);
+                    }
+                    my::cw::__private::Lookup::Shadow(__cachewright_v) => {
                         return ::core::result::Result::Ok(__cachewright_v);
                     }
                     my::cw::__private::Lookup::Miss(__cachewright_mode) => {

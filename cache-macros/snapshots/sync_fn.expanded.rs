@@ -30,6 +30,7 @@ fn get_user(id: u64, org: u64) -> Result<User, DbError> {
         remote_ttl_ms: ::core::option::Option::None,
         max_bytes: ::core::option::Option::None,
         weigher: ::core::option::Option::None,
+        shadow_per_mille: ::core::option::Option::None,
     });
     let (__cachewright_uc, __cachewright_miss) = {
         ::cachewright::__private::assert_key_part(&id);
@@ -56,6 +57,9 @@ fn get_user(id: u64, org: u64) -> Result<User, DbError> {
                         return ::core::result::Result::Ok(__cachewright_v);
                     }
                     ::cachewright::__private::Lookup::Stale(__cachewright_v) => {
+                        return ::core::result::Result::Ok(__cachewright_v);
+                    }
+                    ::cachewright::__private::Lookup::Shadow(__cachewright_v) => {
                         return ::core::result::Result::Ok(__cachewright_v);
                     }
                     ::cachewright::__private::Lookup::Miss(__cachewright_mode) => {

@@ -138,6 +138,8 @@ pub(crate) struct CachedArgs {
     pub(crate) layers: Option<(LayerChoice, Span)>,
     pub(crate) local_ttl: Option<Dur>,
     pub(crate) remote_ttl: Option<Dur>,
+    /// The share of fresh hits shadow-read, per mille (`shadow = <percent>`).
+    pub(crate) shadow: Option<u32>,
 }
 
 const MAX_BYTES_HELP: &str = "`max_bytes` is a size in bytes, at least 1: a whole number or text with a unit, such as `max_bytes = \"64MiB\"` (B, KB, MB, GB are powers of 1000; KiB, MiB, GiB of 1024)";
@@ -183,6 +185,7 @@ pub(crate) const CACHED_ARGS: &[&str] = &[
     "layers",
     "local_ttl",
     "remote_ttl",
+    "shadow",
     "crate",
 ];
 
@@ -315,6 +318,7 @@ impl CachedArgs {
             }
             "layers" => self.layers = layers(&expr, errors).map(|l| (l, span)),
             "jitter" => self.jitter = fraction(&expr, errors).map(|j| (j, span)),
+            "shadow" => self.shadow = percent(&expr, errors),
             "smooth_expiry" => match &expr {
                 Expr::Lit(ExprLit {
                     lit: Lit::Bool(b), ..
@@ -619,6 +623,29 @@ pub(crate) fn parse_duration(s: &str) -> Option<u64> {
         rest = rest[unit_end..].trim_start();
     }
     (total.is_finite() && total < u64::MAX as f64).then(|| total.round() as u64)
+}
+
+/// `shadow = <percent>`: 0 to 100, per mille once parsed.
+fn percent(expr: &Expr, errors: &mut Errors) -> Option<u32> {
+    let v = match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<f64>().ok(),
+        _ => None,
+    };
+    match v {
+        Some(p) if (0.0..=100.0).contains(&p) => Some((p * 10.0).round() as u32),
+        _ => {
+            errors.at(
+                expr.span(),
+                "`shadow` is the percentage of fresh hits that also run the function to compare, from 0 to 100: `shadow = 1` (0 compiles shadow reads in, off until `set_shadow` or the config provider turns them on)",
+            );
+            None
+        }
+    }
 }
 
 fn fraction(expr: &Expr, errors: &mut Errors) -> Option<f64> {

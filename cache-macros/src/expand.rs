@@ -254,11 +254,44 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
     let vspan = check::value_span(f);
     let value_assert = quote_spanned!(vspan=> #p::assert_value::<#value_ty>(););
 
-    // ---- stale-while-revalidate ----
+    // ---- stale-while-revalidate and shadow reads ----
     let refresh = if args.swr.is_some() {
-        refresh_code(&p, f, &displays, &into)
+        let job = job_code(&p, f, &into);
+        let method = if f.kind.is_async() {
+            quote!(refresh_async)
+        } else {
+            quote!(refresh_sync)
+        };
+        quote!(__cachewright_uc.#method(&__cachewright_q, &[#(#displays),*], #job);)
     } else {
         TokenStream::new()
+    };
+    let (shadow, shadow_probes) = if args.shadow.is_some() {
+        let job = job_code(&p, f, &into);
+        let method = if f.kind.is_async() {
+            quote!(shadow_async)
+        } else {
+            quote!(shadow_sync)
+        };
+        (
+            quote! {
+                __cachewright_uc.#method(
+                    &__cachewright_v,
+                    (&&#p::EqProbe::<#value_ty>::new()).eq_fn(),
+                    #job,
+                );
+            },
+            quote! {
+                #[allow(unused_imports)]
+                use #p::{ViaEq as _, ViaEncodedEq as _, ViaNoEq as _};
+            },
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new())
+    };
+    let shadow_per_mille = match args.shadow {
+        Some(pm) => quote!(::core::option::Option::Some(#pm)),
+        None => quote!(::core::option::Option::None),
     };
 
     // ---- the load ----
@@ -317,6 +350,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 remote_ttl_ms: #remote_ttl_ms,
                 max_bytes: #max_bytes,
                 weigher: #weigher,
+                shadow_per_mille: #shadow_per_mille,
             });
             let (__cachewright_uc, __cachewright_miss) = {
                 #(#adapters)*
@@ -336,6 +370,11 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                         #p::Lookup::Hit(__cachewright_v) => return #wrap,
                         #p::Lookup::Stale(__cachewright_v) => {
                             #refresh
+                            return #wrap;
+                        }
+                        #p::Lookup::Shadow(__cachewright_v) => {
+                            #shadow_probes
+                            #shadow
                             return #wrap;
                         }
                         #p::Lookup::Miss(__cachewright_mode) => ::core::option::Option::Some(
@@ -439,12 +478,9 @@ fn rename_self(tokens: TokenStream) -> TokenStream {
     out
 }
 
-fn refresh_code(
-    p: &TokenStream,
-    f: &Func,
-    displays: &[TokenStream],
-    into: &TokenStream,
-) -> TokenStream {
+/// The closure that builds a background run of the body (a refresh or a
+/// shadow read) from owned copies of the arguments.
+fn job_code(p: &TokenStream, f: &Func, into: &TokenStream) -> TokenStream {
     let ret = &f.shape.ret;
     let body = &f.item.block;
     let (take, rebind) = owned_copies(&f.params);
@@ -483,17 +519,12 @@ fn refresh_code(
             })
         }
     };
-    let method = if f.kind.is_async() {
-        quote!(refresh_async)
-    } else {
-        quote!(refresh_sync)
-    };
     quote! {
-        __cachewright_uc.#method(&__cachewright_q, &[#(#displays),*], || {
+        || {
             #self_copy
             #(#take)*
             #job
-        });
+        }
     }
 }
 

@@ -68,8 +68,9 @@ pub mod __private {
     pub use crate::global::{default_cache, AsCache, TtlPreset};
     pub use crate::key::{escape_into, KeyRef, KeyTemplate, Segment};
     pub use crate::use_case::{
-        AsyncJob, CodecProbe, ErrorProbe, LayerChoice, Lookup, Miss, RefreshFailed, Route, SyncJob,
-        UseCase, UseCaseSlot, UseCaseSpec, ValueCodec, ViaClone, ViaNothing, ViaOpaque, ViaSerde,
+        AsyncJob, CodecProbe, EqFn, EqProbe, ErrorProbe, LayerChoice, Lookup, Miss, RefreshFailed,
+        Route, SyncJob, UseCase, UseCaseSlot, UseCaseSpec, ValueCodec, ViaClone, ViaEncodedEq,
+        ViaEq, ViaNoEq, ViaNothing, ViaOpaque, ViaSerde,
     };
 }
 

@@ -21,6 +21,7 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("cachewright_loads_total", "counter", "loader runs; labels cache, use_case, key_type"),
     ("cachewright_load_errors_total", "counter", "loader runs that failed; labels cache, use_case, key_type"),
     ("cachewright_load_duration_seconds", "histogram", "each loader run's time, recorded as it ends; labels cache, use_case"),
+    ("cachewright_shadow_reads_total", "counter", "shadow reads by `result`: match, mismatch, error (the function failed); labels cache, use_case, key_type"),
     ("cachewright_evictions_total", "counter", "entries pushed out of the in-process layer; labels cache, use_case"),
     ("cachewright_entries", "gauge", "entries in the in-process layer; labels cache, use_case"),
     ("cachewright_bytes", "gauge", "weight of those entries in bytes; labels cache, use_case"),
@@ -119,6 +120,20 @@ fn publish_use_case(cache: &str, s: &Stats) {
         ("key_type", s.key_type.clone()),
     ];
     counter!("cachewright_loads_total", &labels).absolute(s.loads);
+    for (result, n) in [
+        ("match", s.shadow_matches),
+        ("mismatch", s.shadow_mismatches),
+        ("error", s.shadow_errors),
+    ] {
+        counter!(
+            "cachewright_shadow_reads_total",
+            "cache" => cache.to_owned(),
+            "use_case" => s.use_case.clone(),
+            "key_type" => s.key_type.clone(),
+            "result" => result
+        )
+        .absolute(n);
+    }
     counter!("cachewright_load_errors_total", &labels).absolute(s.load_errors);
     let labels = [
         ("cache", cache.to_owned()),

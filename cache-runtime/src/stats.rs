@@ -134,6 +134,9 @@ pub(crate) struct Counters {
     evictions: AtomicU64,
     discarded: AtomicU64,
     oversized: AtomicU64,
+    shadow_matches: AtomicU64,
+    shadow_mismatches: AtomicU64,
+    shadow_errors: AtomicU64,
     negative_hits: AtomicU64,
     remote_hits: AtomicU64,
     invalidations: AtomicU64,
@@ -188,6 +191,15 @@ impl Counters {
     pub(crate) fn bypass(&self) {
         self.bypasses.fetch_add(1, Relaxed);
     }
+    pub(crate) fn shadowed(&self, outcome: crate::use_case::Shadowed) {
+        use crate::use_case::Shadowed;
+        match outcome {
+            Shadowed::Match => &self.shadow_matches,
+            Shadowed::Mismatch => &self.shadow_mismatches,
+            Shadowed::Error => &self.shadow_errors,
+        }
+        .fetch_add(1, Relaxed);
+    }
     pub(crate) fn oversized(&self) {
         self.oversized.fetch_add(1, Relaxed);
     }
@@ -225,6 +237,9 @@ impl Counters {
             evictions: self.evictions.load(Relaxed),
             discarded: self.discarded.load(Relaxed),
             oversized: self.oversized.load(Relaxed),
+            shadow_matches: self.shadow_matches.load(Relaxed),
+            shadow_mismatches: self.shadow_mismatches.load(Relaxed),
+            shadow_errors: self.shadow_errors.load(Relaxed),
             size: held.size,
             capacity: held.capacity,
             bytes: held.bytes,
@@ -250,6 +265,9 @@ impl Counters {
             &self.evictions,
             &self.discarded,
             &self.oversized,
+            &self.shadow_matches,
+            &self.shadow_mismatches,
+            &self.shadow_errors,
         ] {
             c.store(0, Relaxed);
         }
@@ -318,6 +336,13 @@ pub struct Stats {
     /// [`max_value_bytes`](crate::CacheBuilder::max_value_bytes): returned
     /// and kept in process, not written to the remote layers.
     pub oversized: u64,
+    /// Shadow reads whose function result equalled the value served.
+    pub shadow_matches: u64,
+    /// Shadow reads whose function result differed from the value served
+    /// (the cache served something the source no longer says).
+    pub shadow_mismatches: u64,
+    /// Shadow reads whose function failed (nothing to compare).
+    pub shadow_errors: u64,
     /// Entries held in the in-process layer.
     pub size: usize,
     /// The most entries the in-process layer holds.
@@ -391,6 +416,9 @@ impl Stats {
             t.evictions += s.evictions;
             t.discarded += s.discarded;
             t.oversized += s.oversized;
+            t.shadow_matches += s.shadow_matches;
+            t.shadow_mismatches += s.shadow_mismatches;
+            t.shadow_errors += s.shadow_errors;
             t.size += s.size;
             t.capacity += s.capacity;
             t.bytes += s.bytes;

@@ -141,6 +141,7 @@ pub struct UseCaseConfig {
     local: LayerTuning,
     remote: LayerTuning,
     layers: BTreeMap<String, LayerTuning>,
+    shadow: Option<f64>,
 }
 
 impl UseCaseConfig {
@@ -165,6 +166,25 @@ impl UseCaseConfig {
     pub fn layer(mut self, name: impl Into<String>, tuning: LayerTuning) -> Self {
         self.layers.insert(name.into(), tuning);
         self
+    }
+
+    /// The share of fresh hits, in percent, that also run the function in
+    /// the background to compare its result with the cached one (shadow
+    /// reads). Only functions with `shadow = ...` in their attribute have
+    /// shadow reads compiled in; for the others this is ignored. Clamped
+    /// to 0–100; NaN counts as 0.
+    pub fn shadow(mut self, percent: f64) -> Self {
+        self.shadow = Some(if percent.is_nan() {
+            0.0
+        } else {
+            percent.clamp(0.0, 100.0)
+        });
+        self
+    }
+
+    /// The shadow-read share set here, in percent.
+    pub fn shadow_of(&self) -> Option<f64> {
+        self.shadow
     }
 
     /// The in-process layer's tuning.
@@ -257,11 +277,15 @@ impl Provider {
 
 /// No TTL set by the provider.
 const UNSET: u64 = u64::MAX;
+/// No shadow reads compiled in.
+const NO_SHADOW: u32 = u32::MAX;
 /// Every call uses the use case and its in-process layer, and no remote
 /// layer is ramped: the gate's value on the hot path.
 pub(crate) const FULL: u64 = 1000 | (1000 << 32);
 /// Set in the gate when some remote layer is ramped below 100 % or off.
 const REMOTE_RAMPED: u64 = 1 << 63;
+/// Set in the gate when some fresh hits are shadow-read.
+const SHADOW: u64 = 1 << 62;
 
 /// A use case's knobs: its ramp, and each layer's ramp and TTL.
 #[derive(Debug)]
@@ -272,6 +296,9 @@ pub(crate) struct Tuning {
     gate: AtomicU64,
     local_ttl_ms: AtomicU64,
     remote: Box<[Knobs]>,
+    /// Per mille of fresh hits shadow-read; `u32::MAX` when the function
+    /// has none compiled in.
+    shadow: AtomicU32,
 }
 
 #[derive(Debug)]
@@ -302,7 +329,42 @@ impl Tuning {
                     ttl_ms: AtomicU64::new(UNSET),
                 })
                 .collect(),
+            shadow: AtomicU32::new(NO_SHADOW),
         }
+    }
+
+    /// Whether this fresh hit is shadow-read (`gate` not [`FULL`]).
+    pub(crate) fn shadow_due(&self, gate: u64) -> bool {
+        gate & SHADOW != 0 && {
+            let pm = self.shadow.load(Ordering::Relaxed);
+            pm != NO_SHADOW && draw(pm)
+        }
+    }
+
+    /// Sets the shadow-read share, per mille; `false` when the function
+    /// has no shadow reads compiled in.
+    pub(crate) fn set_shadow(&self, per_mille: u32) -> bool {
+        let pm = per_mille.min(1000);
+        let ok = self
+            .shadow
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                (s != NO_SHADOW).then_some(pm)
+            })
+            .is_ok();
+        if ok {
+            let flag = if pm > 0 { SHADOW } else { 0 };
+            let _ = self
+                .gate
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |g| {
+                    Some((g & !SHADOW) | flag)
+                });
+        }
+        ok
+    }
+
+    /// The shadow-read share, per mille, if compiled in.
+    pub(crate) fn shadow(&self) -> Option<u32> {
+        Some(self.shadow.load(Ordering::Relaxed)).filter(|&s| s != NO_SHADOW)
     }
 
     /// The gate, read once per call; [`FULL`] on the fast path.
@@ -363,8 +425,15 @@ impl Tuning {
     }
 
     /// Applies what the provider said (`None`: back to the attribute's
-    /// settings); `names` are the remote layers' names, top down.
-    pub(crate) fn apply(&self, config: Option<&UseCaseConfig>, names: &[&str]) {
+    /// settings); `names` are the remote layers' names, top down, and
+    /// `shadow` the attribute's shadow share per mille (`None`: no shadow
+    /// reads compiled in).
+    pub(crate) fn apply(
+        &self,
+        config: Option<&UseCaseConfig>,
+        names: &[&str],
+        shadow: Option<u32>,
+    ) {
         let default = UseCaseConfig::default();
         let config = config.unwrap_or(&default);
         let ms = |t: Option<Duration>| {
@@ -387,6 +456,11 @@ impl Tuning {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |g| {
                 Some((g & 0xffff_ffff) | (local << 32) | flag)
             });
+        if let Some(default) = shadow {
+            self.shadow.store(0, Ordering::Relaxed);
+            let pm = config.shadow.map_or(default, |p| (p * 10.0).round() as u32);
+            self.set_shadow(pm);
+        }
     }
 
     /// The in-process layer's TTL set by the provider.
@@ -414,10 +488,10 @@ mod tests {
     fn the_gate_is_full_until_something_is_ramped() {
         let t = Tuning::new(2);
         assert_eq!(t.gate(), FULL);
-        t.apply(None, &["redis", "file"]);
+        t.apply(None, &["redis", "file"], None);
         assert_eq!(t.gate(), FULL);
         let c = UseCaseConfig::new().layer("file", LayerTuning::off());
-        t.apply(Some(&c), &["redis", "file"]);
+        t.apply(Some(&c), &["redis", "file"], None);
         assert_ne!(t.gate(), FULL);
         assert_eq!(t.draw_call(t.gate()), (true, true));
         let r = t.draw_remote();
@@ -427,7 +501,7 @@ mod tests {
         assert_eq!(t.draw_call(t.gate()), (false, false));
         assert_eq!(t.ramp(), 0);
         t.set_ramp(1000);
-        t.apply(None, &["redis", "file"]);
+        t.apply(None, &["redis", "file"], None);
         assert_eq!(t.gate(), FULL);
     }
 
@@ -437,7 +511,11 @@ mod tests {
         let c = UseCaseConfig::new()
             .local(LayerTuning::new().ttl(Duration::ZERO))
             .remote(LayerTuning::new().ttl(Duration::from_secs(10)));
-        t.apply(Some(&c), &["redis"]);
+        t.apply(Some(&c), &["redis"], Some(0));
+        assert_eq!(t.shadow(), Some(0));
+        assert!(t.set_shadow(50));
+        assert_ne!(t.gate() & SHADOW, 0);
+        assert!(!Tuning::new(0).set_shadow(50), "not compiled in");
         assert_eq!(t.remote_ttl(0), Some(Duration::from_secs(10)));
         assert_eq!(t.local_ttl(), Some(Duration::ZERO));
         assert_eq!(t.draw_call(t.gate()), (true, false));

@@ -53,6 +53,10 @@ pub(crate) trait UseCaseInfo: Send + Sync {
     fn ramp(&self) -> u32;
     /// Asks the cache's configuration provider again.
     fn reconfigure(&self);
+    /// Sets the shadow-read share; `false` if none is compiled in.
+    fn set_shadow(&self, per_mille: u32) -> bool;
+    /// The shadow-read share, if compiled in.
+    fn shadow(&self) -> Option<u32>;
     /// The live in-process entry stored under `urn` (whose entity is
     /// `entity`), its value shared as `Any`; found by a scan.
     fn local_entry(&self, urn: &str, entity: &str) -> Option<Entry<AnyValue>>;
@@ -612,6 +616,59 @@ impl Cache {
         let all = self.use_cases();
         all.iter().for_each(|u| u.reconfigure());
         all.len()
+    }
+
+    /// Sets the share of `use_case`'s fresh hits, in percent, that also run
+    /// its function in the background and compare the result with the
+    /// value served (shadow reads; see `shadow = ...` in the attribute,
+    /// which compiles them in and gives the starting share). Returns
+    /// whether the use case exists and has shadow reads compiled in. A
+    /// [`reload`](Self::reload) sets it back to what the provider or the
+    /// attribute says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[cachewright::cached(key = "shadow_doc:<x>", name = "ShadowDoc", shadow = 0)]
+    /// fn f(x: u32) -> u32 { x }
+    ///
+    /// f(1);
+    /// let cache = cachewright::default_cache();
+    /// assert_eq!(cache.shadow("ShadowDoc"), Some(0.0));
+    /// assert!(cache.set_shadow("ShadowDoc", 1.0)); // 1 % of hits
+    /// assert_eq!(cache.shadow("ShadowDoc"), Some(1.0));
+    /// ```
+    pub fn set_shadow(&self, use_case: &str, percent: f64) -> bool {
+        let pm = if percent.is_nan() {
+            0
+        } else {
+            (percent.clamp(0.0, 100.0) * 10.0).round() as u32
+        };
+        let mut found = false;
+        for u in self.use_cases().iter().filter(|u| u.name() == use_case) {
+            found |= u.set_shadow(pm);
+        }
+        found
+    }
+
+    /// The shadow-read share of `use_case`, in percent, if it exists and
+    /// has shadow reads compiled in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[cachewright::cached(key = "no_shadow_doc:<x>", name = "NoShadowDoc")]
+    /// fn f(x: u32) -> u32 { x }
+    ///
+    /// f(1);
+    /// assert_eq!(cachewright::default_cache().shadow("NoShadowDoc"), None);
+    /// ```
+    pub fn shadow(&self, use_case: &str) -> Option<f64> {
+        self.use_cases()
+            .iter()
+            .find(|u| u.name() == use_case)
+            .and_then(|u| u.shadow())
+            .map(|pm| f64::from(pm) / 10.0)
     }
 
     /// Turns caching of `use_case` on (ramp 100 %) or off (ramp 0 %).

@@ -29,10 +29,13 @@ use crate::watermark::Watermarks;
 
 mod load;
 mod refresh;
+mod shadow;
 mod spec;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use shadow::Shadowed;
+pub use shadow::{EqFn, EqProbe, ViaEncodedEq, ViaEq, ViaNoEq};
 pub use spec::*;
 
 /// A cached function's runtime state. Built once, on first call, and kept for
@@ -51,6 +54,8 @@ pub struct UseCase<K, V> {
     /// Its ramp, and each layer's ramp and TTL (the configuration
     /// provider's).
     tuning: Tuning,
+    /// Shadow-read mismatches logged so far.
+    warned: shadow::Warned,
     /// Whether values live in the in-process layer.
     local: bool,
     /// Per-thread copies of hot entries, when keys and values are plain
@@ -224,6 +229,12 @@ where
     fn reconfigure(&self) {
         self.configure();
     }
+    fn set_shadow(&self, per_mille: u32) -> bool {
+        self.tuning.set_shadow(per_mille)
+    }
+    fn shadow(&self) -> Option<u32> {
+        self.tuning.shadow()
+    }
     fn local_entry(&self, urn: &str, entity: &str) -> Option<Entry<crate::cache::AnyValue>> {
         if !self.local {
             return None;
@@ -297,6 +308,7 @@ where
             counters: Counters::default(),
             negative,
             tuning: Tuning::new(cache.layers().len()),
+            warned: Default::default(),
             local,
             front: (local && front::copies::<K, V>()).then(FrontId::new),
             remote,
@@ -320,8 +332,9 @@ where
     /// Asks the cache's configuration provider about this use case and
     /// applies what it says (the attribute's settings if it says nothing).
     fn configure(&self) {
+        let shadow = self.spec.shadow_per_mille;
         let Some(provider) = self.cache.provider() else {
-            self.tuning.apply(None, &[]);
+            self.tuning.apply(None, &[], shadow);
             return;
         };
         let of = ConfigFor {
@@ -336,7 +349,7 @@ where
             .iter()
             .map(|l| l.backend.name())
             .collect();
-        self.tuning.apply(config.as_ref(), &names);
+        self.tuning.apply(config.as_ref(), &names, shadow);
         if config.is_some() {
             tracing::debug!(use_case = self.name, "configured by the provider");
         }
@@ -365,7 +378,26 @@ where
             if let Some(route) = self.gated(mode, on, gate) {
                 return Lookup::Miss(route);
             }
+            if self.tuning.shadow_due(gate) {
+                return match self.find_cold(q) {
+                    Lookup::Hit(v) => Lookup::Shadow(v),
+                    other => other,
+                };
+            }
         }
+        self.find(q)
+    }
+
+    /// [`find`](Self::find) out of line, for calls off the hot path.
+    #[inline(never)]
+    fn find_cold<Q: KeyRef<Owned = K>>(&self, q: &Q) -> Lookup<V> {
+        self.find(q)
+    }
+
+    /// The L1 half of [`lookup`](Self::lookup): this thread's copy, or the
+    /// shard.
+    #[inline]
+    fn find<Q: KeyRef<Owned = K>>(&self, q: &Q) -> Lookup<V> {
         let hash = self.store.hash(q);
         let now = self.clock.now_ms();
         let Some(front) = &self.front else {

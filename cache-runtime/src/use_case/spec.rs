@@ -39,6 +39,9 @@ pub struct UseCaseSpec {
     /// through `Any`); the encoded size when `None` (see
     /// [`Stats::bytes`](crate::Stats::bytes)).
     pub weigher: Option<fn(&dyn std::any::Any) -> u64>,
+    /// Per mille of fresh hits shadow-read (`shadow = ...`, in percent);
+    /// `None` when the function has no shadow reads compiled in.
+    pub shadow_per_mille: Option<u32>,
 }
 
 impl UseCaseSpec {
@@ -183,6 +186,9 @@ pub enum Lookup<V> {
     Hit(V),
     /// A value past its TTL, inside its SWR window: serve it and refresh.
     Stale(V),
+    /// A fresh value, sampled for a shadow read: serve it and run the
+    /// function in the background to compare.
+    Shadow(V),
     /// Nothing servable; load, by this route.
     Miss(Route),
 }
@@ -319,6 +325,7 @@ impl UseCaseSpec {
             remote_ttl_ms: None,
             max_bytes: None,
             weigher: None,
+            shadow_per_mille: None,
         }
     }
 }

@@ -22,7 +22,7 @@ fn served() -> u64 {
 fn call(uc: &'static UseCase<(u64,), u64>, id: u64, value: u64) -> (u64, bool) {
     let q = (&id,);
     match uc.lookup(&q) {
-        Lookup::Hit(v) | Lookup::Stale(v) => (v, true),
+        Lookup::Hit(v) | Lookup::Stale(v) | Lookup::Shadow(v) => (v, true),
         Lookup::Miss(mode) => {
             let miss = uc.miss(&q, &[&id as &dyn Display], mode);
             let v = uc
