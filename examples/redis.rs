@@ -88,6 +88,29 @@ async fn main() {
             l.backend, l.hits, l.misses, l.writes, l.errors, l.timeouts, l.skipped, l.open
         );
     }
+    // What each layer holds of the use case (Redis walked with SCAN).
+    let found = CACHE
+        .inspect_async(&cachewright::Inspect::use_case("GetProduct"))
+        .await;
+    for layer in &found.layers {
+        println!(
+            "inspect {}: {} key(s) listed, {} held unlisted{}",
+            layer.layer,
+            layer.keys.len(),
+            layer.unlisted,
+            layer
+                .error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+        for k in &layer.keys {
+            println!(
+                "  {} {} ttl {:?} ms tags {:?}",
+                k.key, k.state, k.remaining_ms, k.tags
+            );
+        }
+    }
     if CACHE.layer_stats().iter().any(|l| l.errors > 0) {
         println!("(Redis did not answer: every call was still served, by the loader.)");
     }

@@ -21,8 +21,8 @@ pub use cachewright_runtime::{
 
 // Layers below the in-process one, and how values are encoded there.
 pub use cachewright_runtime::{
-    backends, BusStats, Codec, Health, HealthState, LayerConfig, LayerHealth, LayerState,
-    LayerStats,
+    backends, BusStats, Codec, Health, HealthState, Inspect, Inspection, KeyInfo, LayerConfig,
+    LayerHealth, LayerKeys, LayerState, LayerStats,
 };
 
 // Inside a loader (`set_ttl`, `do_not_cache`, `add_tags`) and around a call (`bypass`,

@@ -509,6 +509,39 @@ impl Backend for FileBackend {
         r
     }
 
+    async fn scan(
+        &self,
+        prefix: &str,
+        suffix: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::ScannedKey>, BackendError> {
+        let mut out = Vec::new();
+        let now = record::now_ms();
+        let mut dir = fs::read_dir(&self.dir).await.map_err(io)?;
+        while let Some(entry) = dir.next_entry().await.map_err(io)? {
+            if out.len() >= limit {
+                break;
+            }
+            if !entry.file_name().to_string_lossy().ends_with(SUFFIX) {
+                continue;
+            }
+            let Some(b) = self.read(&entry.path()).await? else {
+                continue;
+            };
+            let Some((expires, k, _)) = parse(&b) else {
+                continue;
+            };
+            if expires > now && k.starts_with(prefix.as_bytes()) && k.ends_with(suffix.as_bytes()) {
+                let ttl = Some(Duration::from_millis(expires - now));
+                out.push(crate::ScannedKey::new(
+                    String::from_utf8_lossy(k).into_owned(),
+                    ttl,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BackendError> {
         let mut removed = 0;
         let mut dir = fs::read_dir(&self.dir).await.map_err(io)?;

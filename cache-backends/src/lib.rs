@@ -817,4 +817,66 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
             operation: "delete_prefix",
         })
     }
+
+    /// Lists up to `limit` live keys that start with `prefix` and end with
+    /// `suffix` (`""`: any), each with
+    /// its remaining TTL (`None`: no expiry, or not known), in no
+    /// particular order; for inspection, not for the hot path (Redis walks
+    /// the keyspace with `SCAN`, never `KEYS`).
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError::Unsupported`] by default, for stores that cannot list keys; otherwise when the store fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{Backend, MemoryBackend};
+    /// use std::time::Duration;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let m = MemoryBackend::new();
+    /// m.set("urn:a:v1:x", b"1".to_vec(), Duration::from_secs(60)).await.unwrap();
+    /// m.set("urn:b:v1:x", b"2".to_vec(), Duration::from_secs(60)).await.unwrap();
+    /// let found = m.scan("urn:a:", "", 10).await.unwrap();
+    /// assert_eq!(found.len(), 1);
+    /// assert_eq!(found[0].key, "urn:a:v1:x");
+    /// assert!(found[0].ttl.unwrap() <= Duration::from_secs(60));
+    /// # });
+    /// ```
+    async fn scan(
+        &self,
+        prefix: &str,
+        suffix: &str,
+        limit: usize,
+    ) -> Result<Vec<ScannedKey>, BackendError> {
+        let _ = (prefix, suffix, limit);
+        Err(BackendError::Unsupported {
+            backend: self.name().to_owned(),
+            operation: "scan",
+        })
+    }
+}
+
+/// A key a store holds, as [`Backend::scan`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScannedKey {
+    /// The key, as stored.
+    pub key: String,
+    /// Its remaining time to live (`None`: no expiry, or not known).
+    pub ttl: Option<Duration>,
+}
+
+impl ScannedKey {
+    /// A listed key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let k = cachewright::backends::ScannedKey::new("urn:a:v1:x".into(), None);
+    /// assert_eq!(k.key, "urn:a:v1:x");
+    /// ```
+    pub fn new(key: String, ttl: Option<Duration>) -> Self {
+        ScannedKey { key, ttl }
+    }
 }

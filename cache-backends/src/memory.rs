@@ -321,6 +321,24 @@ impl Backend for MemoryBackend {
         }))
     }
 
+    async fn scan(
+        &self,
+        prefix: &str,
+        suffix: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::ScannedKey>, BackendError> {
+        Ok(self.with(|s, now| {
+            s.map
+                .iter()
+                .filter(|(k, slot)| {
+                    k.starts_with(prefix) && k.ends_with(suffix) && slot.until > now
+                })
+                .take(limit)
+                .map(|(k, slot)| crate::ScannedKey::new(k.clone(), Some(slot.until - now)))
+                .collect()
+        }))
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BackendError> {
         Ok(self.with(|s, _| {
             let doomed: Vec<String> = s

@@ -722,6 +722,58 @@ impl Backend for RedisBackend {
         }))
     }
 
+    async fn scan(
+        &self,
+        prefix: &str,
+        suffix: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::ScannedKey>, BackendError> {
+        let pattern = format!("{}*{}", glob_escape(prefix), glob_escape(suffix));
+        on_io(&self.conn, |mut c| async move {
+            let mut cursor: u64 = 0;
+            let mut keys: Vec<String> = Vec::new();
+            loop {
+                let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(&mut c)
+                    .await?;
+                keys.extend(found);
+                if next == 0 || keys.len() >= limit {
+                    break;
+                }
+                cursor = next;
+            }
+            // SCAN may return a key twice across a rehash.
+            keys.sort_unstable();
+            keys.dedup();
+            keys.truncate(limit);
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.cmd("PTTL").arg(k);
+            }
+            let ttls: Vec<i64> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                pipe.query_async(&mut c).await?
+            };
+            // -2: gone since the scan; -1: no expiry.
+            Ok(keys
+                .into_iter()
+                .zip(ttls)
+                .filter(|&(_, t)| t != -2)
+                .map(|(k, t)| {
+                    let ttl = u64::try_from(t).ok().map(Duration::from_millis);
+                    crate::ScannedKey::new(k, ttl)
+                })
+                .collect())
+        })
+        .await
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BackendError> {
         let pattern = format!("{}*", glob_escape(prefix));
         on_io(&self.conn, |mut c| async move {

@@ -317,6 +317,16 @@ pub(crate) fn decode_meta(
     parse(bytes, format, urn, expected).map(|(meta, _, _)| meta)
 }
 
+/// What an entry's header and tags say, whatever its value's type and
+/// schema version, if it was written with `codec`: for inspection.
+pub(crate) fn decode_meta_any(
+    bytes: &[u8],
+    codec: Codec,
+    urn: &str,
+) -> Result<Entry<()>, DecodeError> {
+    parse_with(bytes, codec, None, urn, &Tags::default()).map(|(meta, _, _)| meta)
+}
+
 /// The header and tags of an entry written in `format` (of another schema
 /// version: [`DecodeError::OtherType`]), its type fingerprint and its body.
 fn parse<'b>(
@@ -325,7 +335,17 @@ fn parse<'b>(
     urn: &str,
     expected: &Tags,
 ) -> Result<(Entry<()>, u64, &'b [u8]), DecodeError> {
-    let codec = format.codec;
+    parse_with(bytes, format.codec, Some(format.schema), urn, expected)
+}
+
+/// [`parse`], the schema version checked only when `want` is given.
+fn parse_with<'b>(
+    bytes: &'b [u8],
+    codec: Codec,
+    want: Option<u64>,
+    urn: &str,
+    expected: &Tags,
+) -> Result<(Entry<()>, u64, &'b [u8]), DecodeError> {
     let header = bytes.get(..HEADER_LEN).ok_or(DecodeError::Format)?;
     if !header.starts_with(PREFIX)
         || header[PREFIX.len()] != codec.tag()
@@ -355,7 +375,7 @@ fn parse<'b>(
     if key != key_hash(urn) {
         return Err(DecodeError::OtherKey);
     }
-    if schema != format.schema {
+    if want.is_some_and(|w| w != schema) {
         return Err(DecodeError::OtherType);
     }
     let rest = &bytes[HEADER_LEN..];

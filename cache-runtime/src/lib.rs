@@ -40,8 +40,8 @@ mod watermark;
 
 pub use bg::{shutdown, shutdown_async, BgError, BgReader, BgWriter};
 pub use cache::{
-    BusStats, Cache, CacheBuilder, Health, HealthState, DEFAULT_CAPACITY,
-    DEFAULT_INVALIDATION_LEASE, DEFAULT_MAX_VALUE_BYTES,
+    BusStats, Cache, CacheBuilder, Health, HealthState, Inspect, Inspection, KeyInfo, LayerKeys,
+    DEFAULT_CAPACITY, DEFAULT_INVALIDATION_LEASE, DEFAULT_MAX_VALUE_BYTES,
 };
 pub use cachewright_backends as backends;
 pub use clock::{Clock, ManualClock, Millis, Stamp};

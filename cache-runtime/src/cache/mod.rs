@@ -32,6 +32,8 @@ mod confirm;
 mod direct;
 mod health;
 pub use health::{Health, HealthState};
+mod inspect;
+pub use inspect::{Inspect, Inspection, KeyInfo, LayerKeys};
 mod invalidation;
 mod layers;
 mod load;

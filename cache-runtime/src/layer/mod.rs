@@ -749,6 +749,11 @@ impl RemoteLayer {
         self.settle(Some(permit), "get_many", &first, r)
     }
 
+    /// The time one operation of this layer may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub(crate) async fn delete_prefix(&self, prefix: &str) -> Result<u64, Skip> {
         let permit = self.admit()?;
         let b = self.backend.clone();

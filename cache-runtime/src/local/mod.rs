@@ -505,6 +505,26 @@ impl<K: Hash + Eq, V> Store<K, V> {
         None
     }
 
+    /// Up to `limit` results of `f(key, value)`, over every entry (one
+    /// shard read lock at a time). A scan: for inspection, not for calls.
+    pub(crate) fn collect<R>(
+        &self,
+        limit: usize,
+        mut f: impl FnMut(&K, &V) -> Option<R>,
+    ) -> Vec<R> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.0.read().unwrap_or_else(|e| e.into_inner());
+            for s in shard.slots.iter().flatten() {
+                if out.len() >= limit {
+                    return out;
+                }
+                out.extend(f(&s.key, &s.value));
+            }
+        }
+        out
+    }
+
     /// Removes every entry for which `drop_it` says so; returns how many.
     pub(crate) fn remove_where(&self, mut drop_it: impl FnMut(&K, &V) -> bool) -> usize {
         let mut removed = 0;
