@@ -43,7 +43,9 @@ pub use cachewright_runtime::{
 pub use cachewright_runtime::{ConfigFor, ConfigProvider, LayerTuning, UseCaseConfig};
 
 // Background writers and readers.
-pub use cachewright_runtime::{shutdown, shutdown_async, BgError, BgReader, BgWriter};
+pub use cachewright_runtime::{
+    shutdown, shutdown_async, BgError, BgReader, BgWriter, WriterHealth,
+};
 
 // Counters.
 pub use cachewright_runtime::{stats, stats_for, CacheStats, Stats, METRICS};

@@ -33,6 +33,20 @@ fn user(id: u32) -> Option<u32> {
     (id != 0).then_some(id)
 }
 
+static RATES_FAIL: AtomicU32 = AtomicU32::new(0);
+
+/// The writer's own cache: its reads and writes stay out of `CACHE`'s
+/// layer counts.
+static WRITERS: LazyLock<Cache> = LazyLock::new(|| Cache::builder().name("writers").build());
+
+#[cachewright::bg_writer(key = "rates", interval = 0, cache = WRITERS)]
+fn rates() -> Result<u32, String> {
+    if RATES_FAIL.load(SeqCst) == 1 {
+        return Err("source down".into());
+    }
+    Ok(1)
+}
+
 #[cached(key = "shadowed:<id>", ttl = 60, cache = CACHE, name = "Shadowed", shadow = 100, layers = local)]
 fn shadowed(id: u32) -> u32 {
     id
@@ -76,9 +90,19 @@ fn every_metric_is_published_where_it_should_be() {
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    // Global: remote layer operations run on cachewright's I/O threads.
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    metrics::with_local_recorder(&recorder, || {
+    recorder
+        .install()
+        .expect("the only recorder of this test binary");
+    // A background writer storing into the cache: one run ok, one failed.
+    RATES_FAIL.store(0, SeqCst);
+    assert_eq!(*rates.get().unwrap(), 1);
+    RATES_FAIL.store(1, SeqCst);
+    rates.invalidate();
+    let _ = rates.get();
+    {
         user(1); // miss, load
         user(1); // hit
         user(1); // hit
@@ -87,7 +111,8 @@ fn every_metric_is_published_where_it_should_be() {
         cachewright::bypass(|| user(2)); // bypass
         CACHE.invalidate_entity("user", &1);
         CACHE.publish_metrics();
-    });
+        WRITERS.publish_metrics();
+    }
     let snap: Taken = snapshotter.snapshot().into_vec();
     let uc = [
         ("cache", "metered"),
@@ -177,6 +202,22 @@ fn every_metric_is_published_where_it_should_be() {
         (shadow("match"), shadow("mismatch"), shadow("error")),
         (1, 0, 0)
     );
+    let runs = |result: &str| {
+        counter(
+            &snap,
+            "cachewright_bg_runs_total",
+            &[("cache", "writers"), ("key", "rates"), ("result", result)],
+        )
+    };
+    assert_eq!((runs("ok"), runs("error")), (1, 1));
+    match value(
+        &snap,
+        "cachewright_layer_duration_seconds",
+        &[("layer", "memory"), ("op", "get")],
+    ) {
+        Some(DebugValue::Histogram(v)) => assert!(!v.is_empty()),
+        other => panic!("layer durations: {other:?}"),
+    }
     // Every metric the library names was published.
     for (name, _, _) in cachewright::METRICS {
         assert!(value(&snap, name, &[]).is_some(), "{name} published");

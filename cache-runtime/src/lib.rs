@@ -38,7 +38,7 @@ pub use tuning::{ConfigFor, ConfigProvider, LayerTuning, UseCaseConfig};
 mod use_case;
 mod watermark;
 
-pub use bg::{shutdown, shutdown_async, BgError, BgReader, BgWriter};
+pub use bg::{shutdown, shutdown_async, BgError, BgReader, BgWriter, WriterHealth};
 pub use cache::{
     BusStats, Cache, CacheBuilder, Health, HealthState, Inspect, Inspection, KeyInfo, LayerKeys,
     DEFAULT_CAPACITY, DEFAULT_INVALIDATION_LEASE, DEFAULT_MAX_VALUE_BYTES,

@@ -28,6 +28,8 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("cachewright_invalidations_total", "counter", "tags and entities invalidated through the cache (`invalidate_tags`, `invalidate_entity`, `#[cache_write]`); label cache"),
     ("cachewright_bus_messages_total", "counter", "invalidations received over the bus (`direction=\"in\"`); labels cache, direction"),
     ("cachewright_layer_operations_total", "counter", "remote layer operations by `op` (get, set, any) and `result` (hit, miss, ok, renewed, error, timeout, skipped, decode_error; each outcome once); labels cache, layer, tier (1 = first below the in-process layer), op, result"),
+    ("cachewright_layer_duration_seconds", "histogram", "each remote layer operation's time, recorded as it ends (a timeout at its limit); labels layer, op (get, get_many, set, set_if_absent, delete, delete_if, renew_if, raise, delete_prefix)"),
+    ("cachewright_bg_runs_total", "counter", "background writer loads by `result`: ok, error; labels cache, key"),
     ("cachewright_breaker_open", "gauge", "1 while the layer's breaker is open; labels cache, layer, tier"),
 ];
 
@@ -57,6 +59,18 @@ impl Cache {
         }
         counter!("cachewright_invalidations_total", "cache" => name.clone())
             .absolute(snap.invalidations);
+        for w in crate::bg::writers_of(self) {
+            let ok = w.loads.saturating_sub(w.errors);
+            for (result, n) in [("ok", ok), ("error", w.errors)] {
+                counter!(
+                    "cachewright_bg_runs_total",
+                    "cache" => name.clone(),
+                    "key" => w.key.clone(),
+                    "result" => result
+                )
+                .absolute(n);
+            }
+        }
         counter!("cachewright_bus_messages_total", "cache" => name.clone(), "direction" => "in")
             .absolute(snap.bus_messages);
         for (tier, l) in snap.layers.iter().enumerate() {

@@ -122,6 +122,8 @@ impl<T> fmt::Debug for BgLoader<T> {
 /// Anything with a scheduled task that [`shutdown`] must stop.
 trait Stop: Send + Sync {
     fn stop(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>>;
+    /// Whether it stores into (or reads from) `cache`.
+    fn of(&self, cache: &Cache) -> bool;
 }
 
 /// The scheduled writers and readers, by the address of their [`Shared`]:
@@ -130,13 +132,18 @@ static RUNNING: LazyLock<Mutex<HashMap<usize, Arc<dyn Stop>>>> = LazyLock::new(D
 static WRITERS: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Default::default);
 
 /// Stops every scheduled writer and reader task and releases the writers'
-/// leases. Safe to call twice; stopped writers and readers still answer
-/// reads from memory, and start again only when asked ([`BgWriter::start`],
-/// [`BgReader::start`]). Call it in test teardown and on graceful shutdown.
+/// leases, then delivers what the process-wide caches (the default and the
+/// named ones) still owe their remote layers and buses (see
+/// [`Cache::flush`]). Safe to call twice; stopped writers and readers still
+/// answer reads from memory, and start again only when asked
+/// ([`BgWriter::start`], [`BgReader::start`]); the caches keep working.
+/// Call it in test teardown and on graceful shutdown; a cache of your own
+/// is closed with [`Cache::close`].
 ///
 /// # Blocking
 ///
-/// Waits for the leases' release at most two seconds.
+/// Waits for the leases' release and for the deliveries at most two
+/// seconds each.
 ///
 /// # Examples
 ///
@@ -150,16 +157,18 @@ static WRITERS: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Default:
 /// assert_eq!(*shut.get().unwrap(), 1, "still answers reads");
 /// ```
 pub fn shutdown() {
-    let releases = stop_all();
-    if releases.is_empty() {
-        return;
+    let releases = stop_all(None);
+    if !releases.is_empty() {
+        let all = async move {
+            for r in releases {
+                r.await;
+            }
+        };
+        let _ = cachewright_backends::io::block_on(all, Duration::from_secs(2));
     }
-    let all = async move {
-        for r in releases {
-            r.await;
-        }
-    };
-    let _ = cachewright_backends::io::block_on(all, Duration::from_secs(2));
+    for c in crate::global::installed() {
+        c.flush(Duration::from_secs(2));
+    }
 }
 
 /// The async twin of [`shutdown`].
@@ -177,15 +186,31 @@ pub fn shutdown() {
 /// # }
 /// ```
 pub async fn shutdown_async() {
-    for r in stop_all() {
+    for r in stop_all(None) {
         r.await;
+    }
+    for c in crate::global::installed() {
+        c.flush_async(Duration::from_secs(2)).await;
     }
 }
 
-fn stop_all() -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
-    let running: HashMap<usize, Arc<dyn Stop>> =
-        std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|e| e.into_inner()));
-    running.values().filter_map(|s| s.stop()).collect()
+/// Stops the scheduled writers and readers (of `cache` only, if given);
+/// their leases' releases, to await.
+pub(crate) fn stop_all(cache: Option<&Cache>) -> Vec<Pin<Box<dyn Future<Output = ()> + Send>>> {
+    let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    let stopping: Vec<Arc<dyn Stop>> = match cache {
+        None => std::mem::take(&mut *running).into_values().collect(),
+        Some(c) => {
+            let ids: Vec<usize> = running
+                .iter()
+                .filter(|(_, s)| s.of(c))
+                .map(|(&id, _)| id)
+                .collect();
+            ids.iter().filter_map(|id| running.remove(id)).collect()
+        }
+    };
+    drop(running);
+    stopping.iter().filter_map(|s| s.stop()).collect()
 }
 
 /// Registers `shared`'s schedule for [`shutdown`] (once, however often it
@@ -277,6 +302,111 @@ struct Shared<T> {
     stopped: AtomicBool,
     loads: AtomicU64,
     errors: AtomicU64,
+    /// When a load last succeeded and last failed (Unix ms; 0: never), and
+    /// the last failure's message.
+    last_ok_ms: AtomicU64,
+    last_err_ms: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// A background writer's health, as [`Cache::health`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct WriterHealth {
+    /// The writer's key (`key = ...`).
+    pub key: String,
+    /// Whether its schedule runs.
+    pub running: bool,
+    /// Loads so far (scheduled and on demand).
+    pub loads: u64,
+    /// Of them, those that failed.
+    pub errors: u64,
+    /// When a load last succeeded, in Unix milliseconds.
+    pub last_success_ms: Option<u64>,
+    /// When a load last failed, in Unix milliseconds.
+    pub last_failure_ms: Option<u64>,
+    /// What the last failure said.
+    pub last_error: Option<String>,
+}
+
+impl WriterHealth {
+    /// Whether its last load failed.
+    pub fn failing(&self) -> bool {
+        self.last_failure_ms > self.last_success_ms
+    }
+}
+
+/// What [`Cache::health`] asks of each writer.
+pub(crate) trait Report: Send + Sync {
+    fn cache(&self) -> &Cache;
+    fn report(&self) -> WriterHealth;
+}
+
+/// Every writer built so far (a writer is a `static`: it lives as long as
+/// the process).
+static REPORTS: LazyLock<Mutex<Vec<Arc<dyn Report>>>> = LazyLock::new(Default::default);
+
+/// The health of every writer storing into `cache`.
+pub(crate) fn writers_of(cache: &Cache) -> Vec<WriterHealth> {
+    REPORTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|r| r.cache().same(cache))
+        .map(|r| r.report())
+        .collect()
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+struct Reporter<T>(Arc<Shared<T>>, &'static str);
+
+impl<T: Send + Sync + 'static> Report for Reporter<T> {
+    fn cache(&self) -> &Cache {
+        &self.0.cache
+    }
+    fn report(&self) -> WriterHealth {
+        let s = &self.0;
+        let at = |a: &AtomicU64| Some(a.load(Ordering::Relaxed)).filter(|&ms| ms != 0);
+        WriterHealth {
+            key: self.1.to_owned(),
+            running: s.task.lock().unwrap_or_else(|e| e.into_inner()).is_some(),
+            loads: s.loads.load(Ordering::Relaxed),
+            errors: s.errors.load(Ordering::Relaxed),
+            last_success_ms: at(&s.last_ok_ms),
+            last_failure_ms: at(&s.last_err_ms),
+            last_error: s
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+/// Lists a writer for [`writers_of`].
+fn report<T: Send + Sync + 'static>(shared: &Arc<Shared<T>>, key: &'static str) {
+    REPORTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Arc::new(Reporter(shared.clone(), key)));
+}
+
+impl<T> Shared<T> {
+    /// Records a load's outcome for health reports.
+    fn outcome(&self, error: Option<&str>) {
+        match error {
+            None => self.last_ok_ms.store(unix_ms(), Ordering::Relaxed),
+            Some(e) => {
+                self.last_err_ms.store(unix_ms(), Ordering::Relaxed);
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_owned());
+            }
+        }
+    }
 }
 
 impl<T: Send + Sync + 'static> Shared<T> {
@@ -298,6 +428,9 @@ impl<T: Send + Sync + 'static> Shared<T> {
             stopped: AtomicBool::new(false),
             loads: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            last_ok_ms: AtomicU64::new(0),
+            last_err_ms: AtomicU64::new(0),
+            last_error: Mutex::new(None),
         }
     }
 
@@ -383,6 +516,9 @@ struct WriterStop<T: 'static> {
 impl<T: Send + Sync + 'static> Stop for WriterStop<T> {
     fn stop(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
         self.shared.halt()
+    }
+    fn of(&self, cache: &Cache) -> bool {
+        self.shared.cache.same(cache)
     }
 }
 

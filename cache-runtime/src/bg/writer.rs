@@ -56,8 +56,11 @@ where
     }
 
     fn shared(&'static self) -> &'static Arc<Shared<T>> {
-        self.shared
-            .get_or_init(|| Arc::new(Shared::new((self.cache)(), self.spec.key, true)))
+        self.shared.get_or_init(|| {
+            let s = Arc::new(Shared::new((self.cache)(), self.spec.key, true));
+            super::report(&s, self.spec.key);
+            s
+        })
     }
 
     /// The key this writer owns.
@@ -321,6 +324,7 @@ where
         s.loads.fetch_add(1, Ordering::Relaxed);
         match r {
             Ok(v) => {
+                s.outcome(None);
                 if !s.cache.marks().valid(stamp, &s.hashes) {
                     // Whoever asked may have it; nobody else.
                     tracing::debug!(
@@ -352,6 +356,7 @@ where
             }
             Err(BgFailure(message)) => {
                 s.errors.fetch_add(1, Ordering::Relaxed);
+                s.outcome(Some(&message));
                 tracing::warn!(writer = self.spec.name, key = s.key.as_str(), error = %message, "background load failed; the previous value stays");
                 s.any().ok_or(BgError::Failed {
                     key: self.spec.key.to_owned(),

@@ -501,6 +501,7 @@ impl CacheBuilder {
                 capacity: self.capacity,
                 clock: self.clock,
                 provider: std::sync::RwLock::new(self.provider),
+                closed: Default::default(),
             }),
         };
         cache.listen();

@@ -75,6 +75,10 @@ impl Cache {
             let Some(inner) = weak.upgrade() else {
                 return false;
             };
+            if inner.closed.load(Relaxed) {
+                // Closed: the subscription ends here.
+                return false;
+            }
             Cache { inner }.on_bus(event);
             true
         });

@@ -256,6 +256,9 @@ impl Cache {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(inner) = weak.upgrade() else { return };
+                if inner.closed.load(Relaxed) {
+                    return;
+                }
                 Cache { inner }.ping();
             }
         });

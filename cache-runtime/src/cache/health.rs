@@ -8,7 +8,8 @@ use crate::layer::LayerHealth;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
-    /// Every layer answers, and the bus (if any) is subscribed.
+    /// Every layer answers, the bus (if any) is subscribed, and no
+    /// background writer's last load failed.
     Up,
     /// Some layer fails or is skipped, or the bus is not subscribed: calls
     /// still succeed (from process memory and their functions), slower or
@@ -28,6 +29,9 @@ pub struct Health {
     pub layers: Vec<LayerHealth>,
     /// The bus that carries invalidations between processes.
     pub bus: crate::BusStats,
+    /// Each background writer storing into this cache: its last success
+    /// and failure.
+    pub bg_writers: Vec<crate::WriterHealth>,
 }
 
 impl Cache {
@@ -49,8 +53,10 @@ impl Cache {
     pub fn health(&self) -> Health {
         let layers: Vec<LayerHealth> = self.inner.layers.iter().map(|l| l.health()).collect();
         let bus = self.bus_stats();
+        let bg_writers = crate::bg::writers_of(self);
         let up = layers.iter().all(|l| l.state == crate::LayerState::Up)
-            && (!bus.configured || bus.connected);
+            && (!bus.configured || bus.connected)
+            && !bg_writers.iter().any(|w| w.failing());
         Health {
             cache: self.name().to_string(),
             state: if up {
@@ -60,6 +66,7 @@ impl Cache {
             },
             layers,
             bus,
+            bg_writers,
         }
     }
 }

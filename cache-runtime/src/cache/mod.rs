@@ -136,6 +136,8 @@ struct Inner {
     confirm: Option<confirm::Confirm>,
     /// What the application says about each use case, if anything.
     provider: std::sync::RwLock<Option<crate::tuning::Provider>>,
+    /// Set by `close`: the bus is left, and its events ignored.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// A cache's use cases, one per name.
@@ -549,6 +551,11 @@ impl Cache {
             found = true;
         }
         found
+    }
+
+    /// Whether `other` is a handle to this same cache.
+    pub(crate) fn same(&self, other: &Cache) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The configuration provider, if one is set.

@@ -241,4 +241,95 @@ impl Cache {
         );
         self.inner.outbox.undelivered() == 0
     }
+
+    /// Closes this cache for a clean shutdown: stops the background
+    /// writers and readers that use it and releases their leases, delivers
+    /// what it still owes the layers and the bus (all within `timeout`),
+    /// then leaves the bus (its subscription ends; pings stop). Returns
+    /// whether nothing was left undelivered.
+    ///
+    /// Calls made afterwards still work: with no bus to hear invalidations
+    /// the in-process layer is no longer trusted, so they read the remote
+    /// layers or run their functions. Closing twice is harmless. The
+    /// remote layers' connections close when the last handle to the cache
+    /// is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachewright::Cache::builder().build();
+    /// cache.invalidate_tags_async(["org:1"]).await;
+    /// assert!(cache.close_async(Duration::from_secs(1)).await, "nothing left owed");
+    /// assert!(cache.is_closed());
+    /// # }
+    /// ```
+    pub async fn close_async(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let releases = crate::bg::stop_all(Some(self));
+        let _ = tokio::time::timeout_at(deadline, async {
+            for r in releases {
+                r.await;
+            }
+        })
+        .await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let flushed = self.flush_async(left).await;
+        self.leave_bus();
+        flushed
+    }
+
+    /// The blocking twin of [`close_async`](Self::close_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachewright::Cache::builder().build();
+    /// assert!(cache.close(Duration::from_secs(1)));
+    /// assert!(cache.close(Duration::from_secs(1)), "twice is harmless");
+    /// ```
+    pub fn close(&self, timeout: Duration) -> bool {
+        let cache = self.clone();
+        let _ = cachewright_backends::io::block_on(
+            async move { cache.close_async(timeout).await },
+            timeout.saturating_add(Duration::from_secs(1)),
+        );
+        // Whatever happened to the deliveries, the bus is left.
+        self.leave_bus();
+        self.inner.outbox.undelivered() == 0
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!cachewright::Cache::builder().build().is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn leave_bus(&self) {
+        if self
+            .inner
+            .closed
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        if self.inner.bus.is_some() {
+            // No invalidation can be heard from now on.
+            self.on_bus(cachewright_backends::BusEvent::Disconnected);
+            tracing::info!(
+                cache = self.name(),
+                "cache closed: left the invalidation bus"
+            );
+        }
+    }
 }

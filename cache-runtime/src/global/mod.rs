@@ -49,6 +49,20 @@ pub fn default_cache() -> &'static Cache {
     DEFAULT.get_or_init(|| env::from_environment(&env::process_env).build())
 }
 
+/// The process-wide caches built so far: the default one (if built) and
+/// the named ones.
+pub(crate) fn installed() -> Vec<Cache> {
+    let mut all: Vec<Cache> = DEFAULT.get().cloned().into_iter().collect();
+    all.extend(
+        NAMED
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned(),
+    );
+    all
+}
+
 /// Counters of every use case of the default cache.
 ///
 /// # Examples

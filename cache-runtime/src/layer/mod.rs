@@ -576,7 +576,9 @@ impl RemoteLayer {
             Turn::Direct(in_flight) => {
                 let b = self.backend.clone();
                 let k = stored(key).into_owned();
-                let r = run(self.timeout, async move { b.get(&k).await }).await;
+                let r = self
+                    .timed("get", self.timeout, async move { b.get(&k).await })
+                    .await;
                 drop(in_flight);
                 self.settle(Some(permit), "get", key, r)?
             }
@@ -620,17 +622,18 @@ impl RemoteLayer {
         let n = keys.len();
         let first = keys.first().cloned().unwrap_or_default();
         let b = self.backend.clone();
-        let r = run(limit, async move {
-            let keys: Vec<String> = keys.iter().map(|k| stored(k).into_owned()).collect();
-            match b.get_many(&keys).await {
-                Ok(v) if v.len() != n => Err(BackendError::Refused {
-                    backend: b.name().to_owned(),
-                    message: format!("a batch read of {n} keys answered {} values", v.len()),
-                }),
-                r => r,
-            }
-        })
-        .await;
+        let r = self
+            .timed("get_many", limit, async move {
+                let keys: Vec<String> = keys.iter().map(|k| stored(k).into_owned()).collect();
+                match b.get_many(&keys).await {
+                    Ok(v) if v.len() != n => Err(BackendError::Refused {
+                        backend: b.name().to_owned(),
+                        message: format!("a batch read of {n} keys answered {} values", v.len()),
+                    }),
+                    r => r,
+                }
+            })
+            .await;
         self.settle(None, "get (coalesced)", &first, r)
     }
 
@@ -649,10 +652,11 @@ impl RemoteLayer {
         let b = self.backend.clone();
         let k = stored(key).into_owned();
         let dedupe = self.dedupe;
-        let r = run(self.timeout, async move {
-            write(&*b, &k, bytes, ttl, dedupe).await
-        })
-        .await;
+        let r = self
+            .timed("set", self.timeout, async move {
+                write(&*b, &k, bytes, ttl, dedupe).await
+            })
+            .await;
         let w = self.settle(Some(permit), "set", key, r)?;
         self.count_write(w);
         Ok(())
@@ -667,7 +671,13 @@ impl RemoteLayer {
             .into_iter()
             .map(|(k, at, ttl)| (stored(&k).into_owned(), at, ttl))
             .collect();
-        let r = run(self.timeout, async move { b.raise_many(items).await }).await;
+        let r = self
+            .timed(
+                "raise",
+                self.timeout,
+                async move { b.raise_many(items).await },
+            )
+            .await;
         self.settle(Some(permit), "raise", &first, r)
     }
 
@@ -680,7 +690,9 @@ impl RemoteLayer {
         let permit = self.admit()?;
         let b = self.backend.clone();
         let k = stored(key).into_owned();
-        let r = run(self.timeout, async move { b.delete(&k).await }).await;
+        let r = self
+            .timed("delete", self.timeout, async move { b.delete(&k).await })
+            .await;
         self.settle(Some(permit), "delete", key, r)
     }
 
@@ -693,10 +705,11 @@ impl RemoteLayer {
         let permit = self.admit()?;
         let b = self.backend.clone();
         let k = stored(key).into_owned();
-        let r = run(self.timeout, async move {
-            b.set_if_absent(&k, bytes, ttl).await
-        })
-        .await;
+        let r = self
+            .timed("set_if_absent", self.timeout, async move {
+                b.set_if_absent(&k, bytes, ttl).await
+            })
+            .await;
         self.settle(Some(permit), "set_if_absent", key, r)
     }
 
@@ -717,11 +730,11 @@ impl RemoteLayer {
         let permit = self.admit()?;
         let b = self.backend.clone();
         let k = stored(key).into_owned();
-        let r = run(
-            self.timeout,
-            async move { b.renew_if(&k, &token, ttl).await },
-        )
-        .await;
+        let r = self
+            .timed("renew_if", self.timeout, async move {
+                b.renew_if(&k, &token, ttl).await
+            })
+            .await;
         self.settle(Some(permit), "renew_if", key, r)
     }
 
@@ -729,7 +742,11 @@ impl RemoteLayer {
         let permit = self.admit()?;
         let b = self.backend.clone();
         let k = stored(key).into_owned();
-        let r = run(self.timeout, async move { b.delete_if(&k, &token).await }).await;
+        let r = self
+            .timed("delete_if", self.timeout, async move {
+                b.delete_if(&k, &token).await
+            })
+            .await;
         self.settle(Some(permit), "delete_if", key, r)
     }
 
@@ -741,11 +758,12 @@ impl RemoteLayer {
         let permit = self.admit()?;
         let b = self.backend.clone();
         let first = keys.first().cloned().unwrap_or_default();
-        let r = run(self.timeout, async move {
-            let keys: Vec<String> = keys.iter().map(|k| stored(k).into_owned()).collect();
-            b.get_many(&keys).await
-        })
-        .await;
+        let r = self
+            .timed("get_many", self.timeout, async move {
+                let keys: Vec<String> = keys.iter().map(|k| stored(k).into_owned()).collect();
+                b.get_many(&keys).await
+            })
+            .await;
         self.settle(Some(permit), "get_many", &first, r)
     }
 
@@ -754,15 +772,38 @@ impl RemoteLayer {
         self.timeout
     }
 
+    /// [`run`], its time recorded in `cachewright_layer_duration_seconds`
+    /// (timeouts included, at the limit): a remote round trip's cost, not
+    /// the hot hit's.
+    async fn timed<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        limit: Duration,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, Timeout> {
+        let started = std::time::Instant::now();
+        let r = run(limit, fut).await;
+        metrics::histogram!(
+            "cachewright_layer_duration_seconds",
+            "layer" => self.backend.name().to_owned(),
+            "op" => op
+        )
+        .record(started.elapsed().as_secs_f64());
+        r
+    }
+
     pub(crate) async fn delete_prefix(&self, prefix: &str) -> Result<u64, Skip> {
         let permit = self.admit()?;
         let b = self.backend.clone();
         let p = prefix.to_owned();
         // Scanning a large keyspace may take longer than one read.
-        let r = run(self.timeout.saturating_mul(50), async move {
-            b.delete_prefix(&p).await
-        })
-        .await;
+        let r = self
+            .timed(
+                "delete_prefix",
+                self.timeout.saturating_mul(50),
+                async move { b.delete_prefix(&p).await },
+            )
+            .await;
         self.settle(Some(permit), "delete_prefix", prefix, r)
     }
 }
