@@ -57,6 +57,13 @@ static CONFIG_READER: BgReader<Config> = BgReader::new("daily_config")
 
 #[tokio::main]
 async fn main() {
+    // RUST_LOG=cachewright=debug shows every hit, miss, load and invalidation.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     daily_config.start().expect("one writer for this key");
     for i in 0..6 {
         let from_writer = daily_config.get_async().await.expect("a config");

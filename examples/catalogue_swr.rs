@@ -60,6 +60,13 @@ async fn show(label: &str) {
 
 #[tokio::main]
 async fn main() {
+    // RUST_LOG=cachewright=debug shows every hit, miss, load and invalidation.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     show("t=0.0 s  first call").await;
     show("t=0.3 s  again").await;
     PRICES.lock().unwrap().insert("A-1", 1799);

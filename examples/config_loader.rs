@@ -72,6 +72,13 @@ static LATE_READER: BgReader<Config> = BgReader::new("app_config").cache(&LATE_R
 
 #[tokio::main]
 async fn main() {
+    // RUST_LOG=cachewright=debug shows every hit, miss, load and invalidation.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     println!("Redis at {} (set REDIS_URL to change)", redis_url());
     app_config.start().expect("one writer for this key");
     let first = app_config

@@ -38,6 +38,13 @@ fn invoice(id: u32) -> u64 {
 }
 
 fn main() {
+    // RUST_LOG=cachewright=debug shows every hit, miss, load and invalidation.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     for id in 0..50 {
         user(id % 10); // 10 misses, 40 hits
         invoice(id % 25); // 25 misses, 25 hits

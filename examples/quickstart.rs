@@ -32,6 +32,13 @@ async fn timed(label: &str) {
 
 #[tokio::main]
 async fn main() {
+    // RUST_LOG=cachewright=debug shows every hit, miss, load and invalidation.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     println!("1. first call: a miss, the loader runs");
     timed("   get_user(42)").await;
 

@@ -50,6 +50,13 @@ async fn get_product(sku: &str) -> Result<Product, String> {
 
 #[tokio::main]
 async fn main() {
+    // RUST_LOG=cachewright=debug shows every hit, miss, load and invalidation.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     println!("Redis at {}", redis_url());
     // Start clean, so the first call is a miss in both layers.
     CACHE.clear_async().await;

@@ -71,6 +71,13 @@ fn quota(id: u64) -> u32 {
 }
 
 fn main() {
+    // RUST_LOG=cachewright=debug shows every hit, miss, load and invalidation.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let db = Session;
     let ada = User {
         system_user_id: 7,

@@ -79,6 +79,13 @@ fn show(step: &str, id: u64) {
 }
 
 fn main() {
+    // RUST_LOG=cachewright=debug shows every hit, miss, load and invalidation.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     show("1. first read", 1);
     show("2. second read", 1);
     show("3. a user that does not exist", 99);
