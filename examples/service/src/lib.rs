@@ -252,7 +252,7 @@ async fn health() -> Response {
 }
 
 /// The numbers the load driver samples every second.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Sample {
     /// Database queries so far.
     pub db_queries: u64,

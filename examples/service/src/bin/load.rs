@@ -147,10 +147,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut csv = std::fs::File::create(&out)?;
     writeln!(
         csv,
-        "label,second,requests,p50_us,p99_us,db_queries,errors,not_found"
+        "label,second,requests,p50_us,p99_us,db_queries,errors,not_found,l1_hits,l1_misses,redis_hits"
     )?;
     let mut all: Vec<u32> = Vec::new();
-    let (mut errors, mut last_q) = (0u64, start_stats.db_queries);
+    let (mut errors, mut last) = (0u64, start_stats);
     let begun = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -158,18 +158,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tick.tick().await;
         let mut s = std::mem::take(&mut *current.lock().unwrap());
         s.latencies_us.sort_unstable();
-        let q = sample(&host).await.map_or(last_q, |x| x.db_queries);
+        let now = sample(&host).await.unwrap_or(last);
         writeln!(
             csv,
-            "{label},{second},{},{},{},{},{},{}",
+            "{label},{second},{},{},{},{},{},{},{},{},{}",
             s.latencies_us.len(),
             percentile(&s.latencies_us, 0.5),
             percentile(&s.latencies_us, 0.99),
-            q - last_q,
+            now.db_queries - last.db_queries,
             s.errors,
-            s.not_found
+            s.not_found,
+            now.hits - last.hits,
+            now.misses - last.misses,
+            now.remote_hits - last.remote_hits,
         )?;
-        last_q = q;
+        last = now;
         errors += s.errors;
         all.extend_from_slice(&s.latencies_us);
     }
