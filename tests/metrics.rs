@@ -109,6 +109,8 @@ fn every_metric_is_published_where_it_should_be() {
         user(0); // miss, load of an absence
         user(0); // negative hit
         cachewright::bypass(|| user(2)); // bypass
+        let n: Result<u32, String> = CACHE.get_or_load(&CACHE.key("n", &1), None, || Ok(1));
+        assert_eq!(n, Ok(1));
         CACHE.invalidate_entity("user", &1);
         CACHE.publish_metrics();
         WRITERS.publish_metrics();
@@ -176,8 +178,12 @@ fn every_metric_is_published_where_it_should_be() {
             ],
         )
     };
-    assert_eq!(layer("get", "miss"), 2, "the two misses read the layer");
-    assert_eq!(layer("set", "ok"), 2, "and wrote what loaded");
+    assert_eq!(
+        layer("get", "miss"),
+        3,
+        "the two misses and the direct load read the layer"
+    );
+    assert_eq!(layer("set", "ok"), 3, "and wrote what loaded");
     assert_eq!(layer("any", "error"), 0);
     assert_eq!(
         gauge(
@@ -202,6 +208,14 @@ fn every_metric_is_published_where_it_should_be() {
         (shadow("match"), shadow("mismatch"), shadow("error")),
         (1, 0, 0)
     );
+    match value(
+        &snap,
+        "cachewright_load_duration_seconds",
+        &[("cache", "metered"), ("use_case", "direct")],
+    ) {
+        Some(DebugValue::Histogram(v)) => assert_eq!(v.len(), 1, "the direct API's load"),
+        other => panic!("direct load durations: {other:?}"),
+    }
     let runs = |result: &str| {
         counter(
             &snap,

@@ -213,7 +213,9 @@ where
         let stamp = self.cache.inner.clock.stamp();
         let start = Instant::now();
         let (r, said) = self.loader.run().await;
-        self.cache.inner.counters.load(start.elapsed(), r.is_ok());
+        let took = start.elapsed();
+        self.cache.inner.counters.load(took, r.is_ok());
+        crate::metrics::load_took(self.cache.name(), "direct", took);
         let value = r?;
         let mut extra = self.options.tags;
         extra.extend(said.tags);
