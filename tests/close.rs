@@ -86,8 +86,18 @@ fn writers_report_health_and_close_delivers_releases_and_leaves_the_bus() {
     assert_eq!(item(1), 10);
     server.kill();
     cache.invalidate_entity("item", &1);
+    assert!(
+        cache.bus_stats().undelivered > 0 || !cache.flush(Duration::ZERO),
+        "owed before close"
+    );
     server.restart();
-    // ... and close delivers it, releases the lease and leaves the bus.
+    // The writer takes its lease again on the new server (a restart
+    // forgets everything).
+    config.invalidate();
+    assert_eq!(*config.get().unwrap(), 7);
+    eventually("the lease is held again", || exists(&server, lease));
+    // ... and close delivers what is owed, releases the lease and leaves
+    // the bus.
     assert!(cache.close(Duration::from_secs(10)), "nothing left owed");
     assert!(cache.is_closed());
     assert!(
@@ -106,4 +116,10 @@ fn writers_report_health_and_close_delivers_releases_and_leaves_the_bus() {
         cache.close(Duration::from_secs(1)),
         "closing twice is harmless"
     );
+    // A writer of a closed cache does not start its schedule again.
+    assert!(matches!(
+        config.start(),
+        Err(cachewright::BgError::Closed(_))
+    ));
+    assert!(!cache.health().bg_writers[0].running);
 }

@@ -100,9 +100,19 @@ fn every_layer_lists_what_it_holds_with_ttls_states_and_tags() {
     assert!(u.invalidated, "{u:?}");
     let u2 = find(&after.layers[1].keys, "urn:insp:v1:user:2?org=7#InspUser").unwrap();
     assert!(!u2.invalidated);
-    // The limit holds per layer.
-    assert_eq!(
-        cache.inspect(&Inspect::all().limit(1)).layers[1].keys.len(),
-        1
-    );
+    // The limit holds per layer, and counts entries only: many more
+    // watermarks than the limit take none of its room.
+    for i in 0..50 {
+        cache.invalidate_tags([cachewright::tag("batch", &i)]);
+    }
+    let few = cache.inspect(&Inspect::all().limit(3));
+    assert_eq!(few.layers[1].keys.len(), 3, "{:?}", few.layers[1]);
+    // The blocking call lists a large keyspace within its own deadline.
+    for i in 0..1500u32 {
+        cache.set(&cache.key("bulk", &i), i, Some(Duration::from_secs(60)));
+    }
+    let many = cache.inspect(&Inspect::all());
+    assert!(many.layers[1].error.is_none(), "{:?}", many.layers[1].error);
+    assert_eq!(many.layers[1].keys.len(), 1000, "the default limit");
+    assert!(many.layers[1].keys.iter().all(|k| k.state != "unknown"));
 }

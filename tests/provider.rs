@@ -241,6 +241,19 @@ fn per_layer_ttls_reach_the_remote_layer_and_a_layer_can_be_turned_off() {
             after_one - gets,
             "the same reads for every call: nothing kept in process"
         );
+
+        // The provider removed: a reload puts every layer back on the
+        // attribute's settings (300 s in the remote layer, not 10 s).
+        set(
+            "RemoteTtl",
+            UseCaseConfig::new().layer("dict", LayerTuning::new().ttl(Duration::from_secs(10))),
+        );
+        LAYERED.reload();
+        LAYERED.clear_config_provider();
+        LAYERED.reload();
+        DICT.ttls.lock().unwrap().clear();
+        remote_ttl(4).await;
+        assert_eq!(*DICT.ttls.lock().unwrap(), vec![Duration::from_secs(300)]);
     });
 }
 
@@ -252,6 +265,16 @@ fn late(id: u32) -> u32 {
     id
 }
 
+static LATE_CACHE: LazyLock<Cache> =
+    LazyLock::new(|| Cache::builder().name("provider-late").build());
+static LATE_CACHE_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "lc:<id>", cache = LATE_CACHE, name = "LateCache")]
+fn late_cache(id: u32) -> u32 {
+    LATE_CACHE_LOADS.fetch_add(1, SeqCst);
+    id
+}
+
 #[cached(key = "panics:<id>", cache = LOCAL, name = "Panics")]
 fn panics(id: u32) -> u32 {
     id
@@ -260,11 +283,15 @@ fn panics(id: u32) -> u32 {
 #[test]
 fn a_provider_set_later_applies_to_use_cases_built_later_and_a_panicking_one_is_ignored() {
     let _s = serial();
-    let cache = Cache::builder().name("provider-late").build();
-    cache.set_config_provider(Some(|uc: &ConfigFor<'_>| {
-        assert_eq!(uc.cache, "provider-late");
-        None
-    }));
+    // A provider set after the cache was built, before the use case's
+    // first call: it applies from that first call.
+    LATE_CACHE.set_config_provider(|uc: &ConfigFor<'_>| {
+        (uc.cache == "provider-late" && uc.use_case == "LateCache" && uc.key_type == "lc")
+            .then(|| UseCaseConfig::new().local(LayerTuning::off()))
+    });
+    late_cache(1);
+    late_cache(1);
+    assert_eq!(LATE_CACHE_LOADS.load(SeqCst), 2, "off from the first call");
     // On `LOCAL`, whose provider was given at build: asked on first call.
     set("Late", UseCaseConfig::new().local(LayerTuning::off()));
     let asked = ASKED.load(SeqCst);

@@ -139,6 +139,33 @@ fn the_provider_turns_shadow_reads_on_and_functions_without_them_refuse() {
     assert_eq!(CACHE.shadow("NoShadow"), None);
 }
 
+/// `Serialize` but not `PartialEq`: compared by its encoded JSON.
+#[derive(Clone, Debug, serde::Serialize)]
+struct Doc {
+    version: u32,
+}
+
+static DOC_VERSION: AtomicU32 = AtomicU32::new(1);
+
+#[cached(key = "doc:<id>", ttl = 600, cache = CACHE, name = "Doc", shadow = 100)]
+fn doc(id: u32) -> Doc {
+    let _ = id;
+    Doc {
+        version: DOC_VERSION.load(SeqCst),
+    }
+}
+
+#[test]
+fn a_value_without_partial_eq_is_compared_by_its_encoded_bytes() {
+    doc(1);
+    doc(1);
+    eventually(|| stats("Doc").shadow_matches == 1);
+    DOC_VERSION.store(2, SeqCst);
+    doc(1);
+    eventually(|| stats("Doc").shadow_mismatches == 1);
+    assert_eq!(stats("Doc").shadow_matches, 1);
+}
+
 /// Captures warn lines.
 #[derive(Clone, Default)]
 struct Lines(Arc<Mutex<Vec<u8>>>);

@@ -531,12 +531,10 @@ impl Backend for FileBackend {
             let Some((expires, k, _)) = parse(&b) else {
                 continue;
             };
-            if expires > now && k.starts_with(prefix.as_bytes()) && k.ends_with(suffix.as_bytes()) {
+            let k = String::from_utf8_lossy(k);
+            if expires > now && crate::listed(&k, prefix, suffix) {
                 let ttl = Some(Duration::from_millis(expires - now));
-                out.push(crate::ScannedKey::new(
-                    String::from_utf8_lossy(k).into_owned(),
-                    ttl,
-                ));
+                out.push(crate::ScannedKey::new(k.into_owned(), ttl));
             }
         }
         Ok(out)

@@ -818,8 +818,9 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         })
     }
 
-    /// Lists up to `limit` live keys that start with `prefix` and end with
-    /// `suffix` (`""`: any), each with
+    /// Lists up to `limit` live keys that start with `prefix` followed by a
+    /// character other than `~` (cachewright keeps its watermarks and
+    /// leases under `prefix~`) and end with `suffix` (`""`: any), each with
     /// its remaining TTL (`None`: no expiry, or not known), in no
     /// particular order; for inspection, not for the hot path (Redis walks
     /// the keyspace with `SCAN`, never `KEYS`).
@@ -857,6 +858,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     }
 }
 
+/// Whether [`Backend::scan`] lists `key`: `prefix`, then anything not
+/// starting with `~`, then `suffix`.
+fn listed(key: &str, prefix: &str, suffix: &str) -> bool {
+    key.strip_prefix(prefix)
+        .is_some_and(|rest| !rest.starts_with('~') && rest.ends_with(suffix) && !rest.is_empty())
+}
+
 /// A key a store holds, as [`Backend::scan`] lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -878,5 +886,18 @@ impl ScannedKey {
     /// ```
     pub fn new(key: String, ttl: Option<Duration>) -> Self {
         ScannedKey { key, ttl }
+    }
+}
+
+#[cfg(test)]
+mod listing_tests {
+    #[test]
+    fn listed_keys_skip_internal_ones_and_never_slice_inside_a_character() {
+        assert!(super::listed("urn:a:v1:user:1#Get", "urn:a:v1:", "#Get"));
+        assert!(super::listed("urn:a:v1:user:1", "urn:a:v1:", ""));
+        assert!(!super::listed("urn:a:v1:~tag:user:1", "urn:a:v1:", ""));
+        assert!(!super::listed("urn:a:v1:user:1#Other", "urn:a:v1:", "#Get"));
+        assert!(!super::listed("urn:ns:éééé", "urn:ns:v1:", ""));
+        assert!(!super::listed("é", "urn:ns:v1:", ""));
     }
 }

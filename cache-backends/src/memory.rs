@@ -330,9 +330,7 @@ impl Backend for MemoryBackend {
         Ok(self.with(|s, now| {
             s.map
                 .iter()
-                .filter(|(k, slot)| {
-                    k.starts_with(prefix) && k.ends_with(suffix) && slot.until > now
-                })
+                .filter(|(k, slot)| crate::listed(k, prefix, suffix) && slot.until > now)
                 .take(limit)
                 .map(|(k, slot)| crate::ScannedKey::new(k.clone(), Some(slot.until - now)))
                 .collect()

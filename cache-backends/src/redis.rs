@@ -728,7 +728,8 @@ impl Backend for RedisBackend {
         suffix: &str,
         limit: usize,
     ) -> Result<Vec<crate::ScannedKey>, BackendError> {
-        let pattern = format!("{}*{}", glob_escape(prefix), glob_escape(suffix));
+        // `[^~]`: not cachewright's watermarks and leases (`prefix~...`).
+        let pattern = format!("{}[^~]*{}", glob_escape(prefix), glob_escape(suffix));
         on_io(&self.conn, |mut c| async move {
             let mut cursor: u64 = 0;
             let mut keys: Vec<String> = Vec::new();

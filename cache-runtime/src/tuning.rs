@@ -28,6 +28,7 @@ use crate::layer::LayerSet;
 /// assert_eq!(l1.ramp_of(), 30.0);
 /// // A TTL of zero means: do not cache in this layer.
 /// assert!(!LayerTuning::new().ttl(Duration::ZERO).is_enabled());
+/// assert!(!LayerTuning::new().ttl(Duration::from_micros(500)).enabled(true).is_enabled());
 /// assert!(!LayerTuning::off().is_enabled());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,12 +72,10 @@ impl LayerTuning {
     /// How long this layer keeps a value of the use case, from when the
     /// layer gets it. It replaces the attribute's `local_ttl` /
     /// `remote_ttl` for the layer; the value's own `ttl` and `swr` still
-    /// bound it (a layer never serves a value past them). Zero turns the
-    /// layer off.
+    /// bound it (a layer never serves a value past them). Zero (or
+    /// anything under a millisecond) turns the layer off, whatever
+    /// [`enabled`](Self::enabled) says.
     pub const fn ttl(mut self, ttl: Duration) -> Self {
-        if ttl.is_zero() {
-            self.enabled = false;
-        }
         self.ttl = Some(ttl);
         self
     }
@@ -93,9 +92,14 @@ impl LayerTuning {
         self
     }
 
-    /// Whether the layer is used.
+    /// Whether the layer is used: enabled, and not given a TTL under a
+    /// millisecond.
     pub const fn is_enabled(&self) -> bool {
         self.enabled
+            && match self.ttl {
+                Some(t) => t.as_millis() > 0,
+                None => true,
+            }
     }
 
     /// The layer's TTL for the use case, if set.
@@ -110,7 +114,7 @@ impl LayerTuning {
 
     /// Per mille of calls that use the layer.
     fn per_mille(&self) -> u32 {
-        if !self.enabled {
+        if !self.is_enabled() {
             0
         } else {
             (self.ramp * 10.0).round() as u32
@@ -190,6 +194,11 @@ impl UseCaseConfig {
     /// The in-process layer's tuning.
     pub fn local_of(&self) -> LayerTuning {
         self.local
+    }
+
+    /// The remote layers named with [`layer`](Self::layer).
+    pub(crate) fn named(&self) -> impl Iterator<Item = &str> {
+        self.layers.keys().map(String::as_str)
     }
 
     /// The tuning of the remote layer named `name`.
@@ -283,7 +292,7 @@ const NO_SHADOW: u32 = u32::MAX;
 /// layer is ramped: the gate's value on the hot path.
 pub(crate) const FULL: u64 = 1000 | (1000 << 32);
 /// Set in the gate when some remote layer is ramped below 100 % or off.
-const REMOTE_RAMPED: u64 = 1 << 63;
+pub(crate) const REMOTE_RAMPED: u64 = 1 << 63;
 /// Set in the gate when some fresh hits are shadow-read.
 const SHADOW: u64 = 1 << 62;
 
@@ -292,8 +301,13 @@ const SHADOW: u64 = 1 << 62;
 pub(crate) struct Tuning {
     /// Bits 0–31: per mille of calls that use the cache at all (the use
     /// case's ramp); bits 32–47: per mille that use the in-process layer;
-    /// bit 63: some remote layer is ramped. [`FULL`] when nothing is.
+    /// bit 62: some fresh hits are shadow-read; bit 63: some remote layer
+    /// is ramped. [`FULL`] (bit 63 aside) when nothing is.
     gate: AtomicU64,
+    /// Held by every change of the knobs, so that concurrent changes
+    /// (`reload`, `set_shadow`, `set_ramp`) never leave the gate's bits
+    /// disagreeing with the knobs they summarise.
+    changing: std::sync::Mutex<()>,
     local_ttl_ms: AtomicU64,
     remote: Box<[Knobs]>,
     /// Per mille of fresh hits shadow-read; `u32::MAX` when the function
@@ -330,7 +344,12 @@ impl Tuning {
                 })
                 .collect(),
             shadow: AtomicU32::new(NO_SHADOW),
+            changing: std::sync::Mutex::new(()),
         }
+    }
+
+    fn changing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether this fresh hit is shadow-read (`gate` not [`FULL`]).
@@ -344,6 +363,11 @@ impl Tuning {
     /// Sets the shadow-read share, per mille; `false` when the function
     /// has no shadow reads compiled in.
     pub(crate) fn set_shadow(&self, per_mille: u32) -> bool {
+        let _g = self.changing();
+        self.set_shadow_locked(per_mille)
+    }
+
+    fn set_shadow_locked(&self, per_mille: u32) -> bool {
         let pm = per_mille.min(1000);
         let ok = self
             .shadow
@@ -417,6 +441,7 @@ impl Tuning {
     }
 
     pub(crate) fn set_ramp(&self, per_mille: u32) {
+        let _g = self.changing();
         let _ = self
             .gate
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |g| {
@@ -434,6 +459,7 @@ impl Tuning {
         names: &[&str],
         shadow: Option<u32>,
     ) {
+        let _g = self.changing();
         let default = UseCaseConfig::default();
         let config = config.unwrap_or(&default);
         let ms = |t: Option<Duration>| {
@@ -459,7 +485,7 @@ impl Tuning {
         if let Some(default) = shadow {
             self.shadow.store(0, Ordering::Relaxed);
             let pm = config.shadow.map_or(default, |p| (p * 10.0).round() as u32);
-            self.set_shadow(pm);
+            self.set_shadow_locked(pm);
         }
     }
 

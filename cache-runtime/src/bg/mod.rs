@@ -81,6 +81,10 @@ pub enum BgError {
     /// The load could not run (no runtime, or it took too long).
     #[error("the load of `{0}` could not complete")]
     Unavailable(String),
+    /// The writer's cache was closed ([`Cache::close`]): its schedule does
+    /// not start again.
+    #[error("the cache of `{0}` is closed")]
+    Closed(String),
 }
 
 /// What `#[bg_writer]` knows at compile time.
@@ -307,6 +311,9 @@ struct Shared<T> {
     last_ok_ms: AtomicU64,
     last_err_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Whether the last load failed (not judged by the times: two loads can
+    /// end in one millisecond, and wall clocks step back).
+    last_failed: AtomicBool,
 }
 
 /// A background writer's health, as [`Cache::health`] reports it.
@@ -327,12 +334,14 @@ pub struct WriterHealth {
     pub last_failure_ms: Option<u64>,
     /// What the last failure said.
     pub last_error: Option<String>,
+    /// Whether its last load failed.
+    pub failing: bool,
 }
 
 impl WriterHealth {
     /// Whether its last load failed.
     pub fn failing(&self) -> bool {
-        self.last_failure_ms > self.last_success_ms
+        self.failing
     }
 }
 
@@ -384,6 +393,7 @@ impl<T: Send + Sync + 'static> Report for Reporter<T> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            failing: s.last_failed.load(Ordering::Acquire),
         }
     }
 }
@@ -406,6 +416,7 @@ impl<T> Shared<T> {
                 *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_owned());
             }
         }
+        self.last_failed.store(error.is_some(), Ordering::Release);
     }
 }
 
@@ -431,6 +442,7 @@ impl<T: Send + Sync + 'static> Shared<T> {
             last_ok_ms: AtomicU64::new(0),
             last_err_ms: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            last_failed: AtomicBool::new(false),
         }
     }
 

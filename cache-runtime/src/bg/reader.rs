@@ -234,6 +234,10 @@ where
     /// ```
     pub fn start(&'static self) {
         let s = self.shared();
+        if s.cache.is_closed() {
+            // Its cache was closed: no schedule starts again.
+            return;
+        }
         s.stopped.store(false, Ordering::Release);
         if self.interval_ms == 0 {
             return;

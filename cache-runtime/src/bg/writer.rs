@@ -173,6 +173,9 @@ where
 
     fn start_with(&'static self, immediately: bool) -> Result<(), BgError> {
         let s = self.shared();
+        if s.cache.is_closed() {
+            return Err(BgError::Closed(s.key.as_str().to_owned()));
+        }
         {
             let mut writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
             let me = self as *const Self as usize;

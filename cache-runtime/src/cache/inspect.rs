@@ -23,6 +23,7 @@ use crate::entry::Freshness;
 pub struct Inspect {
     use_case: Option<String>,
     limit: usize,
+    timeout: std::time::Duration,
 }
 
 impl Inspect {
@@ -32,6 +33,7 @@ impl Inspect {
         Inspect {
             use_case: None,
             limit: 1000,
+            timeout: std::time::Duration::from_secs(5),
         }
     }
 
@@ -46,6 +48,13 @@ impl Inspect {
     /// At most `n` keys per layer.
     pub fn limit(mut self, n: usize) -> Self {
         self.limit = n;
+        self
+    }
+
+    /// How long each remote layer may take to list and read its keys
+    /// (default 5 s); a layer that takes longer is reported with an error.
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 }
@@ -113,7 +122,8 @@ impl Cache {
     /// Lists what each layer holds of a use case, or of the whole cache
     /// (its namespace and version), with each key's remaining TTL, state
     /// and tags. Remote layers are walked with `SCAN` (Redis) or a
-    /// directory listing (files); each listed key's header is read. In
+    /// directory listing (files), the listed keys read in batches, each
+    /// layer within the inspection's timeout. In
     /// process, the direct API's entries are listed by key and
     /// `#[cached]` functions' are counted (they are kept by argument
     /// values, not by URN). Meant for operators and debugging: it reads
@@ -135,24 +145,30 @@ impl Cache {
     /// assert!(local.keys[0].remaining_ms.unwrap() <= 60_000);
     /// ```
     pub fn inspect(&self, what: &Inspect) -> Inspection {
-        let mut out = Inspection {
-            cache: self.name().to_owned(),
-            layers: vec![self.inspect_local(what)],
-        };
-        let what2 = what.clone();
-        let remote = self.remote_blocking(move |c| async move { c.inspect_remote(&what2).await });
-        match remote {
-            Some(layers) => out.layers.extend(layers),
-            None => out
-                .layers
-                .extend(self.inner.layers.iter().map(|l| LayerKeys {
-                    layer: l.backend.name().to_owned(),
-                    keys: Vec::new(),
-                    unlisted: 0,
-                    error: Some("the layers did not answer in time".into()),
-                })),
+        let mut layers = vec![self.inspect_local(what)];
+        let (cache, what2) = (self.clone(), what.clone());
+        // On cachewright's I/O runtime, where the layers' clients live;
+        // each layer is bounded by the inspection's timeout.
+        let per_layer = what
+            .timeout
+            .saturating_add(std::time::Duration::from_secs(1));
+        let budget = per_layer.saturating_mul(self.inner.layers.len() as u32);
+        match cachewright_backends::io::block_on(
+            async move { cache.inspect_remote(&what2).await },
+            budget,
+        ) {
+            Ok(remote) => layers.extend(remote),
+            Err(_) => layers.extend(self.inner.layers.iter().map(|l| LayerKeys {
+                layer: l.backend.name().to_owned(),
+                keys: Vec::new(),
+                unlisted: 0,
+                error: Some("the layers could not be inspected in time".into()),
+            })),
         }
-        out
+        Inspection {
+            cache: self.name().to_owned(),
+            layers,
+        }
     }
 
     /// [`inspect`](Self::inspect), awaiting the remote layers.
@@ -215,59 +231,86 @@ impl Cache {
     }
 
     async fn inspect_remote(&self, what: &Inspect) -> Vec<LayerKeys> {
-        let prefix = self.key_prefix();
-        let suffix = what
-            .use_case
-            .as_deref()
-            .map_or(String::new(), |u| format!("#{u}"));
         let mut out = Vec::new();
         for layer in &self.inner.layers {
-            let scan = layer.backend.scan(&prefix, &suffix, what.limit);
-            let budget = layer.timeout().saturating_mul(50);
-            let listed = match tokio::time::timeout(budget, scan).await {
-                Ok(Ok(keys)) => keys,
-                Ok(Err(e)) => {
-                    out.push(LayerKeys {
-                        layer: layer.backend.name().to_owned(),
-                        keys: Vec::new(),
-                        unlisted: 0,
-                        error: Some(e.to_string()),
-                    });
-                    continue;
-                }
-                Err(_) => {
-                    out.push(LayerKeys {
-                        layer: layer.backend.name().to_owned(),
-                        keys: Vec::new(),
-                        unlisted: 0,
-                        error: Some(format!("no answer in {budget:?}")),
-                    });
-                    continue;
-                }
-            };
-            let mut keys = Vec::with_capacity(listed.len());
-            for k in listed {
-                // Watermarks and leases (`<prefix>~...`) are not entries.
-                if k.key[prefix.len().min(k.key.len())..].starts_with('~') {
-                    continue;
-                }
-                keys.push(self.describe(layer, k).await);
-            }
-            out.push(LayerKeys {
-                layer: layer.backend.name().to_owned(),
-                keys,
+            let name = layer.backend.name().to_owned();
+            let failed = |error: String| LayerKeys {
+                layer: name.clone(),
+                keys: Vec::new(),
                 unlisted: 0,
-                error: None,
+                error: Some(error),
+            };
+            if layer.health().state == crate::LayerState::BreakerOpen {
+                out.push(failed("breaker open: skipped".into()));
+                continue;
+            }
+            let (cache, layer2, what2) = (self.clone(), layer.clone(), what.clone());
+            let listed = crate::spawn::within(what.timeout, async move {
+                cache.inspect_layer(&layer2, &what2).await
+            })
+            .await;
+            out.push(match listed {
+                Some(Ok(keys)) => LayerKeys {
+                    layer: name.clone(),
+                    keys,
+                    unlisted: 0,
+                    error: None,
+                },
+                Some(Err(e)) => failed(e),
+                None => failed(format!("no answer within {:?}", what.timeout)),
             });
         }
         out
     }
 
-    /// A listed remote key, its header read.
-    async fn describe(
+    /// One layer's keys: listed with `scan` (which leaves out the
+    /// `<prefix>~` keys of watermarks and leases), then read in batches.
+    async fn inspect_layer(
         &self,
         layer: &crate::layer::RemoteLayer,
-        k: cachewright_backends::ScannedKey,
+        what: &Inspect,
+    ) -> Result<Vec<KeyInfo>, String> {
+        let prefix = self.key_prefix();
+        let suffix = what
+            .use_case
+            .as_deref()
+            .map_or(String::new(), |u| format!("#{u}"));
+        let listed = layer
+            .backend
+            .scan(&prefix, &suffix, what.limit)
+            .await
+            .map_err(|e| e.to_string())?;
+        // A backend may list more than asked; never an internal key.
+        let listed: Vec<_> = listed
+            .into_iter()
+            .filter(|k| {
+                k.key
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| !rest.starts_with('~'))
+            })
+            .take(what.limit)
+            .collect();
+        let mut keys = Vec::with_capacity(listed.len());
+        for batch in listed.chunks(100) {
+            let names: Vec<String> = batch.iter().map(|k| k.key.clone()).collect();
+            let values = layer
+                .backend
+                .get_many(&names)
+                .await
+                .map_err(|e| e.to_string())?;
+            for (k, bytes) in batch.iter().zip(values) {
+                keys.push(self.describe(k, bytes.as_deref()).await);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// A listed remote key, described from its stored bytes (if it was
+    /// still there).
+    async fn describe(
+        &self,
+        k: &cachewright_backends::ScannedKey,
+        bytes: Option<&[u8]>,
     ) -> KeyInfo {
         let use_case = k
             .key
@@ -283,14 +326,10 @@ impl Cache {
             negative: false,
             invalidated: false,
             tags: Vec::new(),
-            key: k.key,
+            key: k.key.clone(),
         };
-        let budget = layer.timeout();
-        let Ok(Ok(Some(bytes))) = tokio::time::timeout(budget, layer.backend.get(&info.key)).await
-        else {
-            return info;
-        };
-        if let Ok(meta) = crate::envelope::decode_meta_any(&bytes, self.inner.codec, &info.key) {
+        let Some(bytes) = bytes else { return info };
+        if let Ok(meta) = crate::envelope::decode_meta_any(bytes, self.inner.codec, &info.key) {
             let now = self.inner.clock.now_ms();
             info.state = state(meta.freshness(now));
             info.negative = meta.negative;

@@ -567,9 +567,9 @@ impl Cache {
             .clone()
     }
 
-    /// Sets (or, with `None`, removes) the provider asked about every use
-    /// case built from now on; call [`reload`](Self::reload) to apply it
-    /// to those built already.
+    /// Sets the provider asked about every use case built from now on; call
+    /// [`reload`](Self::reload) to apply it to those built already
+    /// ([`clear_config_provider`](Self::clear_config_provider) removes it).
     ///
     /// # Examples
     ///
@@ -577,18 +577,41 @@ impl Cache {
     /// use cachewright::{Cache, ConfigFor, LayerTuning, UseCaseConfig};
     ///
     /// let cache = Cache::builder().build();
-    /// cache.set_config_provider(Some(|_: &ConfigFor<'_>| {
+    /// cache.set_config_provider(|_: &ConfigFor<'_>| {
     ///     Some(UseCaseConfig::new().local(LayerTuning::off()))
-    /// }));
-    /// cache.set_config_provider(None::<fn(&ConfigFor<'_>) -> Option<UseCaseConfig>>);
+    /// });
+    /// cache.clear_config_provider();
     /// ```
-    pub fn set_config_provider(&self, provider: Option<impl crate::ConfigProvider>) {
-        let p = provider.map(|p| crate::tuning::Provider(Arc::new(p)));
+    pub fn set_config_provider(&self, provider: impl crate::ConfigProvider) {
+        let p = Some(crate::tuning::Provider(Arc::new(provider)));
         *self
             .inner
             .provider
             .write()
             .unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
+    /// Removes the configuration provider: use cases built from now on take
+    /// the attribute's settings, and so do those built already on the next
+    /// [`reload`](Self::reload).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, ConfigFor, LayerTuning, UseCaseConfig};
+    ///
+    /// let cache = Cache::builder()
+    ///     .config_provider(|_: &ConfigFor<'_>| Some(UseCaseConfig::new().local(LayerTuning::off())))
+    ///     .build();
+    /// cache.clear_config_provider();
+    /// cache.reload();
+    /// ```
+    pub fn clear_config_provider(&self) {
+        *self
+            .inner
+            .provider
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Asks the configuration provider again about every use case built so
@@ -609,10 +632,10 @@ impl Cache {
     /// fn f(x: u32) -> u32 { x }
     ///
     /// let cache = cachewright::default_cache();
-    /// cache.set_config_provider(Some(|uc: &ConfigFor<'_>| {
+    /// cache.set_config_provider(|uc: &ConfigFor<'_>| {
     ///     (uc.use_case == "ReloadDoc" && OFF.load(Ordering::Relaxed))
     ///         .then(|| UseCaseConfig::new().local(LayerTuning::off()))
-    /// }));
+    /// });
     /// f(1);
     /// f(1);
     /// assert_eq!(cache.stats_for("ReloadDoc").unwrap().hits, 1);

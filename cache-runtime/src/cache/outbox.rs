@@ -209,14 +209,18 @@ impl Cache {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         };
-        let flushed = tokio::time::timeout(timeout, flushed);
-        // On cachewright's runtime, where the layers' clients live.
+        // On cachewright's runtime, where the layers' clients live; the
+        // timer is made there too (the caller's executor may have none).
         match cachewright_backends::io::handle() {
             Some(io) => {
-                let _ = io.spawn(flushed).await;
+                let _ = io
+                    .spawn(async move {
+                        let _ = tokio::time::timeout(timeout, flushed).await;
+                    })
+                    .await;
             }
             None => {
-                let _ = flushed.await;
+                let _ = crate::spawn::within(timeout, flushed).await;
             }
         }
         self.inner.outbox.undelivered() == 0
@@ -268,15 +272,15 @@ impl Cache {
     /// # }
     /// ```
     pub async fn close_async(&self, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let started = std::time::Instant::now();
         let releases = crate::bg::stop_all(Some(self));
-        let _ = tokio::time::timeout_at(deadline, async {
+        let _ = crate::spawn::within(timeout, async move {
             for r in releases {
                 r.await;
             }
         })
         .await;
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let left = timeout.saturating_sub(started.elapsed());
         let flushed = self.flush_async(left).await;
         self.leave_bus();
         flushed

@@ -767,11 +767,6 @@ impl RemoteLayer {
         self.settle(Some(permit), "get_many", &first, r)
     }
 
-    /// The time one operation of this layer may take.
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// [`run`], its time recorded in `cachewright_layer_duration_seconds`
     /// (timeouts included, at the limit): a remote round trip's cost, not
     /// the hot hit's.

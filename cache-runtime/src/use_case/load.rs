@@ -263,6 +263,11 @@ where
         let Some(entry) = self.keep_local(miss, loaded, directive) else {
             return;
         };
+        if to == LayerSet::NONE {
+            // No remote layer to write (ramped out, off, or failed the read):
+            // nothing to encode, and nothing for other processes to drop.
+            return;
+        }
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
             self.cache
                 .write_layers(

@@ -333,22 +333,30 @@ where
     /// applies what it says (the attribute's settings if it says nothing).
     fn configure(&self) {
         let shadow = self.spec.shadow_per_mille;
-        let Some(provider) = self.cache.provider() else {
-            self.tuning.apply(None, &[], shadow);
-            return;
-        };
-        let of = ConfigFor {
-            use_case: self.name,
-            key_type: self.spec.key.key_type,
-            cache: self.cache.name(),
-        };
-        let config = provider.ask(&of);
+        // Every layer is set, asked or not: a provider removed since the
+        // last time leaves nothing of its settings behind.
         let names: Vec<&str> = self
             .cache
             .layers()
             .iter()
             .map(|l| l.backend.name())
             .collect();
+        let config = self.cache.provider().and_then(|p| {
+            p.ask(&ConfigFor {
+                use_case: self.name,
+                key_type: self.spec.key.key_type,
+                cache: self.cache.name(),
+            })
+        });
+        if let Some(c) = &config {
+            for unknown in c.named().filter(|n| !names.contains(n)) {
+                tracing::warn!(
+                    use_case = self.name,
+                    layer = unknown,
+                    "the configuration provider names a layer this cache does not have; ignored"
+                );
+            }
+        }
         self.tuning.apply(config.as_ref(), &names, shadow);
         if config.is_some() {
             tracing::debug!(use_case = self.name, "configured by the provider");
@@ -374,7 +382,8 @@ where
         let mode = context::take_mode();
         let on = crate::scope::caching_enabled();
         let gate = self.tuning.gate();
-        if mode != Mode::Normal || !on || gate != tuning::FULL {
+        // A ramped remote layer matters on a miss only (`miss` draws it).
+        if mode != Mode::Normal || !on || gate & !tuning::REMOTE_RAMPED != tuning::FULL {
             if let Some(route) = self.gated(mode, on, gate) {
                 return Lookup::Miss(route);
             }

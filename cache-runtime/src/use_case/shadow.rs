@@ -96,9 +96,24 @@ impl<V> ViaNoEq<V> for EqProbe<V> {
     }
 }
 
-/// A use case's count of mismatches logged.
+/// How many shadow reads of one use case run at once, at most; a sampled
+/// hit beyond them is not shadow-read (logged at debug level), so shadow
+/// reads never pile up behind a slow source or crowd out refreshes.
+const IN_FLIGHT: u32 = 4;
+
+/// A use case's shadow-read bookkeeping: mismatches logged, runs in
+/// flight, and whether "cannot compare" was logged.
 #[derive(Debug, Default)]
-pub(crate) struct Warned(AtomicU32);
+pub(crate) struct Warned(AtomicU32, AtomicU32, std::sync::atomic::AtomicBool);
+
+/// One shadow run in flight, released when dropped (a panicking run too).
+struct Running(&'static AtomicU32);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 impl<K, V> UseCase<K, V>
 where
@@ -114,17 +129,45 @@ where
         eq: Option<EqFn<V>>,
         job: impl FnOnce() -> SyncJob<V>,
     ) {
-        let Some(eq) = eq else { return };
+        let Some((eq, running)) = self.shadow_start(eq) else {
+            return;
+        };
         let Some(slot) = crate::spawn::refresh_slot() else {
             return;
         };
         let (served, job) = (served.clone(), job());
         slot.run(move || {
+            let _running = running;
             let span = self.shadow_span();
             let _in = span.enter();
             let r = job();
             self.compared(&served, r, eq);
         });
+    }
+
+    /// Whether a sampled hit is shadow-read: the value type can be
+    /// compared (said once if not) and fewer than [`IN_FLIGHT`] runs are
+    /// under way.
+    fn shadow_start(&'static self, eq: Option<EqFn<V>>) -> Option<(EqFn<V>, Running)> {
+        let Some(eq) = eq else {
+            if !self.warned.2.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    use_case = self.name,
+                    "shadow reads need a value type with PartialEq or Serialize to compare; none are made"
+                );
+            }
+            return None;
+        };
+        let n = self.warned.1.fetch_add(1, Ordering::AcqRel);
+        let running = Running(&self.warned.1);
+        if n >= IN_FLIGHT {
+            tracing::debug!(
+                use_case = self.name,
+                "shadow read skipped: {IN_FLIGHT} already running"
+            );
+            return None;
+        }
+        Some((eq, running))
     }
 
     /// Runs an async function's shadow read of a hit that served `served`,
@@ -136,11 +179,14 @@ where
         eq: Option<EqFn<V>>,
         job: impl FnOnce() -> AsyncJob<V>,
     ) {
-        let Some(eq) = eq else { return };
+        let Some((eq, running)) = self.shadow_start(eq) else {
+            return;
+        };
         let (served, job) = (served.clone(), job());
         let span = self.shadow_span();
         crate::spawn::spawn(tracing::Instrument::instrument(
             async move {
+                let _running = running;
                 let r = job.await;
                 self.compared(&served, r, eq);
             },
@@ -158,7 +204,6 @@ where
             Ok(_) => Shadowed::Mismatch,
             Err(_) => Shadowed::Error,
         };
-        self.counters.shadowed(outcome);
         match outcome {
             Shadowed::Match => {
                 tracing::debug!(use_case = self.name, "shadow read matches")
@@ -180,5 +225,7 @@ where
                 }
             }
         }
+        // Counted after it is logged: whoever waits on the count finds the line.
+        self.counters.shadowed(outcome);
     }
 }

@@ -58,10 +58,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    // Deliver what is still owed to Redis and the bus before leaving.
-    let left = cachewright::default_cache()
-        .flush_async(std::time::Duration::from_secs(2))
+    // Deliver what is still owed to Redis and the bus, release leases and
+    // leave the bus before exiting.
+    let delivered = cachewright::default_cache()
+        .close_async(std::time::Duration::from_secs(2))
         .await;
-    tracing::info!(?left, "stopped");
+    tracing::info!(delivered, "stopped");
     Ok(())
 }
