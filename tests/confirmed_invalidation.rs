@@ -117,6 +117,9 @@ fn an_invalidation_returns_once_a_slow_process_applied_it() {
         reader.bus_connected() && writer.bus_connected()
     });
     assert!(writer.bus_stats().confirmed_delivery);
+    eventually("the writer knows the reader", || {
+        writer.bus_stats().members >= 1
+    });
     hold(&reader, 7, "v1");
 
     writer.invalidate_entity("user", &7);
@@ -165,6 +168,11 @@ fn frozen_reader_and_writer(server: &RedisServer) -> (Cache, Arc<AtomicBool>, Ca
 fn a_process_that_stops_answering_stops_trusting_its_copies() {
     let server = RedisServer::start();
     let (reader, frozen, writer) = frozen_reader_and_writer(&server);
+    // The writer has heard the reader's pings: it is a member (until then
+    // an invalidation has nobody to wait for, and is confirmed at once).
+    eventually("the writer knows the reader", || {
+        writer.bus_stats().members >= 1
+    });
     hold(&reader, 1, "v1");
 
     // The reader's subscriber stalls: it neither applies nor acknowledges,
@@ -195,7 +203,9 @@ fn a_process_whose_subscription_died_unnoticed_is_waited_for() {
     let server = RedisServer::start();
     let (reader, frozen, writer) = frozen_reader_and_writer(&server);
     // The writer has heard the reader's pings: it is a member.
-    std::thread::sleep(Duration::from_millis(200));
+    eventually("the writer knows the reader", || {
+        writer.bus_stats().members >= 1
+    });
     hold(&reader, 1, "v1");
     frozen.store(true, SeqCst);
     // Every subscription is killed; the writer's comes back, the reader

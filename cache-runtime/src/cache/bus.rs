@@ -300,6 +300,9 @@ pub struct BusStats {
     /// Invalidations some subscriber did not acknowledge within the lease
     /// (it stopped trusting its in-process layer instead).
     pub unconfirmed: u64,
+    /// Other processes' caches heard on the bus whose lease may still run
+    /// (with confirmed delivery): those an invalidation now waits for.
+    pub members: usize,
 }
 
 impl Cache {
@@ -339,6 +342,11 @@ impl Cache {
                 .confirm
                 .as_ref()
                 .map_or(0, |c| c.unconfirmed.load(Relaxed)),
+            members: self
+                .inner
+                .confirm
+                .as_ref()
+                .map_or(0, |c| c.live_members(crate::clock::real_ms()).len()),
         }
     }
 }

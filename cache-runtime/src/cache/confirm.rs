@@ -160,7 +160,7 @@ impl Confirm {
     /// The members whose lease may still run at `now`, each with the
     /// moment it surely ran out (heard + its lease + margin) and its
     /// subscription number.
-    fn live_members(&self, now: u64) -> Vec<(u64, u64, u64)> {
+    pub(super) fn live_members(&self, now: u64) -> Vec<(u64, u64, u64)> {
         let margin = lease_ms(MARGIN);
         self.members()
             .iter()
