@@ -26,6 +26,8 @@ async fn find_user(id: u64) -> Option<User> {
         max_bytes: ::core::option::Option::None,
         weigher: ::core::option::Option::None,
         shadow_per_mille: ::core::option::Option::None,
+        early_refresh_per_mille: 0u32,
+        xfetch_beta_milli: 0u32,
     });
     let (__cachewright_uc, __cachewright_miss) = {
         ::cachewright::__private::assert_key_part(&id);

@@ -28,6 +28,8 @@ async fn get(&self, id: u64) -> Result<User, DbError> {
         max_bytes: ::core::option::Option::None,
         weigher: ::core::option::Option::None,
         shadow_per_mille: ::core::option::Option::None,
+        early_refresh_per_mille: 0u32,
+        xfetch_beta_milli: 0u32,
     });
     let (__cachewright_uc, __cachewright_miss) = {
         my::cw::__private::assert_key_part(&self.tenant);

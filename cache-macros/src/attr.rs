@@ -140,6 +140,9 @@ pub(crate) struct CachedArgs {
     pub(crate) remote_ttl: Option<Dur>,
     /// The share of fresh hits shadow-read, per mille (`shadow = <percent>`).
     pub(crate) shadow: Option<u32>,
+    /// Early refresh: (per mille of the TTL, XFetch β in thousandths), one
+    /// of them 0, and where it was given.
+    pub(crate) early_refresh: Option<(u32, u32, Span)>,
 }
 
 const MAX_BYTES_HELP: &str = "`max_bytes` is a size in bytes, at least 1: a whole number or text with a unit, such as `max_bytes = \"64MiB\"` (B, KB, MB, GB are powers of 1000; KiB, MiB, GiB of 1024)";
@@ -186,6 +189,7 @@ pub(crate) const CACHED_ARGS: &[&str] = &[
     "local_ttl",
     "remote_ttl",
     "shadow",
+    "early_refresh",
     "crate",
 ];
 
@@ -319,6 +323,7 @@ impl CachedArgs {
             "layers" => self.layers = layers(&expr, errors).map(|l| (l, span)),
             "jitter" => self.jitter = fraction(&expr, errors).map(|j| (j, span)),
             "shadow" => self.shadow = percent(&expr, errors),
+            "early_refresh" => self.early_refresh = early_refresh(&expr, errors).map(|(a, b)| (a, b, span)),
             "smooth_expiry" => match &expr {
                 Expr::Lit(ExprLit {
                     lit: Lit::Bool(b), ..
@@ -623,6 +628,31 @@ pub(crate) fn parse_duration(s: &str) -> Option<u64> {
         rest = rest[unit_end..].trim_start();
     }
     (total.is_finite() && total < u64::MAX as f64).then(|| total.round() as u64)
+}
+
+/// `early_refresh = 0.8` (a share of the TTL, strictly between 0 and 1) or
+/// `early_refresh = "xfetch"`: (per mille, XFetch β in thousandths).
+fn early_refresh(expr: &Expr, errors: &mut Errors) -> Option<(u32, u32)> {
+    const HELP: &str = "`early_refresh` is a share of the TTL strictly between 0 and 1 (`early_refresh = 0.8` refreshes on the first hit once 80 % of the TTL has passed) or `\"xfetch\"` (probabilistic early expiration, weighted by the load time)";
+    let v = match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) if s.value() == "xfetch" => return Some((0, 1000)),
+        _ => None,
+    };
+    match v {
+        Some(r) if r > 0.0 && r < 1.0 => {
+            let pm = (r * 1000.0).round() as u32;
+            Some((pm.clamp(1, 999), 0))
+        }
+        _ => {
+            errors.at(expr.span(), HELP);
+            None
+        }
+    }
 }
 
 /// `shadow = <percent>`: 0 to 100, per mille once parsed.

@@ -349,6 +349,12 @@ fn needs_ttl(args: &CachedArgs, errors: &mut Errors) {
             "`swr` needs a `ttl`: the stale window starts when the TTL ends (add `ttl = ...`)",
         );
     }
+    if let Some((_, _, span)) = args.early_refresh {
+        errors.at(
+            span,
+            "`early_refresh` needs a `ttl`: it refreshes before the TTL ends (add `ttl = ...`)",
+        );
+    }
     if let Some((_, span)) = args.jitter {
         errors.at(span, "`jitter` needs a `ttl` to spread (add `ttl = ...`)");
     }

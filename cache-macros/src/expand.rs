@@ -255,7 +255,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
     let value_assert = quote_spanned!(vspan=> #p::assert_value::<#value_ty>(););
 
     // ---- stale-while-revalidate and shadow reads ----
-    let refresh = if args.swr.is_some() {
+    let refresh = if args.swr.is_some() || args.early_refresh.is_some() {
         let job = job_code(&p, f, &into);
         let method = if f.kind.is_async() {
             quote!(refresh_async)
@@ -289,6 +289,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
     } else {
         (TokenStream::new(), TokenStream::new())
     };
+    let (early_pm, xfetch_beta) = args.early_refresh.map_or((0u32, 0u32), |(a, b, _)| (a, b));
     let shadow_per_mille = match args.shadow {
         Some(pm) => quote!(::core::option::Option::Some(#pm)),
         None => quote!(::core::option::Option::None),
@@ -351,6 +352,8 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 max_bytes: #max_bytes,
                 weigher: #weigher,
                 shadow_per_mille: #shadow_per_mille,
+                early_refresh_per_mille: #early_pm,
+                xfetch_beta_milli: #xfetch_beta,
             });
             let (__cachewright_uc, __cachewright_miss) = {
                 #(#adapters)*

@@ -432,6 +432,9 @@ where
         let (r, said) = tracing::Instrument::instrument(self.loader.run(), span).await;
         let took = start.elapsed();
         uc.counters.load(took, r.is_ok());
+        if let Some(e) = &uc.early {
+            e.loaded(took);
+        }
         crate::metrics::load_took(uc.cache.name(), uc.name, took);
         tracing::debug!(
             use_case = uc.name,

@@ -27,6 +27,7 @@ use crate::stats::{Counters, Stats};
 use crate::tuning::{self, ConfigFor, Tuning};
 use crate::watermark::Watermarks;
 
+mod early;
 mod load;
 mod refresh;
 mod shadow;
@@ -67,6 +68,8 @@ pub struct UseCase<K, V> {
     remote_cap: Option<Duration>,
     /// How long loaded values live.
     policy: Policy,
+    /// Refreshing hot entries before they expire (`early_refresh`).
+    early: Option<early::Early>,
     /// How values are weighed against a byte bound (`None`: by their
     /// inline size, when no byte bound counts them).
     weigh: Option<Weigh<V>>,
@@ -297,9 +300,19 @@ where
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let ttl = match spec.ttl_preset {
+            Some(p) => Some(p.resolve()),
+            None => ms(spec.ttl_ms),
+        };
+        let early = early::Early::new(
+            spec.early_refresh_per_mille,
+            spec.xfetch_beta_milli,
+            ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        );
         let uc = UseCase {
             spec,
             name,
+            early,
             clock: cache.clock().clone(),
             store: Store::new(capacity, spec.max_bytes, cache.budget().cloned()),
             weigh,
@@ -315,10 +328,7 @@ where
             local_cap,
             remote_cap: ms(spec.remote_ttl_ms),
             policy: Policy {
-                ttl: match spec.ttl_preset {
-                    Some(p) => Some(p.resolve()),
-                    None => ms(spec.ttl_ms),
-                },
+                ttl,
                 swr: Duration::from_millis(spec.swr_ms),
                 negative_ttl: ms(spec.negative_ttl_ms),
                 jitter: spec.jitter,
@@ -474,11 +484,20 @@ where
                 if !h.valid(marks) {
                     return None;
                 }
-                let copy = ticket.filter(|_| fresh).map(|t| (t, h.fresh_until_ms()));
-                Some((fresh, h.negative(), h.value().clone(), copy))
+                let until = h.fresh_until_ms();
+                // Early refresh: a copy serves only up to where a hit may
+                // be due, and a due hit starts the refresh.
+                let (due, copy_until) = match &self.early {
+                    Some(e) => (fresh && e.due(now, until), e.window_from(until)),
+                    None => (false, until),
+                };
+                let copy = ticket
+                    .filter(|_| fresh && !due && now < copy_until)
+                    .map(|t| (t, copy_until));
+                Some((fresh, due, h.negative(), h.value().clone(), copy))
             },
         );
-        let Some((fresh, negative, v, copy)) = found.flatten() else {
+        let Some((fresh, due, negative, v, copy)) = found.flatten() else {
             return Lookup::Miss(Route::NORMAL);
         };
         if let (Some((front, true, epoch)), Some((ticket, fresh_until_ms))) = (seen, copy) {
@@ -500,7 +519,22 @@ where
                 },
             );
         }
+        if due {
+            return self.hit_early(negative, v);
+        }
         self.hit(fresh, negative, v)
+    }
+
+    /// A fresh hit due for its early refresh: counted as a hit, served, and
+    /// handed back as `Stale` so that the caller starts the refresh.
+    #[cold]
+    fn hit_early(&self, negative: bool, v: V) -> Lookup<V> {
+        self.counters.hit();
+        if negative {
+            self.counters.negative_hit();
+        }
+        tracing::debug!(use_case = self.name, "cache hit, due for early refresh");
+        Lookup::Stale(v)
     }
 
     #[inline]

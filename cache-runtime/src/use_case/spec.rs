@@ -42,6 +42,12 @@ pub struct UseCaseSpec {
     /// Per mille of fresh hits shadow-read (`shadow = ...`, in percent);
     /// `None` when the function has no shadow reads compiled in.
     pub shadow_per_mille: Option<u32>,
+    /// Early refresh at a fixed share of the TTL (`early_refresh = 0.8`:
+    /// 800), or 0.
+    pub early_refresh_per_mille: u32,
+    /// Early refresh by XFetch (`early_refresh = "xfetch"`): its β in
+    /// thousandths, or 0.
+    pub xfetch_beta_milli: u32,
 }
 
 impl UseCaseSpec {
@@ -184,7 +190,8 @@ impl<V> ViaOpaque<V> for &CodecProbe<V> {
 pub enum Lookup<V> {
     /// A fresh value.
     Hit(V),
-    /// A value past its TTL, inside its SWR window: serve it and refresh.
+    /// Serve it and start its background refresh: a value past its TTL,
+    /// inside its SWR window, or a fresh one due for its early refresh.
     Stale(V),
     /// A fresh value, sampled for a shadow read: serve it and run the
     /// function in the background to compare.
@@ -326,6 +333,8 @@ impl UseCaseSpec {
             max_bytes: None,
             weigher: None,
             shadow_per_mille: None,
+            early_refresh_per_mille: 0,
+            xfetch_beta_milli: 0,
         }
     }
 }
