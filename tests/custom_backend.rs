@@ -201,3 +201,39 @@ fn local_ttl_and_remote_ttl_cap_each_layer_per_use_case() {
     assert_eq!(rate(1), 10);
     assert_eq!(CAPPED_LOADS.load(SeqCst), 2, "loaded again after flush_all");
 }
+
+/// `dedupe_writes` on a layer whose backend cannot skip a write (this one,
+/// the file tier, object stores): an error where the builder can say so,
+/// logged and turned off where it cannot; never silently ignored.
+#[test]
+fn dedupe_writes_on_a_backend_that_cannot_dedupe_is_refused() {
+    use cachewright::backends::file::FileBackend;
+    let dir = tempfile::tempdir().unwrap();
+    let file = || LayerConfig::new(FileBackend::new(dir.path()).unwrap()).dedupe_writes(true);
+    let err = Cache::builder().layer(file()).try_build().unwrap_err();
+    assert!(
+        matches!(&err, cachewright::ConfigError::Layer(m) if m.contains("dedupe_writes") && m.contains("file")),
+        "{err}"
+    );
+    let custom = Arc::new(Dict::default());
+    assert!(Cache::builder()
+        .layer(LayerConfig::shared(custom.clone()).dedupe_writes(true))
+        .try_build()
+        .is_err());
+    // `build` logs it and writes in full: two writes of one value are two
+    // writes, not a write and a renewal.
+    let cache = Cache::builder()
+        .layer(LayerConfig::shared(custom.clone()).dedupe_writes(true))
+        .build();
+    let key = cache.key("d", &1);
+    cache.set(&key, 5u32, None);
+    cache.set(&key, 5u32, None);
+    let s = &cache.layer_stats()[0];
+    assert_eq!((s.writes, s.renewals), (2, 0));
+    assert_eq!(custom.sets.load(SeqCst), 2);
+    // Backends that can (memory, Redis) accept it.
+    assert!(Cache::builder()
+        .layer(LayerConfig::new(cachewright::backends::MemoryBackend::new()).dedupe_writes(true))
+        .try_build()
+        .is_ok());
+}

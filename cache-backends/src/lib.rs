@@ -688,6 +688,22 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Ok(true)
     }
 
+    /// Whether [`set_dedupe`](Self::set_dedupe) can skip rewriting a value
+    /// the store already holds (by reading its content hash where it is
+    /// stored). `false` by default: then it always writes the whole value,
+    /// and a cache refuses `dedupe_writes` on this layer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::{Backend, MemoryBackend};
+    ///
+    /// assert!(MemoryBackend::new().dedupes());
+    /// ```
+    fn dedupes(&self) -> bool {
+        false
+    }
+
     /// Stores `value`, unless the stored value has the same content hash (at
     /// `dedupe.hash`): then only its header and TTL are renewed. The default
     /// always writes.

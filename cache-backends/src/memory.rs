@@ -271,6 +271,10 @@ impl Backend for MemoryBackend {
         }))
     }
 
+    fn dedupes(&self) -> bool {
+        true
+    }
+
     async fn set_dedupe(
         &self,
         key: &str,

@@ -648,6 +648,10 @@ impl Backend for RedisBackend {
         Ok(r.is_some())
     }
 
+    fn dedupes(&self) -> bool {
+        true
+    }
+
     async fn set_dedupe(
         &self,
         key: &str,

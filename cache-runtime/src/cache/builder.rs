@@ -458,7 +458,54 @@ impl CacheBuilder {
     /// assert_eq!(cache.name(), "default");
     /// assert_eq!(cache.key_prefix(), "urn:cachewright:v1:");
     /// ```
-    pub fn build(self) -> Cache {
+    pub fn build(mut self) -> Cache {
+        for l in &mut self.layers {
+            if let Some(name) = l.dedupe_unsupported() {
+                tracing::error!(
+                    layer = name.as_str(),
+                    "dedupe_writes is not supported by this layer: it writes every value in full"
+                );
+                l.drop_dedupe();
+            }
+        }
+        self.build_checked()
+    }
+
+    /// [`build`](Self::build), or an error when a layer asks for something
+    /// its backend cannot do (`dedupe_writes` on the file tier or an object
+    /// store).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Layer`](crate::ConfigError::Layer), naming the layer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::{Cache, LayerConfig};
+    /// use cachewright::backends::MemoryBackend;
+    ///
+    /// let ok = Cache::builder()
+    ///     .layer(LayerConfig::new(MemoryBackend::new()).dedupe_writes(true))
+    ///     .try_build();
+    /// assert!(ok.is_ok());
+    /// ```
+    pub fn try_build(self) -> Result<Cache, crate::ConfigError> {
+        self.check()?;
+        Ok(self.build_checked())
+    }
+
+    /// Whether every layer can do what it is asked.
+    pub(crate) fn check(&self) -> Result<(), crate::ConfigError> {
+        match self.layers.iter().find_map(|l| l.dedupe_unsupported()) {
+            Some(name) => Err(crate::ConfigError::Layer(format!(
+                "dedupe_writes is not supported by the {name} layer (it would write every value in full); turn it off for that layer"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn build_checked(self) -> Cache {
         let bus = match self.bus {
             BusChoice::Off => None,
             BusChoice::Custom(b) => Some(b),

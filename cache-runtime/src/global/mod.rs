@@ -541,6 +541,10 @@ impl Setup {
         if let Some(e) = self.error {
             return Err(e);
         }
+        self.default.check()?;
+        for (_, b) in &self.named {
+            b.check()?;
+        }
         if let Some(p) = &self.provider {
             self.default = self.default.provider_or(p);
             for (_, b) in &mut self.named {

@@ -123,6 +123,18 @@ impl LayerConfig {
         &self.backend
     }
 
+    /// The backend's name, when this layer asks for `dedupe_writes` and the
+    /// backend cannot skip a write (it would silently write every value in
+    /// full).
+    pub(crate) fn dedupe_unsupported(&self) -> Option<String> {
+        (self.dedupe && !self.backend.dedupes()).then(|| self.backend.name().to_owned())
+    }
+
+    /// Turns `dedupe_writes` off for this layer.
+    pub(crate) fn drop_dedupe(&mut self) {
+        self.dedupe = false;
+    }
+
     /// The longest an entry lives in this layer, whatever its own TTL.
     ///
     /// # Examples
@@ -228,7 +240,13 @@ impl LayerConfig {
     }
 
     /// Skip writing a value the layer already holds (by content hash): only
-    /// its times and TTL are renewed.
+    /// its times and TTL are renewed. Only backends that can read the hash
+    /// where they store it offer it (Redis, memory; see
+    /// [`Backend::dedupes`](cachewright_backends::Backend::dedupes)): on
+    /// others (the file tier, object stores) asking for it is an error from
+    /// [`CacheBuilder::try_build`](crate::CacheBuilder::try_build) and
+    /// `configure().install()`, and [`CacheBuilder::build`](crate::CacheBuilder::build)
+    /// logs it at error level and writes in full.
     ///
     /// # Examples
     ///
