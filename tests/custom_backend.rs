@@ -15,6 +15,8 @@ struct Dict {
     map: Mutex<HashMap<String, Vec<u8>>>,
     gets: AtomicU32,
     sets: AtomicU32,
+    /// Writes asked to skip an unchanged value (this store cannot).
+    dedupe_calls: AtomicU32,
     down: std::sync::atomic::AtomicBool,
 }
 
@@ -50,6 +52,17 @@ impl Backend for Dict {
     async fn delete(&self, key: &str) -> Result<bool, BackendError> {
         self.check()?;
         Ok(self.map.lock().unwrap().remove(key).is_some())
+    }
+    async fn set_dedupe(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        _dedupe: &cachewright::backends::Dedupe,
+    ) -> Result<cachewright::backends::Written, BackendError> {
+        self.dedupe_calls.fetch_add(1, SeqCst);
+        self.set(key, value, ttl).await?;
+        Ok(cachewright::backends::Written::Value)
     }
 }
 
@@ -231,6 +244,7 @@ fn dedupe_writes_on_a_backend_that_cannot_dedupe_is_refused() {
     let s = &cache.layer_stats()[0];
     assert_eq!((s.writes, s.renewals), (2, 0));
     assert_eq!(custom.sets.load(SeqCst), 2);
+    assert_eq!(custom.dedupe_calls.load(SeqCst), 0, "dedupe was turned off");
     // Backends that can (memory, Redis) accept it.
     assert!(Cache::builder()
         .layer(LayerConfig::new(cachewright::backends::MemoryBackend::new()).dedupe_writes(true))

@@ -155,3 +155,63 @@ fn xfetch_refreshes_before_expiry_and_one_at_a_time() {
     let s = stats("XFetch");
     assert_eq!((s.misses, s.stale_hits), (1, 0));
 }
+
+static RACE_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "race:<id>", ttl = 10, early_refresh = 0.5, cache = CACHE, name = "Race")]
+fn race(id: u32) -> u32 {
+    RACE_LOADS.fetch_add(1, SeqCst) + id
+}
+
+#[test]
+fn hits_that_saw_the_old_entry_due_do_not_refresh_it_again() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    race(0);
+    CLOCK.advance(Duration::from_secs(6));
+    // Hits keep coming while the one refresh runs and ends: those that saw
+    // the old entry due and reach the key after the refresh find it fresh.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..2000 {
+                    race(0);
+                }
+            });
+        }
+    });
+    eventually(|| RACE_LOADS.load(SeqCst) >= 2);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(RACE_LOADS.load(SeqCst), 2, "one refresh for 8 000 hits");
+}
+
+static SHORT_LOADS: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "short:<id>", ttl = 60, negative_ttl = 5, early_refresh = 0.8, cache = CACHE, name = "Short")]
+fn short(id: u32) -> Option<u32> {
+    SHORT_LOADS.fetch_add(1, SeqCst);
+    if id == 0 {
+        return None; // cached 5 s: shorter than a fifth of the TTL
+    }
+    cachewright::set_ttl(Duration::from_secs(5));
+    Some(id)
+}
+
+#[test]
+fn entries_shorter_than_the_ttl_are_refreshed_at_80_percent_of_their_own_life() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for id in [0, 1] {
+        let before = SHORT_LOADS.load(SeqCst);
+        for _ in 0..6 {
+            short(id);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            SHORT_LOADS.load(SeqCst),
+            before + 1,
+            "not due from the start"
+        );
+        CLOCK.advance(Duration::from_millis(4_100)); // 82 % of 5 s
+        short(id);
+        eventually(|| SHORT_LOADS.load(SeqCst) == before + 2);
+    }
+}

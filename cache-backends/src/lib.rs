@@ -706,7 +706,8 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// Stores `value`, unless the stored value has the same content hash (at
     /// `dedupe.hash`): then only its header and TTL are renewed. The default
-    /// always writes.
+    /// always writes. A backend that overrides it also overrides
+    /// [`dedupes`](Self::dedupes) (else caches refuse `dedupe_writes` on it).
     ///
     /// # Errors
     ///

@@ -52,7 +52,7 @@ pub fn assert_serde<T: RemoteValue>() {}
 
 /// A receiver a background refresh can take a copy of.
 #[diagnostic::on_unimplemented(
-    message = "`swr` on a method needs `{Self}: Clone + Send + Sync + 'static`",
+    message = "a background refresh (`swr`, `early_refresh`, `shadow`) on a method needs `{Self}: Clone + Send + Sync + 'static`",
     label = "the background refresh calls the method on a copy of `self`",
     note = "keep a service's state behind an `Arc` and derive `Clone`"
 )]

@@ -64,7 +64,8 @@ impl Early {
         })
     }
 
-    /// Records one load's time (an exponentially weighted average, 1/4 new).
+    /// Records one successful load's time (an exponentially weighted
+    /// average, 1/4 new); failed loads (timeouts) say nothing of δ.
     pub(crate) fn loaded(&self, took: std::time::Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
         let _ = self
@@ -74,25 +75,34 @@ impl Early {
             });
     }
 
-    /// From when a hit on an entry fresh until `fresh_until` may be due:
-    /// before it, never (copies of the entry may serve it untouched).
-    pub(crate) fn window_from(&self, fresh_until: Millis) -> Millis {
-        match self.how {
-            How::At(pm) => {
-                let early = self.ttl_ms.saturating_mul(u64::from(1000 - pm)) / 1000;
-                fresh_until.saturating_sub(early)
-            }
-            How::XFetch(beta) => {
-                let delta_ms = self.delta_ms(beta);
-                fresh_until.saturating_sub(delta_ms.saturating_mul(XFETCH_REACH))
-            }
-        }
+    /// The entry's own fresh lifetime: from its load (`loaded`, ms) to
+    /// `fresh_until`, at most the use case's TTL (a per-result `set_ttl`, a
+    /// cached absence or a `local_ttl` cap make it shorter).
+    fn life(&self, loaded: Millis, fresh_until: Millis) -> u64 {
+        fresh_until.saturating_sub(loaded).min(self.ttl_ms)
     }
 
-    /// Whether a hit at `now` on an entry fresh until `fresh_until` starts
-    /// its refresh.
-    pub(crate) fn due(&self, now: Millis, fresh_until: Millis) -> bool {
-        if now < self.window_from(fresh_until) {
+    /// From when a hit on an entry loaded at `loaded` and fresh until
+    /// `fresh_until` may be due: before it, never (copies of the entry may
+    /// serve it untouched).
+    pub(crate) fn window_from(&self, loaded: Millis, fresh_until: Millis) -> Millis {
+        let life = self.life(loaded, fresh_until);
+        let early = match self.how {
+            How::At(pm) => life.saturating_mul(u64::from(1000 - pm)) / 1000,
+            // XFetch's reach, but never before the middle of the entry's
+            // life (a load as slow as the TTL would refresh on every hit).
+            How::XFetch(beta) => self
+                .delta_ms(beta)
+                .saturating_mul(XFETCH_REACH)
+                .min(life / 2),
+        };
+        fresh_until.saturating_sub(early)
+    }
+
+    /// Whether a hit at `now` on an entry loaded at `loaded` and fresh until
+    /// `fresh_until` starts its refresh.
+    pub(crate) fn due(&self, now: Millis, loaded: Millis, fresh_until: Millis) -> bool {
+        if now < self.window_from(loaded, fresh_until) {
             return false;
         }
         match self.how {
@@ -106,9 +116,14 @@ impl Early {
         }
     }
 
-    /// δ·β in ms (at least 1 ms).
+    /// δ·β in ms (at least 1 ms). Until this process has loaded the key's
+    /// use case once (a replica that only reads what others wrote), δ is a
+    /// hundredth of the TTL.
     fn delta_ms(&self, beta_milli: u32) -> u64 {
-        let us = self.load_us.load(Ordering::Relaxed).max(1000);
+        let us = match self.load_us.load(Ordering::Relaxed) {
+            0 => self.ttl_ms.saturating_mul(10),
+            us => us,
+        };
         (us.saturating_mul(u64::from(beta_milli)) / 1_000_000).max(1)
     }
 }
@@ -121,10 +136,14 @@ mod tests {
     #[test]
     fn a_fixed_point_is_due_from_its_share_of_the_ttl() {
         let e = Early::new(800, 0, Some(10_000)).unwrap();
-        // Fresh until 20 000: loaded at 10 000, due from 18 000.
-        assert_eq!(e.window_from(20_000), 18_000);
-        assert!(!e.due(17_999, 20_000));
-        assert!(e.due(18_000, 20_000));
+        // Loaded at 10 000, fresh until 20 000: due from 18 000.
+        assert_eq!(e.window_from(10_000, 20_000), 18_000);
+        assert!(!e.due(17_999, 10_000, 20_000));
+        assert!(e.due(18_000, 10_000, 20_000));
+        // An entry that lives 5 s (set_ttl, an absence): due at 80 % of
+        // its own life, never from the start.
+        assert_eq!(e.window_from(10_000, 15_000), 14_000);
+        assert!(!e.due(10_000, 10_000, 15_000));
         assert!(Early::new(0, 0, Some(10_000)).is_none());
         assert!(Early::new(800, 0, None).is_none());
     }
@@ -132,8 +151,11 @@ mod tests {
     #[test]
     fn xfetch_fires_more_often_as_expiry_nears_and_never_far_from_it() {
         let e = Early::new(0, 1000, Some(60_000)).unwrap();
+        // Before any load: δ is a hundredth of the TTL (600 ms).
+        assert_eq!(e.window_from(0, 60_000), 60_000 - 600 * XFETCH_REACH);
         e.loaded(Duration::from_millis(100));
-        let rate = |now: u64| (0..20_000).filter(|_| e.due(now, 60_000)).count() as f64 / 20_000.0;
+        let rate =
+            |now: u64| (0..20_000).filter(|_| e.due(now, 0, 60_000)).count() as f64 / 20_000.0;
         assert_eq!(
             rate(60_000 - 100 * XFETCH_REACH - 1),
             0.0,

@@ -432,7 +432,7 @@ where
         let (r, said) = tracing::Instrument::instrument(self.loader.run(), span).await;
         let took = start.elapsed();
         uc.counters.load(took, r.is_ok());
-        if let Some(e) = &uc.early {
+        if let (Some(e), true) = (&uc.early, r.is_ok()) {
             e.loaded(took);
         }
         crate::metrics::load_took(uc.cache.name(), uc.name, took);

@@ -488,7 +488,13 @@ where
                 // Early refresh: a copy serves only up to where a hit may
                 // be due, and a due hit starts the refresh.
                 let (due, copy_until) = match &self.early {
-                    Some(e) => (fresh && e.due(now, until), e.window_from(until)),
+                    Some(e) => {
+                        let loaded = h.stamp() / 1000;
+                        (
+                            fresh && e.due(now, loaded, until),
+                            e.window_from(loaded, until),
+                        )
+                    }
                     None => (false, until),
                 };
                 let copy = ticket

@@ -29,6 +29,9 @@ where
         let Role::Leader(lead) = self.flights.join(&miss.key) else {
             return;
         };
+        if self.refreshed_already(&miss) {
+            return;
+        }
         let job = job();
         self.counters.refresh();
         slot.run(move || {
@@ -51,6 +54,9 @@ where
         let Role::Leader(lead) = self.flights.join(&miss.key) else {
             return;
         };
+        if self.refreshed_already(&miss) {
+            return;
+        }
         let job = job();
         self.counters.refresh();
         let spawned = crate::spawn::spawn(async move {
@@ -64,6 +70,28 @@ where
                 "no runtime to refresh on; background refresh skipped"
             );
         }
+    }
+
+    /// Whether the entry a caller saw stale (or due for its early refresh)
+    /// was refreshed between its look and its turn to lead: the key's
+    /// flight had ended, and what L1 holds now is fresh and not due. Then
+    /// the refresh is not made again.
+    fn refreshed_already(&self, miss: &Miss<K>) -> bool {
+        let now = self.clock.now_ms();
+        let marks = &*self.marks;
+        self.store
+            .with(
+                miss.hash,
+                |k| *k == miss.key,
+                |h| {
+                    h.freshness(now) == Freshness::Fresh
+                        && h.valid(marks)
+                        && self.early.as_ref().is_none_or(|e| {
+                            now < e.window_from(h.stamp() / 1000, h.fresh_until_ms())
+                        })
+                },
+            )
+            .unwrap_or(false)
     }
 
     pub(super) fn miss_quiet<Q: KeyRef<Owned = K>>(
