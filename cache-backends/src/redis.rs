@@ -531,6 +531,23 @@ where
     }
 }
 
+/// One step of a `SCAN ... MATCH pattern COUNT 500` walk: the next cursor
+/// (0: done) and the keys of this step.
+async fn scan_step(
+    c: &mut ConnectionManager,
+    cursor: u64,
+    pattern: &str,
+) -> Result<(u64, Vec<String>), RedisError> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(500)
+        .query_async(c)
+        .await
+}
+
 #[async_trait]
 impl Backend for RedisBackend {
     fn name(&self) -> &str {
@@ -738,14 +755,7 @@ impl Backend for RedisBackend {
             let mut cursor: u64 = 0;
             let mut keys: Vec<String> = Vec::new();
             loop {
-                let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(500)
-                    .query_async(&mut c)
-                    .await?;
+                let (next, found) = scan_step(&mut c, cursor, &pattern).await?;
                 keys.extend(found);
                 if next == 0 || keys.len() >= limit {
                     break;
@@ -785,14 +795,7 @@ impl Backend for RedisBackend {
             let mut cursor: u64 = 0;
             let mut deleted = 0u64;
             loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(500)
-                    .query_async(&mut c)
-                    .await?;
+                let (next, keys) = scan_step(&mut c, cursor, &pattern).await?;
                 if !keys.is_empty() {
                     let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut c).await?;
                     deleted += n;

@@ -632,15 +632,28 @@ pub(crate) fn parse_duration(s: &str) -> Option<u64> {
 
 /// `early_refresh = 0.8` (a share of the TTL, strictly between 0 and 1) or
 /// `early_refresh = "xfetch"`: (per mille, XFetch β in thousandths).
-fn early_refresh(expr: &Expr, errors: &mut Errors) -> Option<(u32, u32)> {
-    const HELP: &str = "`early_refresh` is a share of the TTL strictly between 0 and 1 (`early_refresh = 0.8` refreshes on the first hit once 80 % of the TTL has passed) or `\"xfetch\"` (probabilistic early expiration, weighted by the load time)";
-    let v = match expr {
+/// A number literal (integer or float), as `f64`.
+fn number(expr: &Expr) -> Option<f64> {
+    match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Float(f), ..
         }) => f.base10_parse::<f64>().ok(),
         Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+fn early_refresh(expr: &Expr, errors: &mut Errors) -> Option<(u32, u32)> {
+    const HELP: &str = "`early_refresh` is a share of the TTL strictly between 0 and 1 (`early_refresh = 0.8` refreshes on the first hit once 80 % of the TTL has passed) or `\"xfetch\"` (probabilistic early expiration, weighted by the load time)";
+    let v = match expr {
+        Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
         }) if s.value() == "xfetch" => return Some((0, 1000)),
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(_), ..
+        }) => number(expr),
         _ => None,
     };
     match v {
@@ -657,16 +670,7 @@ fn early_refresh(expr: &Expr, errors: &mut Errors) -> Option<(u32, u32)> {
 
 /// `shadow = <percent>`: 0 to 100, per mille once parsed.
 fn percent(expr: &Expr, errors: &mut Errors) -> Option<u32> {
-    let v = match expr {
-        Expr::Lit(ExprLit {
-            lit: Lit::Float(f), ..
-        }) => f.base10_parse::<f64>().ok(),
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(i), ..
-        }) => i.base10_parse::<f64>().ok(),
-        _ => None,
-    };
-    match v {
+    match number(expr) {
         Some(p) if (0.0..=100.0).contains(&p) => Some((p * 10.0).round() as u32),
         _ => {
             errors.at(
@@ -679,16 +683,7 @@ fn percent(expr: &Expr, errors: &mut Errors) -> Option<u32> {
 }
 
 fn fraction(expr: &Expr, errors: &mut Errors) -> Option<f64> {
-    let v = match expr {
-        Expr::Lit(ExprLit {
-            lit: Lit::Float(f), ..
-        }) => f.base10_parse::<f64>().ok(),
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(i), ..
-        }) => i.base10_parse::<f64>().ok(),
-        _ => None,
-    };
-    match v {
+    match number(expr) {
         Some(j) if j > 0.0 && j < 1.0 => Some(j),
         _ => {
             errors.at(
