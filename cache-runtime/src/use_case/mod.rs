@@ -55,7 +55,7 @@ pub struct UseCase<K, V> {
     /// Its ramp, and each layer's ramp and TTL (the configuration
     /// provider's).
     tuning: Tuning,
-    /// Shadow-read mismatches logged so far.
+    /// Shadow reads' bookkeeping: mismatches logged, runs in flight.
     warned: shadow::Warned,
     /// Whether values live in the in-process layer.
     local: bool,
