@@ -390,6 +390,11 @@ impl<V> Held<V> {
         self.stamp
     }
 
+    /// When its load began, in the clock's milliseconds.
+    pub(crate) fn loaded_ms(&self) -> Millis {
+        self.stamp / 1000
+    }
+
     /// Until when it is fresh.
     #[inline]
     pub(crate) fn fresh_until_ms(&self) -> Millis {

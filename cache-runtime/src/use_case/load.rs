@@ -86,20 +86,28 @@ where
         }
         // Before the check: a reconnect after it makes the value suspect.
         let since = self.clock.stamp();
-        let now = self.clock.now_ms();
+        self.with_fresh(miss, self.clock.now_ms(), |h| Stamped {
+            value: h.value().clone(),
+            stamp: h.stamp(),
+            tags: h.view(miss.urn.entity()).tags(),
+            since,
+        })
+    }
+
+    /// `f` of the call's entry in L1 if it is fresh at `now` and no
+    /// invalidation covers it.
+    pub(super) fn with_fresh<R>(
+        &self,
+        miss: &Miss<K>,
+        now: Millis,
+        f: impl FnOnce(&Held<V>) -> R,
+    ) -> Option<R> {
         let marks = &*self.marks;
         self.store
             .with(
                 miss.hash,
                 |k| *k == miss.key,
-                |h| {
-                    (h.freshness(now) == Freshness::Fresh && h.valid(marks)).then(|| Stamped {
-                        value: h.value().clone(),
-                        stamp: h.stamp(),
-                        tags: h.view(miss.urn.entity()).tags(),
-                        since,
-                    })
-                },
+                |h| (h.freshness(now) == Freshness::Fresh && h.valid(marks)).then(|| f(h)),
             )
             .flatten()
     }

@@ -489,7 +489,7 @@ where
                 // be due, and a due hit starts the refresh.
                 let (due, copy_until) = match &self.early {
                     Some(e) => {
-                        let loaded = h.stamp() / 1000;
+                        let loaded = h.loaded_ms();
                         (
                             fresh && e.due(now, loaded, until),
                             e.window_from(loaded, until),

@@ -78,20 +78,12 @@ where
     /// the refresh is not made again.
     fn refreshed_already(&self, miss: &Miss<K>) -> bool {
         let now = self.clock.now_ms();
-        let marks = &*self.marks;
-        self.store
-            .with(
-                miss.hash,
-                |k| *k == miss.key,
-                |h| {
-                    h.freshness(now) == Freshness::Fresh
-                        && h.valid(marks)
-                        && self.early.as_ref().is_none_or(|e| {
-                            now < e.window_from(h.stamp() / 1000, h.fresh_until_ms())
-                        })
-                },
-            )
-            .unwrap_or(false)
+        self.with_fresh(miss, now, |h| {
+            self.early
+                .as_ref()
+                .is_none_or(|e| now < e.window_from(h.loaded_ms(), h.fresh_until_ms()))
+        })
+        .unwrap_or(false)
     }
 
     pub(super) fn miss_quiet<Q: KeyRef<Owned = K>>(
