@@ -392,7 +392,7 @@ impl<V> Held<V> {
 
     /// When its load began, in the clock's milliseconds.
     pub(crate) fn loaded_ms(&self) -> Millis {
-        self.stamp / 1000
+        crate::clock::ms_of_stamp(self.stamp)
     }
 
     /// Until when it is fresh.
