@@ -25,10 +25,11 @@ pub use cachewright_runtime::{
     LayerHealth, LayerKeys, LayerState, LayerStats,
 };
 
-// Inside a loader (`set_ttl`, `do_not_cache`, `add_tags`) and around a call (`bypass`,
-// `refresh`).
+// Inside a loader (`set_ttl`, `do_not_cache`, `add_tags`, `mark_failed`) and around a
+// call (`bypass`, `refresh`); the error of a call past its `hard_timeout`.
 pub use cachewright_runtime::{
-    add_tags, bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl,
+    add_tags, bypass, bypass_async, do_not_cache, mark_failed, refresh, refresh_async, set_ttl,
+    Timeout,
 };
 
 // Whether calls use the cache: scopes for a block of code, and a

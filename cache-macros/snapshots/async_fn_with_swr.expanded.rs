@@ -28,6 +28,7 @@ async fn find_user(id: u64) -> Option<User> {
         shadow_per_mille: ::core::option::Option::None,
         early_refresh_per_mille: 0u32,
         xfetch_beta_milli: 0u32,
+        resilience: ::cachewright::__private::Resilience::NONE,
     });
     let (__cachewright_uc, __cachewright_miss) = {
         ::cachewright::__private::assert_key_part(&id);

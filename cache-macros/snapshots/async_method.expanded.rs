@@ -30,6 +30,7 @@ async fn get(&self, id: u64) -> Result<User, DbError> {
         shadow_per_mille: ::core::option::Option::None,
         early_refresh_per_mille: 0u32,
         xfetch_beta_milli: 0u32,
+        resilience: my::cw::__private::Resilience::NONE,
     });
     let (__cachewright_uc, __cachewright_miss) = {
         my::cw::__private::assert_key_part(&self.tenant);

@@ -143,6 +143,18 @@ pub(crate) struct CachedArgs {
     /// Early refresh: (per mille of the TTL, XFetch β in thousandths), one
     /// of them 0, and where it was given.
     pub(crate) early_refresh: Option<(u32, u32, Span)>,
+    /// How long past expiry a value may be served when the loader fails.
+    pub(crate) fail_safe: Option<Dur>,
+    /// How long a fail-safe value is served before the loader is retried.
+    pub(crate) fail_safe_throttle: Option<Dur>,
+    /// How long a caller waits before it is served the fail-safe value.
+    pub(crate) soft_timeout: Option<Dur>,
+    /// How long a caller waits at all.
+    pub(crate) hard_timeout: Option<Dur>,
+    /// One load per key across processes (`lock = true`), and where.
+    pub(crate) lock: Option<Span>,
+    /// How long a process waits for another's locked load.
+    pub(crate) lock_wait: Option<Dur>,
 }
 
 const MAX_BYTES_HELP: &str = "`max_bytes` is a size in bytes, at least 1: a whole number or text with a unit, such as `max_bytes = \"64MiB\"` (B, KB, MB, GB are powers of 1000; KiB, MiB, GiB of 1024)";
@@ -190,6 +202,12 @@ pub(crate) const CACHED_ARGS: &[&str] = &[
     "remote_ttl",
     "shadow",
     "early_refresh",
+    "fail_safe",
+    "fail_safe_throttle",
+    "soft_timeout",
+    "hard_timeout",
+    "lock",
+    "lock_wait",
     "crate",
 ];
 
@@ -302,7 +320,8 @@ impl CachedArgs {
                     preset: Some(variant),
                 });
             }
-            "ttl" | "swr" | "negative_ttl" | "local_ttl" | "remote_ttl" => {
+            "ttl" | "swr" | "negative_ttl" | "local_ttl" | "remote_ttl" | "fail_safe"
+            | "fail_safe_throttle" | "soft_timeout" | "hard_timeout" | "lock_wait" => {
                 // `#[cached]`'s `ttl` also takes a preset: say so if it fails.
                 let more = if name == "ttl" { PRESET_HINT } else { "" };
                 if let Some(ms) = duration_or(&expr, &name, more, errors) {
@@ -316,6 +335,11 @@ impl CachedArgs {
                         "swr" => self.swr = d,
                         "local_ttl" => self.local_ttl = d,
                         "remote_ttl" => self.remote_ttl = d,
+                        "fail_safe" => self.fail_safe = d,
+                        "fail_safe_throttle" => self.fail_safe_throttle = d,
+                        "soft_timeout" => self.soft_timeout = d,
+                        "hard_timeout" => self.hard_timeout = d,
+                        "lock_wait" => self.lock_wait = d,
                         _ => self.negative_ttl = d,
                     }
                 }
@@ -324,6 +348,19 @@ impl CachedArgs {
             "jitter" => self.jitter = fraction(&expr, errors).map(|j| (j, span)),
             "shadow" => self.shadow = percent(&expr, errors),
             "early_refresh" => self.early_refresh = early_refresh(&expr, errors).map(|(a, b)| (a, b, span)),
+            "lock" => match &expr {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) => {
+                    if b.value {
+                        self.lock = Some(span);
+                    }
+                }
+                _ => errors.at(
+                    expr.span(),
+                    "`lock` is `true` or `false` (true: one load per key across processes, by a lease in Redis)",
+                ),
+            },
             "smooth_expiry" => match &expr {
                 Expr::Lit(ExprLit {
                     lit: Lit::Bool(b), ..

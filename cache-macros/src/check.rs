@@ -337,6 +337,64 @@ fn shape(sig: &syn::Signature, errors: &mut Errors) -> Option<Shape> {
 pub(crate) fn arguments(args: &CachedArgs, f: &Func, errors: &mut Errors) {
     needs_ttl(args, errors);
     negative_needs_option(args, f, errors);
+    resilience(args, f, errors);
+}
+
+/// `fail_safe`, the timeouts and `lock` against each other and the
+/// function.
+fn resilience(args: &CachedArgs, f: &Func, errors: &mut Errors) {
+    if args.fail_safe.is_none() {
+        if let Some(t) = args.fail_safe_throttle {
+            errors.at(
+                t.name_span,
+                "`fail_safe_throttle` needs `fail_safe`: it is how long a fail-safe value is served before the loader is tried again (add `fail_safe = \"1h\"`)",
+            );
+        }
+        if let Some(t) = args.soft_timeout {
+            errors.at(
+                t.name_span,
+                "`soft_timeout` needs `fail_safe`: past it, the caller is served the fail-safe value while the load goes on (add `fail_safe = \"1h\"`)",
+            );
+        }
+    }
+    if args.lock.is_none() {
+        if let Some(w) = args.lock_wait {
+            errors.at(
+                w.name_span,
+                "`lock_wait` needs `lock = true`: it bounds how long a process waits for another's load",
+            );
+        }
+    }
+    if let (Some(span), Some((crate::attr::LayerChoice::Local, _))) = (args.lock, args.layers) {
+        errors.at(
+            span,
+            "`lock` takes its lease in a remote layer, and this function is cached in process only (`layers = local`)",
+        );
+    }
+    for t in [args.soft_timeout, args.hard_timeout].into_iter().flatten() {
+        if !f.kind.is_async() {
+            errors.at(
+                t.name_span,
+                "timeouts need an `async fn`: a sync function's loader runs on the caller's thread and cannot be left to finish in the background",
+            );
+        }
+    }
+    if let (Some(soft), Some(hard)) = (args.soft_timeout, args.hard_timeout) {
+        if soft.ms >= hard.ms {
+            errors.at(
+                soft.name_span,
+                "`soft_timeout` must be shorter than `hard_timeout`",
+            );
+        }
+    }
+    if let Some(hard) = args.hard_timeout {
+        if f.shape.valid && !matches!(f.shape.kind, ShapeKind::Result | ShapeKind::ResultOption) {
+            errors.at(
+                hard.name_span,
+                "`hard_timeout` needs a function returning `Result<_, E>` with `E: From<cachewright::Timeout>`: without a fail-safe value, the call returns that error",
+            );
+        }
+    }
 }
 
 fn needs_ttl(args: &CachedArgs, errors: &mut Errors) {

@@ -295,8 +295,40 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
 
+    let resilience = resilience_code(&p, args);
+
     // ---- the load ----
-    let load = if f.kind.is_async() {
+    let timed = args.soft_timeout.is_some() || args.hard_timeout.is_some();
+    let load = if f.kind.is_async() && timed {
+        // The load runs as a task, on owned copies of the arguments, so
+        // that a caller who stops waiting leaves it running.
+        let run = run_code(&p, f, &into, false);
+        let on_timeout = if let Some(hard) = args.hard_timeout {
+            // At `hard_timeout`: an error type without `From<Timeout>` is
+            // reported there.
+            let span = hard.name_span;
+            quote_spanned!(span=> ::core::option::Option::Some(|__cachewright_t: #p::Timeout| ::core::convert::From::from(__cachewright_t)))
+        } else {
+            quote!(::core::option::Option::None)
+        };
+        quote! {
+            let __cachewright_run = match (&__cachewright_uc, &__cachewright_miss) {
+                (::core::option::Option::Some(_), ::core::option::Option::Some(_)) => ::core::option::Option::Some((#run)()),
+                _ => ::core::option::Option::None,
+            };
+            let __cachewright_load = async move {
+                let __cachewright_r: #ret = #block;
+                __cachewright_r
+            };
+            match (__cachewright_uc, __cachewright_miss, __cachewright_run) {
+                (::core::option::Option::Some(__cachewright_uc), ::core::option::Option::Some(__cachewright_miss), ::core::option::Option::Some(__cachewright_run)) => {
+                    let __cachewright_share = (&#p::probe_async(&__cachewright_run)).share_error();
+                    #unwrap(::std::boxed::Box::pin(__cachewright_uc.load_async_timed(__cachewright_miss, __cachewright_share, __cachewright_run, #on_timeout)).await)
+                }
+                _ => __cachewright_load.await,
+            }
+        }
+    } else if f.kind.is_async() {
         quote! {
             let __cachewright_load = async move {
                 let __cachewright_r: #ret = #block;
@@ -354,6 +386,7 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
                 shadow_per_mille: #shadow_per_mille,
                 early_refresh_per_mille: #early_pm,
                 xfetch_beta_milli: #xfetch_beta,
+                resilience: #resilience,
             });
             let (__cachewright_uc, __cachewright_miss) = {
                 #(#adapters)*
@@ -395,6 +428,31 @@ fn expand(args: &CachedArgs, f: &Func, plan: &KeyPlan) -> TokenStream {
         #(#attrs)*
         #vis #sig #body
     }
+}
+
+/// The spec's `resilience`: the fields the attribute sets, the rest the
+/// runtime's defaults.
+fn resilience_code(p: &TokenStream, args: &CachedArgs) -> TokenStream {
+    let mut fields = Vec::new();
+    let mut ms = |name: &str, d: Option<crate::attr::Dur>| {
+        if let Some(d) = d {
+            let field = format_ident!("{}_ms", name);
+            let v = d.ms;
+            fields.push(quote!(#field: #v,));
+        }
+    };
+    ms("fail_safe", args.fail_safe);
+    ms("fail_safe_throttle", args.fail_safe_throttle);
+    ms("soft_timeout", args.soft_timeout);
+    ms("hard_timeout", args.hard_timeout);
+    ms("lock_wait", args.lock_wait);
+    if args.lock.is_some() {
+        fields.push(quote!(lock: true,));
+    }
+    if fields.is_empty() {
+        return quote!(#p::Resilience::NONE);
+    }
+    quote!(#p::Resilience { #(#fields)* ..#p::Resilience::NONE })
 }
 
 /// `inner` in braces that carry the original body's span: the function then
@@ -484,6 +542,17 @@ fn rename_self(tokens: TokenStream) -> TokenStream {
 /// The closure that builds a background run of the body (a refresh or a
 /// shadow read) from owned copies of the arguments.
 fn job_code(p: &TokenStream, f: &Func, into: &TokenStream) -> TokenStream {
+    run_code(p, f, into, true)
+}
+
+/// [`job_code`]'s closure; the run's result keeps its error unless
+/// `discard` (a background run's caller is gone).
+fn run_code(p: &TokenStream, f: &Func, into: &TokenStream, discard: bool) -> TokenStream {
+    let finish = if discard {
+        quote!(#p::discard_error(#into(__cachewright_r)))
+    } else {
+        quote!(#into(__cachewright_r))
+    };
     let ret = &f.shape.ret;
     let body = &f.item.block;
     let (take, rebind) = owned_copies(&f.params);
@@ -509,7 +578,7 @@ fn job_code(p: &TokenStream, f: &Func, into: &TokenStream) -> TokenStream {
                 #self_rebind
                 #(#rebind)*
                 let __cachewright_r: #ret = async move #body.await;
-                #p::discard_error(#into(__cachewright_r))
+                #finish
             })
         }
     } else {
@@ -518,7 +587,7 @@ fn job_code(p: &TokenStream, f: &Func, into: &TokenStream) -> TokenStream {
                 #self_rebind
                 #(#rebind)*
                 let __cachewright_r: #ret = (move || -> #ret #body)();
-                #p::discard_error(#into(__cachewright_r))
+                #finish
             })
         }
     };

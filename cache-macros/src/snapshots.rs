@@ -74,6 +74,26 @@ fn async_method() {
 }
 
 #[test]
+fn async_fn_with_timeouts() {
+    let out = crate::expand::cached(
+        quote!(
+            key = "user:<id>",
+            ttl = 60,
+            fail_safe = "1h",
+            soft_timeout = "100ms",
+            hard_timeout = "2s",
+            lock = true
+        ),
+        quote!(
+            async fn get_user(id: u64, name: &str) -> Result<User, DbError> {
+                db::user(id, name).await
+            }
+        ),
+    );
+    check("async_fn_with_timeouts", out);
+}
+
+#[test]
 fn cache_write() {
     let out = crate::expand::cache_write(
         quote!(invalidate = ["user:<id>"], recache = [get_user(id)]),

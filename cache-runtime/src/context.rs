@@ -40,6 +40,8 @@ pub(crate) struct Said {
     pub(crate) directive: Directive,
     /// Tags computed from the result (`add_tags`), beside the use case's.
     pub(crate) tags: Vec<String>,
+    /// The loader marked its result a failure (`mark_failed`).
+    pub(crate) failed: bool,
 }
 
 thread_local! {
@@ -284,6 +286,52 @@ where
     SAID.with(|c| match c.borrow_mut().as_mut() {
         Some(said) => {
             said.tags.extend(tags);
+            true
+        }
+        None => false,
+    })
+}
+
+/// Inside a loader, marks the result being produced as a failure, for
+/// functions whose return type has no error to give (a plain value, an
+/// `Option`): the result is not cached and, with `fail_safe`, the last good
+/// value is served in its place while it is within its fail-safe window
+/// (without one, the result itself is returned). Returns whether a loader
+/// was running to hear it.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::LazyLock;
+/// use std::time::Duration;
+/// use cachewright::{Cache, Clock, ManualClock};
+///
+/// static CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(0));
+/// static CACHE: LazyLock<Cache> =
+///     LazyLock::new(|| Cache::builder().clock(Clock::manual(&CLOCK)).build());
+/// static FEED_DOWN: AtomicBool = AtomicBool::new(false);
+///
+/// #[cachewright::cached(key = "rate:<cur>", ttl = 60, fail_safe = "1h", cache = CACHE, name = "Rate")]
+/// fn rate(cur: &str) -> f64 {
+///     if FEED_DOWN.load(Ordering::SeqCst) {
+///         cachewright::mark_failed();
+///         return f64::NAN; // the feed's placeholder for "no quote"
+///     }
+///     1.08
+/// }
+///
+/// assert_eq!(rate("EUR"), 1.08);
+/// FEED_DOWN.store(true, Ordering::SeqCst);
+/// CLOCK.advance(Duration::from_secs(120)); // expired a minute ago
+/// assert_eq!(rate("EUR"), 1.08, "the last good rate, not the placeholder");
+/// assert_eq!(CACHE.stats_for("Rate").unwrap().fail_safe_served, 1);
+/// assert!(!cachewright::mark_failed(), "not inside a loader");
+/// ```
+pub fn mark_failed() -> bool {
+    SAID.with(|c| match c.borrow_mut().as_mut() {
+        Some(said) => {
+            said.failed = true;
             true
         }
         None => false,

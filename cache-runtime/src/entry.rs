@@ -306,8 +306,11 @@ pub(crate) struct Held<V> {
     /// (see `filled_after`): about 24 days either way.
     filled_after: i32,
     /// Milliseconds of stale window after `fresh_until_ms` (saturating: a
-    /// shorter window is only safer), and in its top bit whether the entry
-    /// records an absence.
+    /// shorter window is only safer), in its top bit whether the entry
+    /// records an absence, and in the next whether it is a fail-safe value
+    /// served again for its throttle: then it has no stale window, and the
+    /// milliseconds are how long after `fresh_until_ms` its fail-safe
+    /// horizon ends.
     stale_and_negative: u32,
 }
 
@@ -328,6 +331,8 @@ struct Extra {
 }
 
 const NEGATIVE: u32 = 1 << 31;
+const THROTTLED: u32 = 1 << 30;
+const SPAN: u32 = THROTTLED - 1;
 
 /// `filled - stamp` in whole milliseconds, rounded down, as
 /// [`Held::filled_after`] keeps it: a fill too late to count is kept as
@@ -366,7 +371,7 @@ impl<V> Held<V> {
             }
         };
         let stale = entry.stale_until_ms.saturating_sub(entry.fresh_until_ms);
-        let stale = u32::try_from(stale).unwrap_or(u32::MAX).min(NEGATIVE - 1);
+        let stale = u32::try_from(stale).unwrap_or(u32::MAX).min(SPAN);
         Held {
             value: entry.value,
             stamp: entry.stamp,
@@ -407,9 +412,42 @@ impl<V> Held<V> {
         self.stale_and_negative & NEGATIVE != 0
     }
 
+    /// A fail-safe value served again until `entry.fresh_until_ms` (its
+    /// throttle), with no stale window, that fail-safe may serve until
+    /// `horizon_ms` (its first expiry's horizon, which no throttle moves).
+    pub(crate) fn throttled(
+        entry: Entry<V>,
+        horizon_ms: Millis,
+        urn: &str,
+        entity: &str,
+        epoch: u64,
+        filled: Stamp,
+    ) -> Self {
+        let span = horizon_ms.saturating_sub(entry.fresh_until_ms);
+        let mut held = Held::new(entry, urn, entity, epoch, filled);
+        // Saturating: a horizon beyond 12 days is cut, never lengthened.
+        let span = u32::try_from(span).unwrap_or(u32::MAX).min(SPAN);
+        held.stale_and_negative = (held.stale_and_negative & NEGATIVE) | THROTTLED | span;
+        held
+    }
+
+    #[inline]
     fn stale_until_ms(&self) -> Millis {
+        if self.stale_and_negative & THROTTLED != 0 {
+            return self.fresh_until_ms;
+        }
         self.fresh_until_ms
-            .saturating_add(u64::from(self.stale_and_negative & !NEGATIVE))
+            .saturating_add(u64::from(self.stale_and_negative & SPAN))
+    }
+
+    /// Until when fail-safe may serve it: `fail_safe` past its expiry, or,
+    /// served again for its throttle, its first expiry's horizon.
+    pub(crate) fn fail_safe_until_ms(&self, fail_safe_ms: u64) -> Millis {
+        let span = u64::from(self.stale_and_negative & SPAN);
+        if self.stale_and_negative & THROTTLED != 0 {
+            return self.fresh_until_ms.saturating_add(span);
+        }
+        self.stale_until_ms().saturating_add(fail_safe_ms)
     }
 
     /// Where it stands at `now_ms`.
@@ -511,6 +549,39 @@ mod tests {
         assert!(!held.stored_under(tag_hash("urn:t:v1:user:2#f")));
         assert!(held.of_entity(tag_hash("user:1")));
         assert!(!held.of_entity(tag_hash("user:2")));
+    }
+
+    #[test]
+    fn a_throttled_fail_safe_entry_has_no_stale_window_and_keeps_its_first_horizon() {
+        // Fresh 10 s, stale 5 s: fail-safe 60 s keeps it until 75 s.
+        let mut entry = Entry::new(
+            1u8,
+            0,
+            Some(Duration::from_secs(10)),
+            Duration::from_secs(5),
+        );
+        entry.tags = vec![Box::<str>::from("k:1")].into();
+        let held = Held::new(entry.clone(), "urn:k:1", "k:1", 1, 0);
+        assert_eq!(held.freshness(12_000), Freshness::Stale);
+        assert_eq!(held.fail_safe_until_ms(60_000), 75_000);
+        // Served again at 20 s for a 30 s throttle, negative.
+        entry.fresh_until_ms = 50_000;
+        entry.stale_until_ms = 50_000;
+        entry.negative = true;
+        let again = Held::throttled(entry, 75_000, "urn:k:1", "k:1", 1, 0);
+        assert_eq!(again.freshness(49_999), Freshness::Fresh);
+        assert_eq!(
+            again.freshness(50_000),
+            Freshness::Expired,
+            "no stale window"
+        );
+        assert!(again.is_expired(50_000));
+        assert!(again.negative());
+        assert_eq!(
+            again.fail_safe_until_ms(60_000),
+            75_000,
+            "the first horizon, not the throttle's end plus the window"
+        );
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub use cache::{
 };
 pub use cachewright_backends as backends;
 pub use clock::{Clock, ManualClock, Millis, Stamp};
-pub use context::{add_tags, bypass, bypass_async, do_not_cache, refresh, refresh_async, set_ttl};
+pub use context::{
+    add_tags, bypass, bypass_async, do_not_cache, mark_failed, refresh, refresh_async, set_ttl,
+};
 pub use entry::{Entry, Freshness, Tags};
 pub use envelope::Codec;
 pub use global::{
@@ -55,6 +57,7 @@ pub use global::{
 pub use key::{tag, Key};
 pub use layer::{LayerConfig, LayerHealth, LayerState, LayerStats};
 pub use stats::{CacheStats, Stats};
+pub use use_case::Timeout;
 
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
@@ -69,8 +72,8 @@ pub mod __private {
     pub use crate::key::{escape_into, KeyRef, KeyTemplate, Segment};
     pub use crate::use_case::{
         AsyncJob, CodecProbe, EqFn, EqProbe, ErrorProbe, LayerChoice, Lookup, Miss, RefreshFailed,
-        Route, SyncJob, UseCase, UseCaseSlot, UseCaseSpec, ValueCodec, ViaClone, ViaEncodedEq,
-        ViaEq, ViaNoEq, ViaNothing, ViaOpaque, ViaSerde,
+        Resilience, Route, SyncJob, Timeout, UseCase, UseCaseSlot, UseCaseSpec, ValueCodec,
+        ViaClone, ViaEncodedEq, ViaEq, ViaNoEq, ViaNothing, ViaOpaque, ViaSerde,
     };
 }
 

@@ -22,6 +22,7 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("cachewright_load_errors_total", "counter", "loader runs that failed; labels cache, use_case, key_type"),
     ("cachewright_load_duration_seconds", "histogram", "each loader run's time, recorded as it ends; labels cache, use_case"),
     ("cachewright_shadow_reads_total", "counter", "shadow reads by `result`: match, mismatch, error (the function failed); labels cache, use_case, key_type"),
+    ("cachewright_resilience_total", "counter", "what a use case's fail-safe, timeouts and lock did, by `event`: fail_safe (an expired value served because the loader failed or timed out), soft_timeout, hard_timeout, lock_wait (waited for another process's load), lock_wait_expired (gave up waiting and loaded); labels cache, use_case, key_type"),
     ("cachewright_evictions_total", "counter", "entries pushed out of the in-process layer; labels cache, use_case"),
     ("cachewright_entries", "gauge", "entries in the in-process layer; labels cache, use_case"),
     ("cachewright_bytes", "gauge", "weight of those entries in bytes; labels cache, use_case"),
@@ -149,6 +150,22 @@ fn publish_use_case(cache: &str, s: &Stats) {
         .absolute(n);
     }
     counter!("cachewright_load_errors_total", &labels).absolute(s.load_errors);
+    for (event, n) in [
+        ("fail_safe", s.fail_safe_served),
+        ("soft_timeout", s.soft_timeouts),
+        ("hard_timeout", s.hard_timeouts),
+        ("lock_wait", s.lock_waits),
+        ("lock_wait_expired", s.lock_waits_expired),
+    ] {
+        counter!(
+            "cachewright_resilience_total",
+            "cache" => cache.to_owned(),
+            "use_case" => s.use_case.clone(),
+            "key_type" => s.key_type.clone(),
+            "event" => event
+        )
+        .absolute(n);
+    }
     let labels = [
         ("cache", cache.to_owned()),
         ("use_case", s.use_case.clone()),

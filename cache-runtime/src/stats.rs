@@ -137,6 +137,11 @@ pub(crate) struct Counters {
     shadow_matches: AtomicU64,
     shadow_mismatches: AtomicU64,
     shadow_errors: AtomicU64,
+    fail_safe_served: AtomicU64,
+    soft_timeouts: AtomicU64,
+    hard_timeouts: AtomicU64,
+    lock_waits: AtomicU64,
+    lock_waits_expired: AtomicU64,
     negative_hits: AtomicU64,
     remote_hits: AtomicU64,
     invalidations: AtomicU64,
@@ -200,6 +205,25 @@ impl Counters {
         }
         .fetch_add(1, Relaxed);
     }
+    pub(crate) fn fail_safe_served(&self) {
+        self.fail_safe_served.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn timed_out(&self, hard: bool) {
+        if hard {
+            &self.hard_timeouts
+        } else {
+            &self.soft_timeouts
+        }
+        .fetch_add(1, Relaxed);
+    }
+    /// A locked load waited on another process (`expired`: and gave up
+    /// waiting, loading itself).
+    pub(crate) fn lock_waited(&self, expired: bool) {
+        self.lock_waits.fetch_add(1, Relaxed);
+        if expired {
+            self.lock_waits_expired.fetch_add(1, Relaxed);
+        }
+    }
     pub(crate) fn oversized(&self) {
         self.oversized.fetch_add(1, Relaxed);
     }
@@ -240,6 +264,11 @@ impl Counters {
             shadow_matches: self.shadow_matches.load(Relaxed),
             shadow_mismatches: self.shadow_mismatches.load(Relaxed),
             shadow_errors: self.shadow_errors.load(Relaxed),
+            fail_safe_served: self.fail_safe_served.load(Relaxed),
+            soft_timeouts: self.soft_timeouts.load(Relaxed),
+            hard_timeouts: self.hard_timeouts.load(Relaxed),
+            lock_waits: self.lock_waits.load(Relaxed),
+            lock_waits_expired: self.lock_waits_expired.load(Relaxed),
             size: held.size,
             capacity: held.capacity,
             bytes: held.bytes,
@@ -268,6 +297,11 @@ impl Counters {
             &self.shadow_matches,
             &self.shadow_mismatches,
             &self.shadow_errors,
+            &self.fail_safe_served,
+            &self.soft_timeouts,
+            &self.hard_timeouts,
+            &self.lock_waits,
+            &self.lock_waits_expired,
         ] {
             c.store(0, Relaxed);
         }
@@ -343,6 +377,21 @@ pub struct Stats {
     pub shadow_mismatches: u64,
     /// Shadow reads whose function failed (nothing to compare).
     pub shadow_errors: u64,
+    /// Calls served an expired value by fail-safe (`fail_safe`) because
+    /// the loader failed, timed out or marked its result failed.
+    pub fail_safe_served: u64,
+    /// Calls that stopped waiting for a slow loader at `soft_timeout` and
+    /// were served the fail-safe value (the load went on).
+    pub soft_timeouts: u64,
+    /// Calls that stopped waiting at `hard_timeout`: served the fail-safe
+    /// value, or given a timeout error.
+    pub hard_timeouts: u64,
+    /// Locked loads (`lock`) that waited for another process's load of
+    /// the key instead of loading.
+    pub lock_waits: u64,
+    /// Of those, waits that ran out (`lock_wait`) before the value
+    /// appeared: the process then loaded itself.
+    pub lock_waits_expired: u64,
     /// Entries held in the in-process layer.
     pub size: usize,
     /// The most entries the in-process layer holds.
@@ -419,6 +468,11 @@ impl Stats {
             t.shadow_matches += s.shadow_matches;
             t.shadow_mismatches += s.shadow_mismatches;
             t.shadow_errors += s.shadow_errors;
+            t.fail_safe_served += s.fail_safe_served;
+            t.soft_timeouts += s.soft_timeouts;
+            t.hard_timeouts += s.hard_timeouts;
+            t.lock_waits += s.lock_waits;
+            t.lock_waits_expired += s.lock_waits_expired;
             t.size += s.size;
             t.capacity += s.capacity;
             t.bytes += s.bytes;

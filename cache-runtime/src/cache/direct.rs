@@ -188,7 +188,7 @@ impl Cache {
         // Before the read: a reconnect during it makes what it found suspect.
         let since = self.inner.clock.stamp();
         let (hit, _) = self
-            .read_layers(urn, LayerSet::ALL, &|_, r| r, |b| {
+            .read_layers(urn, LayerSet::ALL, &|_, r| r, 0, |b| {
                 encoded.store(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 envelope::decode::<T>(b, format, urn, &tags)
             })
@@ -599,7 +599,7 @@ impl Cache {
     pub(super) async fn exists_remote(&self, key: &Key) -> bool {
         let (urn, tags, format) = (key.as_str(), direct_tags(key), self.format(0));
         let (hit, _) = self
-            .read_layers(urn, LayerSet::ALL, &|_, r| r, |b| {
+            .read_layers(urn, LayerSet::ALL, &|_, r| r, 0, |b| {
                 envelope::decode_meta(b, format, urn, &tags)
             })
             .await;

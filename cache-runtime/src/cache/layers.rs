@@ -119,15 +119,20 @@ impl Cache {
     /// wins, and fills the layers above the one that held it. The one read
     /// path of every remote read; also says which layers failed. Only the
     /// layers of `from` are read and filled, a filled layer `i` keeping the
-    /// entry for `cap(i, remaining)`.
+    /// entry for `cap(i, remaining)`. With `keep_expired` (a fail-safe
+    /// window, in milliseconds), an expired entry no older than that past
+    /// its expiry, and valid, is returned (as `Expired`, filling nothing)
+    /// when no layer holds a live one.
     pub(crate) async fn read_layers<V>(
         &self,
         urn: &str,
         from: LayerSet,
         cap: &(dyn Fn(usize, Duration) -> Duration + Sync),
+        keep_expired: u64,
         decode: impl Fn(&[u8]) -> Result<Entry<V>, crate::envelope::DecodeError>,
     ) -> (Option<RemoteHit<V>>, LayerSet) {
         let mut failed = LayerSet::NONE;
+        let mut expired: Option<RemoteHit<V>> = None;
         for (i, layer) in self.inner.layers.iter().enumerate() {
             if !from.contains(i) {
                 continue;
@@ -157,9 +162,17 @@ impl Cache {
             };
             let now = self.inner.clock.now_ms();
             let freshness = entry.freshness(now);
-            if freshness == Freshness::Expired
-                || !self.remote_valid(entry.stamp, &entry.tags, urn).await
-            {
+            if freshness == Freshness::Expired {
+                let servable = now < entry.stale_until_ms.saturating_add(keep_expired);
+                if servable
+                    && expired.is_none()
+                    && self.remote_valid(entry.stamp, &entry.tags, urn).await
+                {
+                    expired = Some(RemoteHit { entry, freshness });
+                }
+                continue;
+            }
+            if !self.remote_valid(entry.stamp, &entry.tags, urn).await {
                 // Invalidated since it was written (or not verifiable now).
                 continue;
             }
@@ -173,7 +186,7 @@ impl Cache {
             let hit = RemoteHit { entry, freshness };
             return (Some(hit), failed);
         }
-        (None, failed)
+        (expired, failed)
     }
 
     /// Runs the remote phase of a sync direct-API call on cachewright's i/o

@@ -30,7 +30,7 @@ use crossbeam_utils::sync::{ShardedLock as RwLock, ShardedLockReadGuard as RwLoc
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::Ordering;
 
-use crate::clock::{saturating_ms, Clock, Stamp};
+use crate::clock::{saturating_ms, Clock, Millis, Stamp};
 use crate::entry::{Entry, Held};
 use crate::key::Key;
 use crate::watermark::Watermarks;
@@ -137,6 +137,10 @@ pub(crate) enum Admit {
     Replace,
     /// The new entry goes in only where no live, valid entry is.
     IfVacant,
+    /// A fail-safe value served again for its throttle, whose fail-safe
+    /// horizon ends at the given time; it goes in only where no live, valid
+    /// entry is (a newer load's is kept).
+    Throttled(Millis),
 }
 
 /// What [`Store::admit`] did.
@@ -182,16 +186,23 @@ impl<K: Hash + Eq, V> Store<K, Held<V>> {
             entry.fresh_until_ms = entry.fresh_until_ms.min(until);
             entry.stale_until_ms = entry.stale_until_ms.min(until);
         }
-        let held = Held::new(entry, urn.as_str(), urn.entity(), epoch, since);
+        let held = match how {
+            Admit::Throttled(horizon) => {
+                Held::throttled(entry, horizon, urn.as_str(), urn.entity(), epoch, since)
+            }
+            _ => Held::new(entry, urn.as_str(), urn.entity(), epoch, since),
+        };
         if !held.admissible(marks) {
             return Admitted::Refused;
         }
         let live = |old: &Held<V>| !old.is_expired(now);
         let (put, _, evicted) = match how {
             Admit::Replace => self.insert(hash, key, held, weight, |old| old.is_expired(now)),
-            Admit::IfVacant => self.insert_if_vacant(hash, key, held, weight, |old| {
-                old.is_expired(now) || !old.valid(marks)
-            }),
+            Admit::IfVacant | Admit::Throttled(_) => {
+                self.insert_if_vacant(hash, key, held, weight, |old| {
+                    old.is_expired(now) || !old.valid(marks)
+                })
+            }
         };
         match put {
             Put::Stored => Admitted::Stored {

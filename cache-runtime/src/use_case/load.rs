@@ -76,6 +76,7 @@ where
             loader,
             blocking: wait == Wait::Block,
             failed: LayerSet::NONE,
+            fallback: None,
             error: std::marker::PhantomData,
         }
     }
@@ -195,7 +196,7 @@ where
 
     /// What an entry of `value` weighs against a byte bound (see
     /// [`Stats::bytes`](crate::Stats::bytes)).
-    fn weight(&self, value: &V) -> u64 {
+    pub(super) fn weight(&self, value: &V) -> u64 {
         let value = match &self.weigh {
             Some(super::Weigh::Given(f)) => f(value as &dyn std::any::Any),
             Some(super::Weigh::Encoded(f)) => f(value),
@@ -207,7 +208,7 @@ where
     /// The in-process layer's cap on an entry's life: the provider's TTL
     /// for the layer, else the attribute's `local_ttl`; within the cache's
     /// own cap either way.
-    fn local_cap(&self) -> Option<Duration> {
+    pub(super) fn local_cap(&self) -> Option<Duration> {
         match self.tuning.local_ttl() {
             Some(t) => Some(self.cache.local_ttl().map_or(t, |c| c.min(t))),
             None => self.local_cap,
@@ -217,10 +218,13 @@ where
     /// How long remote layer `i` keeps an entry with `remaining` to live:
     /// capped by the provider's TTL for the layer, else by the attribute's
     /// `remote_ttl` (and by the layer's own cap, when written).
+    /// With `fail_safe`, an entry the cap does not cut short is kept that
+    /// much longer, for fail-safe to find (a capped one is not: the cap is
+    /// how long the layer may serve the key at all).
     pub(super) fn remote_remaining(&self, i: usize, remaining: Duration) -> Duration {
         match self.tuning.remote_ttl(i).or(self.remote_cap) {
-            Some(cap) => remaining.min(cap),
-            None => remaining,
+            Some(cap) if cap < remaining => cap,
+            _ => remaining.saturating_add(Duration::from_millis(self.fail_safe_ms())),
         }
     }
 
@@ -325,10 +329,11 @@ where
     }
 
     /// Looks the call up in the remote layers (the cache's one read path);
-    /// a hit fills L1. Also says which layers failed.
-    pub(super) async fn read_remote(&self, miss: &Miss<K>) -> (Option<Stamped<V>>, LayerSet) {
+    /// a hit fills L1. Also says which layers failed, and, with fail-safe
+    /// and no live entry, the expired one fail-safe may serve.
+    pub(super) async fn read_remote(&self, miss: &Miss<K>) -> RemoteRead<V> {
         let Some(codec) = self.remote else {
-            return (None, LayerSet::NONE);
+            return (None, LayerSet::NONE, None);
         };
         let (urn, tags, format) = (
             miss.urn.as_str(),
@@ -339,13 +344,34 @@ where
         let since = self.clock.stamp();
         let (hit, failed) = self
             .cache
-            .read_layers(urn, miss.remote, &|i, r| self.remote_remaining(i, r), |b| {
-                (codec.decode)(b, format, urn, tags)
-            })
+            .read_layers(
+                urn,
+                miss.remote,
+                &|i, r| self.remote_remaining(i, r),
+                self.fail_safe_ms(),
+                |b| (codec.decode)(b, format, urn, tags),
+            )
             .await;
         let Some(hit) = hit else {
-            return (None, failed);
+            return (None, failed, None);
         };
+        if hit.freshness == Freshness::Expired {
+            // Kept in L1 as it is (expired): a caller past its soft timeout,
+            // and the next failing loads, find it there.
+            self.fill_local(miss, &hit.entry, since);
+            let horizon_ms = hit.entry.stale_until_ms.saturating_add(self.fail_safe_ms());
+            let fallback = super::fail_safe::Fallback {
+                negative: hit.entry.negative,
+                horizon_ms,
+                found: Stamped {
+                    value: hit.entry.value,
+                    stamp: hit.entry.stamp,
+                    tags: hit.entry.tags,
+                    since,
+                },
+            };
+            return (None, failed, Some(fallback));
+        }
         self.counters.remote_hit();
         if hit.freshness == Freshness::Stale {
             self.counters.stale_hit();
@@ -357,33 +383,30 @@ where
             tags: hit.entry.tags,
             since,
         };
-        (Some(found), failed)
+        (Some(found), failed, None)
     }
 
     /// The sync adapter of [`read_remote`](Self::read_remote), on the I/O
     /// runtime within the layers' time budget (all layers count as failed
     /// when it cannot run at all).
-    pub(super) fn read_remote_blocking(
-        &'static self,
-        miss: &Miss<K>,
-    ) -> (Option<Stamped<V>>, LayerSet) {
+    pub(super) fn read_remote_blocking(&'static self, miss: &Miss<K>) -> RemoteRead<V> {
         if self.remote.is_none() {
-            return (None, LayerSet::NONE);
+            return (None, LayerSet::NONE, None);
         }
-        let miss = Miss {
-            hash: miss.hash,
-            key: miss.key.clone(),
-            urn: miss.urn.clone(),
-            tags: miss.tags.clone(),
-            mode: miss.mode,
-            local: miss.local,
-            remote: miss.remote,
-        };
+        let miss = miss.clone();
         let budget = self.remote_budget();
         cachewright_backends::io::block_on(async move { self.read_remote(&miss).await }, budget)
-            .unwrap_or((None, LayerSet::ALL))
+            .unwrap_or((None, LayerSet::ALL, None))
     }
 }
+
+/// What a remote read found: a live value, the layers that failed, and an
+/// expired value fail-safe may serve.
+pub(super) type RemoteRead<V> = (
+    Option<Stamped<V>>,
+    LayerSet,
+    Option<super::fail_safe::Fallback<V>>,
+);
 
 /// One load of one `#[cached]` call, as the single-flight loop drives it.
 pub(super) struct Call<'m, K: 'static, V: 'static, E, L> {
@@ -395,6 +418,8 @@ pub(super) struct Call<'m, K: 'static, V: 'static, E, L> {
     /// The layers that failed the read: the store after the load skips
     /// them, so a slow layer costs one timeout per call, not two.
     failed: LayerSet,
+    /// An expired value a remote layer holds that fail-safe may serve.
+    fallback: Option<super::fail_safe::Fallback<V>>,
     error: std::marker::PhantomData<fn() -> E>,
 }
 
@@ -416,16 +441,39 @@ where
     }
 
     async fn remote(&mut self) -> Option<Stamped<V>> {
-        let (found, failed) = if self.blocking {
+        let (found, failed, fallback) = if self.blocking {
             self.uc.read_remote_blocking(self.miss)
         } else {
             self.uc.read_remote(self.miss).await
         };
         self.failed = failed;
+        self.fallback = fallback;
         found
     }
 
     async fn load(self) -> Result<Stamped<V>, E> {
+        let (uc, miss) = (self.uc, self.miss);
+        let lease = match uc.gate(miss, self.blocking).await {
+            super::lock::Gate::Found(found) => return Ok(found),
+            super::lock::Gate::Load(lease) => lease,
+        };
+        let blocking = self.blocking;
+        let r = self.load_unlocked().await;
+        if let Some(lease) = lease {
+            uc.release(lease, blocking).await;
+        }
+        r
+    }
+}
+
+impl<K, V, E, L> Call<'_, K, V, E, L>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    L: Loader<V, E>,
+{
+    /// Runs the loader and stores its value.
+    async fn load_unlocked(self) -> Result<Stamped<V>, E> {
         let (uc, miss) = (self.uc, self.miss);
         // Stamped before the loader reads the source: an invalidation after
         // this moment covers what it returns.
@@ -439,8 +487,9 @@ where
         );
         let (r, said) = tracing::Instrument::instrument(self.loader.run(), span).await;
         let took = start.elapsed();
-        uc.counters.load(took, r.is_ok());
-        if let (Some(e), true) = (&uc.early, r.is_ok()) {
+        let ok = r.is_ok() && !said.failed;
+        uc.counters.load(took, ok);
+        if let (Some(e), true) = (&uc.early, ok) {
             e.loaded(took);
         }
         crate::metrics::load_took(uc.cache.name(), uc.name, took);
@@ -448,9 +497,29 @@ where
             use_case = uc.name,
             key = miss.urn.as_str(),
             took_ms = took.as_secs_f64() * 1e3,
-            ok = r.is_ok(),
+            ok,
             "loaded"
         );
+        if !ok {
+            let why = if r.is_ok() {
+                "marked its result failed"
+            } else {
+                "failed"
+            };
+            if let Some(fb) = uc.fallback(miss, self.fallback) {
+                return Ok(uc.serve_fallback(miss, fb, why));
+            }
+            if let Ok(value) = r {
+                // Marked failed, nothing to serve instead: returned, not
+                // stored.
+                return Ok(Stamped {
+                    value,
+                    stamp,
+                    tags: with_tags(&miss.tags, said.tags),
+                    since: stamp,
+                });
+            }
+        }
         let to = miss.remote.without(self.failed);
         let loaded = match r {
             Ok(value) => Stamped {

@@ -28,16 +28,20 @@ use crate::tuning::{self, ConfigFor, Tuning};
 use crate::watermark::Watermarks;
 
 mod early;
+mod fail_safe;
 mod load;
+mod lock;
 mod refresh;
 mod shadow;
 mod spec;
 #[cfg(test)]
 mod tests;
+mod timeout;
 
 pub(crate) use shadow::Shadowed;
 pub use shadow::{EqFn, EqProbe, ViaEncodedEq, ViaEq, ViaNoEq};
 pub use spec::*;
+pub use timeout::Timeout;
 
 /// A cached function's runtime state. Built once, on first call, and kept for
 /// the life of the process.
@@ -221,7 +225,10 @@ where
     }
     fn cleanup_expired(&self) -> usize {
         let now = self.clock.now_ms();
-        self.store.remove_where(|_, e| e.is_expired(now))
+        // Fail-safe keeps expired entries until their window ends.
+        let fs = self.fail_safe_ms();
+        self.store
+            .remove_where(|_, e| e.is_expired(now) && now >= e.fail_safe_until_ms(fs))
     }
     fn set_ramp(&self, per_mille: u32) {
         self.tuning.set_ramp(per_mille);

@@ -48,7 +48,53 @@ pub struct UseCaseSpec {
     /// Early refresh by XFetch (`early_refresh = "xfetch"`): its β in
     /// thousandths, or 0.
     pub xfetch_beta_milli: u32,
+    /// What the use case does when its loader fails or is slow, and
+    /// whether its loads are locked across processes.
+    pub resilience: Resilience,
 }
+
+/// A `#[cached]` function's fail-safe, timeouts and cross-process lock
+/// (`fail_safe`, `fail_safe_throttle`, `soft_timeout`, `hard_timeout`,
+/// `lock`, `lock_wait`), in milliseconds; 0 is "not set".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
+pub struct Resilience {
+    /// How long past its expiry an entry may still be served when the
+    /// loader fails (kept that much longer in every layer).
+    pub fail_safe_ms: u64,
+    /// After serving a fail-safe value, how long it is served before the
+    /// loader is tried again.
+    pub fail_safe_throttle_ms: u64,
+    /// With a fail-safe value at hand, how long a caller waits for the
+    /// loader before it is served that value (the load goes on).
+    pub soft_timeout_ms: u64,
+    /// How long a caller waits for the loader at all: then the fail-safe
+    /// value, or a timeout error.
+    pub hard_timeout_ms: u64,
+    /// One load per key across processes, by a lease in the first remote
+    /// layer that can hold one.
+    pub lock: bool,
+    /// How long a process waits for another's locked load before it loads
+    /// itself.
+    pub lock_wait_ms: u64,
+}
+
+impl Resilience {
+    /// No fail-safe, no timeouts, no lock.
+    pub const NONE: Resilience = Resilience {
+        fail_safe_ms: 0,
+        fail_safe_throttle_ms: DEFAULT_THROTTLE_MS,
+        soft_timeout_ms: 0,
+        hard_timeout_ms: 0,
+        lock: false,
+        lock_wait_ms: DEFAULT_LOCK_WAIT_MS,
+    };
+}
+
+/// `fail_safe_throttle`'s default: 30 s.
+pub(crate) const DEFAULT_THROTTLE_MS: u64 = 30_000;
+/// `lock_wait`'s default: 5 s.
+pub(crate) const DEFAULT_LOCK_WAIT_MS: u64 = 5_000;
 
 impl UseCaseSpec {
     /// The use case's name: `name`, or, given the type a method is defined
@@ -222,6 +268,7 @@ impl Route {
 
 /// A miss, with everything needed to load and store the value.
 #[doc(hidden)]
+#[derive(Clone)]
 pub struct Miss<K> {
     pub(super) hash: u64,
     pub(super) key: K,
@@ -335,6 +382,7 @@ impl UseCaseSpec {
             shadow_per_mille: None,
             early_refresh_per_mille: 0,
             xfetch_beta_milli: 0,
+            resilience: Resilience::NONE,
         }
     }
 }

@@ -1,0 +1,164 @@
+//! One load per key across processes (`lock = true`): on a miss, the
+//! process that takes the key's lease in the first remote layer loads; the
+//! others poll that layer for its value, with back-off, and take the lease
+//! themselves if it is let go (the holder's load failed) or runs out (the
+//! holder died: a lease lasts half of `lock_wait`, so a load slower than
+//! that may be made twice). After `lock_wait` a waiter loads without it. This saves
+//! loads; it guards nothing: a call never fails or waits without bound for
+//! it, and the lease's faults (Redis down, a timeout) mean loading at once.
+
+use super::*;
+
+/// The first pause between two looks for the holder's value.
+const FIRST_PAUSE: Duration = Duration::from_millis(5);
+/// The longest pause between two looks.
+const MAX_PAUSE: Duration = Duration::from_millis(100);
+
+/// What a locked load does before its loader runs.
+pub(super) enum Gate<V> {
+    /// Load: holding the key's lease (to let go once stored), or without
+    /// one (no lock, no layer to lock in, a layer fault, or the wait ran
+    /// out).
+    Load(Option<Lease>),
+    /// Another process loaded the key meanwhile: its value.
+    Found(Stamped<V>),
+}
+
+/// A load lease this process holds.
+pub(super) struct Lease {
+    layer: usize,
+    key: String,
+    token: Vec<u8>,
+}
+
+impl<K, V> UseCase<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Takes the key's load lease, or waits for the process holding it
+    /// (see the module's documentation). `blocking`: a sync caller, whose
+    /// layer operations run on the I/O runtime and whose pauses sleep the
+    /// thread.
+    pub(super) async fn gate(&'static self, miss: &Miss<K>, blocking: bool) -> Gate<V> {
+        let r = self.spec.resilience;
+        if !r.lock || miss.mode != Mode::Normal {
+            return Gate::Load(None);
+        }
+        let Some(layer) = (0..self.cache.layers().len()).find(|&i| miss.remote.contains(i)) else {
+            return Gate::Load(None);
+        };
+        let key = crate::key::lease_key(
+            &self.cache.key_prefix(),
+            &format!("load:{}", miss.urn.as_str()),
+        );
+        let token = fastrand::u128(..).to_le_bytes().to_vec();
+        let wait = Duration::from_millis(r.lock_wait_ms);
+        // The lease runs out halfway through a waiter's wait: a holder that
+        // died is taken over by a waiter before any waiter gives up.
+        let lease_ttl = (wait / 2).max(Duration::from_millis(1));
+        let (mut waited, mut pause) = (Duration::ZERO, FIRST_PAUSE);
+        let mut first = true;
+        loop {
+            match self
+                .take_lease(layer, &key, &token, lease_ttl, blocking)
+                .await
+            {
+                Some(true) => {
+                    let lease = Lease { layer, key, token };
+                    // A holder that stored and let go just before this
+                    // process looked: its value is there, and no load is
+                    // needed.
+                    if let Some(found) = self.look(miss, blocking).await {
+                        self.release(lease, blocking).await;
+                        return Gate::Found(found);
+                    }
+                    if !first {
+                        // The holder let go, or died: this process loads.
+                        self.counters.lock_waited(false);
+                    }
+                    return Gate::Load(Some(lease));
+                }
+                Some(false) => {}
+                // Not known: load rather than wait on a layer in trouble.
+                None => return Gate::Load(None),
+            }
+            first = false;
+            if waited >= wait {
+                self.counters.lock_waited(true);
+                tracing::debug!(
+                    use_case = self.name,
+                    key = miss.urn.as_str(),
+                    "another process's locked load did not finish within lock_wait; loading"
+                );
+                return Gate::Load(None);
+            }
+            self.pause(pause, blocking).await;
+            waited += pause;
+            pause = (pause * 2).min(MAX_PAUSE);
+            if let Some(found) = self.look(miss, blocking).await {
+                self.counters.lock_waited(false);
+                tracing::debug!(
+                    use_case = self.name,
+                    key = miss.urn.as_str(),
+                    "another process loaded the key"
+                );
+                return Gate::Found(found);
+            }
+        }
+    }
+
+    /// Lets go of a lease once the value is stored (or the load failed), so
+    /// that a waiting process need not wait for it to run out.
+    pub(super) async fn release(&'static self, lease: Lease, blocking: bool) {
+        let Some(layer) = self.cache.layers().get(lease.layer).cloned() else {
+            return;
+        };
+        let op = async move {
+            let _ = layer.delete_if(&lease.key, lease.token).await;
+        };
+        if blocking {
+            let _ = cachewright_backends::io::block_on(op, self.remote_budget());
+        } else {
+            op.await;
+        }
+    }
+
+    /// `SET NX` of the lease; `None` when the layer could not say.
+    async fn take_lease(
+        &'static self,
+        layer: usize,
+        key: &str,
+        token: &[u8],
+        ttl: Duration,
+        blocking: bool,
+    ) -> Option<bool> {
+        let l = self.cache.layers().get(layer)?.clone();
+        let (key, token) = (key.to_owned(), token.to_vec());
+        let op = async move { l.set_if_absent(&key, token, ttl).await.ok() };
+        if blocking {
+            cachewright_backends::io::block_on(op, self.remote_budget())
+                .ok()
+                .flatten()
+        } else {
+            op.await
+        }
+    }
+
+    /// The key's value in the remote layers, if one holds it now.
+    async fn look(&'static self, miss: &Miss<K>, blocking: bool) -> Option<Stamped<V>> {
+        if blocking {
+            self.read_remote_blocking(miss).0
+        } else {
+            self.read_remote(miss).await.0
+        }
+    }
+
+    async fn pause(&self, d: Duration, blocking: bool) {
+        if blocking {
+            std::thread::sleep(d);
+        } else {
+            crate::spawn::within(d, std::future::pending::<()>()).await;
+        }
+    }
+}

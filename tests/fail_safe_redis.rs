@@ -1,0 +1,77 @@
+//! Fail-safe against a real redis-server: Redis keeps entries for the
+//! fail-safe window past their expiry, and an expired entry there is served
+//! when the loader fails, unless an invalidation covers it.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::{LazyLock, OnceLock};
+use std::time::Duration;
+
+use cachewright::backends::redis::RedisBackend;
+use cachewright::{cached, Cache, Clock, LayerConfig, ManualClock};
+use support::{eventually, RedisServer};
+
+static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
+static CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
+static CACHE: OnceLock<Cache> = OnceLock::new();
+
+fn cache() -> Cache {
+    CACHE
+        .get_or_init(|| {
+            let layer = LayerConfig::new(RedisBackend::from_url(&SERVER.url()).expect("url"))
+                .timeout(Duration::from_secs(2));
+            Cache::builder()
+                .namespace("fsr")
+                .clock(Clock::manual(&CLOCK))
+                .layer(layer)
+                .build()
+        })
+        .clone()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct DbDown;
+
+static DOWN: AtomicBool = AtomicBool::new(false);
+static LOADS: AtomicU32 = AtomicU32::new(0);
+
+/// Kept in Redis only: fail-safe can find the value there alone.
+#[cached(key = "sku:<id>", ttl = 10, fail_safe = "1h", layers = remote, cache = cache(), name = "Sku")]
+fn sku(id: u32) -> Result<String, DbDown> {
+    LOADS.fetch_add(1, SeqCst);
+    if DOWN.load(SeqCst) {
+        return Err(DbDown);
+    }
+    Ok(format!("sku {id}"))
+}
+
+#[test]
+fn redis_keeps_the_entry_for_the_window_and_fail_safe_serves_it_unless_invalidated() {
+    let c = cache();
+    eventually("the bus connects", || c.bus_connected());
+    assert_eq!(sku(1).as_deref(), Ok("sku 1"));
+    assert_eq!(sku(2).as_deref(), Ok("sku 2"));
+    let urn = c.key("sku", &1);
+    let urn = format!("{}#Sku", urn.as_str());
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&urn)
+        .query(&mut SERVER.conn())
+        .unwrap();
+    assert!(
+        pttl > 3_000_000,
+        "kept for 10 s of TTL and 1 h of fail-safe: PTTL {pttl} ms"
+    );
+    CLOCK.advance(Duration::from_secs(11)); // expired for the cache
+    DOWN.store(true, SeqCst);
+    assert_eq!(sku(1).as_deref(), Ok("sku 1"), "the expired entry in Redis");
+    let s = c.stats_for("Sku").unwrap();
+    assert_eq!((s.fail_safe_served, s.remote_hits), (1, 0));
+    // Invalidated: never served again, though Redis still holds it.
+    c.invalidate_entity("sku", &2);
+    assert_eq!(sku(2), Err(DbDown));
+    assert_eq!(c.stats_for("Sku").unwrap().fail_safe_served, 1);
+    // Past the window: the error.
+    CLOCK.advance(Duration::from_secs(3_600));
+    assert_eq!(sku(1), Err(DbDown));
+}
