@@ -285,12 +285,14 @@ pub struct BusStats {
     /// Why the last attempt failed, while it is not connected (the
     /// server's error code, such as `NOPERM`, or the kind of failure).
     pub last_error: Option<String>,
-    /// Watermark writes and bus messages that failed to go out (each is
-    /// retried until it does).
+    /// Watermark writes, bus messages and entry writes that failed to go
+    /// out (each is retried until it does).
     pub delivery_failures: u64,
-    /// Invalidations owed now (retried in the background).
+    /// Invalidations and entry writes owed now (retried in the background,
+    /// entries before the bus messages that announce them).
     pub undelivered: usize,
-    /// Invalidations given up on because too many were owed.
+    /// Invalidations and entry writes given up on because too many were
+    /// owed (entry writes: 100 000 keys or 64 MiB).
     pub lost: u64,
     /// Whether invalidations wait for every subscriber's acknowledgement
     /// (see [`CacheBuilder::invalidation_lease`](crate::CacheBuilder::invalidation_lease)).

@@ -465,8 +465,16 @@ impl Cache {
     /// The remote half: every layer, then the other processes are told.
     async fn store_remote(&self, key: &Key, write: RemoteWrite) {
         let remaining = write.remaining;
-        self.write_layers(key.as_str(), write.bytes, &|_| remaining, LayerSet::ALL)
-            .await;
+        let (all, none) = (LayerSet::ALL, LayerSet::NONE);
+        self.write_or_owe(
+            key.as_str(),
+            write.bytes,
+            &|_| remaining,
+            all,
+            none,
+            write.created,
+        )
+        .await;
         self.announce_write(key.as_str(), write.created);
     }
 

@@ -105,12 +105,50 @@ impl Cache {
         bytes: Vec<u8>,
         remaining: &(dyn Fn(usize) -> Duration + Sync),
         to: LayerSet,
-    ) {
+    ) -> LayerSet {
+        let mut failed = LayerSet::NONE;
         for (i, layer) in self.inner.layers.iter().enumerate() {
             let left = remaining(i);
-            if to.contains(i) && !left.is_zero() {
-                let _ = layer.put(urn, bytes.clone(), layer.capped(left)).await;
+            if to.contains(i)
+                && !left.is_zero()
+                && layer
+                    .put(urn, bytes.clone(), layer.capped(left))
+                    .await
+                    .is_err()
+            {
+                failed = failed.with(i);
             }
+        }
+        failed
+    }
+
+    /// Writes an entry to the layers of `to` and owes it to those that
+    /// fail, and to those of `owed` (which failed a read just before: not
+    /// tried again now), to be written when they answer again.
+    pub(crate) async fn write_or_owe(
+        &self,
+        urn: &str,
+        bytes: Vec<u8>,
+        remaining: &(dyn Fn(usize) -> Duration + Sync),
+        to: LayerSet,
+        owed: LayerSet,
+        stamp: Stamp,
+    ) {
+        let failed = if to == LayerSet::NONE {
+            LayerSet::NONE
+        } else {
+            self.write_layers(urn, bytes.clone(), remaining, to).await
+        };
+        let owed = owed.without(to).with_all(failed);
+        let now = self.inner.clock.now_ms();
+        for i in (0..self.inner.layers.len()).filter(|&i| owed.contains(i)) {
+            let left = remaining(i);
+            if left.is_zero() {
+                continue;
+            }
+            let capped = self.inner.layers[i].capped(left);
+            let until = now.saturating_add(crate::clock::saturating_ms(capped));
+            self.owe_writes(LayerSet::NONE.with(i), urn, &bytes, until, stamp);
         }
     }
 

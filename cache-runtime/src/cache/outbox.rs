@@ -1,6 +1,10 @@
 //! Invalidations not yet delivered: a watermark raise the first remote layer
 //! refused, a bus message that could not be published. Kept (the newest per
 //! tag or key) and retried with back-off until delivered, never dropped.
+//! Also the entries a remote layer could not take (the newest per key and
+//! layer, within a byte bound): written again when the layer answers, if
+//! they have not expired and the layer holds nothing newer under the key by
+//! then (`SET NX`), before the bus messages owed are sent.
 
 use super::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -9,6 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 /// as lost and logged (a layer and bus down for a long time under a storm
 /// of distinct invalidations).
 const LIMIT: usize = 100_000;
+/// The most bytes of entries kept for a layer that is down.
+const WRITES_LIMIT: usize = 64 << 20;
 
 /// What is owed to the first remote layer and to the bus.
 #[derive(Default)]
@@ -34,11 +40,46 @@ struct Pending {
     messages: HashMap<(BusKind, String), Stamp>,
     /// A `Clear` owed, with its stamp.
     clear: Option<Stamp>,
+    /// Entries owed to remote layers: (layer, key) -> the newest.
+    writes: HashMap<(usize, String), OwedWrite>,
+    /// Their bytes.
+    write_bytes: usize,
+}
+
+/// An entry a remote layer could not take.
+struct OwedWrite {
+    bytes: Vec<u8>,
+    /// When it stops being worth writing, by the cache's clock.
+    until_ms: crate::clock::Millis,
+    /// The start of its load: a newer write of the key replaces it.
+    stamp: Stamp,
 }
 
 impl Pending {
     fn len(&self) -> usize {
-        self.raises.len() + self.messages.len() + usize::from(self.clear.is_some())
+        self.raises.len()
+            + self.messages.len()
+            + usize::from(self.clear.is_some())
+            + self.writes.len()
+    }
+
+    /// Keeps `w` for `(layer, key)` unless a newer one is kept; false when
+    /// it is given up (the bound is reached).
+    fn owe_write(&mut self, layer: usize, key: String, w: OwedWrite) -> bool {
+        let slot = (layer, key);
+        if let Some(have) = self.writes.get(&slot) {
+            if have.stamp > w.stamp {
+                return true;
+            }
+        }
+        let freed = self.writes.get(&slot).map_or(0, |h| h.bytes.len());
+        let after = self.write_bytes - freed + w.bytes.len();
+        if after > WRITES_LIMIT || (freed == 0 && self.writes.len() >= LIMIT) {
+            return false;
+        }
+        self.write_bytes = after;
+        self.writes.insert(slot, w);
+        true
     }
 }
 
@@ -93,6 +134,32 @@ impl Cache {
         self.owe_message(kind, items, at);
     }
 
+    /// Owes the write of `bytes` under `urn` to each layer of `layers`,
+    /// worth writing until `until_ms`; the newest (by `stamp`) per key and
+    /// layer is kept.
+    pub(crate) fn owe_writes(
+        &self,
+        layers: LayerSet,
+        urn: &str,
+        bytes: &[u8],
+        until_ms: crate::clock::Millis,
+        stamp: Stamp,
+    ) {
+        if layers == LayerSet::NONE {
+            return;
+        }
+        self.owe(|p, lost| {
+            for i in (0..self.inner.layers.len()).filter(|&i| layers.contains(i)) {
+                let w = OwedWrite {
+                    bytes: bytes.to_vec(),
+                    until_ms,
+                    stamp,
+                };
+                *lost += u64::from(!p.owe_write(i, urn.to_owned(), w));
+            }
+        });
+    }
+
     /// Owes a bus message, to be retried in the background.
     pub(super) fn owe_message(&self, kind: BusKind, items: Vec<String>, at: Stamp) {
         self.owe(|p, lost| {
@@ -126,7 +193,7 @@ impl Cache {
             outbox.lost.fetch_add(lost, Relaxed);
             tracing::error!(cache = %self.inner.name, lost, "too many undelivered invalidations; some were given up");
         }
-        tracing::warn!(cache = %self.inner.name, "an invalidation could not be delivered; retrying in the background");
+        tracing::warn!(cache = %self.inner.name, "an invalidation or a write could not be delivered; retrying in the background");
         self.start_retries();
     }
 
@@ -168,6 +235,28 @@ impl Cache {
         }
         for (at, tags) in raises {
             self.deliver_raises(tags, at).await;
+        }
+        // Entries before the bus messages: another process told of a write
+        // finds it there.
+        let now = self.inner.clock.now_ms();
+        for ((i, urn), w) in owed.writes {
+            let Some(layer) = self.inner.layers.get(i) else {
+                continue;
+            };
+            let left = Duration::from_millis(w.until_ms.saturating_sub(now));
+            if left.is_zero() {
+                continue;
+            }
+            if layer
+                .set_if_absent(&urn, w.bytes.clone(), left)
+                .await
+                .is_err()
+            {
+                let mut p = self.inner.outbox.lock();
+                if !p.owe_write(i, urn, w) {
+                    self.inner.outbox.lost.fetch_add(1, Relaxed);
+                }
+            }
         }
         if let Some(at) = owed.clear {
             self.deliver_message(BusKind::Clear, Vec::new(), at).await;

@@ -339,6 +339,11 @@ impl LayerSet {
     pub(crate) fn without(self, other: LayerSet) -> LayerSet {
         LayerSet(self.0 & !other.0)
     }
+
+    /// The layers in either set.
+    pub(crate) fn with_all(self, other: LayerSet) -> LayerSet {
+        LayerSet(self.0 | other.0)
+    }
 }
 
 /// Where a remote layer stands.

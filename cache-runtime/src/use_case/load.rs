@@ -270,23 +270,25 @@ where
         miss: &Miss<K>,
         loaded: Stamped<V>,
         directive: Directive,
-        to: LayerSet,
+        (to, owed): (LayerSet, LayerSet),
     ) {
         let Some(entry) = self.keep_local(miss, loaded, directive) else {
             return;
         };
-        if to == LayerSet::NONE {
-            // No remote layer to write (ramped out, off, or failed the read):
-            // nothing to encode, and nothing for other processes to drop.
+        if to == LayerSet::NONE && owed == LayerSet::NONE {
+            // No remote layer to write (ramped out or off): nothing to
+            // encode, and nothing for other processes to drop.
             return;
         }
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
             self.cache
-                .write_layers(
+                .write_or_owe(
                     miss.urn.as_str(),
                     bytes,
                     &|i| self.remote_remaining(i, remaining),
                     to,
+                    owed,
+                    entry.stamp,
                 )
                 .await;
             // Other processes drop their older copies of this key.
@@ -299,13 +301,12 @@ where
         miss: &Miss<K>,
         loaded: Stamped<V>,
         directive: Directive,
-        to: LayerSet,
+        (to, owed): (LayerSet, LayerSet),
     ) {
         let Some(entry) = self.keep_local(miss, loaded, directive) else {
             return;
         };
-        if to == LayerSet::NONE {
-            // The remote phase could not even run: do not try again now.
+        if to == LayerSet::NONE && owed == LayerSet::NONE {
             return;
         }
         if let Some((bytes, remaining)) = self.encoded(miss.urn.as_str(), &entry) {
@@ -314,8 +315,9 @@ where
             let created = entry.stamp;
             let _ = cachewright_backends::io::block_on(
                 async move {
+                    let remaining = &|i| self.remote_remaining(i, remaining);
                     self.cache
-                        .write_layers(&urn, bytes, &|i| self.remote_remaining(i, remaining), to)
+                        .write_or_owe(&urn, bytes, remaining, to, owed, created)
                         .await
                 },
                 budget,
@@ -520,7 +522,12 @@ where
                 });
             }
         }
-        let to = miss.remote.without(self.failed);
+        // Layers that failed the read are not tried again now: the entry is
+        // owed to them, written when they answer again.
+        let to = (
+            miss.remote.without(self.failed),
+            miss.remote.and(self.failed),
+        );
         let loaded = match r {
             Ok(value) => Stamped {
                 value,
