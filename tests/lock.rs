@@ -283,3 +283,105 @@ fn sync_callers_of_two_caches_sharing_redis_load_once() {
         + b.stats_for("SyncLocked").unwrap().lock_waits;
     assert_eq!(waits, 1, "the other cache's leader waited for it");
 }
+
+// ---- early refresh across replicas: the second replica takes the first's -----------
+
+static CLOCK: std::sync::LazyLock<cachewright::ManualClock> =
+    std::sync::LazyLock::new(|| cachewright::ManualClock::new(1_000_000));
+static EARLY_A: OnceLock<Cache> = OnceLock::new();
+static EARLY_B: OnceLock<Cache> = OnceLock::new();
+static EARLY_LOADS: AtomicU32 = AtomicU32::new(0);
+
+fn early_load(id: u32) -> String {
+    let n = EARLY_LOADS.fetch_add(1, SeqCst) + 1;
+    format!("rate {id} v{n}")
+}
+
+#[cached(key = "rate:<id>", ttl = 10, early_refresh = 0.8, cache = EARLY_A.get().unwrap().clone(), name = "Rate")]
+fn rate_a(id: u32) -> String {
+    early_load(id)
+}
+
+#[cached(key = "rate:<id>", ttl = 10, early_refresh = 0.8, cache = EARLY_B.get().unwrap().clone(), name = "Rate")]
+fn rate_b(id: u32) -> String {
+    early_load(id)
+}
+
+#[test]
+fn a_replica_due_for_an_early_refresh_takes_the_value_another_replica_refreshed() {
+    let server = RedisServer::start();
+    let build = || {
+        let layer = LayerConfig::new(RedisBackend::from_url(&server.url()).unwrap())
+            .timeout(Duration::from_secs(2));
+        Cache::builder()
+            .namespace("early")
+            .clock(cachewright::Clock::manual(&CLOCK))
+            .layer(layer)
+            .build()
+    };
+    let (a, b) = (build(), build());
+    eventually("both buses connect", || {
+        a.bus_connected() && b.bus_connected()
+    });
+    EARLY_A.set(a.clone()).ok();
+    EARLY_B.set(b.clone()).ok();
+    assert_eq!(rate_a(1), "rate 1 v1");
+    assert_eq!(rate_b(1), "rate 1 v1", "read from Redis");
+    CLOCK.advance(Duration::from_millis(8_500));
+    assert_eq!(
+        rate_a(1),
+        "rate 1 v1",
+        "due: served, refreshed in the background"
+    );
+    eventually("A refreshed", || rate_a(1) == "rate 1 v2");
+    // B hears of A's write (the bus) and reads it, or, due itself before
+    // it heard, its refresh finds A's newer value in Redis: no load either
+    // way.
+    eventually("B has A's refresh", || rate_b(1) == "rate 1 v2");
+    assert_eq!(EARLY_LOADS.load(SeqCst), 2, "B ran no load");
+}
+
+// Without a bus (a shared memory layer): nothing tells B of A's write, and
+// B's own refresh finds it.
+static QUIET_CLOCK: std::sync::LazyLock<cachewright::ManualClock> =
+    std::sync::LazyLock::new(|| cachewright::ManualClock::new(1_000_000));
+static QUIET_A: OnceLock<Cache> = OnceLock::new();
+static QUIET_B: OnceLock<Cache> = OnceLock::new();
+static QUIET_LOADS: AtomicU32 = AtomicU32::new(0);
+
+fn quiet_load(id: u32) -> String {
+    let n = QUIET_LOADS.fetch_add(1, SeqCst) + 1;
+    format!("fx {id} v{n}")
+}
+
+#[cached(key = "fx:<id>", ttl = 10, early_refresh = 0.8, cache = QUIET_A.get().unwrap().clone(), name = "Fx")]
+fn fx_a(id: u32) -> String {
+    quiet_load(id)
+}
+
+#[cached(key = "fx:<id>", ttl = 10, early_refresh = 0.8, cache = QUIET_B.get().unwrap().clone(), name = "Fx")]
+fn fx_b(id: u32) -> String {
+    quiet_load(id)
+}
+
+#[test]
+fn without_a_bus_a_due_refresh_takes_a_newer_value_from_the_shared_layer_instead_of_loading() {
+    let shared = std::sync::Arc::new(cachewright::backends::MemoryBackend::new());
+    let build = || {
+        Cache::builder()
+            .namespace("quiet")
+            .clock(cachewright::Clock::manual(&QUIET_CLOCK))
+            .layer(LayerConfig::shared(shared.clone()))
+            .build()
+    };
+    QUIET_A.set(build()).ok();
+    QUIET_B.set(build()).ok();
+    assert_eq!(fx_a(1), "fx 1 v1");
+    assert_eq!(fx_b(1), "fx 1 v1", "from the shared layer");
+    QUIET_CLOCK.advance(Duration::from_millis(8_500));
+    assert_eq!(fx_a(1), "fx 1 v1");
+    eventually("A refreshed", || fx_a(1) == "fx 1 v2");
+    assert_eq!(fx_b(1), "fx 1 v1", "B heard nothing: due, served its own");
+    eventually("B took A's refresh", || fx_b(1) == "fx 1 v2");
+    assert_eq!(QUIET_LOADS.load(SeqCst), 2, "B's refresh ran no load");
+}

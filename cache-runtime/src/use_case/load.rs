@@ -77,6 +77,7 @@ where
             blocking: wait == Wait::Block,
             failed: LayerSet::NONE,
             fallback: None,
+            refresh: false,
             error: std::marker::PhantomData,
         }
     }
@@ -422,7 +423,18 @@ pub(super) struct Call<'m, K: 'static, V: 'static, E, L> {
     failed: LayerSet,
     /// An expired value a remote layer holds that fail-safe may serve.
     fallback: Option<super::fail_safe::Fallback<V>>,
+    /// A background refresh: a value another process loaded after the one
+    /// held here, found in a remote layer, is taken instead of loading.
+    refresh: bool,
     error: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<K, V, E, L> Call<'_, K, V, E, L> {
+    /// Marks the call a background refresh (see `refresh`).
+    pub(super) fn refreshing(mut self) -> Self {
+        self.refresh = true;
+        self
+    }
 }
 
 impl<K, V, E, L> Load for Call<'_, K, V, E, L>
@@ -455,6 +467,13 @@ where
 
     async fn load(self) -> Result<Stamped<V>, E> {
         let (uc, miss) = (self.uc, self.miss);
+        if self.refresh {
+            // Another replica may have refreshed the key already.
+            let floor = uc.held_stamp(miss);
+            if let Some(found) = uc.newer(miss, floor, self.blocking).await {
+                return Ok(found);
+            }
+        }
         let lease = match uc.gate(miss, self.blocking).await {
             super::lock::Gate::Found(found) => return Ok(found),
             super::lock::Gate::Load(lease) => lease,

@@ -53,6 +53,7 @@ where
             &format!("load:{}", miss.urn.as_str()),
         );
         let token = fastrand::u128(..).to_le_bytes().to_vec();
+        let floor = self.held_stamp(miss);
         let wait = Duration::from_millis(r.lock_wait_ms);
         // The lease runs out halfway through a waiter's wait: a holder that
         // died is taken over by a waiter before any waiter gives up.
@@ -69,7 +70,7 @@ where
                     // A holder that stored and let go just before this
                     // process looked: its value is there, and no load is
                     // needed.
-                    if let Some(found) = self.look(miss, blocking).await {
+                    if let Some(found) = self.newer(miss, floor, blocking).await {
                         self.release(lease, blocking).await;
                         return Gate::Found(found);
                     }
@@ -96,7 +97,7 @@ where
             self.pause(pause, blocking).await;
             waited += pause;
             pause = (pause * 2).min(MAX_PAUSE);
-            if let Some(found) = self.look(miss, blocking).await {
+            if let Some(found) = self.newer(miss, floor, blocking).await {
                 self.counters.lock_waited(false);
                 tracing::debug!(
                     use_case = self.name,
@@ -145,13 +146,29 @@ where
         }
     }
 
-    /// The key's value in the remote layers, if one holds it now.
-    async fn look(&'static self, miss: &Miss<K>, blocking: bool) -> Option<Stamped<V>> {
-        if blocking {
+    /// The key's live value in the remote layers, if one holds one loaded
+    /// after `floor` (the stamp of what this process holds: a refresh is
+    /// not done by finding the value it refreshes).
+    pub(super) async fn newer(
+        &'static self,
+        miss: &Miss<K>,
+        floor: Stamp,
+        blocking: bool,
+    ) -> Option<Stamped<V>> {
+        let found = if blocking {
             self.read_remote_blocking(miss).0
         } else {
             self.read_remote(miss).await.0
-        }
+        };
+        found.filter(|f| f.stamp > floor)
+    }
+
+    /// The stamp of the entry L1 holds for the key, whatever its state (0:
+    /// none).
+    pub(super) fn held_stamp(&self, miss: &Miss<K>) -> Stamp {
+        self.store
+            .with(miss.hash, |k| *k == miss.key, |h| h.stamp())
+            .unwrap_or(0)
     }
 
     async fn pause(&self, d: Duration, blocking: bool) {

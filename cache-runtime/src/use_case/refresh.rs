@@ -35,7 +35,10 @@ where
         let job = job();
         self.counters.refresh();
         slot.run(move || {
-            let load = self.call(&miss, SyncLoader(job), Wait::Block).load();
+            let load = self
+                .call(&miss, SyncLoader(job), Wait::Block)
+                .refreshing()
+                .load();
             let r = flight::block_here(lead.running(load));
             self.settle_background(&miss, lead, r);
         });
@@ -60,7 +63,10 @@ where
         let job = job();
         self.counters.refresh();
         let spawned = crate::spawn::spawn(async move {
-            let load = self.call(&miss, AsyncLoader(job), Wait::Yield).load();
+            let load = self
+                .call(&miss, AsyncLoader(job), Wait::Yield)
+                .refreshing()
+                .load();
             let r = lead.running(load).await;
             self.settle_background(&miss, lead, r);
         });
