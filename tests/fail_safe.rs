@@ -280,3 +280,152 @@ async fn past_the_hard_timeout_with_a_fail_safe_value_every_waiting_caller_is_se
     assert_eq!(feed(3).await, Ok(3), "a hit: served again for the throttle");
     assert_eq!(CACHE5.stats_for("Feed").unwrap().misses, 51);
 }
+
+// ---- review fixes -----------------------------------------------------------------
+
+static C6: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
+static CACHE6: LazyLock<Cache> = LazyLock::new(|| cache_on(&C6, "fs6"));
+static DOWN6: AtomicBool = AtomicBool::new(false);
+static LOADS6: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "menu:<id>", ttl = 10, swr = 300, fail_safe = "1h", cache = CACHE6, name = "Menu")]
+fn menu(id: u32) -> Result<u32, DbDown> {
+    LOADS6.fetch_add(1, SeqCst);
+    if DOWN6.load(SeqCst) {
+        return Err(DbDown);
+    }
+    Ok(id)
+}
+
+fn eventually(mut cond: impl FnMut() -> bool) {
+    for _ in 0..5_000 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("condition not reached");
+}
+
+#[test]
+fn a_failed_background_refresh_keeps_the_stale_value_for_the_throttle_and_is_served_to_nobody() {
+    assert_eq!(menu(1), Ok(1));
+    C6.advance(Duration::from_secs(11)); // stale
+    DOWN6.store(true, SeqCst);
+    assert_eq!(menu(1), Ok(1), "stale, served; the refresh fails");
+    eventually(|| LOADS6.load(SeqCst) == 2);
+    eventually(|| CACHE6.stats_for("Menu").unwrap().refreshes == 1 && menu(1) == Ok(1));
+    for _ in 0..20 {
+        assert_eq!(menu(1), Ok(1));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        LOADS6.load(SeqCst),
+        2,
+        "held for the throttle: no refresh per stale hit"
+    );
+    let s = CACHE6.stats_for("Menu").unwrap();
+    assert_eq!(s.fail_safe_served, 0, "a refresh serves nobody");
+    assert_eq!(s.refreshes, 1);
+}
+
+static C7: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
+static CACHE7: LazyLock<Cache> = LazyLock::new(|| cache_on(&C7, "fs7"));
+static DOWN7: AtomicBool = AtomicBool::new(false);
+static LOADS7: AtomicU32 = AtomicU32::new(0);
+
+#[cached(key = "tile:<id>", ttl = 10, early_refresh = 0.5, fail_safe = "1h", fail_safe_throttle = "60s", cache = CACHE7, name = "Tile")]
+fn tile(id: u32) -> Result<u32, DbDown> {
+    LOADS7.fetch_add(1, SeqCst);
+    if DOWN7.load(SeqCst) {
+        return Err(DbDown);
+    }
+    Ok(id)
+}
+
+#[test]
+fn a_value_served_again_for_its_throttle_is_never_due_for_an_early_refresh() {
+    assert_eq!(tile(1), Ok(1));
+    C7.advance(Duration::from_secs(11));
+    DOWN7.store(true, SeqCst);
+    assert_eq!(tile(1), Ok(1), "fail-safe");
+    assert_eq!(LOADS7.load(SeqCst), 2);
+    // 56 s into a 60 s throttle of an entry whose TTL is 10 s.
+    C7.advance(Duration::from_secs(56));
+    for _ in 0..5 {
+        assert_eq!(tile(1), Ok(1));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        LOADS7.load(SeqCst),
+        2,
+        "no early refresh of a throttled value"
+    );
+}
+
+#[test]
+fn a_direct_load_marked_failed_is_returned_and_not_cached() {
+    let cache = Cache::builder().build();
+    let key = cache.key("feed", &1);
+    let v: Result<u32, DbDown> = cache.get_or_load(&key, Some(Duration::from_secs(60)), || {
+        assert!(cachewright::mark_failed());
+        Ok(0)
+    });
+    assert_eq!(v, Ok(0));
+    let again: Result<u32, DbDown> =
+        cache.get_or_load(&key, Some(Duration::from_secs(60)), || Ok(5));
+    assert_eq!(again, Ok(5), "the marked result was not kept");
+    let direct = cache
+        .stats()
+        .into_iter()
+        .find(|s| s.use_case == "direct")
+        .unwrap();
+    assert_eq!(direct.load_errors, 1);
+}
+
+static C8: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
+static CACHE8: LazyLock<Cache> = LazyLock::new(|| cache_on(&C8, "fs8"));
+
+#[cached(key = "hang:<id>", ttl = 10, hard_timeout = "50ms", cache = CACHE8, name = "Hang")]
+async fn hang(id: u32) -> Result<u32, SlowError> {
+    std::future::pending::<()>().await;
+    Ok(id)
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn callers_that_time_out_waiting_on_a_stuck_load_leave_no_task_behind() {
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before = tasks();
+    for _ in 0..200 {
+        assert_eq!(
+            hang(1).await,
+            Err(SlowError::Timeout(Duration::from_millis(50)))
+        );
+    }
+    assert!(
+        tasks() <= before + 1,
+        "only the stuck load itself goes on: {} tasks",
+        tasks() - before
+    );
+}
+
+tokio::task_local! {
+    static TENANT: u32;
+}
+
+static C9: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));
+static CACHE9: LazyLock<Cache> = LazyLock::new(|| cache_on(&C9, "fs9"));
+
+#[cached(key = "row:<id>", ttl = 10, hard_timeout = "1s", cache = CACHE9, name = "TenantRow")]
+async fn tenant_row(id: u32) -> Result<u32, SlowError> {
+    TENANT.try_with(|t| t + id).map_err(|_| SlowError::Db)
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_timed_load_runs_in_the_callers_task_with_its_task_locals() {
+    assert_eq!(TENANT.scope(7, tenant_row(1)).await, Ok(8));
+}

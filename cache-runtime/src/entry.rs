@@ -440,6 +440,13 @@ impl<V> Held<V> {
             .saturating_add(u64::from(self.stale_and_negative & SPAN))
     }
 
+    /// Whether it is a fail-safe value served again for its throttle (never
+    /// due for an early refresh: the loader is tried when it ends).
+    #[inline]
+    pub(crate) fn is_throttled(&self) -> bool {
+        self.stale_and_negative & THROTTLED != 0
+    }
+
     /// Until when fail-safe may serve it: `fail_safe` past its expiry, or,
     /// served again for its throttle, its first expiry's horizon.
     pub(crate) fn fail_safe_until_ms(&self, fail_safe_ms: u64) -> Millis {

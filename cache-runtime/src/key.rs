@@ -492,6 +492,12 @@ pub(crate) fn lease_key(prefix: &str, key: &str) -> String {
     format!("{prefix}~lease:{key}")
 }
 
+/// Where the load lease of a `lock = true` use case's key (its URN) lives:
+/// apart from writers' leases, whose names are free text.
+pub(crate) fn lock_key(prefix: &str, urn: &str) -> String {
+    format!("{prefix}~lock:{urn}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -386,11 +386,12 @@ pub struct Stats {
     /// Calls that stopped waiting at `hard_timeout`: served the fail-safe
     /// value, or given a timeout error.
     pub hard_timeouts: u64,
-    /// Locked loads (`lock`) that waited for another process's load of
-    /// the key instead of loading.
+    /// Locked loads (`lock`) that found another process loading the key
+    /// and waited for it.
     pub lock_waits: u64,
-    /// Of those, waits that ran out (`lock_wait`) before the value
-    /// appeared: the process then loaded itself.
+    /// Of those, waits that ended with this process loading after all: the
+    /// holder let go of its lease without a value (its load failed) or died,
+    /// or `lock_wait` ran out.
     pub lock_waits_expired: u64,
     /// Entries held in the in-process layer.
     pub size: usize,

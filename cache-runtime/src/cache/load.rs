@@ -214,7 +214,10 @@ where
         let start = Instant::now();
         let (r, said) = self.loader.run().await;
         let took = start.elapsed();
-        self.cache.inner.counters.load(took, r.is_ok());
+        self.cache
+            .inner
+            .counters
+            .load(took, r.is_ok() && !said.failed);
         crate::metrics::load_took(self.cache.name(), "direct", took);
         let value = r?;
         let mut extra = self.options.tags;
@@ -226,7 +229,11 @@ where
             since: stamp,
         };
         let negative = self.options.is_negative.is_some_and(|f| f(&loaded.value));
-        if let Some(life) = self.options.policy.lifetime(negative, said.directive) {
+        // A result marked failed is returned, not stored.
+        let life = (!said.failed)
+            .then(|| self.options.policy.lifetime(negative, said.directive))
+            .flatten();
+        if let Some(life) = life {
             let now = self.cache.inner.clock.now_ms();
             let mut entry = Entry::loaded(loaded.value.clone(), stamp, now, life.ttl, life.swr);
             entry.negative = life.negative;

@@ -198,9 +198,15 @@ impl<K: Hash + Eq, V> Store<K, Held<V>> {
         let live = |old: &Held<V>| !old.is_expired(now);
         let (put, _, evicted) = match how {
             Admit::Replace => self.insert(hash, key, held, weight, |old| old.is_expired(now)),
-            Admit::IfVacant | Admit::Throttled(_) => {
+            Admit::IfVacant => self.insert_if_vacant(hash, key, held, weight, |old| {
+                old.is_expired(now) || !old.valid(marks)
+            }),
+            // Over the entry it serves again (a stale one, after a failed
+            // refresh) or an older one; never over a newer load's.
+            Admit::Throttled(_) => {
+                let stamp = held.stamp();
                 self.insert_if_vacant(hash, key, held, weight, |old| {
-                    old.is_expired(now) || !old.valid(marks)
+                    old.is_expired(now) || !old.valid(marks) || old.stamp() <= stamp
                 })
             }
         };

@@ -7,6 +7,28 @@
 
 use super::*;
 use crate::local::Admit;
+use std::cell::Cell;
+use std::task::{Context, Poll};
+
+thread_local! {
+    /// Set while a load whose caller stopped waiting runs on this thread.
+    static UNOBSERVED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A load its caller stopped waiting for (a timeout): it goes on, and a
+/// fail-safe value it falls back to is kept but served to nobody, so not
+/// counted.
+pub(super) struct Unobserved<F: ?Sized>(pub(super) Pin<Box<F>>);
+
+impl<F: Future + ?Sized> Future for Unobserved<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let before = UNOBSERVED.with(|u| u.replace(true));
+        let out = self.0.as_mut().poll(cx);
+        UNOBSERVED.with(|u| u.set(before));
+        out
+    }
+}
 
 /// An expired value fail-safe may serve, and when its window ends.
 pub(crate) struct Fallback<V> {
@@ -82,16 +104,32 @@ where
     }
 
     /// Serves `fb` in place of a load that `why` (failed, timed out, ...):
-    /// counted, logged, and kept in L1 fresh for the throttle (never past
-    /// its window), so that calls in the meantime are hits and the loader
-    /// is tried again no sooner. Remote layers keep the entry as it was.
-    pub(super) fn serve_fallback(&self, miss: &Miss<K>, fb: Fallback<V>, why: &str) -> Stamped<V> {
-        self.counters.fail_safe_served();
-        tracing::warn!(
-            use_case = self.name,
-            key = %crate::key::Shown(miss.urn.as_str()),
-            "the loader {why}; served the last good value (fail-safe)"
-        );
+    /// counted and logged when a caller gets it (`served`: not a
+    /// background refresh, nor a load its caller stopped waiting for), and
+    /// kept in L1 fresh for the throttle (never past its window), so that
+    /// calls in the meantime are hits and the loader is tried again no
+    /// sooner. Remote layers keep the entry as it was.
+    pub(super) fn serve_fallback(
+        &self,
+        miss: &Miss<K>,
+        fb: Fallback<V>,
+        why: &str,
+        served: bool,
+    ) -> Stamped<V> {
+        if served && !UNOBSERVED.with(Cell::get) {
+            self.counters.fail_safe_served();
+            tracing::warn!(
+                use_case = self.name,
+                key = %crate::key::Shown(miss.urn.as_str()),
+                "the loader {why}; served the last good value (fail-safe)"
+            );
+        } else {
+            tracing::debug!(
+                use_case = self.name,
+                key = %crate::key::Shown(miss.urn.as_str()),
+                "a background load {why}; the last good value is kept for the throttle (fail-safe)"
+            );
+        }
         let now = self.clock.now_ms();
         let throttle = self.spec.resilience.fail_safe_throttle_ms;
         let until = now.saturating_add(throttle).min(fb.horizon_ms);

@@ -219,13 +219,14 @@ where
     /// How long remote layer `i` keeps an entry with `remaining` to live:
     /// capped by the provider's TTL for the layer, else by the attribute's
     /// `remote_ttl` (and by the layer's own cap, when written).
-    /// With `fail_safe`, an entry the cap does not cut short is kept that
-    /// much longer, for fail-safe to find (a capped one is not: the cap is
-    /// how long the layer may serve the key at all).
+    /// With `fail_safe`, an entry is kept that much longer, for fail-safe
+    /// to find, within the cap (how long the layer may keep the key at
+    /// all).
     pub(super) fn remote_remaining(&self, i: usize, remaining: Duration) -> Duration {
+        let kept = remaining.saturating_add(Duration::from_millis(self.fail_safe_ms()));
         match self.tuning.remote_ttl(i).or(self.remote_cap) {
-            Some(cap) if cap < remaining => cap,
-            _ => remaining.saturating_add(Duration::from_millis(self.fail_safe_ms())),
+            Some(cap) => kept.min(cap),
+            None => kept,
         }
     }
 
@@ -528,7 +529,7 @@ where
                 "failed"
             };
             if let Some(fb) = uc.fallback(miss, self.fallback) {
-                return Ok(uc.serve_fallback(miss, fb, why));
+                return Ok(uc.serve_fallback(miss, fb, why, !self.refresh));
             }
             if let Ok(value) = r {
                 // Marked failed, nothing to serve instead: returned, not

@@ -3,32 +3,67 @@
 //! others poll that layer for its value, with back-off, and take the lease
 //! themselves if it is let go (the holder's load failed) or runs out (the
 //! holder died: a lease lasts half of `lock_wait`, so a load slower than
-//! that may be made twice). After `lock_wait` a waiter loads without it. This saves
-//! loads; it guards nothing: a call never fails or waits without bound for
-//! it, and the lease's faults (Redis down, a timeout) mean loading at once.
+//! that may be made twice). After `lock_wait` a waiter loads without it.
+//! This saves loads; it guards nothing: a call never fails or waits without
+//! bound for it, and the lease's faults (Redis down, a timeout) mean
+//! loading at once.
 
 use super::*;
+use crate::layer::RemoteLayer;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 /// The first pause between two looks for the holder's value.
 const FIRST_PAUSE: Duration = Duration::from_millis(5);
 /// The longest pause between two looks.
 const MAX_PAUSE: Duration = Duration::from_millis(100);
 
+/// The load leases this process holds, by lease key: a load of a key whose
+/// lease this process holds (a loader calling its own key, a call loading
+/// apart) does not wait on it.
+#[derive(Default)]
+pub(super) struct Held(Mutex<HashSet<String>>);
+
+impl Held {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// What a locked load does before its loader runs.
 pub(super) enum Gate<V> {
-    /// Load: holding the key's lease (to let go once stored), or without
-    /// one (no lock, no layer to lock in, a layer fault, or the wait ran
-    /// out).
+    /// Load: holding the key's lease (let go once stored, or when dropped),
+    /// or without one (no lock, no layer to lock in, a layer fault, this
+    /// process's own lease, or the wait ran out).
     Load(Option<Lease>),
     /// Another process loaded the key meanwhile: its value.
     Found(Stamped<V>),
 }
 
-/// A load lease this process holds.
+/// A load lease this process holds. Dropped without [`UseCase::release`]
+/// (a cancelled load), it is let go in the background.
 pub(super) struct Lease {
-    layer: usize,
+    layer: Arc<RemoteLayer>,
     key: String,
     token: Vec<u8>,
+    held: &'static Held,
+    released: bool,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.held.lock().remove(&self.key);
+        if !self.released {
+            let (layer, key, token) = (
+                self.layer.clone(),
+                std::mem::take(&mut self.key),
+                std::mem::take(&mut self.token),
+            );
+            crate::spawn::spawn_io(async move {
+                let _ = layer.delete_if(&key, token).await;
+            });
+        }
+    }
 }
 
 impl<K, V> UseCase<K, V>
@@ -42,41 +77,55 @@ where
     /// thread.
     pub(super) async fn gate(&'static self, miss: &Miss<K>, blocking: bool) -> Gate<V> {
         let r = self.spec.resilience;
-        if !r.lock || miss.mode != Mode::Normal {
+        if !r.lock || miss.mode != Mode::Normal || self.remote.is_none() {
             return Gate::Load(None);
         }
-        let Some(layer) = (0..self.cache.layers().len()).find(|&i| miss.remote.contains(i)) else {
+        let Some(i) = (0..self.cache.layers().len()).find(|&i| miss.remote.contains(i)) else {
             return Gate::Load(None);
         };
-        let key = crate::key::lease_key(
-            &self.cache.key_prefix(),
-            &format!("load:{}", miss.urn.as_str()),
-        );
+        let layer = self.cache.layers()[i].clone();
+        let key = crate::key::lock_key(&self.cache.key_prefix(), miss.urn.as_str());
+        if self.locks.lock().contains(&key) {
+            return Gate::Load(None);
+        }
         let token = fastrand::u128(..).to_le_bytes().to_vec();
+        // A value found counts only if loaded after the one held here: a
+        // refresh is not done by finding the value it refreshes.
         let floor = self.held_stamp(miss);
         let wait = Duration::from_millis(r.lock_wait_ms);
         // The lease runs out halfway through a waiter's wait: a holder that
         // died is taken over by a waiter before any waiter gives up.
         let lease_ttl = (wait / 2).max(Duration::from_millis(1));
-        let (mut waited, mut pause) = (Duration::ZERO, FIRST_PAUSE);
-        let mut first = true;
+        let started = Instant::now();
+        let (mut paused, mut pause) = (Duration::ZERO, FIRST_PAUSE);
+        let mut waited = false;
         loop {
             match self
-                .take_lease(layer, &key, &token, lease_ttl, blocking)
+                .take_lease(&layer, &key, &token, lease_ttl, blocking)
                 .await
             {
                 Some(true) => {
-                    let lease = Lease { layer, key, token };
+                    self.locks.lock().insert(key.clone());
+                    let lease = Lease {
+                        layer,
+                        key,
+                        token,
+                        held: &self.locks,
+                        released: false,
+                    };
                     // A holder that stored and let go just before this
                     // process looked: its value is there, and no load is
                     // needed.
                     if let Some(found) = self.newer(miss, floor, blocking).await {
                         self.release(lease, blocking).await;
+                        if waited {
+                            self.counters.lock_waited(false);
+                        }
                         return Gate::Found(found);
                     }
-                    if !first {
+                    if waited {
                         // The holder let go, or died: this process loads.
-                        self.counters.lock_waited(false);
+                        self.counters.lock_waited(true);
                     }
                     return Gate::Load(Some(lease));
                 }
@@ -84,8 +133,10 @@ where
                 // Not known: load rather than wait on a layer in trouble.
                 None => return Gate::Load(None),
             }
-            first = false;
-            if waited >= wait {
+            waited = true;
+            // Real time and the pauses both count: a slow layer's round
+            // trips, or a paused test clock, cannot stretch the wait.
+            if started.elapsed().max(paused) >= wait {
                 self.counters.lock_waited(true);
                 tracing::debug!(
                     use_case = self.name,
@@ -95,7 +146,7 @@ where
                 return Gate::Load(None);
             }
             self.pause(pause, blocking).await;
-            waited += pause;
+            paused += pause;
             pause = (pause * 2).min(MAX_PAUSE);
             if let Some(found) = self.newer(miss, floor, blocking).await {
                 self.counters.lock_waited(false);
@@ -111,12 +162,16 @@ where
 
     /// Lets go of a lease once the value is stored (or the load failed), so
     /// that a waiting process need not wait for it to run out.
-    pub(super) async fn release(&'static self, lease: Lease, blocking: bool) {
-        let Some(layer) = self.cache.layers().get(lease.layer).cloned() else {
-            return;
-        };
+    pub(super) async fn release(&'static self, mut lease: Lease, blocking: bool) {
+        lease.released = true;
+        let (layer, key, token) = (
+            lease.layer.clone(),
+            lease.key.clone(),
+            std::mem::take(&mut lease.token),
+        );
+        drop(lease);
         let op = async move {
-            let _ = layer.delete_if(&lease.key, lease.token).await;
+            let _ = layer.delete_if(&key, token).await;
         };
         if blocking {
             let _ = cachewright_backends::io::block_on(op, self.remote_budget());
@@ -128,14 +183,13 @@ where
     /// `SET NX` of the lease; `None` when the layer could not say.
     async fn take_lease(
         &'static self,
-        layer: usize,
+        layer: &Arc<RemoteLayer>,
         key: &str,
         token: &[u8],
         ttl: Duration,
         blocking: bool,
     ) -> Option<bool> {
-        let l = self.cache.layers().get(layer)?.clone();
-        let (key, token) = (key.to_owned(), token.to_vec());
+        let (l, key, token) = (layer.clone(), key.to_owned(), token.to_vec());
         let op = async move { l.set_if_absent(&key, token, ttl).await.ok() };
         if blocking {
             cachewright_backends::io::block_on(op, self.remote_budget())

@@ -61,6 +61,8 @@ pub struct UseCase<K, V> {
     tuning: Tuning,
     /// Shadow reads' bookkeeping: mismatches logged, runs in flight.
     warned: shadow::Warned,
+    /// The load leases (`lock`) this process holds.
+    locks: lock::Held,
     /// Whether values live in the in-process layer.
     local: bool,
     /// Per-thread copies of hot entries, when keys and values are plain
@@ -329,6 +331,7 @@ where
             negative,
             tuning: Tuning::new(cache.layers().len()),
             warned: Default::default(),
+            locks: Default::default(),
             local,
             front: (local && front::copies::<K, V>()).then(FrontId::new),
             remote,
@@ -495,14 +498,14 @@ where
                 // Early refresh: a copy serves only up to where a hit may
                 // be due, and a due hit starts the refresh.
                 let (due, copy_until) = match &self.early {
-                    Some(e) => {
+                    Some(e) if !h.is_throttled() => {
                         let loaded = h.loaded_ms();
                         (
                             fresh && e.due(now, loaded, until),
                             e.window_from(loaded, until),
                         )
                     }
-                    None => (false, until),
+                    _ => (false, until),
                 };
                 let copy = ticket
                     .filter(|_| fresh && !due && now < copy_until)

@@ -85,9 +85,11 @@ where
     fn refreshed_already(&self, miss: &Miss<K>) -> bool {
         let now = self.clock.now_ms();
         self.with_fresh(miss, now, |h| {
-            self.early
-                .as_ref()
-                .is_none_or(|e| now < e.window_from(h.loaded_ms(), h.fresh_until_ms()))
+            h.is_throttled()
+                || self
+                    .early
+                    .as_ref()
+                    .is_none_or(|e| now < e.window_from(h.loaded_ms(), h.fresh_until_ms()))
         })
         .unwrap_or(false)
     }

@@ -4,6 +4,9 @@
 //! value is stored for the next calls.
 
 use super::*;
+use crate::layer::LayerSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The error a call gets when its loader takes longer than `hard_timeout`
 /// and no fail-safe value is there to serve instead. A function with a
@@ -73,13 +76,15 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// [`load_async`](Self::load_async) with the use case's timeouts: the
-    /// load (single-flight, remote layers, loader, store) runs as a task
-    /// of the caller's runtime. Past `soft_timeout`, a caller with a
+    /// [`load_async`](Self::load_async) with the use case's timeouts. The
+    /// load (single-flight, remote layers, loader, store) is polled in the
+    /// caller's task, as any call's. Past `soft_timeout`, a caller with a
     /// fail-safe value at hand is served it; past `hard_timeout`, it is
-    /// served it or gets `timeout`'s error. Either way the load goes on and
-    /// stores its value. Without a runtime whose timers work, the call
-    /// loads as one without timeouts.
+    /// served it or gets `timeout`'s error. A caller that stops waiting
+    /// while its own loader runs hands that load to a task of its runtime,
+    /// which finishes and stores it; a caller that was waiting on another
+    /// call's load simply stops waiting. Without a runtime whose timers
+    /// work, the call loads as one without timeouts.
     pub async fn load_async_timed<E, F>(
         &'static self,
         miss: Miss<K>,
@@ -99,71 +104,109 @@ where
                 .await;
         };
         let copy = miss.clone();
-        let mut task = handle.spawn(async move {
+        let started = Arc::new(AtomicBool::new(false));
+        let loader = Started {
+            fut: Box::pin(loader),
+            started: started.clone(),
+        };
+        let mut load: Pin<Box<dyn Future<Output = Result<V, E>> + Send>> = Box::pin(async move {
             self.load(&miss, share, AsyncLoader(loader), Wait::Yield)
                 .await
         });
         let ms = Duration::from_millis;
         if r.soft_timeout_ms > 0 {
-            match tokio::time::timeout(ms(r.soft_timeout_ms), &mut task).await {
-                Ok(joined) => return self.joined(joined, &copy, timeout).await,
-                Err(_) => {
-                    if let Some(fb) = self.fallback(&copy, None) {
-                        self.counters.timed_out(false);
-                        let why = "took longer than its soft timeout";
-                        return Ok(self.serve_fallback(&copy, fb, why).value);
-                    }
-                }
+            if let Ok(done) = tokio::time::timeout(ms(r.soft_timeout_ms), &mut load).await {
+                return done;
+            }
+            if let Some(v) = self
+                .timeout_fallback(&copy, "took longer than its soft timeout")
+                .await
+            {
+                self.counters.timed_out(false);
+                let_go(&handle, load, &started);
+                return Ok(v);
             }
         }
         if r.hard_timeout_ms == 0 {
-            return self.joined(task.await, &copy, timeout).await;
+            return load.await;
         }
         let left = r.hard_timeout_ms.saturating_sub(r.soft_timeout_ms);
-        match tokio::time::timeout(ms(left), &mut task).await {
-            Ok(joined) => self.joined(joined, &copy, timeout).await,
-            Err(_) => {
-                self.counters.timed_out(true);
-                self.timed_out(&copy, timeout).await
+        if let Ok(done) = tokio::time::timeout(ms(left), &mut load).await {
+            return done;
+        }
+        self.counters.timed_out(true);
+        let fallback = self
+            .timeout_fallback(&copy, "took longer than its hard timeout")
+            .await;
+        match (fallback, timeout) {
+            (Some(v), _) => {
+                let_go(&handle, load, &started);
+                Ok(v)
             }
+            (None, Some(f)) => {
+                let_go(&handle, load, &started);
+                Err(f(Timeout {
+                    use_case: self.name,
+                    after: ms(r.hard_timeout_ms),
+                }))
+            }
+            // No error to give (generated code always has one with a hard
+            // timeout): wait on, as the call would uncached.
+            (None, None) => load.await,
         }
     }
 
-    /// The call's result from its load task's.
-    async fn joined<E>(
-        &self,
-        joined: Result<Result<V, E>, tokio::task::JoinError>,
-        miss: &Miss<K>,
-        timeout: Option<fn(Timeout) -> E>,
-    ) -> Result<V, E> {
-        match joined {
-            Ok(r) => r,
-            // The loader panicked: so does the call, as it would uncached.
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Cancelled: the runtime is shutting down.
-            Err(_) => self.timed_out(miss, timeout).await,
+    /// The value a caller that stopped waiting is served, if any: a live one
+    /// loaded meanwhile (by another process), or the fail-safe value, from
+    /// L1 or from the remote layers.
+    async fn timeout_fallback(&'static self, miss: &Miss<K>, why: &str) -> Option<V> {
+        let mut remote = None;
+        if self.fail_safe_ms() > 0 && miss.remote != LayerSet::NONE {
+            let (live, _, expired) = self.read_remote(miss).await;
+            if let Some(live) = live {
+                return Some(live.value);
+            }
+            remote = expired;
         }
+        let fb = self.fallback(miss, remote)?;
+        Some(self.serve_fallback(miss, fb, why, true).value)
     }
+}
 
-    /// What a call that waited its hard timeout gets: the fail-safe value,
-    /// or the timeout error. A function with neither waits on (which only
-    /// a runtime shutting down makes it do: generated code gives the error
-    /// wherever a hard timeout is set).
-    async fn timed_out<E>(
-        &self,
-        miss: &Miss<K>,
-        timeout: Option<fn(Timeout) -> E>,
-    ) -> Result<V, E> {
-        if let Some(fb) = self.fallback(miss, None) {
-            let why = "took longer than its hard timeout";
-            return Ok(self.serve_fallback(miss, fb, why).value);
-        }
-        match timeout {
-            Some(f) => Err(f(Timeout {
-                use_case: self.name,
-                after: Duration::from_millis(self.spec.resilience.hard_timeout_ms),
-            })),
-            None => std::future::pending().await,
-        }
+/// A call that stopped waiting lets its load go: on, in a task of its
+/// runtime, when it runs the loader (its value is stored; a fail-safe value
+/// it falls back to is served to nobody); dropped when it was waiting on
+/// another call's load, or had not reached the loader.
+fn let_go<V, E>(
+    handle: &tokio::runtime::Handle,
+    load: Pin<Box<dyn Future<Output = Result<V, E>> + Send>>,
+    started: &AtomicBool,
+) where
+    V: Send + 'static,
+    E: Send + 'static,
+{
+    if started.load(Ordering::Acquire) {
+        let load = super::fail_safe::Unobserved(load);
+        handle.spawn(async move {
+            let _ = load.await;
+        });
+    }
+}
+
+/// A loader that says when it is first polled: from then on, its call runs
+/// the load.
+struct Started<F> {
+    fut: Pin<Box<F>>,
+    started: Arc<AtomicBool>,
+}
+
+impl<F: Future> Future for Started<F> {
+    type Output = F::Output;
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.started.store(true, Ordering::Release);
+        self.fut.as_mut().poll(cx)
     }
 }
