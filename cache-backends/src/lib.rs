@@ -54,6 +54,10 @@ pub use memory::MemoryBackend;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 
+#[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
+pub mod redis_cluster;
+
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub mod file;
@@ -65,7 +69,7 @@ pub mod object;
 #[cfg(any(feature = "file", feature = "object-store"))]
 mod record;
 mod url;
-pub use url::redact_url;
+pub use url::{node_urls, redact_url};
 
 pub use async_trait::async_trait;
 

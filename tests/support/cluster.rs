@@ -1,0 +1,255 @@
+//! A local Redis Cluster: 3 masters with 1 replica each, six
+//! `redis-server --cluster-enabled yes` processes on free loopback ports
+//! (each with its own directory and cluster bus port), joined with
+//! `redis-cli --cluster create`. Stopped by their PIDs on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{find_in_path, free_port, redis_server_binary};
+
+/// One node of a [`RedisCluster`].
+struct Node {
+    child: Option<Child>,
+    port: u16,
+    bus_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn conn(&self, timeout: Duration) -> Option<redis::Connection> {
+        redis::Client::open(self.url())
+            .ok()?
+            .get_connection_with_timeout(timeout)
+            .ok()
+    }
+
+    fn info(&self, section: &str) -> Option<String> {
+        let mut c = self.conn(Duration::from_millis(300))?;
+        match section {
+            "cluster" => redis::cmd("CLUSTER").arg("INFO").query(&mut c).ok(),
+            s => redis::cmd("INFO").arg(s).query(&mut c).ok(),
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// Six nodes, three of them masters, every slot served.
+pub struct RedisCluster {
+    nodes: Vec<Node>,
+}
+
+/// `redis-cli`, which comes with Debian's `redis-server` (its dependency
+/// `redis-tools`); installed if missing.
+fn redis_cli_binary() -> PathBuf {
+    redis_server_binary();
+    if let Some(p) = find_in_path("redis-cli") {
+        return p;
+    }
+    let _ = Command::new("apt-get")
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "redis-tools",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    find_in_path("redis-cli").unwrap_or_else(|| {
+        panic!("the cluster tests need redis-cli: install Debian's redis-tools and run again")
+    })
+}
+
+/// A field of `INFO`/`CLUSTER INFO` text.
+fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+impl RedisCluster {
+    /// Starts six nodes, creates the cluster, and waits until every node
+    /// reports `cluster_state:ok` and every replica is in sync.
+    pub fn start() -> Self {
+        let bin = redis_server_binary();
+        let cli = redis_cli_binary();
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            let mut node = Node {
+                child: None,
+                port: free_port(),
+                bus_port: free_port(),
+                dir: tempfile::tempdir().expect("a temp dir"),
+            };
+            node.child = Some(spawn(&bin, &node));
+            nodes.push(node);
+        }
+        let cluster = RedisCluster { nodes };
+        cluster.wait("every node answers", |n| {
+            n.conn(Duration::from_millis(200)).is_some()
+        });
+        let out = Command::new(cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|n| format!("127.0.0.1:{}", n.port)),
+            )
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.wait_healthy();
+        cluster
+    }
+
+    /// Waits until every live node says `cluster_state:ok` with all 16384
+    /// slots served, and every live replica's link to its master is up.
+    pub fn wait_healthy(&self) {
+        self.wait("cluster_state:ok on every node, replicas in sync", |n| {
+            let Some(cluster) = n.info("cluster") else {
+                return false;
+            };
+            let Some(repl) = n.info("replication") else {
+                return false;
+            };
+            field(&cluster, "cluster_state") == Some("ok")
+                && field(&cluster, "cluster_slots_ok") == Some("16384")
+                && (field(&repl, "role") == Some("master")
+                    || field(&repl, "master_link_status") == Some("up"))
+        });
+    }
+
+    fn wait(&self, what: &str, ok: impl Fn(&Node) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.nodes.iter().filter(|n| n.alive()).all(&ok) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the local Redis Cluster: {what}: not reached within 60 s");
+    }
+
+    /// The seed list as `CACHEWRIGHT_REDIS_URL` takes it:
+    /// `redis://127.0.0.1:p1,127.0.0.1:p2,...` (every node).
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis://{}", hosts.join(","))
+    }
+
+    /// Each node's URL.
+    pub fn node_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(Node::url).collect()
+    }
+
+    /// The live masters' ports.
+    pub fn master_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.alive())
+            .filter(|n| {
+                n.info("replication")
+                    .is_some_and(|r| field(&r, "role") == Some("master"))
+            })
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// A connection to the node on `port`, for raw commands.
+    pub fn conn(&self, port: u16) -> redis::Connection {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .and_then(|n| n.conn(Duration::from_secs(2)))
+            .expect("the node answers")
+    }
+
+    /// Every key on every live master (`KEYS *`: tests only).
+    pub fn keys(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        for port in self.master_ports() {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg("*")
+                .query(&mut self.conn(port))
+                .unwrap();
+            all.extend(keys);
+        }
+        all.sort();
+        all
+    }
+
+    /// Kills (SIGKILL) the master on `port` and reaps it; its replica takes
+    /// over after the cluster's node timeout.
+    pub fn kill(&mut self, port: u16) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node of this cluster");
+        if let Some(mut c) = node.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn(bin: &PathBuf, node: &Node) -> Child {
+    Command::new(bin)
+        .args(["--port", &node.port.to_string()])
+        .args(["--cluster-port", &node.bus_port.to_string()])
+        .args(["--cluster-enabled", "yes"])
+        // Failover within about a second of a master's death.
+        .args(["--cluster-node-timeout", "1000"])
+        .args(["--cluster-config-file", "nodes.conf"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--dir",
+        ])
+        .arg(node.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts")
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
