@@ -283,6 +283,32 @@ async fn a_local_cluster_passes_the_suite_and_serves_caches() {
     product(8, 3);
     assert_eq!(LOADS.load(SeqCst), loads, "another shop is still cached");
 
+    // Confirmed invalidation over the sharded bus (pings and acknowledgements
+    // share the channel's slot): invalidate returns once the other cache
+    // applied it.
+    let confirming = || {
+        Cache::builder()
+            .namespace("confirm")
+            .layer(cluster_layer(&url))
+            .invalidation_lease(Duration::from_secs(5))
+            .build()
+    };
+    let (reader, writer) = (confirming(), confirming());
+    until("the writer knows the reader", || {
+        reader.bus_connected() && writer.bus_connected() && writer.bus_stats().members >= 1
+    })
+    .await;
+    tokio::task::block_in_place(|| {
+        let key = reader.key("user", &7);
+        let got: Result<String, ()> = reader.get_or_load(&key, None, || Ok("v1".to_owned()));
+        assert_eq!(got.unwrap(), "v1");
+        writer.invalidate_entity("user", &7);
+        assert_eq!(reader.get::<String>(&key), None);
+        let s = writer.bus_stats();
+        assert!(s.confirmed_delivery);
+        assert_eq!((s.confirmed, s.unconfirmed), (1, 0), "{s:?}");
+    });
+
     // Clear: the namespace's keys leave every master, others stay.
     let other = cluster_cache(&url, "keep");
     other.set(&other.key("x", &1), 1u8, None);
@@ -348,7 +374,13 @@ async fn a_master_killed_mid_run_fails_no_call_and_hits_resume() {
         }
     });
     until("calls are under way", || calls.load(SeqCst) >= 1_000).await;
-    let victim = cluster.master_ports()[0];
+    // The master of the bus's slot: its subscribers must move too.
+    let watcher = Cache::builder()
+        .namespace("t")
+        .version("failover")
+        .layer(cluster_layer(&cluster.url()))
+        .build();
+    let victim = cluster.master_of("{cachewright:bus}");
     let cluster = tokio::task::spawn_blocking(move || {
         cluster.kill(victim);
         cluster.wait_healthy();
@@ -378,6 +410,22 @@ async fn a_master_killed_mid_run_fails_no_call_and_hits_resume() {
     .await;
     stop.store(true, SeqCst);
     caller.await.unwrap();
+
+    // The bus moved with its slot: a write in one cache drops another's
+    // in-process copy (while connected, that copy would be served).
+    until("both buses are back", || {
+        cache.bus_connected() && watcher.bus_connected()
+    })
+    .await;
+    let k = watcher.key("moved", &1);
+    watcher.set_async(&k, 1u32, None).await;
+    assert_eq!(watcher.get_async::<u32>(&k).await, Some(1));
+    cache.set_async(&k, 2u32, None).await;
+    until("the write reaches the watcher over the bus", || {
+        futures_lite_block(watcher.get_async::<u32>(&k)) == Some(2)
+    })
+    .await;
+    assert!(watcher.bus_connected());
     assert_eq!(failed.load(SeqCst), 0, "no call failed");
     assert!(calls.load(SeqCst) > 1_000);
     assert!(
@@ -564,4 +612,45 @@ fn a_comma_list_in_the_environment_is_a_cluster() {
     );
     // The helper used by `eventually`-style waits elsewhere compiles here too.
     eventually("trivially", || true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_is_down_is_an_error_not_a_panic_or_a_hang() {
+    let b = RedisClusterBackend::from_url("redis://127.0.0.1:1,127.0.0.1:2").unwrap();
+    let started = Instant::now();
+    let e = b.get("k").await.unwrap_err();
+    assert!(
+        matches!(e, cachewright::backends::BackendError::Connection { .. }),
+        "{e:?}"
+    );
+    assert!(b.get_many(&["a".into(), "b".into()]).await.is_err());
+    assert!(b.scan("urn:", "", 10).await.is_err());
+    assert!(b.delete_prefix("urn:").await.is_err());
+    println!("failed after {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_down_at_startup_is_used_once_it_is_up() {
+    let mut cluster = RedisCluster::reserved();
+    let cache = Cache::builder()
+        .namespace("late")
+        .layer(cluster_layer(&cluster.url()).breaker(2, Duration::from_millis(100)))
+        .build();
+    let key = cache.key("k", &1);
+    cache.set_async(&key, 1u32, None).await;
+    assert!(cache.layer_stats()[0].errors > 0, "nothing listens yet");
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.start_now();
+        cluster
+    })
+    .await
+    .unwrap();
+    until("the cluster is used once it is up", || {
+        let before = cache.layer_stats()[0].writes;
+        futures_lite_block(cache.set_async(&key, 2u32, None));
+        cache.layer_stats()[0].writes > before
+    })
+    .await;
+    until("the bus connects", || cache.bus_connected()).await;
+    assert!(cluster.keys().contains(&"urn:late:v1:k:1".to_string()));
 }

@@ -301,7 +301,19 @@ impl RedisClusterBuilder {
     }
 }
 
+/// A failed command: a node that cannot be reached, or a cluster without a
+/// master for the slot (mid-failover), is the connection's fault like a
+/// broken socket; anything else is the server's answer.
 fn err(e: RedisError) -> BackendError {
+    let unreachable = e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+        || e.is_cluster_error()
+        || e.is_unrecoverable_error();
+    if unreachable {
+        return BackendError::Connection {
+            backend: NAME.into(),
+            source: Box::new(e),
+        };
+    }
     crate::redis::classify(NAME, e)
 }
 

@@ -80,32 +80,39 @@ impl RedisCluster {
     /// Starts six nodes, creates the cluster, and waits until every node
     /// reports `cluster_state:ok` and every replica is in sync.
     pub fn start() -> Self {
-        let bin = redis_server_binary();
-        let cli = redis_cli_binary();
-        let mut nodes = Vec::new();
-        for _ in 0..6 {
-            let mut node = Node {
+        let mut cluster = RedisCluster::reserved();
+        cluster.start_now();
+        cluster
+    }
+
+    /// Six nodes' ports and directories, nothing started yet (for "down at
+    /// startup" tests): [`url`](Self::url) already names them.
+    pub fn reserved() -> Self {
+        let nodes = (0..6)
+            .map(|_| Node {
                 child: None,
                 port: free_port(),
                 bus_port: free_port(),
                 dir: tempfile::tempdir().expect("a temp dir"),
-            };
-            node.child = Some(spawn(&bin, &node));
-            nodes.push(node);
+            })
+            .collect();
+        RedisCluster { nodes }
+    }
+
+    /// Starts a cluster made with [`reserved`](Self::reserved).
+    pub fn start_now(&mut self) {
+        let bin = redis_server_binary();
+        let cli = redis_cli_binary();
+        for node in &mut self.nodes {
+            node.child = Some(spawn(&bin, node));
         }
-        let cluster = RedisCluster { nodes };
-        cluster.wait("every node answers", |n| {
+        self.wait("every node answers", |n| {
             n.conn(Duration::from_millis(200)).is_some()
         });
         let out = Command::new(cli)
             .arg("--cluster")
             .arg("create")
-            .args(
-                cluster
-                    .nodes
-                    .iter()
-                    .map(|n| format!("127.0.0.1:{}", n.port)),
-            )
+            .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
             .args(["--cluster-replicas", "1", "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
@@ -116,8 +123,7 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        cluster.wait_healthy();
-        cluster
+        self.wait_healthy();
     }
 
     /// Waits until every live node says `cluster_state:ok` with all 16384
@@ -175,6 +181,40 @@ impl RedisCluster {
             })
             .map(|n| n.port)
             .collect()
+    }
+
+    /// The port of the live master that serves `key`'s slot.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let port = self.master_ports()[0];
+        let mut c = self.conn(port);
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut c)
+            .unwrap();
+        // Each range: start, end, [host, port, id], replicas...
+        let ranges: Vec<(i64, i64, (String, i64))> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query::<Vec<redis::Value>>(&mut c)
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let redis::Value::Array(parts) = r else {
+                    panic!("a slot range")
+                };
+                let num = |v: &redis::Value| redis::from_redis_value_ref::<i64>(v).unwrap();
+                let redis::Value::Array(master) = &parts[2] else {
+                    panic!("a master")
+                };
+                let host = redis::from_redis_value_ref::<String>(&master[0]).unwrap();
+                (num(&parts[0]), num(&parts[1]), (host, num(&master[1])))
+            })
+            .collect();
+        let (_, _, (_, port)) = ranges
+            .into_iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&slot))
+            .expect("every slot is served");
+        u16::try_from(port).unwrap()
     }
 
     /// A connection to the node on `port`, for raw commands.
