@@ -53,6 +53,10 @@ pub use crate::redis::Credentials;
 
 const NAME: &str = "redis-cluster";
 
+/// How long the bus waits for the cluster connection to name the bus
+/// slot's master before trying the seed nodes.
+const OWNER_LOOKUP: Duration = Duration::from_millis(500);
+
 /// The hash tag of every bus channel: one slot for all of them.
 const BUS_TAG: &str = "{cachewright:bus}";
 
@@ -402,8 +406,6 @@ impl RedisClusterBackend {
         self.conn.clone()
     }
 
-    /// Runs one operation on the cluster connection on cachewright's I/O
-    /// runtime (see `redis::on_io` for why).
     async fn on_io<T, Fut>(
         &self,
         op: impl FnOnce(ClusterConnection) -> Fut,
@@ -412,23 +414,43 @@ impl RedisClusterBackend {
         Fut: std::future::Future<Output = Result<T, RedisError>> + Send + 'static,
         T: Send + 'static,
     {
-        match crate::io::run(op(self.conn.clone())).await {
-            Ok(r) => r.map_err(err),
-            Err(_) => Err(BackendError::Connection {
-                backend: NAME.into(),
-                source: "cachewright's i/o runtime is not available".into(),
-            }),
-        }
+        on_io(&self.conn, op).await
     }
 }
 
-/// The masters' addresses, from `CLUSTER SLOTS` (each slot range: start,
-/// end, then its master `[host, port, id, ...]` and its replicas).
-async fn masters(c: &mut ClusterConnection) -> Result<Vec<(String, u16)>, RedisError> {
+/// Runs one operation on the cluster connection on cachewright's I/O
+/// runtime (see `redis::on_io` for why).
+async fn on_io<T, Fut>(
+    conn: &ClusterConnection,
+    op: impl FnOnce(ClusterConnection) -> Fut,
+) -> Result<T, BackendError>
+where
+    Fut: std::future::Future<Output = Result<T, RedisError>> + Send + 'static,
+    T: Send + 'static,
+{
+    match crate::io::run(op(conn.clone())).await {
+        Ok(r) => r.map_err(err),
+        Err(_) => Err(BackendError::Connection {
+            backend: NAME.into(),
+            source: "cachewright's i/o runtime is not available".into(),
+        }),
+    }
+}
+
+/// The slot ranges of `CLUSTER SLOTS`, each with its master's address
+/// (each range: start, end, then its master `[host, port, id, ...]` and its
+/// replicas).
+async fn slot_masters(
+    c: &mut ClusterConnection,
+) -> Result<Vec<(u16, u16, (String, u16))>, RedisError> {
     let ranges: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query_async(c).await?;
-    let mut found: Vec<(String, u16)> = Vec::new();
+    let mut found = Vec::new();
     for range in ranges {
         let Value::Array(parts) = range else { continue };
+        let num = |i: usize| -> Option<u16> { redis::from_redis_value_ref(parts.get(i)?).ok() };
+        let (Some(start), Some(end)) = (num(0), num(1)) else {
+            continue;
+        };
         let Some(Value::Array(master)) = parts.get(2) else {
             continue;
         };
@@ -439,9 +461,18 @@ async fn masters(c: &mut ClusterConnection) -> Result<Vec<(String, u16)>, RedisE
             .get(1)
             .and_then(|v| redis::from_redis_value_ref(v).ok());
         if let (Some(host), Some(port)) = (host, port) {
-            if !found.contains(&(host.clone(), port)) {
-                found.push((host, port));
-            }
+            found.push((start, end, (host, port)));
+        }
+    }
+    Ok(found)
+}
+
+/// The masters' addresses, each once.
+async fn masters(c: &mut ClusterConnection) -> Result<Vec<(String, u16)>, RedisError> {
+    let mut found: Vec<(String, u16)> = Vec::new();
+    for (_, _, master) in slot_masters(c).await? {
+        if !found.contains(&master) {
+            found.push(master);
         }
     }
     if found.is_empty() {
@@ -451,6 +482,21 @@ async fn masters(c: &mut ClusterConnection) -> Result<Vec<(String, u16)>, RedisE
         )));
     }
     Ok(found)
+}
+
+/// The master that serves `key`'s slot now, as the cluster connection (which
+/// follows the topology) is told.
+async fn owner(c: &mut ClusterConnection, key: &str) -> Result<Option<(String, u16)>, RedisError> {
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(c)
+        .await?;
+    Ok(slot_masters(c)
+        .await?
+        .into_iter()
+        .find(|(start, end, _)| (*start..=*end).contains(&slot))
+        .map(|(_, _, master)| master))
 }
 
 /// One `SCAN ... MATCH pattern COUNT 500` step on the master at `node`.
@@ -780,18 +826,10 @@ impl Bus for RedisClusterBus {
             .arg(sharded(channel))
             .arg(payload)
             .to_owned();
-        match crate::io::run({
-            let mut c = self.conn.clone();
-            async move { cmd.query_async::<i64>(&mut c).await }
+        on_io(&self.conn, |mut c| async move {
+            cmd.query_async::<i64>(&mut c).await.map(|_| ())
         })
         .await
-        {
-            Ok(r) => r.map(|_| ()).map_err(err),
-            Err(_) => Err(BackendError::Connection {
-                backend: NAME.into(),
-                source: "cachewright's i/o runtime is not available".into(),
-            }),
-        }
     }
 
     fn confirms(&self) -> bool {
@@ -805,15 +843,39 @@ impl Bus for RedisClusterBus {
     fn subscribe_all(&self, channels: &[String], sink: BusSink) {
         let channels: Vec<String> = channels.iter().map(|c| sharded(c)).collect();
         let label = channels.first().cloned().unwrap_or_default();
-        let (nodes, credentials, timeout) = (
+        let (conn, nodes, credentials, timeout) = (
+            self.conn.clone(),
             self.nodes.clone(),
             self.credentials.clone(),
             self.connection_timeout,
         );
         crate::redis::listen(label, sink, move || {
-            let (nodes, credentials, channels) =
-                (nodes.clone(), credentials.clone(), channels.clone());
-            async move { shard_subscription(nodes, credentials, channels, timeout).await }
+            let (mut conn, mut nodes, credentials, channels) = (
+                conn.clone(),
+                nodes.clone(),
+                credentials.clone(),
+                channels.clone(),
+            );
+            async move {
+                // First the slot's master as the cluster connection knows
+                // it (no time lost on seeds that died), then the seeds.
+                let first = channels.first().cloned().unwrap_or_default();
+                // Bounded: mid-failover the cluster connection retries for
+                // longer than one subscription attempt may take.
+                let found = crate::io::run(async move {
+                    tokio::time::timeout(OWNER_LOOKUP, owner(&mut conn, &first)).await
+                })
+                .await;
+                if let Ok(Ok(Ok(Some(master)))) = found {
+                    if let Some(seed) = nodes.first() {
+                        if let Some(info) = redirected(seed, &format!("{}:{}", master.0, master.1))
+                        {
+                            nodes.insert(0, info);
+                        }
+                    }
+                }
+                shard_subscription(nodes, credentials, channels, timeout).await
+            }
         });
     }
 }
