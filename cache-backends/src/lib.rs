@@ -181,7 +181,8 @@ pub enum BusEvent {
 pub type BusSink = std::sync::Arc<dyn Fn(BusEvent) -> bool + Send + Sync>;
 
 /// A publish/subscribe channel that carries invalidations (never values)
-/// between the processes sharing a cache. Redis pub/sub is the one shipped.
+/// between the processes sharing a cache. Redis pub/sub is the one shipped
+/// (sharded pub/sub on a Redis Cluster).
 ///
 /// # Examples
 ///
