@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use cachewright::backends::redis::{Credentials, RedisBackend};
 use cachewright::backends::redis_cluster::RedisClusterBackend;
 use cachewright::backends::{Backend, BusEvent, Dedupe, Written};
-use cachewright::{cached, Cache, Clock, Inspect, LayerConfig, ManualClock};
+use cachewright::{bg_writer, cached, Cache, Clock, Inspect, LayerConfig, ManualClock};
 use support::cluster::RedisCluster;
 use support::{eventually, RedisServer};
 
@@ -317,7 +317,50 @@ async fn a_local_cluster_passes_the_suite_and_serves_caches() {
     assert!(left.iter().all(|k| !k.starts_with("urn:cl:")), "{left:?}");
     assert!(left.contains(&"urn:keep:v1:x:1".to_string()), "{left:?}");
 
+    // Dedupe: the same value again renews header and TTL by script.
+    let dd_clock = ManualClock::new(1_700_000_000_000);
+    let dd = Cache::builder()
+        .namespace("dd")
+        .clock(Clock::manual(&dd_clock))
+        .layer(cluster_layer(&url).dedupe_writes(true))
+        .build();
+    let flags = dd.key("flags", &"all");
+    let hundred = Some(Duration::from_secs(100));
+    dd.set_async(&flags, vec!["a".to_string()], hundred).await;
+    dd_clock.advance(Duration::from_secs(50));
+    dd.set_async(&flags, vec!["a".to_string()], hundred).await;
+    let l = &dd.layer_stats()[0];
+    assert_eq!((l.writes, l.renewals, l.errors), (1, 1, 0), "{l:?}");
+    dd.set_async(&flags, vec!["b".to_string()], hundred).await;
+    assert_eq!(dd.layer_stats()[0].writes, 2, "a new value is written");
+
+    // A background writer holds its lease in the cluster and releases it.
+    let bg = BG.get_or_init(|| cluster_cache(&url, "bg"));
+    cl_prices.start().unwrap();
+    until("the writer loads", || cl_prices.try_get().is_some()).await;
+    assert!(
+        cluster
+            .keys()
+            .iter()
+            .any(|k| k.starts_with("urn:bg:v1:~lease:")),
+        "{:?}",
+        cluster.keys()
+    );
+    let _ = tokio::task::block_in_place(|| bg.close(Duration::from_secs(5)));
+    assert!(
+        cluster.keys().iter().all(|k| !k.contains("~lease:")),
+        "closing released the lease: {:?}",
+        cluster.keys()
+    );
+
     credentials_are_asked_again_at_reconnect(&cluster).await;
+}
+
+static BG: OnceLock<Cache> = OnceLock::new();
+
+#[bg_writer(key = "cl_prices", interval = "200ms", cache = BG.get().unwrap().clone())]
+fn cl_prices() -> Result<Vec<u32>, String> {
+    Ok(vec![1, 2, 3])
 }
 
 // ---- a master dies mid-run ------------------------------------------------------
