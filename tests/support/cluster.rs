@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{find_in_path, free_port, redis_server_binary};
+use super::{find_in_path, redis_server_binary};
 
 /// One node of a [`RedisCluster`].
 struct Node {
@@ -40,6 +40,29 @@ impl Node {
     fn alive(&self) -> bool {
         self.child.is_some()
     }
+
+    /// Started and not killed by the test, yet no longer running.
+    fn exited(&self) -> bool {
+        // `try_wait` needs `&mut`; the PID's /proc entry says the same.
+        self.child.as_ref().is_some_and(|c| {
+            std::fs::read_to_string(format!("/proc/{}/stat", c.id()))
+                .map_or(true, |stat| stat.split_whitespace().nth(2) == Some("Z"))
+        })
+    }
+}
+
+/// Every slot served, and a replica's link to its master up.
+fn healthy(n: &Node) -> bool {
+    let Some(cluster) = n.info("cluster") else {
+        return false;
+    };
+    let Some(repl) = n.info("replication") else {
+        return false;
+    };
+    field(&cluster, "cluster_state") == Some("ok")
+        && field(&cluster, "cluster_slots_ok") == Some("16384")
+        && (field(&repl, "role") == Some("master")
+            || field(&repl, "master_link_status") == Some("up"))
 }
 
 /// Six nodes, three of them masters, every slot served.
@@ -78,21 +101,43 @@ fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 
 impl RedisCluster {
     /// Starts six nodes, creates the cluster, and waits until every node
-    /// reports `cluster_state:ok` and every replica is in sync.
+    /// reports `cluster_state:ok` and every replica is in sync. A start that
+    /// fails (a port taken between being picked and being bound, a node that
+    /// exits) is retried on new ports, twice at most.
     pub fn start() -> Self {
-        let mut cluster = RedisCluster::reserved();
-        cluster.start_now();
-        cluster
+        let mut why = String::new();
+        for _ in 0..3 {
+            let mut cluster = RedisCluster::reserved();
+            match cluster.try_start() {
+                Ok(()) => return cluster,
+                Err(e) => {
+                    eprintln!("the local Redis Cluster did not start ({e}); trying new ports");
+                    why = e;
+                }
+            }
+        }
+        panic!("the local Redis Cluster did not start in 3 attempts: {why}");
     }
 
     /// Six nodes' ports and directories, nothing started yet (for "down at
-    /// startup" tests): [`url`](Self::url) already names them.
+    /// startup" tests): [`url`](Self::url) already names them. The twelve
+    /// ports (clients and cluster bus) are picked while all are held, so
+    /// they differ.
     pub fn reserved() -> Self {
-        let nodes = (0..6)
-            .map(|_| Node {
+        let held: Vec<std::net::TcpListener> = (0..12)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+            .collect();
+        let ports: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().expect("a bound port").port())
+            .collect();
+        drop(held);
+        let nodes = ports
+            .chunks(2)
+            .map(|p| Node {
                 child: None,
-                port: free_port(),
-                bus_port: free_port(),
+                port: p[0],
+                bus_port: p[1],
                 dir: tempfile::tempdir().expect("a temp dir"),
             })
             .collect();
@@ -101,14 +146,20 @@ impl RedisCluster {
 
     /// Starts a cluster made with [`reserved`](Self::reserved).
     pub fn start_now(&mut self) {
+        if let Err(e) = self.try_start() {
+            panic!("the local Redis Cluster did not start: {e}");
+        }
+    }
+
+    fn try_start(&mut self) -> Result<(), String> {
         let bin = redis_server_binary();
         let cli = redis_cli_binary();
         for node in &mut self.nodes {
             node.child = Some(spawn(&bin, node));
         }
-        self.wait("every node answers", |n| {
+        self.wait("every node answers", Duration::from_secs(20), |n| {
             n.conn(Duration::from_millis(200)).is_some()
-        });
+        })?;
         let out = Command::new(cli)
             .arg("--cluster")
             .arg("create")
@@ -116,42 +167,64 @@ impl RedisCluster {
             .args(["--cluster-replicas", "1", "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
-            .expect("redis-cli runs");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        self.wait_healthy();
+            .map_err(|e| format!("redis-cli does not run: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        self.wait(
+            "cluster_state:ok on every node, replicas in sync",
+            Duration::from_secs(30),
+            healthy,
+        )
     }
 
     /// Waits until every live node says `cluster_state:ok` with all 16384
     /// slots served, and every live replica's link to its master is up.
     pub fn wait_healthy(&self) {
-        self.wait("cluster_state:ok on every node, replicas in sync", |n| {
-            let Some(cluster) = n.info("cluster") else {
-                return false;
-            };
-            let Some(repl) = n.info("replication") else {
-                return false;
-            };
-            field(&cluster, "cluster_state") == Some("ok")
-                && field(&cluster, "cluster_slots_ok") == Some("16384")
-                && (field(&repl, "role") == Some("master")
-                    || field(&repl, "master_link_status") == Some("up"))
-        });
+        if let Err(e) = self.wait(
+            "cluster_state:ok on every node, replicas in sync",
+            Duration::from_secs(60),
+            healthy,
+        ) {
+            panic!("the local Redis Cluster: {e}");
+        }
     }
 
-    fn wait(&self, what: &str, ok: impl Fn(&Node) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    /// Waits until `ok` holds on every live node; fails early when a node
+    /// that should run has exited, and says what each node reported.
+    fn wait(&self, what: &str, limit: Duration, ok: impl Fn(&Node) -> bool) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
+            if let Some(dead) = self.nodes.iter().find(|n| n.exited()) {
+                return Err(format!("the node on port {} exited", dead.port));
+            }
             if self.nodes.iter().filter(|n| n.alive()).all(&ok) {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the local Redis Cluster: {what}: not reached within 60 s");
+        let states: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.alive())
+            .map(|n| {
+                let c = n.info("cluster").unwrap_or_default();
+                let r = n.info("replication").unwrap_or_default();
+                format!(
+                    "{}: state {:?} slots {:?} role {:?} link {:?}",
+                    n.port,
+                    field(&c, "cluster_state"),
+                    field(&c, "cluster_slots_ok"),
+                    field(&r, "role"),
+                    field(&r, "master_link_status")
+                )
+            })
+            .collect();
+        Err(format!("{what}: not reached within {limit:?}; {states:?}"))
     }
 
     /// The seed list as `CACHEWRIGHT_REDIS_URL` takes it:
