@@ -1212,6 +1212,42 @@ mod tests {
     }
 
     #[test]
+    fn credentials_are_shared_for_a_moment_then_asked_again() {
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let count = asked.clone();
+        let source = CredentialsSource::new(move || {
+            let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok(Credentials::new("app", format!("token-{n}"))) }
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let info =
+                redis::IntoConnectionInfo::into_connection_info("redis://127.0.0.1:1").unwrap();
+            let first = source.apply(info.clone()).await.unwrap();
+            let again = source.apply(info.clone()).await.unwrap();
+            assert_eq!(first.redis_settings().username(), Some("app"));
+            assert_eq!(first.redis_settings().password(), Some("token-0"));
+            assert_eq!(again.redis_settings().password(), Some("token-0"), "shared");
+            tokio::time::sleep(SHARED_FOR + Duration::from_millis(50)).await;
+            let later = source.apply(info).await.unwrap();
+            assert_eq!(
+                later.redis_settings().password(),
+                Some("token-1"),
+                "asked again"
+            );
+        });
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let failing = CredentialsSource::new(|| async { Err("vault sealed".into()) });
+        let e = rt.block_on(failing.current()).unwrap_err();
+        assert!(e.to_string().contains("vault sealed"), "{e}");
+        let shown = format!("{:?}", Credentials::password_only("hunter2"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
     fn builds_without_a_server() {
         // Nothing listens on port 1: building must still succeed (lazy).
         assert!(RedisBackend::from_url("redis://127.0.0.1:1").is_ok());

@@ -28,8 +28,9 @@
 //! invalidation, ping and acknowledgement channels share one slot: one
 //! subscription carries all three, in the order they were published, which
 //! the confirmation protocol relies on (as on a standalone server). The
-//! subscriber is a dedicated connection to a node of that shard, found by
-//! following `MOVED` from any node; when it breaks (its node failed) or the
+//! subscriber is a dedicated RESP3 connection to a node of that shard: the
+//! slot's master as the cluster connection knows it, else the first seed
+//! node that accepts, following `MOVED`; when it breaks (its node failed) or the
 //! server drops the subscription (the slot moved), the bus reports
 //! `Disconnected` and subscribes again wherever the slot is now.
 
