@@ -54,6 +54,10 @@ pub use memory::MemoryBackend;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 
+#[cfg(feature = "cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
+pub mod redis_cluster;
+
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub mod file;
@@ -65,7 +69,7 @@ pub mod object;
 #[cfg(any(feature = "file", feature = "object-store"))]
 mod record;
 mod url;
-pub use url::redact_url;
+pub use url::{node_urls, redact_url};
 
 pub use async_trait::async_trait;
 
@@ -177,7 +181,8 @@ pub enum BusEvent {
 pub type BusSink = std::sync::Arc<dyn Fn(BusEvent) -> bool + Send + Sync>;
 
 /// A publish/subscribe channel that carries invalidations (never values)
-/// between the processes sharing a cache. Redis pub/sub is the one shipped.
+/// between the processes sharing a cache. Redis pub/sub is the one shipped
+/// (sharded pub/sub on a Redis Cluster).
 ///
 /// # Examples
 ///

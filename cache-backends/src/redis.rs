@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError, Script};
 
@@ -14,7 +15,7 @@ const NAME: &str = "redis";
 /// otherwise writes the value. ARGV: value, ttl ms, hash start, hash end
 /// (inclusive), hash bytes, header bytes.
 /// ARGV: token, ttl ms. Renews the lease if we hold it.
-const RENEW_IF: &str = r#"
+pub(crate) const RENEW_IF: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
@@ -25,7 +26,7 @@ return 0
 /// watermark only if the new stamp is larger (a watermark never moves back,
 /// whatever the order two hosts' raises arrive in), and never shortens its
 /// life. Stamps (microseconds since 1970) are below 2^53: exact in Lua.
-const RAISE: &str = r#"
+pub(crate) const RAISE: &str = r#"
 local cur = tonumber(redis.call('GET', KEYS[1]) or '')
 if cur == nil or tonumber(ARGV[1]) > cur then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -38,14 +39,14 @@ return 0
 "#;
 
 /// ARGV: token. Releases the lease if we hold it.
-const DELETE_IF: &str = r#"
+pub(crate) const DELETE_IF: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
 "#;
 
-const DEDUPE: &str = r#"
+pub(crate) const DEDUPE: &str = r#"
 local cur = redis.call('GETRANGE', KEYS[1], ARGV[3], ARGV[4])
 if cur ~= '' and cur == ARGV[5] then
   redis.call('SETRANGE', KEYS[1], 0, ARGV[6])
@@ -87,6 +88,7 @@ pub struct RedisBackend {
     dedupe: Script,
     target: String,
     client: Client,
+    credentials: Option<CredentialsSource>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -127,6 +129,7 @@ pub struct RedisBuilder {
     tls_root: Option<Vec<u8>>,
     /// PEM: a client certificate and its key (`tls_client_identity`).
     tls_identity: Option<(Vec<u8>, Vec<u8>)>,
+    credentials: Option<CredentialsSource>,
 }
 
 impl std::fmt::Debug for RedisBuilder {
@@ -139,6 +142,7 @@ impl std::fmt::Debug for RedisBuilder {
             .field("max_reconnect_delay", &self.max_reconnect_delay)
             .field("tls_root_cert", &self.tls_root.is_some())
             .field("tls_client_identity", &self.tls_identity.is_some())
+            .field("credentials", &self.credentials.is_some())
             .finish()
     }
 }
@@ -288,6 +292,37 @@ impl RedisBuilder {
         self
     }
 
+    /// Ask `provider` for the user and password (or token) at every
+    /// connect and reconnect, instead of taking them from the URL: for
+    /// credentials that rotate (cloud IAM tokens, a vault lease). The
+    /// invalidation bus's own connection asks it too.
+    ///
+    /// See [`Credentials`] for what it returns and how often it is asked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cachewright::backends::redis::{Credentials, RedisBackend};
+    ///
+    /// let redis = RedisBackend::builder()
+    ///     .url("redis://127.0.0.1:6379/0")
+    ///     .credentials(|| async {
+    ///         // Read the current token from wherever it is rotated to.
+    ///         let token = std::env::var("REDIS_TOKEN").unwrap_or_default();
+    ///         Ok(Credentials::new("app", token))
+    ///     });
+    /// assert!(format!("{redis:?}").contains("credentials: true"));
+    /// assert!(redis.build().is_ok(), "not asked before the first connect");
+    /// ```
+    pub fn credentials<F, Fut>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Credentials, CredentialsError>> + Send + 'static,
+    {
+        self.credentials = Some(CredentialsSource::new(provider));
+        self
+    }
+
     /// Builds the backend. Does not connect: the first operation does.
     ///
     /// # Errors
@@ -333,15 +368,6 @@ impl RedisBuilder {
             // one installed by the application already stays.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let bad_url = |url: &str, e: RedisError| {
-            // A URL that does not parse is not repeated: where its parts
-            // begin and end, and so where its password is, is unknown.
-            let scheme = url.split_once("://").map_or("", |(s, _)| s);
-            BackendError::Config(crate::url::scrub(
-                &format!("the `{scheme}://` URL given is not a usable Redis URL: {e}"),
-                url,
-            ))
-        };
         let client = match (self.url, self.client) {
             (Some(_), Some(_)) => {
                 return Err(BackendError::Config(
@@ -384,6 +410,10 @@ impl RedisBuilder {
                     .unwrap_or(Duration::from_millis(500)),
             )
             .set_number_of_retries(6);
+        let config = match &self.credentials {
+            Some(source) => config.set_credentials_provider(source.clone()),
+            None => config,
+        };
         let handle = crate::io::handle().ok_or_else(|| {
             BackendError::Config("cachewright's i/o runtime could not be started".into())
         })?;
@@ -399,19 +429,37 @@ impl RedisBuilder {
             dedupe: Script::new(DEDUPE),
             target,
             client,
+            credentials: self.credentials,
         })
     }
 }
 
+/// A URL that does not parse, as a configuration error. The URL is not
+/// repeated: where its parts begin and end, and so where its password is,
+/// is unknown.
+pub(crate) fn bad_url(url: &str, e: RedisError) -> BackendError {
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    BackendError::Config(crate::url::scrub(
+        &format!("the `{scheme}://` URL given is not a usable Redis URL: {e}"),
+        url,
+    ))
+}
+
 fn err(e: RedisError) -> BackendError {
+    classify(NAME, e)
+}
+
+/// A failed command of `backend`: the connection's fault, or the server's
+/// answer.
+pub(crate) fn classify(backend: &str, e: RedisError) -> BackendError {
     if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
         BackendError::Connection {
-            backend: NAME.into(),
+            backend: backend.into(),
             source: Box::new(e),
         }
     } else {
         BackendError::Refused {
-            backend: NAME.into(),
+            backend: backend.into(),
             message: e.to_string(),
         }
     }
@@ -422,14 +470,14 @@ fn err(e: RedisError) -> BackendError {
 /// 64-bit millisecond clock, which `Duration::MAX` does.
 const MAX_PX: u64 = 100 * 365 * 86_400 * 1_000;
 
-fn px(ttl: Duration) -> u64 {
+pub(crate) fn px(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis())
         .unwrap_or(u64::MAX)
         .clamp(1, MAX_PX)
 }
 
 /// Escapes glob characters for `SCAN MATCH`.
-fn glob_escape(s: &str) -> String {
+pub(crate) fn glob_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 1);
     for c in s.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {
@@ -740,6 +788,7 @@ impl Backend for RedisBackend {
         Some(std::sync::Arc::new(RedisBus {
             client: self.client.clone(),
             conn: self.conn.clone(),
+            credentials: self.credentials.clone(),
         }))
     }
 
@@ -831,6 +880,7 @@ impl Backend for RedisBackend {
 pub struct RedisBus {
     client: Client,
     conn: ConnectionManager,
+    credentials: Option<CredentialsSource>,
 }
 
 impl std::fmt::Debug for RedisBus {
@@ -858,59 +908,66 @@ impl Bus for RedisBus {
     }
 
     fn subscribe_all(&self, channels: &[String], sink: BusSink) {
-        let Some(handle) = crate::io::bus_handle().or_else(crate::io::handle) else {
-            tracing::error!("no i/o runtime: the invalidation bus cannot listen");
-            let _ = sink(BusEvent::Disconnected);
-            return;
-        };
-        let client = self.client.clone();
+        let (client, credentials) = (self.client.clone(), self.credentials.clone());
         let channels = channels.to_vec();
-        let channel = channels.first().cloned().unwrap_or_default();
-        handle.spawn(async move {
-            use futures_util::StreamExt;
-            let mut pause = Duration::from_millis(50);
-            let mut failures = 0u64;
-            loop {
-                let connected = tokio::time::timeout(Duration::from_secs(2), async {
-                    let mut ps = client.get_async_pubsub().await?;
-                    ps.subscribe(&channels).await?;
-                    Ok::<_, RedisError>(ps)
-                })
-                .await;
-                let ps = match connected {
-                    Ok(Ok(ps)) => Some(ps),
-                    Ok(Err(e)) => {
-                        failures += 1;
-                        // The server's error code (NOPERM for an ACL that
-                        // denies pub/sub) or the kind: never the URL.
-                        let why = e
-                            .code()
-                            .map_or_else(|| format!("{:?}", e.kind()), str::to_owned);
-                        if !sink(BusEvent::Unreachable(why)) {
-                            return;
-                        }
-                        None
+        let label = channels.first().cloned().unwrap_or_default();
+        listen(label, sink, move || {
+            let (client, credentials, channels) =
+                (client.clone(), credentials.clone(), channels.clone());
+            async move {
+                let client = match &credentials {
+                    Some(source) => {
+                        let info = client.get_connection_info().clone();
+                        Client::open(source.apply(info).await?)?
                     }
-                    Err(_) => {
-                        failures += 1;
-                        if !sink(BusEvent::Unreachable("connecting timed out".into())) {
-                            return;
-                        }
-                        None
-                    }
+                    None => client,
                 };
-                if failures > 0 && ps.is_none() && (failures == 1 || failures % 100 == 0) {
-                    tracing::warn!(channel, failures, "the invalidation bus cannot connect; the in-process layer is not trusted until it does");
-                }
-                if let Some(ps) = ps {
+                let mut ps = client.get_async_pubsub().await?;
+                ps.subscribe(&channels).await?;
+                Ok(ps
+                    .into_on_message()
+                    .map(|msg| msg.get_payload_bytes().to_vec())
+                    .boxed())
+            }
+        });
+    }
+}
+
+/// The messages of one subscription, until its connection breaks.
+pub(crate) type Messages = futures_util::stream::BoxStream<'static, Vec<u8>>;
+
+/// Listens in the background (on the bus runtime) through subscriptions
+/// that `connect` makes, one after another: each `Connected`, its messages,
+/// then `Disconnected` when it breaks, and after a short pause (doubling up
+/// to 500 ms) the next. A failed attempt is reported as `Unreachable`, with
+/// the server's error code or the error's kind (never an address or a
+/// secret), and warned about on the first and every hundredth failure.
+/// Stops as soon as `sink` returns `false`. Both Redis buses (standalone
+/// and cluster) listen through this one loop.
+pub(crate) fn listen<C, Fut>(label: String, sink: BusSink, connect: C)
+where
+    C: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Messages, RedisError>> + Send + 'static,
+{
+    let Some(handle) = crate::io::bus_handle().or_else(crate::io::handle) else {
+        tracing::error!("no i/o runtime: the invalidation bus cannot listen");
+        let _ = sink(BusEvent::Disconnected);
+        return;
+    };
+    let channel = label;
+    handle.spawn(async move {
+        let mut pause = Duration::from_millis(50);
+        let mut failures = 0u64;
+        loop {
+            let why = match tokio::time::timeout(Duration::from_secs(2), connect()).await {
+                Ok(Ok(mut messages)) => {
                     failures = 0;
                     pause = Duration::from_millis(50);
                     if !sink(BusEvent::Connected) {
                         return;
                     }
-                    let mut messages = ps.into_on_message();
-                    while let Some(msg) = messages.next().await {
-                        if !sink(BusEvent::Message(msg.get_payload_bytes().to_vec())) {
+                    while let Some(payload) = messages.next().await {
+                        if !sink(BusEvent::Message(payload)) {
                             return;
                         }
                     }
@@ -918,11 +975,202 @@ impl Bus for RedisBus {
                     if !sink(BusEvent::Disconnected) {
                         return;
                     }
+                    None
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(500));
+                // The server's error code (NOPERM for an ACL that denies
+                // pub/sub) or the kind: never the URL.
+                Ok(Err(e)) => Some(
+                    e.code()
+                        .map_or_else(|| format!("{:?}", e.kind()), str::to_owned),
+                ),
+                Err(_) => Some("connecting timed out".to_owned()),
+            };
+            if let Some(why) = why {
+                failures += 1;
+                if !sink(BusEvent::Unreachable(why)) {
+                    return;
+                }
+                if failures == 1 || failures % 100 == 0 {
+                    tracing::warn!(channel, failures, "the invalidation bus cannot connect; the in-process layer is not trusted until it does");
+                }
             }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    });
+}
+
+/// A user and a password (or a token in the password's place) for Redis,
+/// as a credentials provider returns them
+/// ([`RedisBuilder::credentials`], and the cluster builder's).
+///
+/// The provider is asked when a connection is made: the first, every
+/// reconnection after a broken connection or a restarted server, a cluster
+/// node's connection (one per node, and again after a failover), and the
+/// invalidation bus's own connection. Answers are shared by connections
+/// made within 250 ms of each other (a cluster connects to all its nodes at
+/// once), so it is asked once per burst, and again at the next connect
+/// after that. The `redis` crate also re-sends the answer on the fresh
+/// connection once (a second `AUTH`, harmless).
+///
+/// Its `Debug` output shows the user, never the password.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::backends::redis::Credentials;
+///
+/// let c = Credentials::new("app", "s3cret");
+/// assert_eq!(c.username(), Some("app"));
+/// assert!(!format!("{c:?}").contains("s3cret"));
+/// // `requirepass` servers (no ACL users): the `default` user.
+/// assert_eq!(Credentials::password_only("s3cret").username(), None);
+/// ```
+#[derive(Clone)]
+pub struct Credentials {
+    username: Option<String>,
+    password: String,
+}
+
+impl Credentials {
+    /// `username` with `password` (or a token): `AUTH username password`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = cachewright::backends::redis::Credentials::new("app", "token-123");
+    /// assert_eq!(c.username(), Some("app"));
+    /// ```
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials {
+            username: Some(username.into()),
+            password: password.into(),
+        }
+    }
+
+    /// A password for the `default` user (`requirepass`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = cachewright::backends::redis::Credentials::password_only("pw");
+    /// assert_eq!(c.username(), None);
+    /// ```
+    pub fn password_only(password: impl Into<String>) -> Self {
+        Credentials {
+            username: None,
+            password: password.into(),
+        }
+    }
+
+    /// The user, if one was given (`None`: `default`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = cachewright::backends::redis::Credentials::new("app", "pw");
+    /// assert_eq!(c.username(), Some("app"));
+    /// ```
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// Why a credentials provider gave no credentials (your error, boxed).
+pub type CredentialsError = Box<dyn std::error::Error + Send + Sync>;
+
+type ProvideFn = dyn Fn() -> futures_util::future::BoxFuture<'static, Result<Credentials, CredentialsError>>
+    + Send
+    + Sync;
+
+/// A credentials provider, as the `redis` crate asks it (a stream whose
+/// first item is used by each new connection), with the answer of the last
+/// 250 ms shared.
+#[derive(Clone)]
+pub(crate) struct CredentialsSource {
+    provide: std::sync::Arc<ProvideFn>,
+    recent: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Credentials)>>>,
+}
+
+/// How long one answer of a provider serves further connects.
+const SHARED_FOR: Duration = Duration::from_millis(250);
+
+impl CredentialsSource {
+    pub(crate) fn new<F, Fut>(provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Credentials, CredentialsError>> + Send + 'static,
+    {
+        CredentialsSource {
+            provide: std::sync::Arc::new(move || Box::pin(provider())),
+            recent: Default::default(),
+        }
+    }
+
+    /// The current credentials: the last answer if it is recent, else the
+    /// provider's new one.
+    pub(crate) async fn current(&self) -> Result<Credentials, RedisError> {
+        let recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < SHARED_FOR)
+            .map(|(_, c)| c.clone());
+        if let Some(c) = recent {
+            return Ok(c);
+        }
+        let fresh = (self.provide)().await.map_err(|e| {
+            RedisError::from((
+                redis::ErrorKind::AuthenticationFailed,
+                "the credentials provider failed",
+                e.to_string(),
+            ))
+        })?;
+        *self.recent.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// `info` with the current credentials in place of its own.
+    pub(crate) async fn apply(
+        &self,
+        info: redis::ConnectionInfo,
+    ) -> Result<redis::ConnectionInfo, RedisError> {
+        let c = self.current().await?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_username(c.username.as_deref().unwrap_or("default"))
+            .set_password(&c.password);
+        Ok(info.set_redis_settings(settings))
+    }
+}
+
+impl redis::StreamingCredentialsProvider for CredentialsSource {
+    fn subscribe(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = redis::RedisResult<redis::BasicAuth>> + Send + 'static>,
+    > {
+        let source = self.clone();
+        // One answer per connection; the stream then stays open (the
+        // crate warns when a credentials stream ends).
+        let first = futures_util::stream::once(async move {
+            source.current().await.map(|c| {
+                redis::BasicAuth::new(c.username.unwrap_or_else(|| "default".into()), c.password)
+            })
         });
+        Box::pin(first.chain(futures_util::stream::pending()))
     }
 }
 
@@ -961,6 +1209,42 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"), "{e}");
         assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
         assert_eq!(glob_escape("a*b?[c]"), "a\\*b\\?\\[c\\]");
+    }
+
+    #[test]
+    fn credentials_are_shared_for_a_moment_then_asked_again() {
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let count = asked.clone();
+        let source = CredentialsSource::new(move || {
+            let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok(Credentials::new("app", format!("token-{n}"))) }
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let info =
+                redis::IntoConnectionInfo::into_connection_info("redis://127.0.0.1:1").unwrap();
+            let first = source.apply(info.clone()).await.unwrap();
+            let again = source.apply(info.clone()).await.unwrap();
+            assert_eq!(first.redis_settings().username(), Some("app"));
+            assert_eq!(first.redis_settings().password(), Some("token-0"));
+            assert_eq!(again.redis_settings().password(), Some("token-0"), "shared");
+            tokio::time::sleep(SHARED_FOR + Duration::from_millis(50)).await;
+            let later = source.apply(info).await.unwrap();
+            assert_eq!(
+                later.redis_settings().password(),
+                Some("token-1"),
+                "asked again"
+            );
+        });
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let failing = CredentialsSource::new(|| async { Err("vault sealed".into()) });
+        let e = rt.block_on(failing.current()).unwrap_err();
+        assert!(e.to_string().contains("vault sealed"), "{e}");
+        let shown = format!("{:?}", Credentials::password_only("hunter2"));
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

@@ -33,6 +33,43 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// The node URLs of a Redis Cluster written as one comma list,
+/// `redis://[user:password@]h1:7000,h2:7001,...` (`CACHEWRIGHT_REDIS_URL`'s
+/// form): the first is a whole URL; a later one without `://` takes the
+/// first one's scheme and credentials. A URL without a comma after its
+/// credentials (a password may hold commas) is one node: the result has one
+/// element. Blank elements are skipped.
+///
+/// # Examples
+///
+/// ```
+/// use cachewright::backends::node_urls;
+///
+/// assert_eq!(
+///     node_urls("redis://:pw@10.0.0.1:7000,10.0.0.2:7001,redis://10.0.0.3:7002"),
+///     ["redis://:pw@10.0.0.1:7000", "redis://:pw@10.0.0.2:7001", "redis://10.0.0.3:7002"]
+/// );
+/// assert_eq!(node_urls("redis://:a,b@host:6379/0"), ["redis://:a,b@host:6379/0"], "one server");
+/// ```
+pub fn node_urls(url: &str) -> Vec<String> {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let hosts_from = url[after_scheme..]
+        .rfind('@')
+        .map_or(after_scheme, |at| after_scheme + at + 1);
+    let mut parts = url[hosts_from..].split(',');
+    let first = format!("{}{}", &url[..hosts_from], parts.next().unwrap_or_default());
+    let base = &url[..hosts_from];
+    let mut out = vec![first];
+    for p in parts.map(str::trim).filter(|p| !p.is_empty()) {
+        out.push(if p.contains("://") {
+            p.to_owned()
+        } else {
+            format!("{base}{p}")
+        });
+    }
+    out
+}
+
 /// `message` with every secret of `url` masked, wherever it was quoted.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn scrub(message: &str, url: &str) -> String {

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub mod child;
+pub mod cluster;
 
 /// One `redis-server` process owned by a test.
 pub struct RedisServer {

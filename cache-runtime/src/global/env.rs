@@ -84,17 +84,41 @@ fn word(v: &str) -> Result<(), String> {
     }
 }
 
+/// A Redis layer for `url`: a standalone server, or a Redis Cluster when
+/// `url` is a comma list of nodes (`redis://h1:7000,h2:7001`).
+pub(super) fn redis_layer(url: &str) -> Result<LayerConfig, String> {
+    if cachewright_backends::node_urls(url).len() > 1 {
+        return cluster_layer(url);
+    }
+    standalone_layer(url)
+}
+
 #[cfg(feature = "redis")]
-fn redis_layer(url: &str) -> Result<LayerConfig, String> {
+fn standalone_layer(url: &str) -> Result<LayerConfig, String> {
     cachewright_backends::redis::RedisBackend::from_url(url)
         .map(LayerConfig::new)
         .map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "redis"))]
-fn redis_layer(url: &str) -> Result<LayerConfig, String> {
+fn standalone_layer(url: &str) -> Result<LayerConfig, String> {
     Err(format!(
         "`{}` is set, but cachewright was built without its `redis` feature",
+        cachewright_backends::redact_url(url)
+    ))
+}
+
+#[cfg(feature = "cluster")]
+fn cluster_layer(url: &str) -> Result<LayerConfig, String> {
+    cachewright_backends::redis_cluster::RedisClusterBackend::from_url(url)
+        .map(LayerConfig::new)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "cluster"))]
+fn cluster_layer(url: &str) -> Result<LayerConfig, String> {
+    Err(format!(
+        "`{}` lists several Redis nodes (a Redis Cluster), but cachewright was built without its `cluster` feature",
         cachewright_backends::redact_url(url)
     ))
 }
@@ -329,6 +353,20 @@ mod tests {
                 assert!(!text.contains("hunter2"), "{text}");
                 assert!(text.contains(REDIS_URL), "{text}");
             }
+        }
+    }
+
+    #[test]
+    fn a_comma_list_is_a_cluster_or_a_clear_error() {
+        let url = "redis://:hunter2@127.0.0.1:1,127.0.0.1:2";
+        if cfg!(feature = "cluster") {
+            let cache = env(&[(REDIS_URL, url)]).unwrap().without_bus().build();
+            assert_eq!(cache.layer_stats()[0].backend, "redis-cluster");
+        } else {
+            let problems = env(&[(REDIS_URL, url)]).unwrap_err();
+            let text = ConfigError::Environment(problems).to_string();
+            assert!(text.contains("`cluster` feature"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
         }
     }
 

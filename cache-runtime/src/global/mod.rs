@@ -370,7 +370,9 @@ impl Setup {
     }
 
     /// Adds a Redis layer to the default cache: `redis://[user][:password@]host[:port][/db]`,
-    /// or `rediss://...` with the `redis-tls` feature. Nothing connects
+    /// or `rediss://...` with the `redis-tls` feature; a comma list of nodes,
+    /// `redis://[:password@]h1:7000,h2:7001`, is a Redis Cluster (feature
+    /// `cluster`; without it, a [`ConfigError::Layer`]). Nothing connects
     /// until the first cached call, and a Redis that is down then is skipped
     /// and counted (calls still run their loaders). Invalidations reach Redis
     /// and, through its pub/sub, every other process of the namespace.
@@ -404,9 +406,9 @@ impl Setup {
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis(mut self, url: &str) -> Self {
-        match cachewright_backends::redis::RedisBackend::from_url(url) {
-            Ok(backend) => self.default = self.default.layer(LayerConfig::new(backend)),
-            Err(e) => self.fail(ConfigError::Layer(e.to_string())),
+        match env::redis_layer(url) {
+            Ok(layer) => self.default = self.default.layer(layer),
+            Err(e) => self.fail(ConfigError::Layer(e)),
         }
         self
     }
@@ -460,7 +462,7 @@ impl Setup {
     ///
     /// | variable | meaning | example |
     /// |---|---|---|
-    /// | `CACHEWRIGHT_REDIS_URL` | a Redis layer (feature `redis`) | `redis://:pw@10.0.0.5:6379/0` |
+    /// | `CACHEWRIGHT_REDIS_URL` | a Redis layer (feature `redis`); a comma list of nodes is a Redis Cluster (feature `cluster`) | `redis://:pw@10.0.0.5:6379/0`, `redis://h1:7000,h2:7001` |
     /// | `CACHEWRIGHT_NAMESPACE` | the namespace | `billing` |
     /// | `CACHEWRIGHT_VERSION` | the version | `v7` |
     /// | `CACHEWRIGHT_LOCAL_TTL` | cap of the in-process layer | `30s`, `250ms`, `1h30m`, `45` (seconds) |
