@@ -22,6 +22,9 @@ pub(super) struct Outbox {
     pending: Mutex<Pending>,
     /// Whether a retry task is running.
     running: AtomicBool,
+    /// Items taken out for an attempt and not settled yet: still owed, as
+    /// far as anyone asking knows.
+    in_flight: std::sync::atomic::AtomicUsize,
     /// Deliveries that failed (first tries and retries).
     pub(super) failures: AtomicU64,
     /// Items given up on because the outbox was full.
@@ -97,7 +100,7 @@ fn keep_newest<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Stamp>, k: K, at: S
 
 impl Outbox {
     pub(super) fn undelivered(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len() + self.in_flight.load(Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -228,7 +231,22 @@ impl Cache {
 
     /// One attempt at everything owed; whether nothing is owed any more.
     async fn retry_once(&self) -> bool {
-        let owed = std::mem::take(&mut *self.inner.outbox.lock());
+        /// Settles the items of one attempt, even if it is dropped.
+        struct Attempt<'a>(&'a Outbox, usize);
+        impl Drop for Attempt<'_> {
+            fn drop(&mut self) {
+                self.0.in_flight.fetch_sub(self.1, Relaxed);
+            }
+        }
+        let (owed, n) = {
+            let mut pending = self.inner.outbox.lock();
+            let n = pending.len();
+            // Counted before the lock is let go: nobody sees the items gone
+            // before they are delivered or owed again.
+            self.inner.outbox.in_flight.fetch_add(n, Relaxed);
+            (std::mem::take(&mut *pending), n)
+        };
+        let attempt = Attempt(&self.inner.outbox, n);
         let mut raises: HashMap<Stamp, Vec<String>> = HashMap::new();
         for (t, at) in owed.raises {
             raises.entry(at).or_default().push(t);
@@ -266,6 +284,7 @@ impl Cache {
                 self.deliver_message(kind, vec![item], at).await;
             }
         }
+        drop(attempt);
         self.inner.outbox.undelivered() == 0
     }
 }
