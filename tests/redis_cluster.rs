@@ -388,7 +388,7 @@ async fn pass() -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_mid_run_fails_no_call_and_hits_resume() {
-    let mut cluster = tokio::task::spawn_blocking(RedisCluster::start)
+    let mut cluster = tokio::task::spawn_blocking(RedisCluster::start_fast_failover)
         .await
         .unwrap();
     let cache = FAILOVER.get_or_init(|| {
