@@ -1007,11 +1007,19 @@ where
 /// The provider is asked when a connection is made: the first, every
 /// reconnection after a broken connection or a restarted server, a cluster
 /// node's connection (one per node, and again after a failover), and the
-/// invalidation bus's own connection. Answers are shared by connections
-/// made within 250 ms of each other (a cluster connects to all its nodes at
-/// once), so it is asked once per burst, and again at the next connect
+/// invalidation bus's own connection. It is asked by one connect at a
+/// time: connects made while it answers, and within 250 ms after (a cluster
+/// connects to all its nodes at once), share its answer, a failure
+/// included, so it is asked once per burst, and again at the next connect
 /// after that. The `redis` crate also re-sends the answer on the fresh
 /// connection once (a second `AUTH`, harmless).
+///
+/// It runs on a small runtime of its own (one thread, started when a
+/// provider is first asked), never on cachewright's I/O runtime; an answer
+/// that takes longer than 10 s, an error, or a panic fails that connect
+/// (retried like any failed connect), never the process. It must not
+/// block: read files with `tokio::fs`, and wrap blocking SDK calls in
+/// `tokio::task::spawn_blocking`, or a slow answer delays every connect.
 ///
 /// Its `Debug` output shows the user, never the password.
 ///
@@ -1098,11 +1106,41 @@ type ProvideFn = dyn Fn() -> futures_util::future::BoxFuture<'static, Result<Cre
 #[derive(Clone)]
 pub(crate) struct CredentialsSource {
     provide: std::sync::Arc<ProvideFn>,
-    recent: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Credentials)>>>,
+    /// The last answer (a failure too) and when it came. An async lock, held
+    /// while the provider is asked: connects that arrive meanwhile wait for
+    /// that one answer instead of asking again (single flight).
+    recent: std::sync::Arc<tokio::sync::Mutex<Option<(std::time::Instant, Answer)>>>,
 }
+
+/// A provider's answer, shareable (its error as text).
+type Answer = Result<Credentials, String>;
 
 /// How long one answer of a provider serves further connects.
 const SHARED_FOR: Duration = Duration::from_millis(250);
+
+/// How long a provider may take to answer.
+const PROVIDER_LIMIT: Duration = Duration::from_secs(10);
+
+/// Where providers run: user code never runs on the I/O runtime (a provider
+/// that blocks would stall every connection), and a provider that panics
+/// fails its connect rather than a runtime's task. One thread, started the
+/// first time a provider is asked.
+fn provider_runtime() -> Option<tokio::runtime::Handle> {
+    static RT: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cachewright-credentials")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                tracing::error!(error = %e, "cachewright could not start the runtime for credentials providers");
+            })
+            .ok()
+    })
+    .as_ref()
+    .map(|rt| rt.handle().clone())
+}
 
 impl CredentialsSource {
     pub(crate) fn new<F, Fut>(provider: F) -> Self
@@ -1116,29 +1154,50 @@ impl CredentialsSource {
         }
     }
 
-    /// The current credentials: the last answer if it is recent, else the
-    /// provider's new one.
-    pub(crate) async fn current(&self) -> Result<Credentials, RedisError> {
-        let recent = self
-            .recent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < SHARED_FOR)
-            .map(|(_, c)| c.clone());
-        if let Some(c) = recent {
-            return Ok(c);
+    /// Asks the provider once, on its own runtime, within [`PROVIDER_LIMIT`]:
+    /// a panic or a hang is an error like any other.
+    async fn ask(&self) -> Answer {
+        let Some(rt) = provider_runtime() else {
+            return Err("no runtime to ask the credentials provider on".into());
+        };
+        let provide = self.provide.clone();
+        let task = rt.spawn(async move {
+            match tokio::time::timeout(PROVIDER_LIMIT, async move { provide().await }).await {
+                Ok(Ok(c)) => Ok(c),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "it did not answer within {}s",
+                    PROVIDER_LIMIT.as_secs()
+                )),
+            }
+        });
+        match task.await {
+            Ok(answer) => answer,
+            Err(e) if e.is_panic() => Err("it panicked".into()),
+            Err(_) => Err("it was cancelled".into()),
         }
-        let fresh = (self.provide)().await.map_err(|e| {
+    }
+
+    /// The current credentials: the last answer (or failure) if it is
+    /// recent, else the provider's new one; one question at a time.
+    pub(crate) async fn current(&self) -> Result<Credentials, RedisError> {
+        let mut recent = self.recent.lock().await;
+        let answer = match recent.as_ref() {
+            Some((at, answer)) if at.elapsed() < SHARED_FOR => answer.clone(),
+            _ => {
+                let answer = self.ask().await;
+                *recent = Some((std::time::Instant::now(), answer.clone()));
+                answer
+            }
+        };
+        drop(recent);
+        answer.map_err(|why| {
             RedisError::from((
                 redis::ErrorKind::AuthenticationFailed,
                 "the credentials provider failed",
-                e.to_string(),
+                why,
             ))
-        })?;
-        *self.recent.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((std::time::Instant::now(), fresh.clone()));
-        Ok(fresh)
+        })
     }
 
     /// `info` with the current credentials in place of its own.
@@ -1245,6 +1304,68 @@ mod tests {
         assert!(e.to_string().contains("vault sealed"), "{e}");
         let shown = format!("{:?}", Credentials::password_only("hunter2"));
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn credentials_are_asked_once_by_concurrent_connects_and_a_panic_is_an_error() {
+        use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        // Twenty connects at once while the provider takes its time: one
+        // question, one answer for all.
+        let asked = std::sync::Arc::new(AtomicU32::new(0));
+        let count = asked.clone();
+        let source = CredentialsSource::new(move || {
+            count.fetch_add(1, SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(Credentials::new("app", "pw"))
+            }
+        });
+        let answers = rt.block_on(futures_util::future::join_all((0..20).map(|_| {
+            let s = source.clone();
+            async move { s.current().await }
+        })));
+        assert!(answers
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|c| c.password == "pw")));
+        assert_eq!(asked.load(SeqCst), 1, "single flight");
+
+        // A failure is shared too: a burst of connects asks once.
+        let asked = std::sync::Arc::new(AtomicU32::new(0));
+        let count = asked.clone();
+        let failing = CredentialsSource::new(move || {
+            count.fetch_add(1, SeqCst);
+            async { Err::<Credentials, _>("vault sealed".into()) }
+        });
+        let answers = rt.block_on(futures_util::future::join_all((0..5).map(|_| {
+            let s = failing.clone();
+            async move { s.current().await }
+        })));
+        assert!(answers.iter().all(Result::is_err));
+        assert_eq!(asked.load(SeqCst), 1, "the failure was shared");
+
+        // A provider that panics fails the connect, not the caller.
+        let panicking = CredentialsSource::new(|| async {
+            if true {
+                panic!("provider bug");
+            }
+            Ok(Credentials::password_only("never"))
+        });
+        let e = rt.block_on(panicking.current()).unwrap_err();
+        assert!(e.to_string().contains("panicked"), "{e}");
+        // The provider ran off the caller's runtime and off the I/O runtime.
+        let on = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let seen = on.clone();
+        let naming = CredentialsSource::new(move || {
+            *seen.lock().unwrap() = std::thread::current().name().unwrap_or("").to_owned();
+            async { Ok(Credentials::password_only("pw")) }
+        });
+        rt.block_on(naming.current()).unwrap();
+        assert_eq!(on.lock().unwrap().as_str(), "cachewright-credentials");
     }
 
     #[test]
