@@ -232,8 +232,10 @@ impl RedisClusterBuilder {
     /// # Errors
     ///
     /// [`BackendError::Config`] when no node is given, a node URL does not
-    /// parse (the message masks its password), or asks for TLS
-    /// (`rediss://`, not supported for clusters yet).
+    /// parse (the message masks its password), asks for TLS (`rediss://`,
+    /// not supported for clusters yet), is a Unix socket, names a database
+    /// other than 0, or carries another user or password than the first
+    /// node's.
     ///
     /// # Examples
     ///
@@ -250,11 +252,17 @@ impl RedisClusterBuilder {
                 "the Redis Cluster backend needs at least one node URL (`.nodes(..)`)".into(),
             ));
         }
-        let mut nodes = Vec::with_capacity(self.nodes.len());
+        let mut nodes: Vec<redis::ConnectionInfo> = Vec::with_capacity(self.nodes.len());
         for url in &self.nodes {
             if url.starts_with("rediss://") {
                 return Err(BackendError::Config(format!(
                     "`{}`: TLS to a Redis Cluster is not supported yet",
+                    crate::redact_url(url)
+                )));
+            }
+            if url.starts_with("unix:") || url.starts_with("redis+unix:") {
+                return Err(BackendError::Config(format!(
+                    "`{}`: a Redis Cluster's nodes are reached over TCP (`redis://host:port`), not a Unix socket",
                     crate::redact_url(url)
                 )));
             }
@@ -265,6 +273,27 @@ impl RedisClusterBuilder {
                     "`{}` is not a TCP node address (`redis://host:port`)",
                     crate::redact_url(url)
                 )));
+            }
+            if info.redis_settings().db() != 0 {
+                return Err(BackendError::Config(format!(
+                    "`{}` names database {}: a Redis Cluster has database 0 only",
+                    crate::redact_url(url),
+                    info.redis_settings().db()
+                )));
+            }
+            // One user and password for the whole cluster (the cluster
+            // client takes one set for every node, and refuses mixed ones
+            // with a message that does not say which URL).
+            if let Some(first) = nodes.first() {
+                let (a, b) = (first.redis_settings(), info.redis_settings());
+                if a.username() != b.username() || a.password() != b.password() {
+                    return Err(BackendError::Config(format!(
+                        "`{}` does not carry the same user and password as the first node: a Redis \
+                         Cluster is reached with one set for every node (give them once, on the \
+                         first URL of a comma list, or alike on every URL)",
+                        crate::redact_url(url)
+                    )));
+                }
             }
             nodes.push(info);
         }
@@ -342,8 +371,8 @@ impl RedisClusterBackend {
     }
 
     /// A backend for a comma list of nodes, `redis://[:password@]h1:7000,h2:7001`
-    /// (later nodes without a scheme take the first one's scheme and
-    /// credentials), with the default settings.
+    /// (every host takes the URL's scheme and credentials; see
+    /// [`node_urls`](crate::node_urls)), with the default settings.
     ///
     /// # Errors
     ///
