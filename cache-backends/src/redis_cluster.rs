@@ -339,6 +339,47 @@ impl RedisClusterBuilder {
     }
 }
 
+/// Runs the one-key script `src` on `key`'s master: `EVALSHA`, and on
+/// `NOSCRIPT` (a node restarted, failed over, or flushed its scripts) the
+/// whole script with `EVAL`, which also loads it there. Both go to the
+/// key's slot only: the `redis` crate's `Script` sends `SCRIPT LOAD` to
+/// every node, replicas included, so one unreachable node would fail every
+/// script.
+async fn eval<T: redis::FromRedisValue>(
+    c: &mut ClusterConnection,
+    src: &str,
+    key: &str,
+    args: &[Vec<u8>],
+) -> Result<T, RedisError> {
+    let hash = Script::new(src).get_hash().to_owned();
+    let by_hash = redis::cmd("EVALSHA")
+        .arg(hash)
+        .arg(1)
+        .arg(key)
+        .arg(args)
+        .query_async(c)
+        .await;
+    match by_hash {
+        Err(e) if e.code() == Some("NOSCRIPT") => {
+            redis::cmd("EVAL")
+                .arg(src)
+                .arg(1)
+                .arg(key)
+                .arg(args)
+                .query_async(c)
+                .await
+        }
+        r => r,
+    }
+}
+
+/// The arguments of a script, each as Redis takes it.
+macro_rules! script_args {
+    ($($a:expr),* $(,)?) => {
+        [$(redis::ToRedisArgs::to_redis_args(&$a)),*].concat()
+    };
+}
+
 /// A failed command: a node that cannot be reached, or a cluster without a
 /// master for the slot (mid-failover), is the connection's fault like a
 /// broken socket; anything else is the server's answer.
@@ -631,17 +672,9 @@ impl Backend for RedisClusterBackend {
             return Ok(());
         }
         self.on_io(|c| async move {
-            let script = Script::new(RAISE);
             let raises = items.into_iter().map(|(k, stamp, ttl)| {
-                let (mut c, script) = (c.clone(), &script);
-                async move {
-                    script
-                        .key(k)
-                        .arg(stamp)
-                        .arg(px(ttl))
-                        .invoke_async::<i64>(&mut c)
-                        .await
-                }
+                let mut c = c.clone();
+                async move { eval::<i64>(&mut c, RAISE, &k, &script_args![stamp, px(ttl)]).await }
             });
             futures_util::future::try_join_all(raises).await.map(|_| ())
         })
@@ -654,17 +687,24 @@ impl Backend for RedisClusterBackend {
         value: Vec<u8>,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
+        // `GET`: the value the key held. The cluster client resends a
+        // command whose reply was lost (a broken connection, a failover):
+        // a resent `SET NX` would find our own value and say "not stored".
+        // Finding exactly `value` means it is ours (leases and locks write a
+        // token of their own; an entry's bytes carry their load's stamp).
+        // `NX` with `GET` needs Redis 7, as the bus does.
         let cmd = redis::cmd("SET")
             .arg(key)
-            .arg(value)
+            .arg(&value)
             .arg("NX")
             .arg("PX")
             .arg(px(ttl))
+            .arg("GET")
             .to_owned();
-        let r: Option<String> = self
+        let held: Option<Vec<u8>> = self
             .on_io(|mut c| async move { cmd.query_async(&mut c).await })
             .await?;
-        Ok(r.is_some())
+        Ok(held.is_none_or(|held| held == value))
     }
 
     fn dedupes(&self) -> bool {
@@ -693,16 +733,8 @@ impl Backend for RedisClusterBackend {
         let (key, range) = (key.to_owned(), dedupe.hash.clone());
         let wrote: i64 = self
             .on_io(|mut c| async move {
-                Script::new(DEDUPE)
-                    .key(key)
-                    .arg(value)
-                    .arg(px(ttl))
-                    .arg(range.start)
-                    .arg(range.end - 1)
-                    .arg(hash)
-                    .arg(header)
-                    .invoke_async(&mut c)
-                    .await
+                let args = script_args![value, px(ttl), range.start, range.end - 1, hash, header];
+                eval(&mut c, DEDUPE, &key, &args).await
             })
             .await?;
         Ok(if wrote == 1 {
@@ -716,12 +748,7 @@ impl Backend for RedisClusterBackend {
         let (key, token) = (key.to_owned(), token.to_vec());
         let n: i64 = self
             .on_io(|mut c| async move {
-                Script::new(RENEW_IF)
-                    .key(key)
-                    .arg(token)
-                    .arg(px(ttl))
-                    .invoke_async(&mut c)
-                    .await
+                eval(&mut c, RENEW_IF, &key, &script_args![token, px(ttl)]).await
             })
             .await?;
         Ok(n == 1)
@@ -730,13 +757,7 @@ impl Backend for RedisClusterBackend {
     async fn delete_if(&self, key: &str, token: &[u8]) -> Result<bool, BackendError> {
         let (key, token) = (key.to_owned(), token.to_vec());
         let n: i64 = self
-            .on_io(|mut c| async move {
-                Script::new(DELETE_IF)
-                    .key(key)
-                    .arg(token)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .on_io(|mut c| async move { eval(&mut c, DELETE_IF, &key, &script_args![token]).await })
             .await?;
         Ok(n == 1)
     }
