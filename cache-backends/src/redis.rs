@@ -862,7 +862,8 @@ impl Backend for RedisBackend {
 /// Redis pub/sub as an invalidation bus: publishes on the backend's
 /// multiplexed connection, listens on a dedicated connection of its own that
 /// is re-established (and reported `Disconnected`/`Connected`) whenever it
-/// breaks.
+/// breaks or stops answering the `PING` it is sent every second (a
+/// connection that died silently: TCP keepalive is off by default).
 ///
 /// # Examples
 ///
@@ -911,7 +912,7 @@ impl Bus for RedisBus {
         let (client, credentials) = (self.client.clone(), self.credentials.clone());
         let channels = channels.to_vec();
         let label = channels.first().cloned().unwrap_or_default();
-        listen(label, sink, move || {
+        listen(label, sink, CONNECT_BUDGET, move || {
             let (client, credentials, channels) =
                 (client.clone(), credentials.clone(), channels.clone());
             async move {
@@ -924,10 +925,17 @@ impl Bus for RedisBus {
                 };
                 let mut ps = client.get_async_pubsub().await?;
                 ps.subscribe(&channels).await?;
-                Ok(ps
-                    .into_on_message()
-                    .map(|msg| msg.get_payload_bytes().to_vec())
-                    .boxed())
+                let (sink, stream) = ps.split();
+                // A subscription that died silently (a NAT or firewall that
+                // dropped the connection, a frozen server) sends nothing:
+                // the periodic PING notices it.
+                Ok(watched(
+                    stream.map(|msg| msg.get_payload_bytes().to_vec()),
+                    move || {
+                        let mut sink = sink.clone();
+                        async move { sink.ping::<redis::Value>().await.map(|_| ()) }
+                    },
+                ))
             }
         });
     }
@@ -936,6 +944,59 @@ impl Bus for RedisBus {
 /// The messages of one subscription, until its connection breaks.
 pub(crate) type Messages = futures_util::stream::BoxStream<'static, Vec<u8>>;
 
+/// How long one standalone subscription attempt may take.
+const CONNECT_BUDGET: Duration = Duration::from_secs(2);
+
+/// How often a subscription's connection is checked (a `PING` on it).
+pub(crate) const HEALTH_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a check may take before the subscription is taken for dead:
+/// well above a busy server's answer, well below a lease's worth of
+/// silence going unnoticed for good.
+pub(crate) const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `messages`, ended (so that the bus reports `Disconnected` and subscribes
+/// again) when `check` fails or does not answer within [`HEALTH_TIMEOUT`];
+/// it runs every [`HEALTH_EVERY`]. Without it, a subscription whose
+/// connection died silently (no FIN, no RST: a dropped NAT entry, a frozen
+/// server; TCP keepalive is off by default) would wait for messages forever
+/// and never be made again. Messages that arrive during a check wait in the
+/// connection's queue, in order.
+pub(crate) fn watched<S, C, CF>(messages: S, check: C) -> Messages
+where
+    S: futures_util::Stream<Item = Vec<u8>> + Send + 'static,
+    C: FnMut() -> CF + Send + 'static,
+    CF: std::future::Future<Output = Result<(), RedisError>> + Send + 'static,
+{
+    let mut every =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEALTH_EVERY, HEALTH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    futures_util::stream::unfold(
+        (Box::pin(messages), check, every),
+        |(mut messages, mut check, mut every)| async move {
+            loop {
+                tokio::select! {
+                    m = messages.next() => return m.map(|p| (p, (messages, check, every))),
+                    _ = every.tick() => {
+                        match tokio::time::timeout(HEALTH_TIMEOUT, check()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "the invalidation bus's subscription failed its check");
+                                return None;
+                            }
+                            Err(_) => {
+                                tracing::debug!("the invalidation bus's subscription did not answer its check");
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
 /// Listens in the background (on the bus runtime) through subscriptions
 /// that `connect` makes, one after another: each `Connected`, its messages,
 /// then `Disconnected` when it breaks, and after a short pause (doubling up
@@ -943,8 +1004,9 @@ pub(crate) type Messages = futures_util::stream::BoxStream<'static, Vec<u8>>;
 /// the server's error code or the error's kind (never an address or a
 /// secret), and warned about on the first and every hundredth failure.
 /// Stops as soon as `sink` returns `false`. Both Redis buses (standalone
-/// and cluster) listen through this one loop.
-pub(crate) fn listen<C, Fut>(label: String, sink: BusSink, connect: C)
+/// and cluster) listen through this one loop; `budget` bounds one attempt
+/// (a cluster's covers trying several nodes in turn).
+pub(crate) fn listen<C, Fut>(label: String, sink: BusSink, budget: Duration, connect: C)
 where
     C: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<Messages, RedisError>> + Send + 'static,
@@ -959,7 +1021,7 @@ where
         let mut pause = Duration::from_millis(50);
         let mut failures = 0u64;
         loop {
-            let why = match tokio::time::timeout(Duration::from_secs(2), connect()).await {
+            let why = match tokio::time::timeout(budget, connect()).await {
                 Ok(Ok(mut messages)) => {
                     failures = 0;
                     pause = Duration::from_millis(50);
