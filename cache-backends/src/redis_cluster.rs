@@ -13,9 +13,20 @@
 //!   error, whatever keys are asked.
 //! - Batch writes and watermark raises are one command per key, sent
 //!   concurrently on the multiplexed node connections.
+//! - Scripts are sent by hash (`EVALSHA`) to the key's master, and whole
+//!   (`EVAL`) when that node does not have them (`NOSCRIPT`): never
+//!   `SCRIPT LOAD` to every node, which one unreachable replica would fail.
+//! - `set_if_absent` (leases, locks, owed writes) is `SET NX PX GET`: a
+//!   command the client resends after a lost reply finds its own value and
+//!   still counts as stored.
 //! - `scan` and `delete_prefix` walk every master with `SCAN` (the list of
 //!   masters is read from `CLUSTER SLOTS` at each call, so it follows
-//!   failovers); deletes are `UNLINK`, split per slot like `MGET`.
+//!   failovers; a master is reached through one of its slots, so one
+//!   listed without a host works too); deletes are `UNLINK`, split per slot
+//!   like `MGET`. A master that fails does not stop `delete_prefix`: every
+//!   reachable one is cleared, then the call fails naming how many did not.
+//! - Node URLs: TCP only (`redis://host:port`), database 0, one user and
+//!   password for every node; anything else is refused at build time.
 //!
 //! # The invalidation bus: sharded pub/sub
 //!
