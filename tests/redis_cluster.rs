@@ -176,7 +176,49 @@ async fn conformance(b: Arc<dyn Backend>, p: &str) {
 async fn conformance_on_a_standalone_server() {
     let server = RedisServer::start();
     let b = RedisBackend::from_url(&server.url()).unwrap();
-    conformance(Arc::new(b), "urn:conf:v1:").await;
+    conformance(Arc::new(b.clone()), "urn:conf:v1:").await;
+    silent_death_is_noticed(&b, "urn:conf:v1:", || server.pause(), || server.resume()).await;
+}
+
+/// A subscription whose connection died silently (its server frozen with
+/// SIGSTOP: the connection stays open, nothing comes, nothing answers; no
+/// FIN, no RST, as after a dropped NAT entry) is noticed by its health
+/// check: the bus reports `Disconnected`, and subscribes again once the
+/// server answers. Without the check it would wait for messages forever.
+async fn silent_death_is_noticed(
+    b: &dyn Backend,
+    p: &str,
+    pause: impl FnOnce(),
+    resume: impl FnOnce(),
+) {
+    let bus = b.bus().expect("a bus");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let log = events.clone();
+    let c = format!("{p}silent");
+    bus.subscribe_all(
+        std::slice::from_ref(&c),
+        Arc::new(move |e| {
+            log.lock().unwrap().push(e);
+            true
+        }),
+    );
+    let count = |want: &BusEvent| events.lock().unwrap().iter().filter(|e| *e == want).count();
+    until("the bus subscribes", || count(&BusEvent::Connected) >= 1).await;
+    pause();
+    until("the silent subscription is noticed", || {
+        count(&BusEvent::Disconnected) >= 1
+    })
+    .await;
+    resume();
+    until("the bus subscribes again", || {
+        count(&BusEvent::Connected) >= 2
+    })
+    .await;
+    bus.publish(&c, b"after".to_vec()).await.unwrap();
+    until("the new subscription hears it", || {
+        count(&BusEvent::Message(b"after".to_vec())) >= 1
+    })
+    .await;
 }
 
 // ---- caches through the cluster --------------------------------------------------
@@ -214,11 +256,24 @@ async fn a_local_cluster_passes_the_suite_and_serves_caches() {
 
     // Seeded with one node only: the others are discovered.
     let seed = cluster.node_urls()[0].clone();
-    conformance(
-        Arc::new(RedisClusterBackend::from_url(&seed).unwrap()),
+    let backend = RedisClusterBackend::from_url(&seed).unwrap();
+    conformance(Arc::new(backend.clone()), "urn:conf:v1:").await;
+    cluster_specifics(&cluster, &backend).await;
+    let bus_master = cluster.master_of("{cachewright:bus}");
+    silent_death_is_noticed(
+        &backend,
         "urn:conf:v1:",
+        || cluster.pause(bus_master),
+        || cluster.resume(bus_master),
     )
     .await;
+    // In case the pause outlasted the node timeout on a busy machine.
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.wait_healthy();
+        cluster
+    })
+    .await
+    .unwrap();
 
     // Read-through with L1 in front: past L1's cap, the cluster serves.
     let clock = CLOCK.get_or_init(|| ManualClock::new(1_700_000_000_000));
@@ -356,6 +411,100 @@ async fn a_local_cluster_passes_the_suite_and_serves_caches() {
     credentials_are_asked_again_at_reconnect(&cluster).await;
 }
 
+/// What only the cluster backend promises: scripts that do not depend on
+/// every node, a lease taken again by its holder's resent command, and a
+/// `delete_prefix` that goes past a master that fails.
+async fn cluster_specifics(cluster: &RedisCluster, b: &RedisClusterBackend) {
+    let ttl = Duration::from_secs(60);
+    // Scripts run on the key's master only: a replica that refuses
+    // `SCRIPT LOAD` (as an unreachable one would fail it) fails nothing,
+    // even with every master's script cache flushed (`NOSCRIPT`: the
+    // script is sent whole).
+    let replica = cluster.replica_ports()[0];
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("-script|load")
+        .query::<()>(&mut cluster.conn(replica))
+        .unwrap();
+    for port in cluster.master_ports() {
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query::<()>(&mut cluster.conn(port))
+            .unwrap();
+    }
+    let marks: Vec<(String, u64, Duration)> = (0..30)
+        .map(|i| (format!("urn:sc:v1:~tag:{i}"), 10, ttl))
+        .collect();
+    b.raise_many(marks.clone()).await.unwrap();
+    for (k, _, _) in &marks {
+        assert_eq!(b.get(k).await.unwrap().as_deref(), Some(&b"10"[..]));
+        b.set(&format!("{k}:lease"), b"me".to_vec(), ttl)
+            .await
+            .unwrap();
+        assert!(b.renew_if(&format!("{k}:lease"), b"me", ttl).await.unwrap());
+        assert!(b.delete_if(&format!("{k}:lease"), b"me").await.unwrap());
+    }
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("+script|load")
+        .query::<()>(&mut cluster.conn(replica))
+        .unwrap();
+
+    // `SET NX GET`: the holder's own value found again (its first reply
+    // lost, the command resent) is acquired; anyone else's is not.
+    let lease = "urn:sc:v1:~lease:job";
+    assert!(b.set_if_absent(lease, b"me".to_vec(), ttl).await.unwrap());
+    assert!(
+        b.set_if_absent(lease, b"me".to_vec(), ttl).await.unwrap(),
+        "a resent SET NX of the holder"
+    );
+    assert!(!b.set_if_absent(lease, b"you".to_vec(), ttl).await.unwrap());
+    assert_eq!(b.get(lease).await.unwrap().as_deref(), Some(&b"me"[..]));
+
+    // One master refuses `SCAN`: `delete_prefix` clears the others and
+    // then says it did not finish.
+    let keys: Vec<String> = (0..60).map(|i| format!("urn:dp:v1:k{i}")).collect();
+    b.set_many(keys.iter().map(|k| (k.clone(), vec![1], ttl)).collect())
+        .await
+        .unwrap();
+    let refusing = cluster.master_ports()[0];
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("-scan")
+        .query::<()>(&mut cluster.conn(refusing))
+        .unwrap();
+    let e = b.delete_prefix("urn:dp:v1:").await.unwrap_err();
+    let told = match std::error::Error::source(&e) {
+        Some(why) => format!("{e}: {why}"),
+        None => e.to_string(),
+    };
+    assert!(told.contains("failed on 1 of 3 masters"), "{told}");
+    let left: Vec<String> = cluster
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("urn:dp:v1:"))
+        .collect();
+    assert!(!left.is_empty() && left.len() < keys.len(), "{left:?}");
+    assert!(
+        left.iter().all(|k| cluster.master_of(k) == refusing),
+        "the other masters were cleared: {left:?}"
+    );
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("+scan")
+        .query::<()>(&mut cluster.conn(refusing))
+        .unwrap();
+    assert_eq!(
+        b.delete_prefix("urn:dp:v1:").await.unwrap(),
+        u64::try_from(left.len()).unwrap()
+    );
+    b.delete_prefix("urn:sc:v1:").await.unwrap();
+}
+
 static BG: OnceLock<Cache> = OnceLock::new();
 
 #[bg_writer(key = "cl_prices", interval = "200ms", cache = BG.get().unwrap().clone())]
@@ -388,7 +537,7 @@ async fn pass() -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_mid_run_fails_no_call_and_hits_resume() {
-    let mut cluster = tokio::task::spawn_blocking(RedisCluster::start)
+    let mut cluster = tokio::task::spawn_blocking(RedisCluster::start_fast_failover)
         .await
         .unwrap();
     let cache = FAILOVER.get_or_init(|| {

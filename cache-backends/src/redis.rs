@@ -862,7 +862,8 @@ impl Backend for RedisBackend {
 /// Redis pub/sub as an invalidation bus: publishes on the backend's
 /// multiplexed connection, listens on a dedicated connection of its own that
 /// is re-established (and reported `Disconnected`/`Connected`) whenever it
-/// breaks.
+/// breaks or stops answering the `PING` it is sent every second (a
+/// connection that died silently: TCP keepalive is off by default).
 ///
 /// # Examples
 ///
@@ -911,7 +912,7 @@ impl Bus for RedisBus {
         let (client, credentials) = (self.client.clone(), self.credentials.clone());
         let channels = channels.to_vec();
         let label = channels.first().cloned().unwrap_or_default();
-        listen(label, sink, move || {
+        listen(label, sink, CONNECT_BUDGET, move || {
             let (client, credentials, channels) =
                 (client.clone(), credentials.clone(), channels.clone());
             async move {
@@ -924,10 +925,17 @@ impl Bus for RedisBus {
                 };
                 let mut ps = client.get_async_pubsub().await?;
                 ps.subscribe(&channels).await?;
-                Ok(ps
-                    .into_on_message()
-                    .map(|msg| msg.get_payload_bytes().to_vec())
-                    .boxed())
+                let (sink, stream) = ps.split();
+                // A subscription that died silently (a NAT or firewall that
+                // dropped the connection, a frozen server) sends nothing:
+                // the periodic PING notices it.
+                Ok(watched(
+                    stream.map(|msg| msg.get_payload_bytes().to_vec()),
+                    move || {
+                        let mut sink = sink.clone();
+                        async move { sink.ping::<redis::Value>().await.map(|_| ()) }
+                    },
+                ))
             }
         });
     }
@@ -936,6 +944,59 @@ impl Bus for RedisBus {
 /// The messages of one subscription, until its connection breaks.
 pub(crate) type Messages = futures_util::stream::BoxStream<'static, Vec<u8>>;
 
+/// How long one standalone subscription attempt may take.
+const CONNECT_BUDGET: Duration = Duration::from_secs(2);
+
+/// How often a subscription's connection is checked (a `PING` on it).
+pub(crate) const HEALTH_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a check may take before the subscription is taken for dead:
+/// well above a busy server's answer, well below a lease's worth of
+/// silence going unnoticed for good.
+pub(crate) const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `messages`, ended (so that the bus reports `Disconnected` and subscribes
+/// again) when `check` fails or does not answer within [`HEALTH_TIMEOUT`];
+/// it runs every [`HEALTH_EVERY`]. Without it, a subscription whose
+/// connection died silently (no FIN, no RST: a dropped NAT entry, a frozen
+/// server; TCP keepalive is off by default) would wait for messages forever
+/// and never be made again. Messages that arrive during a check wait in the
+/// connection's queue, in order.
+pub(crate) fn watched<S, C, CF>(messages: S, check: C) -> Messages
+where
+    S: futures_util::Stream<Item = Vec<u8>> + Send + 'static,
+    C: FnMut() -> CF + Send + 'static,
+    CF: std::future::Future<Output = Result<(), RedisError>> + Send + 'static,
+{
+    let mut every =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEALTH_EVERY, HEALTH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    futures_util::stream::unfold(
+        (Box::pin(messages), check, every),
+        |(mut messages, mut check, mut every)| async move {
+            loop {
+                tokio::select! {
+                    m = messages.next() => return m.map(|p| (p, (messages, check, every))),
+                    _ = every.tick() => {
+                        match tokio::time::timeout(HEALTH_TIMEOUT, check()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "the invalidation bus's subscription failed its check");
+                                return None;
+                            }
+                            Err(_) => {
+                                tracing::debug!("the invalidation bus's subscription did not answer its check");
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
 /// Listens in the background (on the bus runtime) through subscriptions
 /// that `connect` makes, one after another: each `Connected`, its messages,
 /// then `Disconnected` when it breaks, and after a short pause (doubling up
@@ -943,8 +1004,9 @@ pub(crate) type Messages = futures_util::stream::BoxStream<'static, Vec<u8>>;
 /// the server's error code or the error's kind (never an address or a
 /// secret), and warned about on the first and every hundredth failure.
 /// Stops as soon as `sink` returns `false`. Both Redis buses (standalone
-/// and cluster) listen through this one loop.
-pub(crate) fn listen<C, Fut>(label: String, sink: BusSink, connect: C)
+/// and cluster) listen through this one loop; `budget` bounds one attempt
+/// (a cluster's covers trying several nodes in turn).
+pub(crate) fn listen<C, Fut>(label: String, sink: BusSink, budget: Duration, connect: C)
 where
     C: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<Messages, RedisError>> + Send + 'static,
@@ -959,7 +1021,7 @@ where
         let mut pause = Duration::from_millis(50);
         let mut failures = 0u64;
         loop {
-            let why = match tokio::time::timeout(Duration::from_secs(2), connect()).await {
+            let why = match tokio::time::timeout(budget, connect()).await {
                 Ok(Ok(mut messages)) => {
                     failures = 0;
                     pause = Duration::from_millis(50);
@@ -1007,11 +1069,19 @@ where
 /// The provider is asked when a connection is made: the first, every
 /// reconnection after a broken connection or a restarted server, a cluster
 /// node's connection (one per node, and again after a failover), and the
-/// invalidation bus's own connection. Answers are shared by connections
-/// made within 250 ms of each other (a cluster connects to all its nodes at
-/// once), so it is asked once per burst, and again at the next connect
+/// invalidation bus's own connection. It is asked by one connect at a
+/// time: connects made while it answers, and within 250 ms after (a cluster
+/// connects to all its nodes at once), share its answer, a failure
+/// included, so it is asked once per burst, and again at the next connect
 /// after that. The `redis` crate also re-sends the answer on the fresh
 /// connection once (a second `AUTH`, harmless).
+///
+/// It runs on a small runtime of its own (one thread, started when a
+/// provider is first asked), never on cachewright's I/O runtime; an answer
+/// that takes longer than 10 s, an error, or a panic fails that connect
+/// (retried like any failed connect), never the process. It must not
+/// block: read files with `tokio::fs`, and wrap blocking SDK calls in
+/// `tokio::task::spawn_blocking`, or a slow answer delays every connect.
 ///
 /// Its `Debug` output shows the user, never the password.
 ///
@@ -1098,11 +1168,41 @@ type ProvideFn = dyn Fn() -> futures_util::future::BoxFuture<'static, Result<Cre
 #[derive(Clone)]
 pub(crate) struct CredentialsSource {
     provide: std::sync::Arc<ProvideFn>,
-    recent: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Credentials)>>>,
+    /// The last answer (a failure too) and when it came. An async lock, held
+    /// while the provider is asked: connects that arrive meanwhile wait for
+    /// that one answer instead of asking again (single flight).
+    recent: std::sync::Arc<tokio::sync::Mutex<Option<(std::time::Instant, Answer)>>>,
 }
+
+/// A provider's answer, shareable (its error as text).
+type Answer = Result<Credentials, String>;
 
 /// How long one answer of a provider serves further connects.
 const SHARED_FOR: Duration = Duration::from_millis(250);
+
+/// How long a provider may take to answer.
+const PROVIDER_LIMIT: Duration = Duration::from_secs(10);
+
+/// Where providers run: user code never runs on the I/O runtime (a provider
+/// that blocks would stall every connection), and a provider that panics
+/// fails its connect rather than a runtime's task. One thread, started the
+/// first time a provider is asked.
+fn provider_runtime() -> Option<tokio::runtime::Handle> {
+    static RT: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cachewright-credentials")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                tracing::error!(error = %e, "cachewright could not start the runtime for credentials providers");
+            })
+            .ok()
+    })
+    .as_ref()
+    .map(|rt| rt.handle().clone())
+}
 
 impl CredentialsSource {
     pub(crate) fn new<F, Fut>(provider: F) -> Self
@@ -1116,29 +1216,50 @@ impl CredentialsSource {
         }
     }
 
-    /// The current credentials: the last answer if it is recent, else the
-    /// provider's new one.
-    pub(crate) async fn current(&self) -> Result<Credentials, RedisError> {
-        let recent = self
-            .recent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < SHARED_FOR)
-            .map(|(_, c)| c.clone());
-        if let Some(c) = recent {
-            return Ok(c);
+    /// Asks the provider once, on its own runtime, within [`PROVIDER_LIMIT`]:
+    /// a panic or a hang is an error like any other.
+    async fn ask(&self) -> Answer {
+        let Some(rt) = provider_runtime() else {
+            return Err("no runtime to ask the credentials provider on".into());
+        };
+        let provide = self.provide.clone();
+        let task = rt.spawn(async move {
+            match tokio::time::timeout(PROVIDER_LIMIT, async move { provide().await }).await {
+                Ok(Ok(c)) => Ok(c),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "it did not answer within {}s",
+                    PROVIDER_LIMIT.as_secs()
+                )),
+            }
+        });
+        match task.await {
+            Ok(answer) => answer,
+            Err(e) if e.is_panic() => Err("it panicked".into()),
+            Err(_) => Err("it was cancelled".into()),
         }
-        let fresh = (self.provide)().await.map_err(|e| {
+    }
+
+    /// The current credentials: the last answer (or failure) if it is
+    /// recent, else the provider's new one; one question at a time.
+    pub(crate) async fn current(&self) -> Result<Credentials, RedisError> {
+        let mut recent = self.recent.lock().await;
+        let answer = match recent.as_ref() {
+            Some((at, answer)) if at.elapsed() < SHARED_FOR => answer.clone(),
+            _ => {
+                let answer = self.ask().await;
+                *recent = Some((std::time::Instant::now(), answer.clone()));
+                answer
+            }
+        };
+        drop(recent);
+        answer.map_err(|why| {
             RedisError::from((
                 redis::ErrorKind::AuthenticationFailed,
                 "the credentials provider failed",
-                e.to_string(),
+                why,
             ))
-        })?;
-        *self.recent.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((std::time::Instant::now(), fresh.clone()));
-        Ok(fresh)
+        })
     }
 
     /// `info` with the current credentials in place of its own.
@@ -1245,6 +1366,68 @@ mod tests {
         assert!(e.to_string().contains("vault sealed"), "{e}");
         let shown = format!("{:?}", Credentials::password_only("hunter2"));
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn credentials_are_asked_once_by_concurrent_connects_and_a_panic_is_an_error() {
+        use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        // Twenty connects at once while the provider takes its time: one
+        // question, one answer for all.
+        let asked = std::sync::Arc::new(AtomicU32::new(0));
+        let count = asked.clone();
+        let source = CredentialsSource::new(move || {
+            count.fetch_add(1, SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(Credentials::new("app", "pw"))
+            }
+        });
+        let answers = rt.block_on(futures_util::future::join_all((0..20).map(|_| {
+            let s = source.clone();
+            async move { s.current().await }
+        })));
+        assert!(answers
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|c| c.password == "pw")));
+        assert_eq!(asked.load(SeqCst), 1, "single flight");
+
+        // A failure is shared too: a burst of connects asks once.
+        let asked = std::sync::Arc::new(AtomicU32::new(0));
+        let count = asked.clone();
+        let failing = CredentialsSource::new(move || {
+            count.fetch_add(1, SeqCst);
+            async { Err::<Credentials, _>("vault sealed".into()) }
+        });
+        let answers = rt.block_on(futures_util::future::join_all((0..5).map(|_| {
+            let s = failing.clone();
+            async move { s.current().await }
+        })));
+        assert!(answers.iter().all(Result::is_err));
+        assert_eq!(asked.load(SeqCst), 1, "the failure was shared");
+
+        // A provider that panics fails the connect, not the caller.
+        let panicking = CredentialsSource::new(|| async {
+            if true {
+                panic!("provider bug");
+            }
+            Ok(Credentials::password_only("never"))
+        });
+        let e = rt.block_on(panicking.current()).unwrap_err();
+        assert!(e.to_string().contains("panicked"), "{e}");
+        // The provider ran off the caller's runtime and off the I/O runtime.
+        let on = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let seen = on.clone();
+        let naming = CredentialsSource::new(move || {
+            *seen.lock().unwrap() = std::thread::current().name().unwrap_or("").to_owned();
+            async { Ok(Credentials::password_only("pw")) }
+        });
+        rt.block_on(naming.current()).unwrap();
+        assert_eq!(on.lock().unwrap().as_str(), "cachewright-credentials");
     }
 
     #[test]

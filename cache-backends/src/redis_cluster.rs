@@ -13,9 +13,20 @@
 //!   error, whatever keys are asked.
 //! - Batch writes and watermark raises are one command per key, sent
 //!   concurrently on the multiplexed node connections.
+//! - Scripts are sent by hash (`EVALSHA`) to the key's master, and whole
+//!   (`EVAL`) when that node does not have them (`NOSCRIPT`): never
+//!   `SCRIPT LOAD` to every node, which one unreachable replica would fail.
+//! - `set_if_absent` (leases, locks, owed writes) is `SET NX PX GET`: a
+//!   command the client resends after a lost reply finds its own value and
+//!   still counts as stored.
 //! - `scan` and `delete_prefix` walk every master with `SCAN` (the list of
 //!   masters is read from `CLUSTER SLOTS` at each call, so it follows
-//!   failovers); deletes are `UNLINK`, split per slot like `MGET`.
+//!   failovers; a master is reached through one of its slots, so one
+//!   listed without a host works too); deletes are `UNLINK`, split per slot
+//!   like `MGET`. A master that fails does not stop `delete_prefix`: every
+//!   reachable one is cleared, then the call fails naming how many did not.
+//! - Node URLs: TCP only (`redis://host:port`), database 0, one user and
+//!   password for every node; anything else is refused at build time.
 //!
 //! # The invalidation bus: sharded pub/sub
 //!
@@ -34,18 +45,45 @@
 //! server drops the subscription (the slot moved), the bus reports
 //! `Disconnected` and subscribes again wherever the slot is now.
 //!
+//! The subscription is checked every second with a `PING` on its own
+//! connection, and every few seconds the slot's master is looked up again:
+//! a connection that died silently (no FIN or RST reached it; TCP keepalive
+//! is off by default) or a shard that lost the slot without telling its
+//! subscribers ends the subscription, which is then made again.
+//!
 //! The price of one hash tag: the bus traffic of every cache on the cluster
 //! goes through that one shard. Invalidations are small and few next to
-//! reads, so one shard carries them easily. Sharded pub/sub needs Redis 7.
+//! reads, so one shard carries them easily.
+//!
+//! # What the cluster does not promise
+//!
+//! - **Sharded pub/sub needs Redis 7.** On a Redis 6 cluster `SSUBSCRIBE`
+//!   is an unknown command: the bus never subscribes (logged once at error
+//!   level), reports itself unreachable, and every cache on the cluster
+//!   keeps distrusting its in-process layer (every read goes to the
+//!   cluster). `set_if_absent`'s `SET NX GET` needs Redis 7 as well.
+//! - **Confirmed invalidation is exact only while the bus shard is whole.**
+//!   The protocol assumes that one server carries the invalidation and every
+//!   member's pings, in one order. If the bus slot's master is cut off from
+//!   the majority and a replica is promoted, caches on either side of the
+//!   partition hear different servers for up to the cluster's node timeout;
+//!   an invalidation confirmed on one side may not have reached a cache on
+//!   the other, which then trusts its in-process copies until its lease runs
+//!   out (as it would if it could not hear the bus at all).
+//! - **An acknowledged watermark raise can be lost.** Replication is
+//!   asynchronous: a master that acknowledges a raise and dies before its
+//!   replica copied it leaves a promoted replica with the older watermark,
+//!   so a remote entry loaded before the invalidation may be served again
+//!   (until its TTL), exactly as with a standalone primary and its
+//!   replicas. `WAIT` is not used; keep TTLs as short as that risk needs.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{RedisError, Script, Value};
 
 use crate::redis::{
@@ -232,8 +270,10 @@ impl RedisClusterBuilder {
     /// # Errors
     ///
     /// [`BackendError::Config`] when no node is given, a node URL does not
-    /// parse (the message masks its password), or asks for TLS
-    /// (`rediss://`, not supported for clusters yet).
+    /// parse (the message masks its password), asks for TLS (`rediss://`,
+    /// not supported for clusters yet), is a Unix socket, names a database
+    /// other than 0, or carries another user or password than the first
+    /// node's.
     ///
     /// # Examples
     ///
@@ -250,11 +290,17 @@ impl RedisClusterBuilder {
                 "the Redis Cluster backend needs at least one node URL (`.nodes(..)`)".into(),
             ));
         }
-        let mut nodes = Vec::with_capacity(self.nodes.len());
+        let mut nodes: Vec<redis::ConnectionInfo> = Vec::with_capacity(self.nodes.len());
         for url in &self.nodes {
             if url.starts_with("rediss://") {
                 return Err(BackendError::Config(format!(
                     "`{}`: TLS to a Redis Cluster is not supported yet",
+                    crate::redact_url(url)
+                )));
+            }
+            if url.starts_with("unix:") || url.starts_with("redis+unix:") {
+                return Err(BackendError::Config(format!(
+                    "`{}`: a Redis Cluster's nodes are reached over TCP (`redis://host:port`), not a Unix socket",
                     crate::redact_url(url)
                 )));
             }
@@ -265,6 +311,27 @@ impl RedisClusterBuilder {
                     "`{}` is not a TCP node address (`redis://host:port`)",
                     crate::redact_url(url)
                 )));
+            }
+            if info.redis_settings().db() != 0 {
+                return Err(BackendError::Config(format!(
+                    "`{}` names database {}: a Redis Cluster has database 0 only",
+                    crate::redact_url(url),
+                    info.redis_settings().db()
+                )));
+            }
+            // One user and password for the whole cluster (the cluster
+            // client takes one set for every node, and refuses mixed ones
+            // with a message that does not say which URL).
+            if let Some(first) = nodes.first() {
+                let (a, b) = (first.redis_settings(), info.redis_settings());
+                if a.username() != b.username() || a.password() != b.password() {
+                    return Err(BackendError::Config(format!(
+                        "`{}` does not carry the same user and password as the first node: a Redis \
+                         Cluster is reached with one set for every node (give them once, on the \
+                         first URL of a comma list, or alike on every URL)",
+                        crate::redact_url(url)
+                    )));
+                }
             }
             nodes.push(info);
         }
@@ -310,6 +377,47 @@ impl RedisClusterBuilder {
     }
 }
 
+/// Runs the one-key script `src` on `key`'s master: `EVALSHA`, and on
+/// `NOSCRIPT` (a node restarted, failed over, or flushed its scripts) the
+/// whole script with `EVAL`, which also loads it there. Both go to the
+/// key's slot only: the `redis` crate's `Script` sends `SCRIPT LOAD` to
+/// every node, replicas included, so one unreachable node would fail every
+/// script.
+async fn eval<T: redis::FromRedisValue>(
+    c: &mut ClusterConnection,
+    src: &str,
+    key: &str,
+    args: &[Vec<u8>],
+) -> Result<T, RedisError> {
+    let hash = Script::new(src).get_hash().to_owned();
+    let by_hash = redis::cmd("EVALSHA")
+        .arg(hash)
+        .arg(1)
+        .arg(key)
+        .arg(args)
+        .query_async(c)
+        .await;
+    match by_hash {
+        Err(e) if e.code() == Some("NOSCRIPT") => {
+            redis::cmd("EVAL")
+                .arg(src)
+                .arg(1)
+                .arg(key)
+                .arg(args)
+                .query_async(c)
+                .await
+        }
+        r => r,
+    }
+}
+
+/// The arguments of a script, each as Redis takes it.
+macro_rules! script_args {
+    ($($a:expr),* $(,)?) => {
+        [$(redis::ToRedisArgs::to_redis_args(&$a)),*].concat()
+    };
+}
+
 /// A failed command: a node that cannot be reached, or a cluster without a
 /// master for the slot (mid-failover), is the connection's fault like a
 /// broken socket; anything else is the server's answer.
@@ -342,8 +450,8 @@ impl RedisClusterBackend {
     }
 
     /// A backend for a comma list of nodes, `redis://[:password@]h1:7000,h2:7001`
-    /// (later nodes without a scheme take the first one's scheme and
-    /// credentials), with the default settings.
+    /// (every host takes the URL's scheme and credentials; see
+    /// [`node_urls`](crate::node_urls)), with the default settings.
     ///
     /// # Errors
     ///
@@ -442,13 +550,26 @@ where
     }
 }
 
-/// The slot ranges of `CLUSTER SLOTS`, each with its master's address
-/// (each range: start, end, then its master `[host, port, id, ...]` and its
-/// replicas).
-async fn slot_masters(
-    c: &mut ClusterConnection,
-) -> Result<Vec<(u16, u16, (String, u16))>, RedisError> {
+/// A master as `CLUSTER SLOTS` names it: the first slot of one of its
+/// ranges (commands for it are routed by that slot, through the client's
+/// own map of the cluster), its address if the answer gave one (a node
+/// whose endpoint is unknown is listed with a NULL, empty or `?` host), and
+/// its node id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Master {
+    slot: u16,
+    addr: Option<(String, u16)>,
+    id: Option<String>,
+}
+
+/// The slot ranges of `CLUSTER SLOTS`, each with its master (each range:
+/// start, end, then its master `[host, port, id, ...]` and its replicas).
+async fn slot_masters(c: &mut ClusterConnection) -> Result<Vec<(u16, u16, Master)>, RedisError> {
     let ranges: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query_async(c).await?;
+    Ok(parse_slots(ranges))
+}
+
+fn parse_slots(ranges: Vec<Value>) -> Vec<(u16, u16, Master)> {
     let mut found = Vec::new();
     for range in ranges {
         let Value::Array(parts) = range else { continue };
@@ -459,24 +580,38 @@ async fn slot_masters(
         let Some(Value::Array(master)) = parts.get(2) else {
             continue;
         };
-        let host: Option<String> = master
-            .first()
-            .and_then(|v| redis::from_redis_value_ref(v).ok());
+        let text = |i: usize| -> Option<String> {
+            master
+                .get(i)
+                .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+        };
+        let host = text(0).filter(|h| !h.is_empty() && h != "?");
         let port: Option<u16> = master
             .get(1)
             .and_then(|v| redis::from_redis_value_ref(v).ok());
-        if let (Some(host), Some(port)) = (host, port) {
-            found.push((start, end, (host, port)));
-        }
+        let addr = host.zip(port);
+        found.push((
+            start,
+            end,
+            Master {
+                slot: start,
+                addr,
+                id: text(2),
+            },
+        ));
     }
-    Ok(found)
+    found
 }
 
-/// The masters' addresses, each once.
-async fn masters(c: &mut ClusterConnection) -> Result<Vec<(String, u16)>, RedisError> {
-    let mut found: Vec<(String, u16)> = Vec::new();
+/// The masters, each once (by node id, else by address, else each range).
+async fn masters(c: &mut ClusterConnection) -> Result<Vec<Master>, RedisError> {
+    let mut found: Vec<Master> = Vec::new();
     for (_, _, master) in slot_masters(c).await? {
-        if !found.contains(&master) {
+        let known = found.iter().any(|m| match (&m.id, &master.id) {
+            (Some(a), Some(b)) => a == b,
+            _ => m.addr.is_some() && m.addr == master.addr,
+        });
+        if !known {
             found.push(master);
         }
     }
@@ -491,7 +626,7 @@ async fn masters(c: &mut ClusterConnection) -> Result<Vec<(String, u16)>, RedisE
 
 /// The master that serves `key`'s slot now, as the cluster connection (which
 /// follows the topology) is told.
-async fn owner(c: &mut ClusterConnection, key: &str) -> Result<Option<(String, u16)>, RedisError> {
+async fn owner(c: &mut ClusterConnection, key: &str) -> Result<Option<Master>, RedisError> {
     let slot: u16 = redis::cmd("CLUSTER")
         .arg("KEYSLOT")
         .arg(key)
@@ -504,10 +639,39 @@ async fn owner(c: &mut ClusterConnection, key: &str) -> Result<Option<(String, u
         .map(|(_, _, master)| master))
 }
 
-/// One `SCAN ... MATCH pattern COUNT 500` step on the master at `node`.
+/// Deletes the keys that match `pattern` on the master `node`: how many,
+/// or how many before it failed and why.
+async fn delete_on(
+    c: &mut ClusterConnection,
+    node: &Master,
+    pattern: &str,
+) -> Result<u64, (u64, RedisError)> {
+    let mut deleted = 0u64;
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys) = scan_step(c, node, cursor, pattern)
+            .await
+            .map_err(|e| (deleted, e))?;
+        if !keys.is_empty() {
+            // Split per slot by the client, the counts summed.
+            let n: u64 = redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async(c)
+                .await
+                .map_err(|e| (deleted, e))?;
+            deleted += n;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
+
+/// One `SCAN ... MATCH pattern COUNT 500` step on the master `node`.
 async fn scan_step(
     c: &mut ClusterConnection,
-    node: &(String, u16),
+    node: &Master,
     cursor: u64,
     pattern: &str,
 ) -> Result<(u64, Vec<String>), RedisError> {
@@ -520,10 +684,10 @@ async fn scan_step(
     let reply = c
         .route_command(
             cmd,
-            RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                host: node.0.clone(),
-                port: node.1,
-            }),
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                node.slot,
+                SlotAddr::Master,
+            ))),
         )
         .await?;
     Ok(redis::from_redis_value(reply)?)
@@ -602,17 +766,9 @@ impl Backend for RedisClusterBackend {
             return Ok(());
         }
         self.on_io(|c| async move {
-            let script = Script::new(RAISE);
             let raises = items.into_iter().map(|(k, stamp, ttl)| {
-                let (mut c, script) = (c.clone(), &script);
-                async move {
-                    script
-                        .key(k)
-                        .arg(stamp)
-                        .arg(px(ttl))
-                        .invoke_async::<i64>(&mut c)
-                        .await
-                }
+                let mut c = c.clone();
+                async move { eval::<i64>(&mut c, RAISE, &k, &script_args![stamp, px(ttl)]).await }
             });
             futures_util::future::try_join_all(raises).await.map(|_| ())
         })
@@ -625,17 +781,24 @@ impl Backend for RedisClusterBackend {
         value: Vec<u8>,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
+        // `GET`: the value the key held. The cluster client resends a
+        // command whose reply was lost (a broken connection, a failover):
+        // a resent `SET NX` would find our own value and say "not stored".
+        // Finding exactly `value` means it is ours (leases and locks write a
+        // token of their own; an entry's bytes carry their load's stamp).
+        // `NX` with `GET` needs Redis 7, as the bus does.
         let cmd = redis::cmd("SET")
             .arg(key)
-            .arg(value)
+            .arg(&value)
             .arg("NX")
             .arg("PX")
             .arg(px(ttl))
+            .arg("GET")
             .to_owned();
-        let r: Option<String> = self
+        let held: Option<Vec<u8>> = self
             .on_io(|mut c| async move { cmd.query_async(&mut c).await })
             .await?;
-        Ok(r.is_some())
+        Ok(held.is_none_or(|held| held == value))
     }
 
     fn dedupes(&self) -> bool {
@@ -664,16 +827,8 @@ impl Backend for RedisClusterBackend {
         let (key, range) = (key.to_owned(), dedupe.hash.clone());
         let wrote: i64 = self
             .on_io(|mut c| async move {
-                Script::new(DEDUPE)
-                    .key(key)
-                    .arg(value)
-                    .arg(px(ttl))
-                    .arg(range.start)
-                    .arg(range.end - 1)
-                    .arg(hash)
-                    .arg(header)
-                    .invoke_async(&mut c)
-                    .await
+                let args = script_args![value, px(ttl), range.start, range.end - 1, hash, header];
+                eval(&mut c, DEDUPE, &key, &args).await
             })
             .await?;
         Ok(if wrote == 1 {
@@ -687,12 +842,7 @@ impl Backend for RedisClusterBackend {
         let (key, token) = (key.to_owned(), token.to_vec());
         let n: i64 = self
             .on_io(|mut c| async move {
-                Script::new(RENEW_IF)
-                    .key(key)
-                    .arg(token)
-                    .arg(px(ttl))
-                    .invoke_async(&mut c)
-                    .await
+                eval(&mut c, RENEW_IF, &key, &script_args![token, px(ttl)]).await
             })
             .await?;
         Ok(n == 1)
@@ -701,13 +851,7 @@ impl Backend for RedisClusterBackend {
     async fn delete_if(&self, key: &str, token: &[u8]) -> Result<bool, BackendError> {
         let (key, token) = (key.to_owned(), token.to_vec());
         let n: i64 = self
-            .on_io(|mut c| async move {
-                Script::new(DELETE_IF)
-                    .key(key)
-                    .arg(token)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .on_io(|mut c| async move { eval(&mut c, DELETE_IF, &key, &script_args![token]).await })
             .await?;
         Ok(n == 1)
     }
@@ -766,26 +910,43 @@ impl Backend for RedisClusterBackend {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BackendError> {
         let pattern = format!("{}*", glob_escape(prefix));
-        self.on_io(|mut c| async move {
-            let mut deleted = 0u64;
-            for node in masters(&mut c).await? {
-                let mut cursor = 0u64;
-                loop {
-                    let (next, keys) = scan_step(&mut c, &node, cursor, &pattern).await?;
-                    if !keys.is_empty() {
-                        // Split per slot by the client, the counts summed.
-                        let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut c).await?;
-                        deleted += n;
+        let (deleted, failed) = self
+            .on_io(|mut c| async move {
+                let masters = masters(&mut c).await?;
+                let (mut deleted, mut failed) = (0u64, Vec::new());
+                // A master that fails does not stop the others: every
+                // reachable one is cleared, and the failures are told after.
+                for node in &masters {
+                    match delete_on(&mut c, node, &pattern).await {
+                        Ok(n) => deleted += n,
+                        Err((n, e)) => {
+                            deleted += n;
+                            failed.push(e);
+                        }
                     }
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
                 }
-            }
-            Ok(deleted)
+                Ok((deleted, (failed, masters.len())))
+            })
+            .await?;
+        let (failed, of) = failed;
+        let k = failed.len();
+        let Some(first) = failed.into_iter().next() else {
+            return Ok(deleted);
+        };
+        let what = format!(
+            "delete_prefix deleted {deleted} keys, but failed on {k} of {of} masters (their keys stay)"
+        );
+        Err(match err(first) {
+            BackendError::Connection { backend, source } => BackendError::Connection {
+                backend,
+                source: format!("{what}: {source}").into(),
+            },
+            BackendError::Refused { backend, message } => BackendError::Refused {
+                backend,
+                message: format!("{what}: {message}"),
+            },
+            other => other,
         })
-        .await
     }
 }
 
@@ -854,40 +1015,68 @@ impl Bus for RedisClusterBus {
             self.credentials.clone(),
             self.connection_timeout,
         );
-        crate::redis::listen(label, sink, move || {
-            let (mut conn, mut nodes, credentials, channels) = (
+        let budget = attempt_budget(nodes.len(), timeout);
+        let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        crate::redis::listen(label, sink, budget, move || {
+            let (conn, mut nodes, credentials, channels) = (
                 conn.clone(),
                 nodes.clone(),
                 credentials.clone(),
                 channels.clone(),
             );
+            // Each attempt starts at the next seed: seeds that time out do
+            // not take every attempt's whole budget in the same order.
+            let n = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !nodes.is_empty() {
+                let len = nodes.len();
+                nodes.rotate_left(n % len);
+            }
             async move {
                 // First the slot's master as the cluster connection knows
                 // it (no time lost on seeds that died), then the seeds.
                 let first = channels.first().cloned().unwrap_or_default();
+                let mut lookup = conn.clone();
                 // Bounded: mid-failover the cluster connection retries for
                 // longer than one subscription attempt may take.
                 let found = crate::io::run(async move {
-                    tokio::time::timeout(OWNER_LOOKUP, owner(&mut conn, &first)).await
+                    tokio::time::timeout(OWNER_LOOKUP, owner(&mut lookup, &first)).await
                 })
                 .await;
-                if let Ok(Ok(Ok(Some(master)))) = found {
+                if let Ok(Ok(Ok(Some(Master {
+                    addr: Some((host, port)),
+                    ..
+                })))) = found
+                {
                     if let Some(seed) = nodes.first() {
-                        if let Some(info) = redirected(seed, &format!("{}:{}", master.0, master.1))
-                        {
+                        if let Some(info) = redirected(seed, &format!("{host}:{port}")) {
                             nodes.insert(0, info);
                         }
                     }
                 }
-                shard_subscription(nodes, credentials, channels, timeout).await
+                shard_subscription(conn, nodes, credentials, channels, timeout).await
             }
         });
     }
 }
 
+/// Redirects followed in one subscription attempt.
+const REDIRECTS: usize = 4;
+
+/// How long one subscription attempt may take: the owner's lookup, then
+/// the owner, each seed and a few redirects, each given a connect and a
+/// reply within `timeout` (several seeds that time out one after another
+/// must not use it up before a live one is tried), at least 2 s.
+fn attempt_budget(seeds: usize, timeout: Duration) -> Duration {
+    let tries = u32::try_from(seeds + 1 + REDIRECTS).unwrap_or(u32::MAX);
+    OWNER_LOOKUP
+        .saturating_add(timeout.saturating_mul(2).saturating_mul(tries))
+        .max(Duration::from_secs(2))
+}
+
 /// Subscribes to `channels` (all in one slot) on the shard that owns their
 /// slot: tries each node in turn, following `MOVED` to the owner.
 async fn shard_subscription(
+    conn: ClusterConnection,
     seeds: Vec<redis::ConnectionInfo>,
     credentials: Option<CredentialsSource>,
     channels: Vec<String>,
@@ -896,13 +1085,13 @@ async fn shard_subscription(
     let mut candidates: VecDeque<redis::ConnectionInfo> = seeds.iter().cloned().collect();
     let mut last = RedisError::from((redis::ErrorKind::Io, "no cluster node answered"));
     // Each node once, and a few redirects.
-    let mut attempts = seeds.len() + 4;
+    let mut attempts = seeds.len() + REDIRECTS;
     while let Some(info) = candidates.pop_front() {
         if attempts == 0 {
             break;
         }
         attempts -= 1;
-        match subscribe_on(&info, &credentials, &channels, timeout).await {
+        match subscribe_on(&conn, &info, &credentials, &channels, timeout).await {
             Ok(messages) => return Ok(messages),
             Err(e) => {
                 if let Some((addr, _slot)) = e.redirect_node() {
@@ -917,20 +1106,45 @@ async fn shard_subscription(
     Err(last)
 }
 
-/// `info` pointed at `addr` (`host:port`, as `MOVED` gives it).
+/// `info` pointed at `addr` (`host:port`, as `MOVED` gives it). A node
+/// whose endpoint is unknown answers `MOVED <slot> :<port>` (or a `?`
+/// host): the owner is then on the host `info` names, as the `redis` crate
+/// reads it too.
 fn redirected(info: &redis::ConnectionInfo, addr: &str) -> Option<redis::ConnectionInfo> {
     let (host, port) = addr.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
-    let target = redis::ConnectionAddr::Tcp(host.trim_matches(['[', ']']).to_owned(), port);
+    let host = host.trim_matches(['[', ']']);
+    let host = match (host, info.addr()) {
+        ("" | "?", redis::ConnectionAddr::Tcp(own, _)) => own.clone(),
+        ("" | "?", _) => return None,
+        (h, _) => h.to_owned(),
+    };
+    let target = redis::ConnectionAddr::Tcp(host, port);
     let mut moved = redis::IntoConnectionInfo::into_connection_info(target).ok()?;
     moved = moved.set_redis_settings(info.redis_settings().clone());
     Some(moved)
 }
 
+/// Every how many health checks of a subscription the bus slot's owner is
+/// looked up again (about every 5 s).
+const OWNER_EVERY: u32 = 5;
+
+/// `SSUBSCRIBE` is unknown: a Redis 6 cluster (no sharded pub/sub).
+fn no_sharded_pubsub(e: &RedisError) -> bool {
+    e.to_string()
+        .to_ascii_lowercase()
+        .contains("unknown command")
+}
+
 /// One subscription on the node at `info`: a RESP3 connection whose pushes
-/// come through a channel; it ends when the connection breaks or the server
-/// drops the subscription (`sunsubscribe`: the slot moved).
+/// come through a channel; it ends when the connection breaks, the server
+/// drops the subscription (`sunsubscribe`: the slot moved), the connection
+/// stops answering its `PING`s (see `redis::watched`), or the cluster
+/// names another master for the slot twice in a row (looked up every few
+/// checks through `cluster`: a failover the subscribed node was not told
+/// of, or that did not close its connections).
 async fn subscribe_on(
+    cluster: &ClusterConnection,
     info: &redis::ConnectionInfo,
     credentials: &Option<CredentialsSource>,
     channels: &[String],
@@ -955,29 +1169,87 @@ async fn subscribe_on(
         .await?;
     // One channel per command: each is confirmed by exactly one reply.
     for channel in channels {
-        redis::cmd("SSUBSCRIBE")
+        if let Err(e) = redis::cmd("SSUBSCRIBE")
             .arg(channel)
             .query_async::<Value>(&mut conn)
-            .await?;
-    }
-    let state = (rx, conn);
-    Ok(
-        futures_util::stream::unfold(state, |(mut rx, conn)| async move {
-            loop {
-                let push = rx.recv().await?;
-                match push.kind {
-                    redis::PushKind::SMessage => {
-                        if let Some(Value::BulkString(payload)) = push.data.into_iter().nth(1) {
-                            return Some((payload, (rx, conn)));
-                        }
-                    }
-                    redis::PushKind::SUnsubscribe | redis::PushKind::Disconnection => return None,
-                    _ => {}
+            .await
+        {
+            if no_sharded_pubsub(&e) {
+                static TOLD: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
+                if !TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::error!(
+                        "this Redis Cluster has no sharded pub/sub (SSUBSCRIBE is unknown: Redis 6?): \
+                         the invalidation bus cannot subscribe, so caches on it never trust their \
+                         in-process layer; use Redis 7 or later"
+                    );
                 }
             }
-        })
-        .boxed(),
-    )
+            return Err(e);
+        }
+    }
+    // Who this node is, to tell whether it still owns the slot.
+    let me: Option<String> = redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query_async(&mut conn)
+        .await
+        .ok();
+    let state = (rx, conn.clone());
+    let messages = futures_util::stream::unfold(state, |(mut rx, conn)| async move {
+        loop {
+            let push = rx.recv().await?;
+            match push.kind {
+                redis::PushKind::SMessage => {
+                    if let Some(Value::BulkString(payload)) = push.data.into_iter().nth(1) {
+                        return Some((payload, (rx, conn)));
+                    }
+                }
+                redis::PushKind::SUnsubscribe | redis::PushKind::Disconnection => return None,
+                _ => {}
+            }
+        }
+    });
+    let (cluster, channel) = (
+        cluster.clone(),
+        channels.first().cloned().unwrap_or_default(),
+    );
+    let strikes = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut checks = 0u32;
+    Ok(crate::redis::watched(messages, move || {
+        checks = checks.wrapping_add(1);
+        let look = me.is_some() && checks % OWNER_EVERY == 0;
+        let (mut conn, mut cluster, channel, me, strikes) = (
+            conn.clone(),
+            cluster.clone(),
+            channel.clone(),
+            me.clone(),
+            strikes.clone(),
+        );
+        async move {
+            redis::cmd("PING").query_async::<Value>(&mut conn).await?;
+            if !look {
+                return Ok(());
+            }
+            let found = crate::io::run(async move {
+                tokio::time::timeout(OWNER_LOOKUP, owner(&mut cluster, &channel)).await
+            })
+            .await;
+            // Only a clear answer counts: a lookup that fails says nothing.
+            if let Ok(Ok(Ok(Some(Master { id: Some(id), .. })))) = found {
+                if Some(&id) != me.as_ref() {
+                    if strikes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 1 {
+                        return Err(RedisError::from((
+                            redis::ErrorKind::Client,
+                            "the bus slot has another master now",
+                        )));
+                    }
+                } else {
+                    strikes.store(0, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Ok(())
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -1004,6 +1276,76 @@ mod tests {
         assert!(
             !shown.contains("hunter2") && shown.contains("127.0.0.1:2"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn cluster_urls_that_cannot_work_are_refused_at_build() {
+        let refused = |url: &str| match RedisClusterBackend::from_url(url) {
+            Err(BackendError::Config(m)) => m,
+            other => panic!("{url}: {other:?}"),
+        };
+        let m = refused("redis+unix:///tmp/a.sock");
+        assert!(m.contains("Unix socket"), "{m}");
+        let m = refused("unix:///tmp/a.sock");
+        assert!(m.contains("Unix socket"), "{m}");
+        let m = refused("redis://127.0.0.1:7000,127.0.0.1:7001/2");
+        assert!(m.contains("database 0 only"), "{m}");
+        let m = refused("redis://a:hunter2@127.0.0.1:7000,redis://b:other@127.0.0.1:7001");
+        assert!(m.contains("same user and password"), "{m}");
+        assert!(!m.contains("hunter2") && !m.contains("other@"), "{m}");
+        let m = refused("redis://:hunter2@127.0.0.1:7000,redis://127.0.0.1:7001");
+        assert!(m.contains("same user and password"), "{m}");
+        // A password on the first URL reaches every host of the list.
+        assert!(
+            RedisClusterBackend::from_url("redis://:pw@127.0.0.1:7000,127.0.0.1:7001/0").is_ok()
+        );
+        // With a provider, the URLs' credentials are replaced by its own.
+        assert!(RedisClusterBackend::builder()
+            .nodes(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"])
+            .credentials(|| async { Ok(Credentials::password_only("pw")) })
+            .build()
+            .is_ok());
+    }
+
+    #[test]
+    fn slots_with_unknown_hosts_keep_their_masters() {
+        let range = |start: i64, end: i64, host: Value, port: i64, id: &str| {
+            Value::Array(vec![
+                Value::Int(start),
+                Value::Int(end),
+                Value::Array(vec![host, Value::Int(port), Value::BulkString(id.into())]),
+            ])
+        };
+        let slots = parse_slots(vec![
+            range(0, 100, Value::Nil, 7000, "a"),
+            range(101, 200, Value::BulkString(b"?".to_vec()), 7001, "b"),
+            range(201, 300, Value::BulkString(Vec::new()), 7002, "c"),
+            range(301, 400, Value::BulkString(b"10.0.0.4".to_vec()), 7003, "d"),
+        ]);
+        assert_eq!(slots.len(), 4, "no master is dropped for its host");
+        assert!(slots[..3].iter().all(|(_, _, m)| m.addr.is_none()));
+        assert_eq!(slots[3].2.addr, Some(("10.0.0.4".to_owned(), 7003)));
+        assert_eq!(slots[1].2.slot, 101, "routed by its slot");
+        let info =
+            redis::IntoConnectionInfo::into_connection_info("redis://10.0.0.9:7000").unwrap();
+        let moved = redirected(&info, ":7005").unwrap();
+        assert!(matches!(moved.addr(), redis::ConnectionAddr::Tcp(h, 7005) if h == "10.0.0.9"));
+        let moved = redirected(&info, "?:7005").unwrap();
+        assert!(matches!(moved.addr(), redis::ConnectionAddr::Tcp(h, 7005) if h == "10.0.0.9"));
+    }
+
+    #[test]
+    fn the_subscription_budget_covers_every_seed() {
+        let t = Duration::from_secs(1);
+        assert!(
+            attempt_budget(6, t) >= t * 2 * 7,
+            "{:?}",
+            attempt_budget(6, t)
+        );
+        assert_eq!(
+            attempt_budget(1, Duration::from_millis(10)),
+            Duration::from_secs(2)
         );
     }
 

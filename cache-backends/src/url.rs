@@ -34,11 +34,14 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// The node URLs of a Redis Cluster written as one comma list,
-/// `redis://[user:password@]h1:7000,h2:7001,...` (`CACHEWRIGHT_REDIS_URL`'s
-/// form): the first is a whole URL; a later one without `://` takes the
-/// first one's scheme and credentials. A URL without a comma after its
-/// credentials (a password may hold commas) is one node: the result has one
-/// element. Blank elements are skipped.
+/// `redis://[user:password@]h1:7000,h2:7001,...[/path][?query]`
+/// (`CACHEWRIGHT_REDIS_URL`'s form): the host list (between the credentials
+/// and the first `/`, `?` or `#` after them) is split, and every host takes
+/// the URL's scheme, credentials, path and query. A later element may be a
+/// whole URL of its own (`...,redis://h3:7002`), split the same way. A URL
+/// without a comma in its host list is one node (a password, a path or a
+/// query may hold commas): the result has one element. Unix socket URLs
+/// (`unix://`, `redis+unix://`) are never split. Blank hosts are skipped.
 ///
 /// # Examples
 ///
@@ -46,28 +49,63 @@ pub fn redact_url(url: &str) -> String {
 /// use cachewright::backends::node_urls;
 ///
 /// assert_eq!(
-///     node_urls("redis://:pw@10.0.0.1:7000,10.0.0.2:7001,redis://10.0.0.3:7002"),
-///     ["redis://:pw@10.0.0.1:7000", "redis://:pw@10.0.0.2:7001", "redis://10.0.0.3:7002"]
+///     node_urls("redis://:pw@10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002"),
+///     ["redis://:pw@10.0.0.1:7000", "redis://:pw@10.0.0.2:7001", "redis://:pw@10.0.0.3:7002"],
+///     "every node takes the password"
 /// );
 /// assert_eq!(node_urls("redis://:a,b@host:6379/0"), ["redis://:a,b@host:6379/0"], "one server");
+/// assert_eq!(
+///     node_urls("redis://h1:7000,h2:7001/0?protocol=resp3"),
+///     ["redis://h1:7000/0?protocol=resp3", "redis://h2:7001/0?protocol=resp3"]
+/// );
 /// ```
 pub fn node_urls(url: &str) -> Vec<String> {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let hosts_from = url[after_scheme..]
-        .rfind('@')
-        .map_or(after_scheme, |at| after_scheme + at + 1);
-    let mut parts = url[hosts_from..].split(',');
-    let first = format!("{}{}", &url[..hosts_from], parts.next().unwrap_or_default());
-    let base = &url[..hosts_from];
-    let mut out = vec![first];
-    for p in parts.map(str::trim).filter(|p| !p.is_empty()) {
-        out.push(if p.contains("://") {
-            p.to_owned()
-        } else {
-            format!("{base}{p}")
-        });
+    if url.starts_with("unix:") || url.starts_with("redis+unix:") {
+        return vec![url.to_owned()];
+    }
+    let mut out = Vec::new();
+    for whole in whole_urls(url) {
+        let after_scheme = whole.find("://").map_or(0, |i| i + 3);
+        let hosts_from = whole[after_scheme..]
+            .rfind('@')
+            .map_or(after_scheme, |at| after_scheme + at + 1);
+        let hosts_to = whole[hosts_from..]
+            .find(['/', '?', '#'])
+            .map_or(whole.len(), |i| hosts_from + i);
+        let (base, rest) = (&whole[..hosts_from], &whole[hosts_to..]);
+        let hosts: Vec<&str> = whole[hosts_from..hosts_to].split(',').collect();
+        if hosts.len() == 1 {
+            out.push(whole.to_owned());
+            continue;
+        }
+        for h in hosts.into_iter().map(str::trim).filter(|h| !h.is_empty()) {
+            out.push(format!("{base}{h}{rest}"));
+        }
+    }
+    if out.is_empty() {
+        out.push(url.to_owned());
     }
     out
+}
+
+/// `url` cut before each `,scheme://` that starts another whole URL.
+fn whole_urls(url: &str) -> Vec<&str> {
+    let mut cuts = vec![0];
+    for (i, _) in url.match_indices(',') {
+        let after = &url[i + 1..];
+        let scheme_len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            .count();
+        if scheme_len > 0 && after[scheme_len..].starts_with("://") {
+            cuts.push(i + 1);
+        }
+    }
+    cuts.push(url.len() + 1);
+    cuts.windows(2)
+        .map(|w| url[w[0]..w[1] - 1].trim())
+        .filter(|u| !u.is_empty())
+        .collect()
 }
 
 /// `message` with every secret of `url` masked, wherever it was quoted.
@@ -122,6 +160,37 @@ fn secret_ranges(url: &str) -> Vec<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comma_lists_split_their_hosts_only() {
+        assert_eq!(
+            node_urls("redis://app:pw@h1:1,h2:2,redis://other:pw2@h3:3,h4:4"),
+            [
+                "redis://app:pw@h1:1",
+                "redis://app:pw@h2:2",
+                "redis://other:pw2@h3:3",
+                "redis://other:pw2@h4:4"
+            ]
+        );
+        assert_eq!(
+            node_urls("redis://h1:1,h2:2/0?name=a,b"),
+            ["redis://h1:1/0?name=a,b", "redis://h2:2/0?name=a,b"],
+            "a comma in the query is not a node"
+        );
+        assert_eq!(
+            node_urls("redis://h1:1/0?name=a,b"),
+            ["redis://h1:1/0?name=a,b"]
+        );
+        assert_eq!(node_urls("redis://:p,w@h:1"), ["redis://:p,w@h:1"]);
+        assert_eq!(
+            node_urls("redis+unix:///a.sock?db=1,2"),
+            ["redis+unix:///a.sock?db=1,2"]
+        );
+        assert_eq!(
+            node_urls("redis://h1:1, h2:2,"),
+            ["redis://h1:1", "redis://h2:2"]
+        );
+    }
 
     #[test]
     fn every_credential_form_is_masked() {

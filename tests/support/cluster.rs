@@ -68,7 +68,18 @@ fn healthy(n: &Node) -> bool {
 /// Six nodes, three of them masters, every slot served.
 pub struct RedisCluster {
     nodes: Vec<Node>,
+    /// `--cluster-node-timeout` (ms): how long a node may not answer before
+    /// it is taken for failed (and a master is replaced by its replica).
+    node_timeout: u32,
 }
+
+/// The node timeout of [`RedisCluster::start`]: long enough that a busy
+/// 2-core machine (a test build, other clusters) causes no failover.
+const CALM_NODE_TIMEOUT: u32 = 5_000;
+
+/// How long `redis-cli --cluster create` may take before it is killed and
+/// the start retried.
+const CREATE_LIMIT: Duration = Duration::from_secs(60);
 
 /// `redis-cli`, which comes with Debian's `redis-server` (its dependency
 /// `redis-tools`); installed if missing.
@@ -105,9 +116,20 @@ impl RedisCluster {
     /// fails (a port taken between being picked and being bound, a node that
     /// exits) is retried on new ports, twice at most.
     pub fn start() -> Self {
+        Self::start_with(CALM_NODE_TIMEOUT)
+    }
+
+    /// As [`start`](Self::start), with a 1 s node timeout: a killed master
+    /// is replaced within seconds (failover tests).
+    pub fn start_fast_failover() -> Self {
+        Self::start_with(1_000)
+    }
+
+    fn start_with(node_timeout: u32) -> Self {
         let mut why = String::new();
         for _ in 0..3 {
             let mut cluster = RedisCluster::reserved();
+            cluster.node_timeout = node_timeout;
             match cluster.try_start() {
                 Ok(()) => return cluster,
                 Err(e) => {
@@ -141,38 +163,91 @@ impl RedisCluster {
                 dir: tempfile::tempdir().expect("a temp dir"),
             })
             .collect();
-        RedisCluster { nodes }
+        RedisCluster {
+            nodes,
+            node_timeout: CALM_NODE_TIMEOUT,
+        }
     }
 
-    /// Starts a cluster made with [`reserved`](Self::reserved).
+    /// Starts a cluster made with [`reserved`](Self::reserved). Its ports
+    /// are already in the URL a test gave out, so a start that fails (one
+    /// of them taken meanwhile: EADDRINUSE, a node that exits) is retried
+    /// on the same ports, with fresh directories, after a pause, twice.
     pub fn start_now(&mut self) {
-        if let Err(e) = self.try_start() {
-            panic!("the local Redis Cluster did not start: {e}");
+        let mut why = String::new();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                self.stop_all();
+                for n in &mut self.nodes {
+                    n.dir = tempfile::tempdir().expect("a temp dir");
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            match self.try_start() {
+                Ok(()) => return,
+                Err(e) => {
+                    eprintln!("the local Redis Cluster did not start ({e}); trying again");
+                    why = e;
+                }
+            }
+        }
+        panic!("the local Redis Cluster did not start in 3 attempts: {why}");
+    }
+
+    fn stop_all(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
         }
     }
 
     fn try_start(&mut self) -> Result<(), String> {
         let bin = redis_server_binary();
         let cli = redis_cli_binary();
+        let node_timeout = self.node_timeout;
         for node in &mut self.nodes {
-            node.child = Some(spawn(&bin, node));
+            node.child = Some(spawn(&bin, node, node_timeout));
         }
         self.wait("every node answers", Duration::from_secs(20), |n| {
             n.conn(Duration::from_millis(200)).is_some()
         })?;
-        let out = Command::new(cli)
+        // Its output goes to a file (a pipe nobody reads could fill up and
+        // stall it); it is killed if it hangs (a node that never agrees).
+        let log_path = self.nodes[0].dir.path().join("cluster-create.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("a log file: {e}"))?;
+        let err_log = log.try_clone().map_err(|e| format!("a log file: {e}"))?;
+        let mut create = Command::new(cli)
             .arg("--cluster")
             .arg("create")
             .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
             .args(["--cluster-replicas", "1", "--cluster-yes"])
             .stdin(Stdio::null())
-            .output()
+            .stdout(log)
+            .stderr(err_log)
+            .spawn()
             .map_err(|e| format!("redis-cli does not run: {e}"))?;
-        if !out.status.success() {
+        let deadline = Instant::now() + CREATE_LIMIT;
+        let status = loop {
+            match create.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok(None) | Err(_) => {
+                    let _ = create.kill();
+                    let _ = create.wait();
+                    return Err(format!(
+                        "redis-cli --cluster create did not finish within {CREATE_LIMIT:?}"
+                    ));
+                }
+            }
+        };
+        if !status.success() {
             return Err(format!(
-                "redis-cli --cluster create failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                "redis-cli --cluster create failed: {}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
             ));
         }
         self.wait(
@@ -313,6 +388,39 @@ impl RedisCluster {
         all
     }
 
+    /// The live replicas' ports.
+    pub fn replica_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.alive())
+            .filter(|n| {
+                n.info("replication")
+                    .is_some_and(|r| field(&r, "role") == Some("slave"))
+            })
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// Freezes the node on `port` (SIGSTOP): its connections stay open and
+    /// nothing answers on them, as after a silent network failure.
+    pub fn pause(&self, port: u16) {
+        super::signal(self.pid(port), "STOP");
+    }
+
+    /// Lets a [`pause`](Self::pause)d node run again (SIGCONT).
+    pub fn resume(&self, port: u16) {
+        super::signal(self.pid(port), "CONT");
+    }
+
+    fn pid(&self, port: u16) -> u32 {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .and_then(|n| n.child.as_ref())
+            .map(Child::id)
+            .expect("a running node of this cluster")
+    }
+
     /// Kills (SIGKILL) the master on `port` and reaps it; its replica takes
     /// over after the cluster's node timeout.
     pub fn kill(&mut self, port: u16) {
@@ -328,13 +436,12 @@ impl RedisCluster {
     }
 }
 
-fn spawn(bin: &PathBuf, node: &Node) -> Child {
+fn spawn(bin: &PathBuf, node: &Node, node_timeout: u32) -> Child {
     Command::new(bin)
         .args(["--port", &node.port.to_string()])
         .args(["--cluster-port", &node.bus_port.to_string()])
         .args(["--cluster-enabled", "yes"])
-        // Failover within about a second of a master's death.
-        .args(["--cluster-node-timeout", "1000"])
+        .args(["--cluster-node-timeout", &node_timeout.to_string()])
         .args(["--cluster-config-file", "nodes.conf"])
         .args([
             "--bind",
@@ -358,11 +465,7 @@ fn spawn(bin: &PathBuf, node: &Node) -> Child {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for n in &mut self.nodes {
-            if let Some(mut c) = n.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
+        // A paused node is killed too (SIGKILL needs no SIGCONT).
+        self.stop_all();
     }
 }

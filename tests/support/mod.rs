@@ -290,6 +290,21 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): its sockets stay open and take
+    /// bytes, nothing answers; a connection to it dies silently.
+    pub fn pause(&self) {
+        if let Some(c) = &self.child {
+            signal(c.id(), "STOP");
+        }
+    }
+
+    /// Lets a [`pause`](Self::pause)d server run again (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(c) = &self.child {
+            signal(c.id(), "CONT");
+        }
+    }
+
     /// Starts the server again on the same port (empty: it saves nothing).
     pub fn restart(&mut self) {
         self.kill();
@@ -306,6 +321,16 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Sends `SIG<name>` to the process `pid` (with `kill`, no FFI).
+pub fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{name} {pid} failed");
 }
 
 /// Waits until `cond` holds (background work on other threads or
