@@ -2,15 +2,13 @@
 //! fail-safe window past their expiry, and an expired entry there is served
 //! when the loader fails, unless an invalidation covers it.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
+use crate::support::{eventually, RedisServer};
 use cachewright::backends::redis::RedisBackend;
 use cachewright::{cached, Cache, Clock, LayerConfig, ManualClock};
-use support::{eventually, RedisServer};
 
 static SERVER: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
 static CLOCK: LazyLock<ManualClock> = LazyLock::new(|| ManualClock::new(1_000_000));

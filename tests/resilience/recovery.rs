@@ -3,17 +3,15 @@
 //! newest per key, and not over a newer value), before the bus messages
 //! owed, and invalidations owed are delivered.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::support::{eventually, RedisServer};
 use cachewright::backends::redis::RedisBackend;
 use cachewright::backends::{async_trait, Backend, BackendError};
 use cachewright::{cached, Cache, LayerConfig};
-use support::{eventually, RedisServer};
 
 static CACHE: OnceLock<Cache> = OnceLock::new();
 static VERSION: AtomicU32 = AtomicU32::new(1);
