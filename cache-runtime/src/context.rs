@@ -294,10 +294,12 @@ where
 
 /// Inside a loader, marks the result being produced as a failure, for
 /// functions whose return type has no error to give (a plain value, an
-/// `Option`): the result is not cached and, with `fail_safe`, the last good
-/// value is served in its place while it is within its fail-safe window
-/// (without one, the result itself is returned). Returns whether a loader
-/// was running to hear it.
+/// `Option`): the result is not cached, and is counted as a failed load;
+/// with `fail_safe`, the last good value is served in its place while it is
+/// within its fail-safe window (without one, the result itself is
+/// returned). In [`Cache::get_or_load`](crate::Cache::get_or_load) the
+/// result is returned and not stored. Returns whether a loader was running
+/// to hear it.
 ///
 /// # Examples
 ///
