@@ -85,6 +85,8 @@ fn writes_made_while_redis_was_down_reach_it_when_it_is_back() {
 #[derive(Default, Debug)]
 struct Flaky {
     down: AtomicBool,
+    /// Writes never answer (until the layer's timeout).
+    hang: AtomicBool,
     map: Mutex<HashMap<String, Vec<u8>>>,
 }
 
@@ -111,6 +113,9 @@ impl Backend for Flaky {
     }
     async fn set(&self, key: &str, value: Vec<u8>, _ttl: Duration) -> Result<(), BackendError> {
         self.check()?;
+        while self.hang.load(SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         self.map.lock().unwrap().insert(key.to_owned(), value);
         Ok(())
     }
@@ -150,4 +155,55 @@ fn an_owed_write_does_not_replace_a_value_written_since() {
     );
     let mine = String::from_utf8_lossy(map.get(new.as_str()).expect("key 2 written")).into_owned();
     assert!(mine.contains("mine"), "{mine}");
+}
+
+#[test]
+fn a_write_owed_is_not_written_back_after_the_key_was_deleted() {
+    let flaky = Arc::new(Flaky::default());
+    let cache = Cache::builder()
+        .namespace("rec3")
+        .layer(LayerConfig::shared(flaky.clone()))
+        .build();
+    let key = cache.key("note", &1);
+    flaky.down.store(true, SeqCst);
+    cache.set(&key, "old".to_string(), Some(Duration::from_secs(300)));
+    assert_eq!(cache.bus_stats().undelivered, 1);
+    flaky.down.store(false, SeqCst);
+    // Deleted before the replay: the old value must not come back.
+    cache.delete(&key);
+    eventually("nothing is owed", || cache.bus_stats().undelivered == 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !flaky.map.lock().unwrap().contains_key(key.as_str()),
+        "the deleted value was not written back"
+    );
+    assert_eq!(cache.get::<String>(&key), None);
+}
+
+#[test]
+fn a_flush_that_times_out_loses_nothing_it_owed() {
+    let flaky = Arc::new(Flaky::default());
+    let layer = LayerConfig::shared(flaky.clone()).timeout(Duration::from_secs(1));
+    let cache = Cache::builder().namespace("rec4").layer(layer).build();
+    let key = cache.key("note", &1);
+    flaky.down.store(true, SeqCst);
+    cache.set(&key, "mine".to_string(), Some(Duration::from_secs(300)));
+    // Back, but every write hangs: the flush gives up mid-attempt.
+    flaky.hang.store(true, SeqCst);
+    flaky.down.store(false, SeqCst);
+    assert!(
+        !cache.flush(Duration::from_millis(100)),
+        "not delivered in time"
+    );
+    assert!(
+        cache.bus_stats().undelivered >= 1,
+        "still owed: {:?}",
+        cache.bus_stats()
+    );
+    flaky.hang.store(false, SeqCst);
+    eventually("delivered once writes answer", || {
+        flaky.map.lock().unwrap().contains_key(key.as_str())
+    });
+    eventually("nothing is owed", || cache.bus_stats().undelivered == 0);
+    assert_eq!(cache.bus_stats().lost, 0);
 }

@@ -453,12 +453,14 @@ impl Cache {
     {
         let entry = self.with_entity(key, entry);
         let created = entry.stamp;
+        let tags = entry.tags.clone();
         let remote = self.encode_for_layers(key, &entry);
         self.put_weighed(key, entry, since, Admit::Replace);
         remote.map(|(bytes, remaining)| RemoteWrite {
             bytes,
             remaining,
             created,
+            tags,
         })
     }
 
@@ -472,7 +474,7 @@ impl Cache {
             &|_| remaining,
             all,
             none,
-            write.created,
+            (write.created, &write.tags),
         )
         .await;
         self.announce_write(key.as_str(), write.created);
@@ -745,4 +747,5 @@ pub(super) struct RemoteWrite {
     bytes: Vec<u8>,
     remaining: Duration,
     created: u64,
+    tags: crate::entry::Tags,
 }

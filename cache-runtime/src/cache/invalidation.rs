@@ -99,6 +99,7 @@ impl Cache {
     fn supersede_local(&self, urn: &str, at: Stamp) {
         let now = self.inner.clock.stamp();
         self.inner.marks.raise_written(tag_hash(urn), at, now);
+        self.forget_writes(Some(urn));
         tracing::debug!(cache = %self.inner.name, at, "deleted");
     }
 
@@ -115,6 +116,7 @@ impl Cache {
     /// stored again, and what its in-process layers hold goes.
     pub(super) fn clear_local_at(&self, at: Stamp) {
         self.inner.marks.clear(at);
+        self.forget_writes(None);
         self.clear_local();
         tracing::debug!(cache = %self.inner.name, at, "cleared");
     }

@@ -132,7 +132,7 @@ impl Cache {
         remaining: &(dyn Fn(usize) -> Duration + Sync),
         to: LayerSet,
         owed: LayerSet,
-        stamp: Stamp,
+        stamped: (Stamp, &crate::entry::Tags),
     ) {
         let failed = if to == LayerSet::NONE {
             LayerSet::NONE
@@ -148,7 +148,7 @@ impl Cache {
             }
             let capped = self.inner.layers[i].capped(left);
             let until = now.saturating_add(crate::clock::saturating_ms(capped));
-            self.owe_writes(LayerSet::NONE.with(i), urn, &bytes, until, stamp);
+            self.owe_writes(LayerSet::NONE.with(i), urn, &bytes, until, stamped);
         }
     }
 

@@ -3,8 +3,9 @@
 //! tag or key) and retried with back-off until delivered, never dropped.
 //! Also the entries a remote layer could not take (the newest per key and
 //! layer, within a byte bound): written again when the layer answers, if
-//! they have not expired and the layer holds nothing newer under the key by
-//! then (`SET NX`), before the bus messages owed are sent.
+//! they have not expired, no invalidation, delete or clear came since, and
+//! the layer holds nothing under the key by then (`SET NX`), before the bus
+//! messages owed are sent.
 
 use super::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -52,10 +53,46 @@ struct Pending {
 /// An entry a remote layer could not take.
 struct OwedWrite {
     bytes: Vec<u8>,
+    /// Its tags: an invalidation of any of them since means it is not
+    /// written back.
+    tags: crate::entry::Tags,
     /// When it stops being worth writing, by the cache's clock.
     until_ms: crate::clock::Millis,
     /// The start of its load: a newer write of the key replaces it.
     stamp: Stamp,
+}
+
+/// One attempt at everything owed: settles its count of items in flight
+/// when it ends, and puts back what it had not reached if it is dropped
+/// before (the newest per item kept).
+struct Attempt<'a> {
+    outbox: &'a Outbox,
+    n: usize,
+    left: Pending,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let left = std::mem::take(&mut self.left);
+        if left.len() > 0 {
+            let mut p = self.outbox.lock();
+            let mut lost = 0u64;
+            for (t, at) in left.raises {
+                lost += u64::from(!keep_newest(&mut p.raises, t, at));
+            }
+            for (k, at) in left.messages {
+                lost += u64::from(!keep_newest(&mut p.messages, k, at));
+            }
+            if let Some(at) = left.clear {
+                p.clear = Some(p.clear.unwrap_or(0).max(at));
+            }
+            for ((i, urn), w) in left.writes {
+                lost += u64::from(!p.owe_write(i, urn, w));
+            }
+            self.outbox.lost.fetch_add(lost, Relaxed);
+        }
+        self.outbox.in_flight.fetch_sub(self.n, Relaxed);
+    }
 }
 
 impl Pending {
@@ -146,7 +183,7 @@ impl Cache {
         urn: &str,
         bytes: &[u8],
         until_ms: crate::clock::Millis,
-        stamp: Stamp,
+        (stamp, tags): (Stamp, &crate::entry::Tags),
     ) {
         if layers == LayerSet::NONE {
             return;
@@ -155,6 +192,7 @@ impl Cache {
             for i in (0..self.inner.layers.len()).filter(|&i| layers.contains(i)) {
                 let w = OwedWrite {
                     bytes: bytes.to_vec(),
+                    tags: tags.clone(),
                     until_ms,
                     stamp,
                 };
@@ -191,13 +229,34 @@ impl Cache {
         let outbox = &self.inner.outbox;
         outbox.failures.fetch_add(1, Relaxed);
         let mut lost = 0;
-        add(&mut outbox.lock(), &mut lost);
+        let first = {
+            let mut p = outbox.lock();
+            let first = p.len() == 0 && outbox.in_flight.load(Relaxed) == 0;
+            add(&mut p, &mut lost);
+            first
+        };
         if lost > 0 {
             outbox.lost.fetch_add(lost, Relaxed);
             tracing::error!(cache = %self.inner.name, lost, "too many undelivered invalidations; some were given up");
         }
-        tracing::warn!(cache = %self.inner.name, "an invalidation or a write could not be delivered; retrying in the background");
+        // Once per outage, not once per write while a layer is down.
+        if first {
+            tracing::warn!(cache = %self.inner.name, "an invalidation or a write could not be delivered; retrying in the background");
+        } else {
+            tracing::debug!(cache = %self.inner.name, "owed to a layer or the bus; retrying in the background");
+        }
         self.start_retries();
+    }
+
+    /// Forgets the writes owed of `urn` (deleted), or of every key
+    /// (`None`: cleared).
+    pub(super) fn forget_writes(&self, urn: Option<&str>) {
+        let mut p = self.inner.outbox.lock();
+        let before = p.writes.len();
+        p.writes.retain(|(_, k), _| urn.is_some_and(|u| u != k));
+        if p.writes.len() != before {
+            p.write_bytes = p.writes.values().map(|w| w.bytes.len()).sum();
+        }
     }
 
     fn start_retries(&self) {
@@ -231,61 +290,74 @@ impl Cache {
 
     /// One attempt at everything owed; whether nothing is owed any more.
     async fn retry_once(&self) -> bool {
-        /// Settles the items of one attempt, even if it is dropped.
-        struct Attempt<'a>(&'a Outbox, usize);
-        impl Drop for Attempt<'_> {
-            fn drop(&mut self) {
-                self.0.in_flight.fetch_sub(self.1, Relaxed);
-            }
-        }
-        let (owed, n) = {
-            let mut pending = self.inner.outbox.lock();
+        let outbox = &self.inner.outbox;
+        let mut attempt = {
+            let mut pending = outbox.lock();
             let n = pending.len();
             // Counted before the lock is let go: nobody sees the items gone
             // before they are delivered or owed again.
-            self.inner.outbox.in_flight.fetch_add(n, Relaxed);
-            (std::mem::take(&mut *pending), n)
+            outbox.in_flight.fetch_add(n, Relaxed);
+            Attempt {
+                outbox,
+                n,
+                left: std::mem::take(&mut *pending),
+            }
         };
-        let attempt = Attempt(&self.inner.outbox, n);
+        // Each item leaves `left` once its delivery has run (a failed one
+        // owes itself again): cancelled mid-way (a flush that timed out),
+        // the attempt puts the rest back.
         let mut raises: HashMap<Stamp, Vec<String>> = HashMap::new();
-        for (t, at) in owed.raises {
-            raises.entry(at).or_default().push(t);
+        for (t, at) in &attempt.left.raises {
+            raises.entry(*at).or_default().push(t.clone());
         }
         for (at, tags) in raises {
-            self.deliver_raises(tags, at).await;
+            self.deliver_raises(tags.clone(), at).await;
+            for t in tags {
+                attempt.left.raises.remove(&t);
+            }
         }
         // Entries before the bus messages: another process told of a write
         // finds it there.
         let now = self.inner.clock.now_ms();
-        for ((i, urn), w) in owed.writes {
-            let Some(layer) = self.inner.layers.get(i) else {
+        let slots: Vec<(usize, String)> = attempt.left.writes.keys().cloned().collect();
+        for (i, urn) in slots {
+            let Some(w) = attempt.left.writes.get(&(i, urn.clone())) else {
                 continue;
             };
             let left = Duration::from_millis(w.until_ms.saturating_sub(now));
-            if left.is_zero() {
-                continue;
-            }
-            if layer
-                .set_if_absent(&urn, w.bytes.clone(), left)
-                .await
-                .is_err()
-            {
-                let mut p = self.inner.outbox.lock();
-                if !p.owe_write(i, urn, w) {
-                    self.inner.outbox.lost.fetch_add(1, Relaxed);
+            let (bytes, stamp, tags) = (w.bytes.clone(), w.stamp, w.tags.clone());
+            // Expired, or deleted, cleared or invalidated since: not
+            // written back.
+            let wanted = !left.is_zero() && self.current(stamp, &tags, &urn);
+            let failed = match self.inner.layers.get(i) {
+                Some(layer) if wanted => layer.set_if_absent(&urn, bytes, left).await.is_err(),
+                _ => false,
+            };
+            if let Some(w) = attempt.left.writes.remove(&(i, urn.clone())) {
+                attempt.left.write_bytes -= w.bytes.len();
+                if failed && !outbox.lock().owe_write(i, urn, w) {
+                    outbox.lost.fetch_add(1, Relaxed);
                 }
             }
         }
-        if let Some(at) = owed.clear {
+        if let Some(at) = attempt.left.clear {
             self.deliver_message(BusKind::Clear, Vec::new(), at).await;
+            attempt.left.clear = None;
         }
-        for ((kind, item), at) in owed.messages {
+        let messages: Vec<((BusKind, String), Stamp)> = attempt
+            .left
+            .messages
+            .iter()
+            .map(|(k, at)| (k.clone(), *at))
+            .collect();
+        for ((kind, item), at) in messages {
             if kind != BusKind::Clear {
-                self.deliver_message(kind, vec![item], at).await;
+                self.deliver_message(kind, vec![item.clone()], at).await;
             }
+            attempt.left.messages.remove(&(kind, item));
         }
         drop(attempt);
-        self.inner.outbox.undelivered() == 0
+        outbox.undelivered() == 0
     }
 }
 

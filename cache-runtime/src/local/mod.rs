@@ -141,6 +141,10 @@ pub(crate) enum Admit {
     /// horizon ends at the given time; it goes in only where no live, valid
     /// entry is (a newer load's is kept).
     Throttled(Millis),
+    /// A value read from a remote layer: it replaces an entry only if that
+    /// one is invalid, older, or expired while it is not (a remote copy
+    /// never takes the place of a newer one held here).
+    FromRemote,
 }
 
 /// What [`Store::admit`] did.
@@ -187,7 +191,9 @@ impl<K: Hash + Eq, V> Store<K, Held<V>> {
             entry.stale_until_ms = entry.stale_until_ms.min(until);
         }
         let held = match how {
-            Admit::Throttled(horizon) => {
+            // Still servable stale after its throttle: an ordinary entry, whose
+            // fail-safe window ends where the value's first one did.
+            Admit::Throttled(horizon) if entry.stale_until_ms <= entry.fresh_until_ms => {
                 Held::throttled(entry, horizon, urn.as_str(), urn.entity(), epoch, since)
             }
             _ => Held::new(entry, urn.as_str(), urn.entity(), epoch, since),
@@ -201,6 +207,12 @@ impl<K: Hash + Eq, V> Store<K, Held<V>> {
             Admit::IfVacant => self.insert_if_vacant(hash, key, held, weight, |old| {
                 old.is_expired(now) || !old.valid(marks)
             }),
+            Admit::FromRemote => {
+                let (stamp, expired) = (held.stamp(), held.is_expired(now));
+                self.insert_if_vacant(hash, key, held, weight, |old| {
+                    !old.valid(marks) || old.stamp() < stamp || (old.is_expired(now) && !expired)
+                })
+            }
             // Over the entry it serves again (a stale one, after a failed
             // refresh) or an older one; never over a newer load's.
             Admit::Throttled(_) => {

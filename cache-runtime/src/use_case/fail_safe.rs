@@ -142,7 +142,10 @@ where
                 Duration::ZERO,
             );
             entry.fresh_until_ms = until;
-            entry.stale_until_ms = until;
+            // A value still servable stale (a failed refresh) keeps its
+            // stale window; its fail-safe window then ends where it did.
+            let stale_until = fb.horizon_ms.saturating_sub(self.fail_safe_ms());
+            entry.stale_until_ms = until.max(stale_until);
             entry.negative = fb.negative;
             entry.tags = fb.found.tags.clone();
             let weight = self.weight(&entry.value);

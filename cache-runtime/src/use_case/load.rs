@@ -155,12 +155,11 @@ where
     /// an invalidation already covers it (a future buffer), L1 is not
     /// trusted (bus down), or the bus reconnected since this process got the
     /// value (at `since`: the start of its load or read).
-    pub(super) fn fill_local(&self, miss: &Miss<K>, entry: &Entry<V>, since: Stamp) {
+    pub(super) fn fill_local(&self, miss: &Miss<K>, entry: &Entry<V>, since: Stamp, how: Admit) {
         let (hash, key, urn) = (miss.hash, &miss.key, &miss.urn);
         if !miss.local {
             return;
         }
-        let how = Admit::Replace;
         let weight = self.weight(&entry.value);
         match self.store.admit(
             hash,
@@ -263,7 +262,7 @@ where
     ) -> Option<Entry<V>> {
         let since = loaded.since;
         let entry = self.entry(miss, loaded, directive)?;
-        self.fill_local(miss, &entry, since);
+        self.fill_local(miss, &entry, since, Admit::Replace);
         Some(entry)
     }
 
@@ -290,7 +289,7 @@ where
                     &|i| self.remote_remaining(i, remaining),
                     to,
                     owed,
-                    entry.stamp,
+                    (entry.stamp, &entry.tags),
                 )
                 .await;
             // Other processes drop their older copies of this key.
@@ -315,11 +314,12 @@ where
             let urn = miss.urn.as_str().to_owned();
             let budget = self.remote_budget();
             let created = entry.stamp;
+            let tags = entry.tags.clone();
             let _ = cachewright_backends::io::block_on(
                 async move {
                     let remaining = &|i| self.remote_remaining(i, remaining);
                     self.cache
-                        .write_or_owe(&urn, bytes, remaining, to, owed, created)
+                        .write_or_owe(&urn, bytes, remaining, to, owed, (created, &tags))
                         .await
                 },
                 budget,
@@ -335,7 +335,9 @@ where
     /// Looks the call up in the remote layers (the cache's one read path);
     /// a hit fills L1. Also says which layers failed, and, with fail-safe
     /// and no live entry, the expired one fail-safe may serve.
-    pub(super) async fn read_remote(&self, miss: &Miss<K>) -> RemoteRead<V> {
+    /// `count`: whether a hit is counted (a call's read; not a refresh's or
+    /// a locked load's look for another process's value).
+    pub(super) async fn read_remote(&self, miss: &Miss<K>, count: bool) -> RemoteRead<V> {
         let Some(codec) = self.remote else {
             return (None, LayerSet::NONE, None);
         };
@@ -362,7 +364,7 @@ where
         if hit.freshness == Freshness::Expired {
             // Kept in L1 as it is (expired): a caller past its soft timeout,
             // and the next failing loads, find it there.
-            self.fill_local(miss, &hit.entry, since);
+            self.fill_local(miss, &hit.entry, since, Admit::FromRemote);
             let horizon_ms = hit.entry.stale_until_ms.saturating_add(self.fail_safe_ms());
             let fallback = super::fail_safe::Fallback {
                 negative: hit.entry.negative,
@@ -376,11 +378,13 @@ where
             };
             return (None, failed, Some(fallback));
         }
-        self.counters.remote_hit();
-        if hit.freshness == Freshness::Stale {
-            self.counters.stale_hit();
+        if count {
+            self.counters.remote_hit();
+            if hit.freshness == Freshness::Stale {
+                self.counters.stale_hit();
+            }
         }
-        self.fill_local(miss, &hit.entry, since);
+        self.fill_local(miss, &hit.entry, since, Admit::FromRemote);
         let found = Stamped {
             value: hit.entry.value,
             stamp: hit.entry.stamp,
@@ -393,14 +397,21 @@ where
     /// The sync adapter of [`read_remote`](Self::read_remote), on the I/O
     /// runtime within the layers' time budget (all layers count as failed
     /// when it cannot run at all).
-    pub(super) fn read_remote_blocking(&'static self, miss: &Miss<K>) -> RemoteRead<V> {
+    pub(super) fn read_remote_blocking(
+        &'static self,
+        miss: &Miss<K>,
+        count: bool,
+    ) -> RemoteRead<V> {
         if self.remote.is_none() {
             return (None, LayerSet::NONE, None);
         }
         let miss = miss.clone();
         let budget = self.remote_budget();
-        cachewright_backends::io::block_on(async move { self.read_remote(&miss).await }, budget)
-            .unwrap_or((None, LayerSet::ALL, None))
+        cachewright_backends::io::block_on(
+            async move { self.read_remote(&miss, count).await },
+            budget,
+        )
+        .unwrap_or((None, LayerSet::ALL, None))
     }
 }
 
@@ -457,9 +468,9 @@ where
 
     async fn remote(&mut self) -> Option<Stamped<V>> {
         let (found, failed, fallback) = if self.blocking {
-            self.uc.read_remote_blocking(self.miss)
+            self.uc.read_remote_blocking(self.miss, true)
         } else {
-            self.uc.read_remote(self.miss).await
+            self.uc.read_remote(self.miss, true).await
         };
         self.failed = failed;
         self.fallback = fallback;

@@ -10,7 +10,7 @@
 
 use super::*;
 use crate::layer::RemoteLayer;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// The first pause between two looks for the holder's value.
@@ -22,11 +22,33 @@ const MAX_PAUSE: Duration = Duration::from_millis(100);
 /// lease this process holds (a loader calling its own key, a call loading
 /// apart) does not wait on it.
 #[derive(Default)]
-pub(super) struct Held(Mutex<HashSet<String>>);
+pub(super) struct Held(Mutex<HashMap<String, usize>>);
 
 impl Held {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn holds(&self, key: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(key)
+    }
+
+    fn take(&self, key: &str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_owned())
+            .or_default() += 1;
+    }
+
+    fn give_back(&self, key: &str) {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(key);
+            }
+        }
     }
 }
 
@@ -52,7 +74,7 @@ pub(super) struct Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.held.lock().remove(&self.key);
+        self.held.give_back(&self.key);
         if !self.released {
             let (layer, key, token) = (
                 self.layer.clone(),
@@ -85,14 +107,20 @@ where
         };
         let layer = self.cache.layers()[i].clone();
         let key = crate::key::lock_key(&self.cache.key_prefix(), miss.urn.as_str());
-        if self.locks.lock().contains(&key) {
+        if self.locks.holds(&key) {
             return Gate::Load(None);
         }
         let token = fastrand::u128(..).to_le_bytes().to_vec();
         // A value found counts only if loaded after the one held here: a
         // refresh is not done by finding the value it refreshes.
         let floor = self.held_stamp(miss);
-        let wait = Duration::from_millis(r.lock_wait_ms);
+        // A caller with a hard timeout waits at most half of it: its own
+        // load must still have time to run.
+        let wait = match r.hard_timeout_ms {
+            0 => r.lock_wait_ms,
+            hard => r.lock_wait_ms.min(hard / 2),
+        };
+        let wait = Duration::from_millis(wait);
         // The lease runs out halfway through a waiter's wait: a holder that
         // died is taken over by a waiter before any waiter gives up.
         let lease_ttl = (wait / 2).max(Duration::from_millis(1));
@@ -105,7 +133,7 @@ where
                 .await
             {
                 Some(true) => {
-                    self.locks.lock().insert(key.clone());
+                    self.locks.take(&key);
                     let lease = Lease {
                         layer,
                         key,
@@ -210,9 +238,9 @@ where
         blocking: bool,
     ) -> Option<Stamped<V>> {
         let found = if blocking {
-            self.read_remote_blocking(miss).0
+            self.read_remote_blocking(miss, false).0
         } else {
-            self.read_remote(miss).await.0
+            self.read_remote(miss, false).await.0
         };
         found.filter(|f| f.stamp > floor)
     }

@@ -162,7 +162,7 @@ where
     async fn timeout_fallback(&'static self, miss: &Miss<K>, why: &str) -> Option<V> {
         let mut remote = None;
         if self.fail_safe_ms() > 0 && miss.remote != LayerSet::NONE {
-            let (live, _, expired) = self.read_remote(miss).await;
+            let (live, _, expired) = self.read_remote(miss, true).await;
             if let Some(live) = live {
                 return Some(live.value);
             }
