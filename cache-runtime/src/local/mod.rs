@@ -138,8 +138,8 @@ pub(crate) enum Admit {
     /// The new entry goes in only where no live, valid entry is.
     IfVacant,
     /// A fail-safe value served again for its throttle, whose fail-safe
-    /// horizon ends at the given time; it goes in only where no live, valid
-    /// entry is (a newer load's is kept).
+    /// horizon ends at the given time; it replaces only an expired, invalid,
+    /// older or same entry (a newer load's is kept).
     Throttled(Millis),
     /// A value read from a remote layer: it replaces an entry only if that
     /// one is invalid, older, or expired while it is not (a remote copy
@@ -191,11 +191,12 @@ impl<K: Hash + Eq, V> Store<K, Held<V>> {
             entry.stale_until_ms = entry.stale_until_ms.min(until);
         }
         let held = match how {
-            // Still servable stale after its throttle: an ordinary entry, whose
-            // fail-safe window ends where the value's first one did.
             Admit::Throttled(horizon) if entry.stale_until_ms <= entry.fresh_until_ms => {
                 Held::throttled(entry, horizon, urn.as_str(), urn.entity(), epoch, since)
             }
+            // A throttled value still servable stale after its throttle is
+            // held as an ordinary entry: its fail-safe window ends where the
+            // value's first one did.
             _ => Held::new(entry, urn.as_str(), urn.entity(), epoch, since),
         };
         if !held.admissible(marks) {
