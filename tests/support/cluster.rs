@@ -443,19 +443,8 @@ fn spawn(bin: &PathBuf, node: &Node, node_timeout: u32) -> Child {
         .args(["--cluster-enabled", "yes"])
         .args(["--cluster-node-timeout", &node_timeout.to_string()])
         .args(["--cluster-config-file", "nodes.conf"])
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--protected-mode",
-            "no",
-            "--dir",
-        ])
+        .args(super::EPHEMERAL)
+        .arg("--dir")
         .arg(node.dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -89,6 +89,21 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// How every test server runs: on loopback, in the foreground, keeping
+/// nothing on disk.
+pub const EPHEMERAL: &[&str] = &[
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--daemonize",
+    "no",
+    "--protected-mode",
+    "no",
+];
+
 /// The `redis-server` binary, installing it once if needed.
 pub fn redis_server_binary() -> PathBuf {
     static INSTALL: Mutex<()> = Mutex::new(());
@@ -215,19 +230,8 @@ impl RedisServer {
             cmd.args(["--requirepass", pw]);
         }
         let child = cmd
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--protected-mode",
-                "no",
-                "--dir",
-            ])
+            .args(EPHEMERAL)
+            .arg("--dir")
             .arg(self._dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -201,10 +201,20 @@ where
         let op = async move {
             let _ = layer.delete_if(&key, token).await;
         };
+        self.on_layer(op, blocking).await;
+    }
+
+    /// Runs a lease operation: in place, or for a sync caller on the I/O
+    /// runtime within the layers' budget (`None` when it could not finish).
+    async fn on_layer<T: Send + 'static>(
+        &self,
+        op: impl Future<Output = T> + Send + 'static,
+        blocking: bool,
+    ) -> Option<T> {
         if blocking {
-            let _ = cachewright_backends::io::block_on(op, self.remote_budget());
+            cachewright_backends::io::block_on(op, self.remote_budget()).ok()
         } else {
-            op.await;
+            Some(op.await)
         }
     }
 
@@ -219,13 +229,7 @@ where
     ) -> Option<bool> {
         let (l, key, token) = (layer.clone(), key.to_owned(), token.to_vec());
         let op = async move { l.set_if_absent(&key, token, ttl).await.ok() };
-        if blocking {
-            cachewright_backends::io::block_on(op, self.remote_budget())
-                .ok()
-                .flatten()
-        } else {
-            op.await
-        }
+        self.on_layer(op, blocking).await.flatten()
     }
 
     /// The key's live value in the remote layers, if one holds one loaded
